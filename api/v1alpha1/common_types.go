@@ -1,0 +1,63 @@
+package v1alpha1
+
+// Condition types shared by Group and Node.
+const (
+	// ConditionReady is the summary condition: True when the object is where its spec asks.
+	ConditionReady = "Ready"
+	// ConditionDegraded is True while something needs a human (a failed boot, a bad reference).
+	ConditionDegraded = "Degraded"
+	// ConditionPowerOperation is True while a power operation on a machine is in flight.
+	ConditionPowerOperation = "PowerOperation"
+)
+
+// Well-known labels and annotations. Everything the project writes onto other objects lives
+// under this prefix.
+const (
+	// LabelGroup is set on core Nodes (and Jobs) to the name of the machine's Group.
+	LabelGroup = "homelab-autoscaler.dev/group"
+	// LabelNode is set on core Nodes (and Jobs) to the name of the machine (our Node).
+	LabelNode = "homelab-autoscaler.dev/node"
+)
+
+// SecretReference names a Secret in the namespace of the object that refers to it. Credentials
+// are only ever read from Secrets at the moment they are used; the API has no field for an
+// inline password, key or token.
+type SecretReference struct {
+	// Name of the Secret, in the same namespace.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+}
+
+// SecretKeyReference names one key of a Secret in the same namespace.
+type SecretKeyReference struct {
+	// Name of the Secret, in the same namespace.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+	// Key within the Secret.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Key string `json:"key"`
+}
+
+// ConfigMapOrSecretKeyReference names one key of a ConfigMap or a Secret in the same namespace,
+// for data that is not secret in itself (a CA bundle) but may live in either.
+// +kubebuilder:validation:XValidation:rule="has(self.configMapName) != has(self.secretName)",message="set exactly one of configMapName or secretName"
+type ConfigMapOrSecretKeyReference struct {
+	// ConfigMapName names a ConfigMap in the same namespace.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	ConfigMapName string `json:"configMapName,omitempty"`
+	// SecretName names a Secret in the same namespace.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	SecretName string `json:"secretName,omitempty"`
+	// Key within the ConfigMap or Secret.
+	// +kubebuilder:default="ca.crt"
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Key string `json:"key,omitempty"`
+}

@@ -1,0 +1,162 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// PowerOffPolicy says what happens to a machine's core Node object after the machine is off.
+// +kubebuilder:validation:Enum=Delete;Keep
+type PowerOffPolicy string
+
+const (
+	// PowerOffDelete deletes the core Node after power-off, so cluster-autoscaler does not count an
+	// unready node (the default).
+	PowerOffDelete PowerOffPolicy = "Delete"
+	// PowerOffKeep keeps the core Node (cordoned, NotReady) after power-off.
+	PowerOffKeep PowerOffPolicy = "Keep"
+)
+
+// GroupSpec describes a node group that cluster-autoscaler scales between minSize and maxSize.
+// +kubebuilder:validation:XValidation:rule="!has(self.maxSize) || self.minSize <= self.maxSize",message="minSize must not be greater than maxSize"
+type GroupSpec struct {
+	// MinSize is the fewest machines cluster-autoscaler keeps on.
+	// +kubebuilder:default=0
+	// +kubebuilder:validation:Minimum=0
+	MinSize int32 `json:"minSize"`
+
+	// MaxSize is the most machines cluster-autoscaler may have on. Defaults to (and is in effect
+	// capped by) the number of member Nodes; a larger value is reported in status.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	MaxSize *int32 `json:"maxSize,omitempty"`
+
+	// Template describes a member's core Node for cluster-autoscaler's scale-from-zero, used when
+	// no member is registered.
+	// +optional
+	Template *NodeTemplate `json:"template,omitempty"`
+
+	// AutoscalingOptions overrides cluster-autoscaler's defaults for this group. When unset, the
+	// group uses CA's global settings.
+	// +optional
+	AutoscalingOptions *AutoscalingOptions `json:"autoscalingOptions,omitempty"`
+
+	// PowerOffPolicy says whether a machine's core Node object is deleted after it powers off.
+	// +kubebuilder:default=Delete
+	PowerOffPolicy PowerOffPolicy `json:"powerOffPolicy,omitempty"`
+}
+
+// NodeTemplate is what a member's core Node looks like once it has registered.
+type NodeTemplate struct {
+	// Labels of the core Node.
+	// +optional
+	Labels map[string]string `json:"labels,omitempty"`
+	// Taints of the core Node.
+	// +optional
+	Taints []corev1.Taint `json:"taints,omitempty"`
+	// Capacity of the core Node: at least cpu, memory and pods.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="!has(self.pods) || quantity(self.pods).isGreaterThan(quantity('0'))",message="template capacity pods must be positive: cluster-autoscaler schedules nothing onto a node with no pod capacity"
+	Capacity corev1.ResourceList `json:"capacity,omitempty"`
+	// Allocatable of the core Node; defaults to Capacity.
+	// +optional
+	Allocatable corev1.ResourceList `json:"allocatable,omitempty"`
+}
+
+// AutoscalingOptions are cluster-autoscaler's per-node-group options. Any field left unset takes
+// CA's global value.
+type AutoscalingOptions struct {
+	// ScaleDownUtilizationThreshold: a node whose requests sum below this fraction of its
+	// allocatable is a scale-down candidate, e.g. "0.5".
+	// +optional
+	// +kubebuilder:validation:Pattern=`^(0(\.[0-9]+)?|1(\.0+)?)$`
+	ScaleDownUtilizationThreshold *string `json:"scaleDownUtilizationThreshold,omitempty"`
+	// ScaleDownGPUUtilizationThreshold: the same for GPU nodes, e.g. "0.5".
+	// +optional
+	// +kubebuilder:validation:Pattern=`^(0(\.[0-9]+)?|1(\.0+)?)$`
+	ScaleDownGPUUtilizationThreshold *string `json:"scaleDownGpuUtilizationThreshold,omitempty"`
+	// ScaleDownUnneededTime: how long a node must be unneeded before it is scaled down.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="scaleDownUnneededTime must be a positive duration such as 10m"
+	ScaleDownUnneededTime *metav1.Duration `json:"scaleDownUnneededTime,omitempty"`
+	// ScaleDownUnreadyTime: how long an unready node must be unneeded before it is scaled down.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="scaleDownUnreadyTime must be a positive duration such as 20m"
+	ScaleDownUnreadyTime *metav1.Duration `json:"scaleDownUnreadyTime,omitempty"`
+	// MaxNodeProvisionTime: how long CA waits for a machine to register before giving up on it.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="maxNodeProvisionTime must be a positive duration such as 15m"
+	MaxNodeProvisionTime *metav1.Duration `json:"maxNodeProvisionTime,omitempty"`
+	// ZeroOrMaxNodeScaling: scale the group only to zero or to its maximum.
+	// +optional
+	ZeroOrMaxNodeScaling *bool `json:"zeroOrMaxNodeScaling,omitempty"`
+	// IgnoreDaemonSetsUtilization: leave DaemonSet pods out of the utilization figure.
+	// +optional
+	IgnoreDaemonSetsUtilization *bool `json:"ignoreDaemonSetsUtilization,omitempty"`
+}
+
+// GroupStatus is what the controller observed of the group's machines.
+type GroupStatus struct {
+	// ObservedGeneration is the spec generation this status reflects.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// Members is the number of Nodes in the group.
+	// +optional
+	Members int32 `json:"members"`
+	// Target is the number of members desired on (spec.powerState "on"): cluster-autoscaler's
+	// target size.
+	// +optional
+	Target int32 `json:"target"`
+	// Ready counts members whose progress is Ready.
+	// +optional
+	Ready int32 `json:"ready"`
+	// StartingUp counts members whose progress is StartingUp.
+	// +optional
+	StartingUp int32 `json:"startingUp"`
+	// ShuttingDown counts members whose progress is ShuttingDown.
+	// +optional
+	ShuttingDown int32 `json:"shuttingDown"`
+	// Off counts members whose progress is Off.
+	// +optional
+	Off int32 `json:"off"`
+	// Failed counts members whose progress is Failed.
+	// +optional
+	Failed int32 `json:"failed"`
+	// Conditions: Ready, Degraded.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// Group is a pool of machines that cluster-autoscaler scales as one node group.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=hlg;hlgroup,categories=homelab
+// +kubebuilder:printcolumn:name="Min",type=integer,JSONPath=`.spec.minSize`
+// +kubebuilder:printcolumn:name="Max",type=integer,JSONPath=`.spec.maxSize`
+// +kubebuilder:printcolumn:name="Target",type=integer,JSONPath=`.status.target`
+// +kubebuilder:printcolumn:name="Ready",type=integer,JSONPath=`.status.ready`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type Group struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   GroupSpec   `json:"spec,omitempty"`
+	Status GroupStatus `json:"status,omitempty"`
+}
+
+// GroupList is a list of Group.
+// +kubebuilder:object:root=true
+type GroupList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Group `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&Group{}, &GroupList{})
+}

@@ -1,0 +1,445 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// PowerState is a machine's power state: the desired one in spec, the observed one in status.
+type PowerState string
+
+const (
+	// PowerOn means the machine is (or should be) running.
+	PowerOn PowerState = "on"
+	// PowerOff means the machine is (or should be) powered off.
+	PowerOff PowerState = "off"
+	// PowerUnknown means the power state could not be observed (status only).
+	PowerUnknown PowerState = "unknown"
+)
+
+// Progress is the step of a machine's power lifecycle.
+// +kubebuilder:validation:Enum=Off;StartingUp;Ready;ShuttingDown;Failed
+type Progress string
+
+const (
+	// ProgressOff means the machine is powered off and nothing is in flight.
+	ProgressOff Progress = "Off"
+	// ProgressStartingUp means power-on was requested and the core Node is not Ready yet.
+	ProgressStartingUp Progress = "StartingUp"
+	// ProgressReady means the machine runs and its core Node is Ready.
+	ProgressReady Progress = "Ready"
+	// ProgressShuttingDown means power-off was requested and not yet confirmed.
+	ProgressShuttingDown Progress = "ShuttingDown"
+	// ProgressFailed means a power operation failed past its retries; lastError says why.
+	ProgressFailed Progress = "Failed"
+)
+
+// NodeSpec describes one physical machine: which Group it belongs to, whether it should run,
+// and how to power it on and off.
+type NodeSpec struct {
+	// Group is the name of the Group (same namespace) this machine belongs to. It cannot be
+	// changed: to move a machine to another group, delete the Node and create it again.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="group is immutable: to move a machine to another group, delete this Node and create it again in the new group"
+	Group string `json:"group"`
+
+	// PowerState is the desired power state, "on" or "off". cluster-autoscaler sets it through
+	// the cloud-provider API; a human may set it too (homelabctl power on|off NAME). In YAML,
+	// quote it: an unquoted on/off is read as a boolean.
+	// +kubebuilder:validation:Schemaless
+	// +kubebuilder:validation:XPreserveUnknownFields
+	// +kubebuilder:validation:XValidation:rule="type(self) == string",message="powerState must be the string \"on\" or \"off\": in YAML quote it (powerState: \"on\"), because an unquoted on/off is read as a boolean"
+	// +kubebuilder:validation:XValidation:rule="type(self) != string || self == 'on' || self == 'off'",message="powerState must be \"on\" or \"off\""
+	// +kubebuilder:default="off"
+	PowerState PowerState `json:"powerState,omitempty"`
+
+	// KubernetesNodeName is the name the machine's kubelet registers as. Defaults to the name of
+	// this object.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	KubernetesNodeName string `json:"kubernetesNodeName,omitempty"`
+
+	// ProviderID identifies the machine to cluster-autoscaler. Defaults to
+	// homelab://<namespace>/<name>; it is written onto the core Node when that registers with none.
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	// +kubebuilder:validation:Pattern=`^[a-zA-Z][a-zA-Z0-9+.-]*://.+$`
+	ProviderID string `json:"providerID,omitempty"`
+
+	// Power says how to power the machine on and off.
+	Power PowerSpec `json:"power"`
+
+	// BootTimeout is how long a power-on may take until the core Node is Ready before the attempt
+	// counts as failed.
+	// +kubebuilder:default="10m"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="bootTimeout must be a positive duration such as 10m or 90s"
+	BootTimeout *metav1.Duration `json:"bootTimeout,omitempty"`
+
+	// ShutdownTimeout is how long a power-off (drain included) may take before it counts as failed.
+	// +kubebuilder:default="5m"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="shutdownTimeout must be a positive duration such as 5m or 90s"
+	ShutdownTimeout *metav1.Duration `json:"shutdownTimeout,omitempty"`
+
+	// MaxPowerOnAttempts is how many power-on attempts are made before the machine is Failed.
+	// +kubebuilder:default=3
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	MaxPowerOnAttempts int32 `json:"maxPowerOnAttempts,omitempty"`
+
+	// Pricing is what running this machine costs, reported to cluster-autoscaler's price-based
+	// expander.
+	// +optional
+	Pricing *Pricing `json:"pricing,omitempty"`
+
+	// TaintsToRemove lists taint keys that the registered core Node carries only while it boots
+	// (or that belong to it alone) and that must not appear in the group's template node.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=32
+	TaintsToRemove []string `json:"taintsToRemove,omitempty"`
+}
+
+// Pricing is the cost of running a machine.
+type Pricing struct {
+	// HourlyRate is the cost of one hour of the machine running, in any currency unit, e.g. "0.12".
+	HourlyRate resource.Quantity `json:"hourlyRate"`
+}
+
+// PowerSpec says which driver powers a machine on, which powers it off, and optionally which one
+// reports its power state.
+// +kubebuilder:validation:XValidation:rule="!has(self.on.ssh)",message="power.on cannot use ssh: ssh can only power a machine off (use wakeOnLAN, ipmi, redfish, http or job)"
+// +kubebuilder:validation:XValidation:rule="!has(self.off.wakeOnLAN)",message="power.off cannot use wakeOnLAN: Wake-on-LAN can only power a machine on (use ipmi, redfish, ssh, http or job)"
+type PowerSpec struct {
+	// On powers the machine on.
+	On PowerAction `json:"on"`
+	// Off powers the machine off.
+	Off PowerAction `json:"off"`
+	// Status reports the machine's power state. When unset, the on or off driver reports it if it
+	// can (ipmi, redfish, http); otherwise the core Node's readiness is the only evidence.
+	// +optional
+	Status *PowerStatusSource `json:"status,omitempty"`
+}
+
+// PowerAction is exactly one power driver, plus how long one call to it may take.
+// +kubebuilder:validation:XValidation:rule="[has(self.wakeOnLAN), has(self.ipmi), has(self.redfish), has(self.ssh), has(self.http), has(self.job)].filter(x, x).size() == 1",message="set exactly one power driver: one of wakeOnLAN, ipmi, redfish, ssh, http or job"
+type PowerAction struct {
+	// Timeout bounds one call to the driver (for job: the Job's active deadline when not set there).
+	// +kubebuilder:default="30s"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="timeout must be a positive duration such as 30s"
+	Timeout *metav1.Duration `json:"timeout,omitempty"`
+
+	// WakeOnLAN sends a magic packet (power on only).
+	// +optional
+	WakeOnLAN *WakeOnLANDriver `json:"wakeOnLAN,omitempty"`
+	// IPMI talks to a BMC over IPMI v2.0 (lanplus).
+	// +optional
+	IPMI *IPMIDriver `json:"ipmi,omitempty"`
+	// Redfish talks to a BMC's Redfish API.
+	// +optional
+	Redfish *RedfishDriver `json:"redfish,omitempty"`
+	// SSH runs a command on the machine (power off only).
+	// +optional
+	SSH *SSHDriver `json:"ssh,omitempty"`
+	// HTTP sends a request: a smart plug, Home Assistant, a hypervisor API.
+	// +optional
+	HTTP *HTTPDriver `json:"http,omitempty"`
+	// Job runs a Kubernetes Job that does anything else.
+	// +optional
+	Job *JobDriver `json:"job,omitempty"`
+}
+
+// PowerStatusSource is exactly one driver that can read a machine's power state.
+// +kubebuilder:validation:XValidation:rule="[has(self.ipmi), has(self.redfish), has(self.http)].filter(x, x).size() == 1",message="set exactly one power status driver: one of ipmi, redfish or http"
+type PowerStatusSource struct {
+	// Timeout bounds one status call.
+	// +kubebuilder:default="30s"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="timeout must be a positive duration such as 30s"
+	Timeout *metav1.Duration `json:"timeout,omitempty"`
+	// IPMI reads the chassis power state.
+	// +optional
+	IPMI *IPMIDriver `json:"ipmi,omitempty"`
+	// Redfish reads the system's PowerState.
+	// +optional
+	Redfish *RedfishDriver `json:"redfish,omitempty"`
+	// HTTP sends a request whose response body matches poweredOnPattern when the machine is on.
+	// +optional
+	HTTP *HTTPDriver `json:"http,omitempty"`
+}
+
+// WakeOnLANDriver sends a Wake-on-LAN magic packet.
+type WakeOnLANDriver struct {
+	// MAC is the machine's network card address, e.g. "aa:bb:cc:dd:ee:ff" or "aa-bb-cc-dd-ee-ff".
+	// +kubebuilder:validation:Pattern=`^([0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}$`
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}$')",message="mac must be six hex byte pairs separated by : or -, e.g. aa:bb:cc:dd:ee:ff"
+	MAC string `json:"mac"`
+	// BroadcastAddress is where the packet is sent.
+	// +kubebuilder:default="255.255.255.255"
+	// +kubebuilder:validation:MaxLength=253
+	BroadcastAddress string `json:"broadcastAddress,omitempty"`
+	// Port is the UDP port (7 or 9 by convention).
+	// +kubebuilder:default=9
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	Port int32 `json:"port,omitempty"`
+	// SecureOnSecretRef names a Secret key holding a SecureOn password (6 bytes, written as a MAC).
+	// +optional
+	SecureOnSecretRef *SecretKeyReference `json:"secureOnSecretRef,omitempty"`
+}
+
+// IPMIDriver talks to a BMC over IPMI v2.0 (lanplus).
+type IPMIDriver struct {
+	// Address is the BMC's host name or IP address.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Address string `json:"address"`
+	// Port is the BMC's UDP port.
+	// +kubebuilder:default=623
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	Port int32 `json:"port,omitempty"`
+	// CredentialsSecretRef names a Secret with the keys "username" and "password".
+	CredentialsSecretRef SecretReference `json:"credentialsSecretRef"`
+	// CipherSuite is the RMCP+ cipher suite ID; other suites are tried when the BMC refuses it.
+	// +kubebuilder:default=3
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=17
+	CipherSuite int32 `json:"cipherSuite,omitempty"`
+}
+
+// RedfishDriver talks to a BMC's Redfish API.
+type RedfishDriver struct {
+	// Endpoint is the BMC's base URL, e.g. "https://10.0.0.10".
+	// +kubebuilder:validation:Pattern=`^https?://.+`
+	// +kubebuilder:validation:MaxLength=2048
+	Endpoint string `json:"endpoint"`
+	// SystemID picks the ComputerSystem; may be empty when the BMC manages exactly one.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	SystemID string `json:"systemID,omitempty"`
+	// CredentialsSecretRef names a Secret with the keys "username" and "password".
+	CredentialsSecretRef SecretReference `json:"credentialsSecretRef"`
+	// CABundleRef names a PEM CA bundle that signs the BMC's certificate.
+	// +optional
+	CABundleRef *ConfigMapOrSecretKeyReference `json:"caBundleRef,omitempty"`
+	// InsecureSkipVerify turns TLS certificate verification off. Use it only for BMCs with
+	// self-signed certificates that cannot be given a CA bundle.
+	// +optional
+	InsecureSkipVerify bool `json:"insecureSkipVerify,omitempty"`
+}
+
+// SSHDriver runs a command on the machine over SSH (power off only).
+// +kubebuilder:validation:XValidation:rule="has(self.hostKey) != has(self.hostKeySecretRef)",message="set exactly one of hostKey or hostKeySecretRef: the machine's host key must be pinned"
+type SSHDriver struct {
+	// Address is the machine's host name or IP address.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Address string `json:"address"`
+	// Port is the SSH port.
+	// +kubebuilder:default=22
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	Port int32 `json:"port,omitempty"`
+	// User to log in as.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=64
+	User string `json:"user"`
+	// KeySecretRef names a Secret key holding the private key (PEM/OpenSSH format).
+	KeySecretRef SecretKeyReference `json:"keySecretRef"`
+	// HostKey pins the machine's public host key, in authorized_keys format ("ssh-ed25519 AAAA...").
+	// +optional
+	// +kubebuilder:validation:MaxLength=16384
+	HostKey string `json:"hostKey,omitempty"`
+	// HostKeySecretRef names a Secret key holding the pinned public host key.
+	// +optional
+	HostKeySecretRef *SecretKeyReference `json:"hostKeySecretRef,omitempty"`
+	// Command is run to power off.
+	// +kubebuilder:default="systemctl poweroff"
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=4096
+	Command string `json:"command,omitempty"`
+}
+
+// HTTPDriver sends one HTTP request per power action.
+type HTTPDriver struct {
+	// URL of the request.
+	// +kubebuilder:validation:Pattern=`^https?://.+`
+	// +kubebuilder:validation:MaxLength=2048
+	URL string `json:"url"`
+	// Method of the request.
+	// +kubebuilder:default="POST"
+	// +kubebuilder:validation:Enum=GET;POST;PUT;PATCH;DELETE
+	Method string `json:"method,omitempty"`
+	// HeadersSecretRef names a Secret whose every key/value becomes a request header (tokens,
+	// Authorization).
+	// +optional
+	HeadersSecretRef *SecretReference `json:"headersSecretRef,omitempty"`
+	// Body is the request body, when it holds nothing secret.
+	// +optional
+	// +kubebuilder:validation:MaxLength=65536
+	Body string `json:"body,omitempty"`
+	// BodySecretRef names a Secret key holding the request body, when it holds a secret.
+	// +optional
+	BodySecretRef *SecretKeyReference `json:"bodySecretRef,omitempty"`
+	// SuccessCodes are the HTTP status codes that mean success; default: any 2xx.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:Minimum=100
+	// +kubebuilder:validation:items:Maximum=599
+	SuccessCodes []int32 `json:"successCodes,omitempty"`
+	// PoweredOnPattern, for a status request, is a regular expression that the response body
+	// matches when the machine is on.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	PoweredOnPattern string `json:"poweredOnPattern,omitempty"`
+	// CABundleRef names a PEM CA bundle that signs the server's certificate.
+	// +optional
+	CABundleRef *ConfigMapOrSecretKeyReference `json:"caBundleRef,omitempty"`
+	// InsecureSkipVerify turns TLS certificate verification off.
+	// +optional
+	InsecureSkipVerify bool `json:"insecureSkipVerify,omitempty"`
+}
+
+// JobDriver runs a Kubernetes Job, owned by the Node, for each power attempt.
+type JobDriver struct {
+	// Image of the Job's container.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	Image string `json:"image"`
+	// Command of the container (its entrypoint).
+	// +optional
+	Command []string `json:"command,omitempty"`
+	// Args of the container.
+	// +optional
+	Args []string `json:"args,omitempty"`
+	// Env of the container; take secret values from Secrets with valueFrom.secretKeyRef.
+	// +optional
+	Env []corev1.EnvVar `json:"env,omitempty"`
+	// EnvFrom adds whole ConfigMaps or Secrets to the container's environment.
+	// +optional
+	EnvFrom []corev1.EnvFromSource `json:"envFrom,omitempty"`
+	// Volumes of the Job's pod: Secrets, ConfigMaps and scratch space.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=16
+	Volumes []JobVolume `json:"volumes,omitempty"`
+	// VolumeMounts of the container.
+	// +optional
+	VolumeMounts []corev1.VolumeMount `json:"volumeMounts,omitempty"`
+	// ServiceAccountName the pod runs as.
+	// +optional
+	ServiceAccountName string `json:"serviceAccountName,omitempty"`
+	// NodeSelector of the pod.
+	// +optional
+	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
+	// Tolerations of the pod.
+	// +optional
+	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
+	// BackoffLimit is how many times the Job retries its pod.
+	// +kubebuilder:default=0
+	// +kubebuilder:validation:Minimum=0
+	BackoffLimit *int32 `json:"backoffLimit,omitempty"`
+	// ActiveDeadlineSeconds bounds the Job's run time; defaults to the power action's timeout.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	ActiveDeadlineSeconds *int64 `json:"activeDeadlineSeconds,omitempty"`
+	// TTLSecondsAfterFinished lets Kubernetes delete a finished Job after this many seconds.
+	// +kubebuilder:default=3600
+	// +kubebuilder:validation:Minimum=0
+	TTLSecondsAfterFinished *int32 `json:"ttlSecondsAfterFinished,omitempty"`
+}
+
+// JobVolume is a volume of a power Job's pod. Only the kinds a power script needs are offered,
+// which keeps the Node schema small.
+// +kubebuilder:validation:XValidation:rule="[has(self.secret), has(self.configMap), has(self.emptyDir)].filter(x, x).size() == 1",message="set exactly one volume source: secret, configMap or emptyDir"
+type JobVolume struct {
+	// Name of the volume, referred to by volumeMounts.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	Name string `json:"name"`
+	// Secret mounts a Secret.
+	// +optional
+	Secret *corev1.SecretVolumeSource `json:"secret,omitempty"`
+	// ConfigMap mounts a ConfigMap.
+	// +optional
+	ConfigMap *corev1.ConfigMapVolumeSource `json:"configMap,omitempty"`
+	// EmptyDir is scratch space.
+	// +optional
+	EmptyDir *corev1.EmptyDirVolumeSource `json:"emptyDir,omitempty"`
+}
+
+// NodeStatus is what the controller observed of the machine.
+type NodeStatus struct {
+	// ObservedGeneration is the spec generation this status reflects.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// PowerState is the observed power state: on, off or unknown.
+	// +optional
+	// +kubebuilder:validation:Enum=on;off;unknown
+	PowerState PowerState `json:"powerState,omitempty"`
+	// Progress is the step of the power lifecycle.
+	// +optional
+	Progress Progress `json:"progress,omitempty"`
+	// ProgressSince is when Progress last changed.
+	// +optional
+	ProgressSince *metav1.Time `json:"progressSince,omitempty"`
+	// LastStartupTime is when the current or last power-on attempt started.
+	// +optional
+	LastStartupTime *metav1.Time `json:"lastStartupTime,omitempty"`
+	// LastShutdownTime is when the current or last power-off started.
+	// +optional
+	LastShutdownTime *metav1.Time `json:"lastShutdownTime,omitempty"`
+	// Attempts counts the power-on attempts of the current power-on.
+	// +optional
+	Attempts int32 `json:"attempts,omitempty"`
+	// LastError is the last power operation failure, for humans and for cluster-autoscaler.
+	// +optional
+	LastError string `json:"lastError,omitempty"`
+	// ProviderID is the provider ID the machine is known by.
+	// +optional
+	ProviderID string `json:"providerID,omitempty"`
+	// KubernetesNode is the name of the core Node that registered for this machine.
+	// +optional
+	KubernetesNode string `json:"kubernetesNode,omitempty"`
+	// Conditions: Ready, PowerOperation, Degraded.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// Node is one physical machine that homelab-autoscaler powers on and off.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=hln;hlnode,categories=homelab
+// +kubebuilder:printcolumn:name="Group",type=string,JSONPath=`.spec.group`
+// +kubebuilder:printcolumn:name="Desired",type=string,JSONPath=`.spec.powerState`
+// +kubebuilder:printcolumn:name="Power",type=string,JSONPath=`.status.powerState`
+// +kubebuilder:printcolumn:name="Progress",type=string,JSONPath=`.status.progress`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type Node struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   NodeSpec   `json:"spec"`
+	Status NodeStatus `json:"status,omitempty"`
+}
+
+// NodeList is a list of Node.
+// +kubebuilder:object:root=true
+type NodeList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Node `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&Node{}, &NodeList{})
+}
