@@ -56,10 +56,11 @@ type NodeTemplate struct {
 	Taints []corev1.Taint `json:"taints,omitempty"`
 	// Capacity of the core Node: at least cpu, memory and pods.
 	// +optional
-	// +kubebuilder:validation:XValidation:rule="!has(self.pods) || quantity(self.pods).isGreaterThan(quantity('0'))",message="template capacity pods must be positive: cluster-autoscaler schedules nothing onto a node with no pod capacity"
+	// +kubebuilder:validation:MaxProperties=64
 	Capacity corev1.ResourceList `json:"capacity,omitempty"`
 	// Allocatable of the core Node; defaults to Capacity.
 	// +optional
+	// +kubebuilder:validation:MaxProperties=64
 	Allocatable corev1.ResourceList `json:"allocatable,omitempty"`
 }
 
@@ -119,9 +120,9 @@ type GroupStatus struct {
 	// ShuttingDown counts members whose progress is ShuttingDown.
 	// +optional
 	ShuttingDown int32 `json:"shuttingDown"`
-	// Off counts members whose progress is Off.
+	// PoweredOff counts members whose progress is Off.
 	// +optional
-	Off int32 `json:"off"`
+	PoweredOff int32 `json:"poweredOff"`
 	// Failed counts members whose progress is Failed.
 	// +optional
 	Failed int32 `json:"failed"`

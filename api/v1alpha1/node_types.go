@@ -48,10 +48,7 @@ type NodeSpec struct {
 	// PowerState is the desired power state, "on" or "off". cluster-autoscaler sets it through
 	// the cloud-provider API; a human may set it too (homelabctl power on|off NAME). In YAML,
 	// quote it: an unquoted on/off is read as a boolean.
-	// +kubebuilder:validation:Schemaless
-	// +kubebuilder:validation:XPreserveUnknownFields
-	// +kubebuilder:validation:XValidation:rule="type(self) == string",message="powerState must be the string \"on\" or \"off\": in YAML quote it (powerState: \"on\"), because an unquoted on/off is read as a boolean"
-	// +kubebuilder:validation:XValidation:rule="type(self) != string || self == 'on' || self == 'off'",message="powerState must be \"on\" or \"off\""
+	// +kubebuilder:validation:Enum=on;off
 	// +kubebuilder:default="off"
 	PowerState PowerState `json:"powerState,omitempty"`
 
@@ -109,15 +106,16 @@ type Pricing struct {
 	HourlyRate resource.Quantity `json:"hourlyRate"`
 }
 
-// PowerSpec says which driver powers a machine on, which powers it off, and optionally which one
-// reports its power state.
-// +kubebuilder:validation:XValidation:rule="!has(self.on.ssh)",message="power.on cannot use ssh: ssh can only power a machine off (use wakeOnLAN, ipmi, redfish, http or job)"
-// +kubebuilder:validation:XValidation:rule="!has(self.off.wakeOnLAN)",message="power.off cannot use wakeOnLAN: Wake-on-LAN can only power a machine on (use ipmi, redfish, ssh, http or job)"
+// PowerSpec says which driver powers a machine on (start), which powers it off (stop), and
+// optionally which one reports its power state. The keys are not "on" and "off" because YAML 1.1
+// parsers, kubectl's among them, read those keys as the booleans true and false.
+// +kubebuilder:validation:XValidation:rule="!has(self.start.ssh)",message="power.start cannot use ssh: ssh can only power a machine off (use wakeOnLAN, ipmi, redfish, http or job)"
+// +kubebuilder:validation:XValidation:rule="!has(self.stop.wakeOnLAN)",message="power.stop cannot use wakeOnLAN: Wake-on-LAN can only power a machine on (use ipmi, redfish, ssh, http or job)"
 type PowerSpec struct {
-	// On powers the machine on.
-	On PowerAction `json:"on"`
-	// Off powers the machine off.
-	Off PowerAction `json:"off"`
+	// Start powers the machine on.
+	Start PowerAction `json:"start"`
+	// Stop powers the machine off.
+	Stop PowerAction `json:"stop"`
 	// Status reports the machine's power state. When unset, the on or off driver reports it if it
 	// can (ipmi, redfish, http); otherwise the core Node's readiness is the only evidence.
 	// +optional

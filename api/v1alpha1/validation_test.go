@@ -41,10 +41,10 @@ const validNodeSpec = `
   group: workers
   powerState: "off"
   power:
-    on:
+    start:
       wakeOnLAN:
         mac: "aa:bb:cc:dd:ee:01"
-    off:
+    stop:
       ssh:
         address: 192.0.2.10
         user: root
@@ -68,15 +68,15 @@ func TestValidObjectsAreAccepted(t *testing.T) {
   powerState: "on"
   bootTimeout: 90s
   power:
-    on: {ipmi: {address: 192.0.2.20, credentialsSecretRef: {name: bmc}}}
-    off: {ipmi: {address: 192.0.2.20, credentialsSecretRef: {name: bmc}}}
+    start: {ipmi: {address: 192.0.2.20, credentialsSecretRef: {name: bmc}}}
+    stop: {ipmi: {address: 192.0.2.20, credentialsSecretRef: {name: bmc}}}
     status: {redfish: {endpoint: "https://192.0.2.20", credentialsSecretRef: {name: bmc}}}
 `),
 		"node with job": nodeYAML(`
   group: workers
   power:
-    on: {job: {image: "busybox:1.37", command: [sh, -c, "echo on"], env: [{name: TOKEN, valueFrom: {secretKeyRef: {name: t, key: token}}}]}}
-    off: {http: {url: "http://plug.local/relay/0?turn=off", headersSecretRef: {name: plug}}}
+    start: {job: {image: "busybox:1.37", command: [sh, -c, "echo on"], env: [{name: TOKEN, valueFrom: {secretKeyRef: {name: t, key: token}}}]}}
+    stop: {http: {url: "http://plug.local/relay/0?turn=off", headersSecretRef: {name: plug}}}
 `),
 		"group": groupYAML(`
   minSize: 0
@@ -111,79 +111,77 @@ func TestInvalidObjectsAreRejectedWithClearMessages(t *testing.T) {
   maxSize: -2`), "spec.maxSize in body should be greater than or equal to 0"},
 		{"bad utilization threshold", groupYAML(`
   autoscalingOptions: {scaleDownUtilizationThreshold: "1.5"}`), "spec.autoscalingOptions.scaleDownUtilizationThreshold in body should match"},
-		{"zero pods in template", groupYAML(`
-  template: {capacity: {pods: "0"}}`), "template capacity pods must be positive"},
 		{"negative duration in group", groupYAML(`
   autoscalingOptions: {scaleDownUnneededTime: "-5m"}`), "scaleDownUnneededTime must be a positive duration"},
 		{"two drivers in one slot", nodeYAML(`
   group: workers
   power:
-    on:
+    start:
       wakeOnLAN: {mac: "aa:bb:cc:dd:ee:01"}
       ipmi: {address: 192.0.2.20, credentialsSecretRef: {name: bmc}}
-    off: {ipmi: {address: 192.0.2.20, credentialsSecretRef: {name: bmc}}}`),
+    stop: {ipmi: {address: 192.0.2.20, credentialsSecretRef: {name: bmc}}}`),
 			"set exactly one power driver: one of wakeOnLAN, ipmi, redfish, ssh, http or job"},
 		{"no driver in a slot", nodeYAML(`
   group: workers
   power:
-    on: {}
-    off: {ipmi: {address: 192.0.2.20, credentialsSecretRef: {name: bmc}}}`),
+    start: {}
+    stop: {ipmi: {address: 192.0.2.20, credentialsSecretRef: {name: bmc}}}`),
 			"set exactly one power driver"},
 		{"bad MAC", nodeYAML(`
   group: workers
   power:
-    on: {wakeOnLAN: {mac: "aa:bb:cc:dd:ee"}}
-    off: {ipmi: {address: 192.0.2.20, credentialsSecretRef: {name: bmc}}}`),
+    start: {wakeOnLAN: {mac: "aa:bb:cc:dd:ee"}}
+    stop: {ipmi: {address: 192.0.2.20, credentialsSecretRef: {name: bmc}}}`),
 			"mac must be six hex byte pairs separated by : or -, e.g. aa:bb:cc:dd:ee:ff"},
 		{"wol cannot power off", nodeYAML(`
   group: workers
   power:
-    on: {wakeOnLAN: {mac: "aa:bb:cc:dd:ee:01"}}
-    off: {wakeOnLAN: {mac: "aa:bb:cc:dd:ee:01"}}`),
-			"power.off cannot use wakeOnLAN"},
+    start: {wakeOnLAN: {mac: "aa:bb:cc:dd:ee:01"}}
+    stop: {wakeOnLAN: {mac: "aa:bb:cc:dd:ee:01"}}`),
+			"power.stop cannot use wakeOnLAN"},
 		{"ssh cannot power on", nodeYAML(`
   group: workers
   power:
-    on: {ssh: {address: h, user: root, keySecretRef: {name: k, key: k}, hostKey: "ssh-ed25519 AAAA"}}
-    off: {ipmi: {address: 192.0.2.20, credentialsSecretRef: {name: bmc}}}`),
-			"power.on cannot use ssh"},
+    start: {ssh: {address: h, user: root, keySecretRef: {name: k, key: k}, hostKey: "ssh-ed25519 AAAA"}}
+    stop: {ipmi: {address: 192.0.2.20, credentialsSecretRef: {name: bmc}}}`),
+			"power.start cannot use ssh"},
 		{"ssh without a pinned host key", nodeYAML(`
   group: workers
   power:
-    on: {wakeOnLAN: {mac: "aa:bb:cc:dd:ee:01"}}
-    off: {ssh: {address: h, user: root, keySecretRef: {name: k, key: k}}}`),
+    start: {wakeOnLAN: {mac: "aa:bb:cc:dd:ee:01"}}
+    stop: {ssh: {address: h, user: root, keySecretRef: {name: k, key: k}}}`),
 			"the machine's host key must be pinned"},
 		{"ipmi without credentials", nodeYAML(`
   group: workers
   power:
-    on: {ipmi: {address: 192.0.2.20}}
-    off: {ipmi: {address: 192.0.2.20, credentialsSecretRef: {name: bmc}}}`),
-			"spec.power.on.ipmi.credentialsSecretRef: Required value"},
+    start: {ipmi: {address: 192.0.2.20}}
+    stop: {ipmi: {address: 192.0.2.20, credentialsSecretRef: {name: bmc}}}`),
+			"spec.power.start.ipmi.credentialsSecretRef: Required value"},
 		{"boolean powerState (unquoted on)", nodeYAML(`
   group: workers
   powerState: on
   power:
-    on: {wakeOnLAN: {mac: "aa:bb:cc:dd:ee:01"}}
-    off: {ipmi: {address: 192.0.2.20, credentialsSecretRef: {name: bmc}}}`),
-			`in YAML quote it (powerState: "on"), because an unquoted on/off is read as a boolean`},
+    start: {wakeOnLAN: {mac: "aa:bb:cc:dd:ee:01"}}
+    stop: {ipmi: {address: 192.0.2.20, credentialsSecretRef: {name: bmc}}}`),
+			`spec.powerState: Invalid value: "boolean": spec.powerState in body must be of type string`},
 		{"unknown powerState", nodeYAML(`
   group: workers
   powerState: "standby"
   power:
-    on: {wakeOnLAN: {mac: "aa:bb:cc:dd:ee:01"}}
-    off: {ipmi: {address: 192.0.2.20, credentialsSecretRef: {name: bmc}}}`),
-			`powerState must be "on" or "off"`},
+    start: {wakeOnLAN: {mac: "aa:bb:cc:dd:ee:01"}}
+    stop: {ipmi: {address: 192.0.2.20, credentialsSecretRef: {name: bmc}}}`),
+			`spec.powerState: Unsupported value: "standby": supported values: "on", "off"`},
 		{"zero boot timeout", nodeYAML(`
   group: workers
   bootTimeout: 0s
   power:
-    on: {wakeOnLAN: {mac: "aa:bb:cc:dd:ee:01"}}
-    off: {ipmi: {address: 192.0.2.20, credentialsSecretRef: {name: bmc}}}`),
+    start: {wakeOnLAN: {mac: "aa:bb:cc:dd:ee:01"}}
+    stop: {ipmi: {address: 192.0.2.20, credentialsSecretRef: {name: bmc}}}`),
 			"bootTimeout must be a positive duration"},
 		{"missing group", nodeYAML(`
   power:
-    on: {wakeOnLAN: {mac: "aa:bb:cc:dd:ee:01"}}
-    off: {ipmi: {address: 192.0.2.20, credentialsSecretRef: {name: bmc}}}`),
+    start: {wakeOnLAN: {mac: "aa:bb:cc:dd:ee:01"}}
+    stop: {ipmi: {address: 192.0.2.20, credentialsSecretRef: {name: bmc}}}`),
 			"spec.group: Required value"},
 	}
 	for _, tc := range cases {
@@ -205,10 +203,10 @@ func TestInlinePasswordIsImpossible(t *testing.T) {
 	doc := nodeYAML(`
   group: workers
   power:
-    on: {wakeOnLAN: {mac: "aa:bb:cc:dd:ee:01"}}
-    off: {ipmi: {address: 192.0.2.20, username: admin, password: hunter2, credentialsSecretRef: {name: bmc}}}`)
+    start: {wakeOnLAN: {mac: "aa:bb:cc:dd:ee:01"}}
+    stop: {ipmi: {address: 192.0.2.20, username: admin, password: hunter2, credentialsSecretRef: {name: bmc}}}`)
 	err := env.Client.Create(t.Context(), fromYAML(t, doc), client.FieldValidation(metav1.FieldValidationStrict))
-	if err == nil || !strings.Contains(err.Error(), `unknown field "spec.power.off.ipmi.password"`) {
+	if err == nil || !strings.Contains(err.Error(), `unknown field "spec.power.stop.ipmi.password"`) {
 		t.Fatalf("strict create with an inline password: %v", err)
 	}
 	u := fromYAML(t, doc)
@@ -220,7 +218,7 @@ func TestInlinePasswordIsImpossible(t *testing.T) {
 	if err := env.Client.Get(t.Context(), client.ObjectKeyFromObject(u), got); err != nil {
 		t.Fatal(err)
 	}
-	if _, found, _ := unstructured.NestedFieldNoCopy(got.Object, "spec", "power", "off", "ipmi", "password"); found {
+	if _, found, _ := unstructured.NestedFieldNoCopy(got.Object, "spec", "power", "stop", "ipmi", "password"); found {
 		t.Fatalf("an inline password was stored")
 	}
 }
@@ -249,8 +247,8 @@ func TestDefaultsAndStatusAndGeneration(t *testing.T) {
 		Spec: infrav1.NodeSpec{
 			Group: "workers",
 			Power: infrav1.PowerSpec{
-				On:  infrav1.PowerAction{WakeOnLAN: &infrav1.WakeOnLANDriver{MAC: "aa:bb:cc:dd:ee:02"}},
-				Off: infrav1.PowerAction{IPMI: &infrav1.IPMIDriver{Address: "192.0.2.30", CredentialsSecretRef: infrav1.SecretReference{Name: "bmc"}}},
+				Start: infrav1.PowerAction{WakeOnLAN: &infrav1.WakeOnLANDriver{MAC: "aa:bb:cc:dd:ee:02"}},
+				Stop: infrav1.PowerAction{IPMI: &infrav1.IPMIDriver{Address: "192.0.2.30", CredentialsSecretRef: infrav1.SecretReference{Name: "bmc"}}},
 			},
 		},
 		Status: infrav1.NodeStatus{Progress: infrav1.ProgressReady, LastError: "set on create"},
@@ -267,8 +265,8 @@ func TestDefaultsAndStatusAndGeneration(t *testing.T) {
 	}
 	s := got.Spec
 	if s.PowerState != infrav1.PowerOff || s.BootTimeout.Duration.String() != "10m0s" || s.ShutdownTimeout.Duration.String() != "5m0s" ||
-		s.MaxPowerOnAttempts != 3 || s.Power.On.WakeOnLAN.Port != 9 || s.Power.On.WakeOnLAN.BroadcastAddress != "255.255.255.255" ||
-		s.Power.Off.IPMI.Port != 623 || s.Power.Off.IPMI.CipherSuite != 3 || s.Power.On.Timeout.Duration.String() != "30s" {
+		s.MaxPowerOnAttempts != 3 || s.Power.Start.WakeOnLAN.Port != 9 || s.Power.Start.WakeOnLAN.BroadcastAddress != "255.255.255.255" ||
+		s.Power.Stop.IPMI.Port != 623 || s.Power.Stop.IPMI.CipherSuite != 3 || s.Power.Start.Timeout.Duration.String() != "30s" {
 		t.Fatalf("defaults not applied: %+v", s)
 	}
 	if got.Generation != 1 {
