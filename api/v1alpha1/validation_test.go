@@ -248,7 +248,7 @@ func TestDefaultsAndStatusAndGeneration(t *testing.T) {
 			Group: "workers",
 			Power: infrav1.PowerSpec{
 				Start: infrav1.PowerAction{WakeOnLAN: &infrav1.WakeOnLANDriver{MAC: "aa:bb:cc:dd:ee:02"}},
-				Stop: infrav1.PowerAction{IPMI: &infrav1.IPMIDriver{Address: "192.0.2.30", CredentialsSecretRef: infrav1.SecretReference{Name: "bmc"}}},
+				Stop:  infrav1.PowerAction{IPMI: &infrav1.IPMIDriver{Address: "192.0.2.30", CredentialsSecretRef: infrav1.SecretReference{Name: "bmc"}}},
 			},
 		},
 		Status: infrav1.NodeStatus{Progress: infrav1.ProgressReady, LastError: "set on create"},
