@@ -157,7 +157,3 @@ type GroupList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []Group `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&Group{}, &GroupList{})
-}

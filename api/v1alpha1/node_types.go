@@ -124,6 +124,8 @@ type PowerSpec struct {
 
 // PowerAction is exactly one power driver, plus how long one call to it may take.
 // +kubebuilder:validation:XValidation:rule="[has(self.wakeOnLAN), has(self.ipmi), has(self.redfish), has(self.ssh), has(self.http), has(self.job)].filter(x, x).size() == 1",message="set exactly one power driver: one of wakeOnLAN, ipmi, redfish, ssh, http or job"
+// +kubebuilder:validation:XValidation:rule="!has(self.ipmi) || !has(self.ipmi.gracefulShutdownTimeout) || !has(self.timeout) || duration(self.ipmi.gracefulShutdownTimeout) < duration(self.timeout)",message="ipmi.gracefulShutdownTimeout must be shorter than timeout: the forced power-off that follows it happens within the same call"
+// +kubebuilder:validation:XValidation:rule="!has(self.redfish) || !has(self.redfish.gracefulShutdownTimeout) || !has(self.timeout) || duration(self.redfish.gracefulShutdownTimeout) < duration(self.timeout)",message="redfish.gracefulShutdownTimeout must be shorter than timeout: the forced power-off that follows it happens within the same call"
 type PowerAction struct {
 	// Timeout bounds one call to the driver (for job: the Job's active deadline when not set there).
 	// +kubebuilder:default="30s"
@@ -208,6 +210,14 @@ type IPMIDriver struct {
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=17
 	CipherSuite int32 `json:"cipherSuite,omitempty"`
+	// GracefulShutdownTimeout, when set, makes power off graceful: the BMC first asks the operating
+	// system to shut down (chassis power soft, an ACPI power-button press) and forces the power off
+	// (chassis power off) only when the machine is still on after this long. When unset, power off
+	// is immediate. It must be shorter than the action's timeout, since both steps run in one call.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="gracefulShutdownTimeout must be a positive duration such as 20s"
+	GracefulShutdownTimeout *metav1.Duration `json:"gracefulShutdownTimeout,omitempty"`
 }
 
 // RedfishDriver talks to a BMC's Redfish API.
@@ -229,6 +239,14 @@ type RedfishDriver struct {
 	// self-signed certificates that cannot be given a CA bundle.
 	// +optional
 	InsecureSkipVerify bool `json:"insecureSkipVerify,omitempty"`
+	// GracefulShutdownTimeout is how long power off waits, after asking the operating system to
+	// shut down (ResetType GracefulShutdown, used when the BMC offers it), before it forces the power
+	// off (ResetType ForceOff). Defaults to half of the action's timeout; it must be shorter than
+	// the timeout, since both steps run in one call.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="gracefulShutdownTimeout must be a positive duration such as 20s"
+	GracefulShutdownTimeout *metav1.Duration `json:"gracefulShutdownTimeout,omitempty"`
 }
 
 // SSHDriver runs a command on the machine over SSH (power off only).
@@ -436,8 +454,4 @@ type NodeList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []Node `json:"items"`
-}
-
-func init() {
-	SchemeBuilder.Register(&Node{}, &NodeList{})
 }

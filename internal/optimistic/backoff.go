@@ -69,7 +69,7 @@ func (b Backoff) jittered(d time.Duration) time.Duration {
 	if b.Jitter == 0 || d == 0 {
 		return d
 	}
-	j := float64(d) * b.Jitter * (2*rand.Float64() - 1)
+	j := float64(d) * b.Jitter * (2*rand.Float64() - 1) //nolint:gosec // jitter needs no cryptographic randomness
 	out := time.Duration(float64(d) + j)
 	if out > b.Cap {
 		out = b.Cap
