@@ -1,0 +1,130 @@
+// Package power holds the one driver interface through which machines are powered on and off,
+// the classified errors drivers return, and the registry that picks a driver for a Node's
+// power.start, power.stop or power.status slot. Each driver lives in its own file.
+package power
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
+)
+
+// Action is what a driver is asked to do.
+type Action string
+
+const (
+	// ActionOn powers the machine on.
+	ActionOn Action = "on"
+	// ActionOff powers the machine off.
+	ActionOff Action = "off"
+	// ActionStatus reads the machine's power state.
+	ActionStatus Action = "status"
+)
+
+// Request is one call to a driver.
+type Request struct {
+	// Node is the machine, as last read; drivers must not modify it.
+	Node *infrav1.Node
+	// Action is what to do.
+	Action Action
+	// Slot is the driver configuration for this action.
+	Slot Slot
+	// Attempt numbers the power-on or power-off attempt (from 1). A driver that starts
+	// something asynchronous (a Job) names it after the attempt, so that a repeated call for the
+	// same attempt never starts a second one.
+	Attempt int32
+	// Secrets reads credentials at call time.
+	Secrets SecretReader
+}
+
+// Outcome says how far an action has come.
+type Outcome struct {
+	// Done is true when the action finished: the BMC accepted the command, or the Job succeeded.
+	// A driver that works asynchronously returns Done false until then; the caller comes back
+	// when the work it started changes (a Job is watched), never by polling.
+	Done bool
+	// Detail is a short human description ("job node-1-on-2 running").
+	Detail string
+}
+
+// Driver powers machines through one mechanism.
+type Driver interface {
+	// Name is the driver's name in the API, metrics and events: "wakeOnLAN", "ipmi", "job", ...
+	Name() string
+	// Do performs ActionOn or ActionOff. It returns an *Error for failures.
+	Do(ctx context.Context, req Request) (Outcome, error)
+	// Status reads the power state (ActionStatus). Drivers that cannot return an *Error of
+	// class ClassUnsupported.
+	Status(ctx context.Context, req Request) (infrav1.PowerState, error)
+}
+
+// Class sorts driver failures so the reconciler can decide to retry or fail, and so the class
+// shows in the machine's condition reason.
+type Class string
+
+const (
+	// ClassUnreachable: the BMC, machine or endpoint did not answer (network, DNS, refused).
+	ClassUnreachable Class = "Unreachable"
+	// ClassAuthFailed: the credentials were refused.
+	ClassAuthFailed Class = "AuthFailed"
+	// ClassUnsupported: the driver or the BMC cannot do this action.
+	ClassUnsupported Class = "Unsupported"
+	// ClassBMCError: the BMC or endpoint answered with an error.
+	ClassBMCError Class = "BMCError"
+	// ClassTimeout: the call did not finish within its timeout.
+	ClassTimeout Class = "Timeout"
+	// ClassConfig: the configuration is unusable (missing Secret or key, invalid Job spec); retrying
+	// will not help until a human fixes it.
+	ClassConfig Class = "ConfigError"
+	// ClassFailed: the action ran and reported failure (a Job that failed).
+	ClassFailed Class = "Failed"
+)
+
+// Error is a classified driver failure. Its message never contains a credential.
+type Error struct {
+	Driver string
+	Action Action
+	Class  Class
+	Err    error
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("%s %s: %s: %v", e.Driver, e.Action, e.Class, e.Err)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errorf builds an *Error.
+func Errorf(driver string, action Action, class Class, format string, args ...any) *Error {
+	return &Error{Driver: driver, Action: action, Class: class, Err: fmt.Errorf(format, args...)}
+}
+
+// ClassOf returns the class of err: its own when it is an *Error, ClassTimeout for a deadline,
+// ClassBMCError otherwise.
+func ClassOf(err error) Class {
+	var pe *Error
+	switch {
+	case errors.As(err, &pe):
+		return pe.Class
+	case errors.Is(err, context.DeadlineExceeded):
+		return ClassTimeout
+	default:
+		return ClassBMCError
+	}
+}
+
+// Retryable reports whether another attempt may succeed without a human changing anything.
+func Retryable(err error) bool {
+	switch ClassOf(err) {
+	case ClassConfig, ClassUnsupported, ClassAuthFailed:
+		return false
+	default:
+		return true
+	}
+}
+
+// DefaultTimeout bounds a driver call whose slot sets no timeout.
+const DefaultTimeout = 30 * time.Second
