@@ -17,6 +17,13 @@ const (
 	LabelGroup = "homelab-autoscaler.dev/group"
 	// LabelNode is set on core Nodes (and Jobs) to the name of the machine (our Node).
 	LabelNode = "homelab-autoscaler.dev/node"
+	// LabelPowerAction is set on power Jobs to the action they perform ("on" or "off").
+	LabelPowerAction = "homelab-autoscaler.dev/power-action"
+	// AnnotationPowerOffByAutoscaler marks a power-off requested by cluster-autoscaler, which
+	// drains the node itself, so the controller does not drain it again. Its value is the Node's
+	// metadata.generation that the request produced: a later spec change by anyone else makes it
+	// stale, and that power-off drains.
+	AnnotationPowerOffByAutoscaler = "homelab-autoscaler.dev/power-off-by-cluster-autoscaler"
 )
 
 // SecretReference names a Secret in the namespace of the object that refers to it. Credentials

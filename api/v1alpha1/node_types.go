@@ -81,11 +81,11 @@ type NodeSpec struct {
 	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="shutdownTimeout must be a positive duration such as 5m or 90s"
 	ShutdownTimeout *metav1.Duration `json:"shutdownTimeout,omitempty"`
 
-	// MaxPowerOnAttempts is how many power-on attempts are made before the machine is Failed.
+	// MaxAttempts is how many attempts a power-on (or power-off) gets before the machine is Failed.
 	// +kubebuilder:default=3
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=100
-	MaxPowerOnAttempts int32 `json:"maxPowerOnAttempts,omitempty"`
+	MaxAttempts int32 `json:"maxAttempts,omitempty"`
 
 	// Pricing is what running this machine costs, reported to cluster-autoscaler's price-based
 	// expander.
@@ -349,6 +349,10 @@ type JobDriver struct {
 	// VolumeMounts of the container.
 	// +optional
 	VolumeMounts []corev1.VolumeMount `json:"volumeMounts,omitempty"`
+	// HostNetwork runs the pod in its node's network namespace, e.g. to send a Wake-on-LAN
+	// broadcast that would not leave a pod network.
+	// +optional
+	HostNetwork bool `json:"hostNetwork,omitempty"`
 	// ServiceAccountName the pod runs as.
 	// +optional
 	ServiceAccountName string `json:"serviceAccountName,omitempty"`
@@ -412,12 +416,20 @@ type NodeStatus struct {
 	// LastShutdownTime is when the current or last power-off started.
 	// +optional
 	LastShutdownTime *metav1.Time `json:"lastShutdownTime,omitempty"`
-	// Attempts counts the power-on attempts of the current power-on.
+	// Attempts counts the attempts of the current (or last) power-on or power-off.
 	// +optional
 	Attempts int32 `json:"attempts,omitempty"`
+	// Operation is the power operation in flight, or the last one. It is the controller's durable
+	// memory: every timeout and retry is computed from it, so a restart resumes where it stopped.
+	// +optional
+	Operation *PowerOperation `json:"operation,omitempty"`
 	// LastError is the last power operation failure, for humans and for cluster-autoscaler.
 	// +optional
 	LastError string `json:"lastError,omitempty"`
+	// LastErrorReason classifies LastError in CamelCase (BootTimeout, AuthFailed, Unreachable,
+	// DrainBlocked, ConfigError, ...); it is also the reason of the Degraded condition.
+	// +optional
+	LastErrorReason string `json:"lastErrorReason,omitempty"`
 	// ProviderID is the provider ID the machine is known by.
 	// +optional
 	ProviderID string `json:"providerID,omitempty"`
@@ -429,6 +441,32 @@ type NodeStatus struct {
 	// +listType=map
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// PowerOperation records one power-on or power-off and its current attempt.
+type PowerOperation struct {
+	// Action is "on" or "off".
+	// +kubebuilder:validation:Enum=on;off
+	Action PowerState `json:"action"`
+	// Attempt numbers the current attempt, from 1.
+	Attempt int32 `json:"attempt"`
+	// Driver names the driver of the current attempt.
+	// +optional
+	Driver string `json:"driver,omitempty"`
+	// AttemptStartedAt is when the current attempt's command was issued: recorded before the
+	// driver is called, so a restart never issues the same attempt twice.
+	// +optional
+	AttemptStartedAt *metav1.Time `json:"attemptStartedAt,omitempty"`
+	// RetryAt, when set, is when the next attempt is due after the current one failed.
+	// +optional
+	RetryAt *metav1.Time `json:"retryAt,omitempty"`
+	// Drain is true when a power-off must evict the machine's pods first (it was asked for by a
+	// human; cluster-autoscaler drains before it asks).
+	// +optional
+	Drain bool `json:"drain,omitempty"`
+	// CommandDone is true once the driver reported the command done (for a Job: it succeeded).
+	// +optional
+	CommandDone bool `json:"commandDone,omitempty"`
 }
 
 // Node is one physical machine that homelab-autoscaler powers on and off.

@@ -265,7 +265,7 @@ func TestDefaultsAndStatusAndGeneration(t *testing.T) {
 	}
 	s := got.Spec
 	if s.PowerState != infrav1.PowerOff || s.BootTimeout.Duration.String() != "10m0s" || s.ShutdownTimeout.Duration.String() != "5m0s" ||
-		s.MaxPowerOnAttempts != 3 || s.Power.Start.WakeOnLAN.Port != 9 || s.Power.Start.WakeOnLAN.BroadcastAddress != "255.255.255.255" ||
+		s.MaxAttempts != 3 || s.Power.Start.WakeOnLAN.Port != 9 || s.Power.Start.WakeOnLAN.BroadcastAddress != "255.255.255.255" ||
 		s.Power.Stop.IPMI.Port != 623 || s.Power.Stop.IPMI.CipherSuite != 3 || s.Power.Start.Timeout.Duration.String() != "30s" {
 		t.Fatalf("defaults not applied: %+v", s)
 	}

@@ -1,0 +1,92 @@
+package corenode
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/optimistic"
+)
+
+// Reconciler labels core Nodes with their machine's group and name, and writes the machine's
+// providerID onto a core Node that registered without one. It never overwrites a different
+// providerID (the machine's reconciler reports that conflict).
+type Reconciler struct {
+	Client client.Client
+	Writer *optimistic.Writer
+}
+
+// +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch;patch
+
+// Reconcile implements reconcile.Reconciler.
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	core := &corev1.Node{}
+	if err := r.Client.Get(ctx, req.NamespacedName, core); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	machines, err := MachinesFor(ctx, r.Client, core)
+	if err != nil || len(machines) != 1 {
+		// Not ours (or claimed twice, which the machines' own status reports).
+		return ctrl.Result{}, err
+	}
+	m := &machines[0]
+	if !needsSync(core, m) {
+		return ctrl.Result{}, nil
+	}
+	_, err = optimistic.Update(ctx, r.Writer, core, func(c *corev1.Node) error {
+		if c.Spec.ProviderID == "" {
+			c.Spec.ProviderID = m.ProviderIDOrDefault()
+		}
+		if c.Labels == nil {
+			c.Labels = map[string]string{}
+		}
+		c.Labels[infrav1.LabelGroup] = m.Spec.Group
+		c.Labels[infrav1.LabelNode] = m.Name
+		return nil
+	}, optimistic.Operation("sync-core-node"))
+	if apierrors.IsNotFound(err) {
+		return ctrl.Result{}, nil
+	}
+	if err != nil {
+		return ctrl.Result{}, fmt.Errorf("syncing core node %s with machine %s/%s: %w", core.Name, m.Namespace, m.Name, err)
+	}
+	return ctrl.Result{}, nil
+}
+
+func needsSync(core *corev1.Node, m *infrav1.Node) bool {
+	return core.Spec.ProviderID == "" ||
+		core.Labels[infrav1.LabelGroup] != m.Spec.Group ||
+		core.Labels[infrav1.LabelNode] != m.Name
+}
+
+// SetupWithManager registers the reconciler. Core Nodes are watched for registration and for
+// changes of providerID or labels, not for their frequent heartbeats.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("corenode").
+		For(&corev1.Node{}, builder.WithPredicates(predicate.Funcs{
+			UpdateFunc: func(e event.UpdateEvent) bool {
+				o, n := e.ObjectOld.(*corev1.Node), e.ObjectNew.(*corev1.Node)
+				return o.Spec.ProviderID != n.Spec.ProviderID ||
+					o.Labels[infrav1.LabelGroup] != n.Labels[infrav1.LabelGroup] ||
+					o.Labels[infrav1.LabelNode] != n.Labels[infrav1.LabelNode]
+			},
+			DeleteFunc: func(event.DeleteEvent) bool { return false },
+		})).
+		// A machine created (or renamed) after its core Node registered.
+		Watches(&infrav1.Node{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+			m := o.(*infrav1.Node)
+			return []reconcile.Request{{NamespacedName: client.ObjectKey{Name: m.KubernetesNodeNameOrDefault()}}}
+		}), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Complete(r)
+}

@@ -1,0 +1,130 @@
+// Package group aggregates a Group's members into its status: counts by progress, the target
+// (members desired on: what cluster-autoscaler sees as the target size), and conditions,
+// including min/max that the members cannot satisfy, reported rather than silently clamped.
+package group
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/index"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/optimistic"
+)
+
+// Reconciler keeps Group status in step with the group's members.
+type Reconciler struct {
+	Client client.Client
+	Writer *optimistic.Writer
+}
+
+// +kubebuilder:rbac:groups=infra.homelab-autoscaler.dev,resources=groups,verbs=get;list;watch
+// +kubebuilder:rbac:groups=infra.homelab-autoscaler.dev,resources=groups/status,verbs=get;patch
+
+// Reconcile implements reconcile.Reconciler.
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	g := &infrav1.Group{}
+	if err := r.Client.Get(ctx, req.NamespacedName, g); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	members := &infrav1.NodeList{}
+	if err := r.Client.List(ctx, members, client.InNamespace(g.Namespace), client.MatchingFields{index.NodeGroup: g.Name}); err != nil {
+		return ctrl.Result{}, err
+	}
+	want := Summarize(g, members.Items)
+	_, err := optimistic.UpdateStatus(ctx, r.Writer, g, func(fresh *infrav1.Group) error {
+		conditions := fresh.Status.Conditions
+		fresh.Status = want
+		fresh.Status.Conditions = conditions
+		fresh.Status.ObservedGeneration = fresh.Generation
+		setConditions(fresh)
+		return nil
+	}, optimistic.Operation("group-status"))
+	return ctrl.Result{}, client.IgnoreNotFound(err)
+}
+
+// Summarize counts a group's members by progress and desired state.
+func Summarize(g *infrav1.Group, members []infrav1.Node) infrav1.GroupStatus {
+	st := infrav1.GroupStatus{Members: int32(len(members))} //nolint:gosec // a group never has 2^31 members
+	for i := range members {
+		m := &members[i]
+		if m.DesiredPowerState() == infrav1.PowerOn {
+			st.Target++
+		}
+		switch m.Status.Progress {
+		case infrav1.ProgressReady:
+			st.Ready++
+		case infrav1.ProgressStartingUp:
+			st.StartingUp++
+		case infrav1.ProgressShuttingDown:
+			st.ShuttingDown++
+		case infrav1.ProgressFailed:
+			st.Failed++
+		default:
+			st.PoweredOff++
+		}
+	}
+	return st
+}
+
+func setConditions(g *infrav1.Group) {
+	st := &g.Status
+	set := func(t string, status metav1.ConditionStatus, reason, msg string) {
+		meta.SetStatusCondition(&st.Conditions, metav1.Condition{
+			Type: t, Status: status, Reason: reason, Message: msg, ObservedGeneration: g.Generation,
+		})
+	}
+	var problems []string
+	reason := "AsExpected"
+	if st.Failed > 0 {
+		problems = append(problems, fmt.Sprintf("%d members failed", st.Failed))
+		reason = "MembersFailed"
+	}
+	if g.Spec.MaxSize != nil && *g.Spec.MaxSize > st.Members {
+		problems = append(problems, fmt.Sprintf("maxSize %d exceeds the %d members; the effective maximum is %d", *g.Spec.MaxSize, st.Members, st.Members))
+		reason = "MaxSizeExceedsMembers"
+	}
+	if g.Spec.MinSize > st.Members {
+		problems = append(problems, fmt.Sprintf("minSize %d exceeds the %d members", g.Spec.MinSize, st.Members))
+		reason = "MinSizeExceedsMembers"
+	}
+	if len(problems) > 0 {
+		set(infrav1.ConditionDegraded, metav1.ConditionTrue, reason, join(problems))
+	} else {
+		set(infrav1.ConditionDegraded, metav1.ConditionFalse, reason, "no failure")
+	}
+	settled := st.StartingUp == 0 && st.ShuttingDown == 0 && st.Ready == st.Target
+	switch {
+	case st.Failed > 0:
+		set(infrav1.ConditionReady, metav1.ConditionFalse, "MembersFailed", join(problems))
+	case settled:
+		set(infrav1.ConditionReady, metav1.ConditionTrue, "Settled", fmt.Sprintf("%d of %d members on, as desired", st.Ready, st.Members))
+	default:
+		set(infrav1.ConditionReady, metav1.ConditionFalse, "Scaling",
+			fmt.Sprintf("target %d: %d ready, %d starting, %d shutting down", st.Target, st.Ready, st.StartingUp, st.ShuttingDown))
+	}
+}
+
+func join(parts []string) string { return strings.Join(parts, "; ") }
+
+// SetupWithManager registers the reconciler; any change of a member, status included, updates
+// its group.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("group").
+		For(&infrav1.Group{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&infrav1.Node{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+			return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: o.GetNamespace(), Name: o.(*infrav1.Node).Spec.Group}}}
+		})).
+		Complete(r)
+}

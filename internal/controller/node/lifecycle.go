@@ -1,0 +1,512 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/controller/corenode"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/optimistic"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/power"
+)
+
+// Reasons of failures the reconciler itself detects (drivers add theirs: power.Class).
+const (
+	ReasonBootTimeout     = "BootTimeout"
+	ReasonShutdownTimeout = "ShutdownTimeout"
+	ReasonDrainBlocked    = "DrainBlocked"
+	ReasonDrainTimeout    = "DrainTimeout"
+)
+
+// step runs the state machine from the machine's current progress.
+func (r *Reconciler) step(ctx context.Context, s *scope) (ctrl.Result, error) {
+	n := s.node
+	if s.group == nil {
+		return ctrl.Result{}, r.write(ctx, s, func(*infrav1.NodeStatus) {})
+	}
+	if err := r.cleanupJobs(ctx, n); err != nil {
+		return ctrl.Result{}, err
+	}
+	desired := n.DesiredPowerState()
+	op := n.Status.Operation
+	switch n.Status.Progress {
+	case "":
+		return r.initialize(ctx, s)
+	case infrav1.ProgressOff:
+		if desired == infrav1.PowerOn {
+			return r.startOn(ctx, s, 1)
+		}
+		return ctrl.Result{}, r.write(ctx, s, func(*infrav1.NodeStatus) {})
+	case infrav1.ProgressStartingUp:
+		if desired == infrav1.PowerOff {
+			return r.beginOff(ctx, s)
+		}
+		return r.continueOn(ctx, s)
+	case infrav1.ProgressReady:
+		if desired == infrav1.PowerOff {
+			return r.beginOff(ctx, s)
+		}
+		return ctrl.Result{}, r.settleReady(ctx, s)
+	case infrav1.ProgressShuttingDown:
+		if desired == infrav1.PowerOn && (op == nil || op.AttemptStartedAt == nil) {
+			// The power-off command was not issued yet: cancel it.
+			return r.abortOff(ctx, s)
+		}
+		return r.continueOff(ctx, s)
+	case infrav1.ProgressFailed:
+		failedOn := op != nil && op.Action == infrav1.PowerOn
+		switch {
+		case n.Generation != n.Status.ObservedGeneration || failedOn != (desired == infrav1.PowerOn):
+			// The spec changed since the failure (a fix, or the other power state): try again.
+			if desired == infrav1.PowerOn {
+				if corenode.IsReady(s.core.Node) {
+					return ctrl.Result{}, r.markReady(ctx, s)
+				}
+				return r.startOn(ctx, s, 1)
+			}
+			return r.beginOff(ctx, s)
+		default:
+			return ctrl.Result{}, nil
+		}
+	}
+	return ctrl.Result{}, nil
+}
+
+// initialize adopts a machine seen for the first time: one whose core Node is already Ready is
+// running (never power it on again), any other is taken as off.
+func (r *Reconciler) initialize(ctx context.Context, s *scope) (ctrl.Result, error) {
+	if corenode.IsReady(s.core.Node) {
+		if err := r.markReady(ctx, s); err != nil {
+			return ctrl.Result{}, err
+		}
+	} else if err := r.write(ctx, s, func(st *infrav1.NodeStatus) {
+		st.Progress = infrav1.ProgressOff
+		st.ProgressSince = r.ts(s)
+		st.PowerState = infrav1.PowerOff
+	}); err != nil {
+		return ctrl.Result{}, err
+	}
+	return r.step(ctx, s)
+}
+
+// startOn records power-on attempt `attempt` and then calls the driver: recorded first, so a
+// restart in between never issues the attempt twice.
+func (r *Reconciler) startOn(ctx context.Context, s *scope, attempt int32) (ctrl.Result, error) {
+	slot, _ := power.SlotFor(s.node, power.ActionOn)
+	if err := r.write(ctx, s, func(st *infrav1.NodeStatus) {
+		if st.Progress != infrav1.ProgressStartingUp {
+			st.Progress = infrav1.ProgressStartingUp
+			st.ProgressSince = r.ts(s)
+			st.LastStartupTime = r.ts(s)
+		}
+		if attempt == 1 {
+			st.LastError, st.LastErrorReason = "", ""
+		}
+		st.Attempts = attempt
+		st.Operation = &infrav1.PowerOperation{
+			Action: infrav1.PowerOn, Attempt: attempt, Driver: slot.DriverName(), AttemptStartedAt: r.ts(s),
+		}
+	}); err != nil {
+		return ctrl.Result{}, err
+	}
+	r.eventf(s.node, corev1.EventTypeNormal, "PowerOn", "PowerOn", "attempt %d of %d: powering on with %s",
+		attempt, maxAttempts(s.node), slot.DriverName())
+	if _, err := r.call(ctx, s, slot, power.ActionOn); err != nil {
+		return r.attemptFailed(ctx, s, err)
+	}
+	return r.continueOn(ctx, s)
+}
+
+// continueOn waits for the core Node to be Ready, for an asynchronous driver to finish, for the
+// next attempt's time or for the boot timeout, whichever comes first.
+func (r *Reconciler) continueOn(ctx context.Context, s *scope) (ctrl.Result, error) {
+	n := s.node
+	op := n.Status.Operation
+	if op == nil || op.Action != infrav1.PowerOn || op.AttemptStartedAt == nil {
+		return r.startOn(ctx, s, 1)
+	}
+	if corenode.IsReady(s.core.Node) {
+		return ctrl.Result{}, r.markReady(ctx, s)
+	}
+	if op.RetryAt != nil {
+		if wait := op.RetryAt.Sub(s.now); wait > 0 {
+			return ctrl.Result{RequeueAfter: wait}, nil
+		}
+		return r.startOn(ctx, s, op.Attempt+1)
+	}
+	slot, _ := power.SlotFor(n, power.ActionOn)
+	if slot.Job != nil && !op.CommandDone {
+		out, err := r.call(ctx, s, slot, power.ActionOn)
+		if err != nil {
+			return r.attemptFailed(ctx, s, err)
+		}
+		if out.Done {
+			if err := r.write(ctx, s, func(st *infrav1.NodeStatus) { st.Operation.CommandDone = true }); err != nil {
+				return ctrl.Result{}, err
+			}
+		}
+	}
+	deadline := op.AttemptStartedAt.Add(bootTimeout(n))
+	if !s.now.Before(deadline) {
+		return r.attemptFailed(ctx, s, &power.Error{Driver: op.Driver, Action: power.ActionOn, Class: power.Class(ReasonBootTimeout),
+			Err: fmt.Errorf("the machine did not register a Ready core Node within %s", bootTimeout(n))})
+	}
+	return ctrl.Result{RequeueAfter: deadline.Sub(s.now)}, nil
+}
+
+// markReady records a running machine and lifts a cordon the controller itself placed.
+func (r *Reconciler) markReady(ctx context.Context, s *scope) error {
+	core := s.core.Node
+	if err := r.uncordon(ctx, core); err != nil {
+		return err
+	}
+	wasStarting := s.node.Status.Progress == infrav1.ProgressStartingUp
+	if err := r.write(ctx, s, func(st *infrav1.NodeStatus) {
+		st.Progress = infrav1.ProgressReady
+		st.ProgressSince = r.ts(s)
+		st.PowerState = infrav1.PowerOn
+		st.KubernetesNode = core.Name
+		st.ProviderID = s.node.ProviderIDOrDefault()
+		st.LastError, st.LastErrorReason = "", ""
+		if st.Operation != nil {
+			st.Operation.RetryAt = nil
+		}
+	}); err != nil {
+		return err
+	}
+	if wasStarting {
+		r.eventf(s.node, corev1.EventTypeNormal, "PoweredOn", "PowerOn", "core Node %s is Ready", core.Name)
+	}
+	return nil
+}
+
+// settleReady keeps a running machine's status in step with its core Node.
+func (r *Reconciler) settleReady(ctx context.Context, s *scope) error {
+	if core := s.core.Node; core != nil && corenode.IsReady(core) {
+		if err := r.uncordon(ctx, core); err != nil {
+			return err
+		}
+	}
+	return r.write(ctx, s, func(st *infrav1.NodeStatus) {
+		if s.core.Node != nil {
+			st.KubernetesNode = s.core.Node.Name
+		}
+	})
+}
+
+// beginOff starts a power-off. It drains first unless cluster-autoscaler asked for this very
+// power-off (it drained the node already).
+func (r *Reconciler) beginOff(ctx context.Context, s *scope) (ctrl.Result, error) {
+	n := s.node
+	byAutoscaler := n.Annotations[infrav1.AnnotationPowerOffByAutoscaler] == strconv.FormatInt(n.Generation, 10)
+	slot, _ := power.SlotFor(n, power.ActionOff)
+	if err := r.write(ctx, s, func(st *infrav1.NodeStatus) {
+		st.Progress = infrav1.ProgressShuttingDown
+		st.ProgressSince = r.ts(s)
+		st.LastShutdownTime = r.ts(s)
+		st.Attempts = 1
+		st.LastError, st.LastErrorReason = "", ""
+		st.Operation = &infrav1.PowerOperation{Action: infrav1.PowerOff, Attempt: 1, Driver: slot.DriverName(), Drain: !byAutoscaler}
+	}); err != nil {
+		return ctrl.Result{}, err
+	}
+	how := "drain first"
+	if byAutoscaler {
+		how = "drained by cluster-autoscaler"
+	}
+	r.eventf(n, corev1.EventTypeNormal, "PowerOff", "PowerOff", "powering off (%s)", how)
+	return r.continueOff(ctx, s)
+}
+
+// continueOff cordons and drains (before the command), issues the power-off command once per
+// attempt, then confirms the machine is off.
+func (r *Reconciler) continueOff(ctx context.Context, s *scope) (ctrl.Result, error) {
+	n := s.node
+	op := n.Status.Operation
+	if op == nil || op.Action != infrav1.PowerOff {
+		return r.beginOff(ctx, s)
+	}
+	if op.RetryAt != nil {
+		if wait := op.RetryAt.Sub(s.now); wait > 0 {
+			return ctrl.Result{RequeueAfter: wait}, nil
+		}
+		if err := r.write(ctx, s, func(st *infrav1.NodeStatus) {
+			st.Operation.Attempt++
+			st.Attempts = st.Operation.Attempt
+			st.Operation.AttemptStartedAt, st.Operation.RetryAt, st.Operation.CommandDone = nil, nil, false
+		}); err != nil {
+			return ctrl.Result{}, err
+		}
+		op = n.Status.Operation
+	}
+	slot, _ := power.SlotFor(n, power.ActionOff)
+	if op.AttemptStartedAt == nil {
+		if res, ready, err := r.prepareOff(ctx, s); !ready || err != nil {
+			return res, err
+		}
+		if err := r.write(ctx, s, func(st *infrav1.NodeStatus) {
+			st.Operation.AttemptStartedAt = r.ts(s)
+			st.LastError, st.LastErrorReason = "", ""
+		}); err != nil {
+			return ctrl.Result{}, err
+		}
+		r.eventf(n, corev1.EventTypeNormal, "PowerOff", "PowerOff", "attempt %d of %d: powering off with %s",
+			n.Status.Operation.Attempt, maxAttempts(n), slot.DriverName())
+		out, err := r.call(ctx, s, slot, power.ActionOff)
+		if err != nil {
+			return r.attemptFailed(ctx, s, err)
+		}
+		if slot.Job == nil || out.Done {
+			if err := r.markCommandDone(ctx, s); err != nil {
+				return ctrl.Result{}, err
+			}
+		}
+	} else if !op.CommandDone {
+		out, err := r.call(ctx, s, slot, power.ActionOff)
+		if err != nil {
+			return r.attemptFailed(ctx, s, err)
+		}
+		if out.Done {
+			if err := r.markCommandDone(ctx, s); err != nil {
+				return ctrl.Result{}, err
+			}
+		}
+	}
+	op = n.Status.Operation
+	if op.CommandDone && r.confirmedOff(ctx, s) {
+		return ctrl.Result{}, r.finishOff(ctx, s)
+	}
+	deadline := op.AttemptStartedAt.Add(shutdownTimeout(n))
+	if !s.now.Before(deadline) {
+		return r.attemptFailed(ctx, s, &power.Error{Driver: op.Driver, Action: power.ActionOff, Class: power.Class(ReasonShutdownTimeout),
+			Err: fmt.Errorf("the machine was not confirmed off within %s of the power-off command", shutdownTimeout(n))})
+	}
+	if !op.CommandDone && slot.Job != nil {
+		// The Job's completion wakes us; the deadline is the backstop.
+		return ctrl.Result{RequeueAfter: deadline.Sub(s.now)}, nil
+	}
+	return ctrl.Result{RequeueAfter: min(r.ConfirmInterval, deadline.Sub(s.now))}, nil
+}
+
+func (r *Reconciler) markCommandDone(ctx context.Context, s *scope) error {
+	if s.node.Status.Operation.CommandDone {
+		return nil
+	}
+	return r.write(ctx, s, func(st *infrav1.NodeStatus) { st.Operation.CommandDone = true })
+}
+
+// prepareOff cordons the core Node and, when asked to, drains it. ready is false while pods
+// remain; a drain that outlives the shutdown timeout fails the power-off (protected pods are
+// never killed by turning the power off under them).
+func (r *Reconciler) prepareOff(ctx context.Context, s *scope) (ctrl.Result, bool, error) {
+	n, core := s.node, s.core.Node
+	if core == nil {
+		return ctrl.Result{}, true, nil
+	}
+	if err := r.cordon(ctx, core); err != nil {
+		return ctrl.Result{}, false, err
+	}
+	if !n.Status.Operation.Drain {
+		return ctrl.Result{}, true, nil
+	}
+	remaining, blocked, err := r.drain(ctx, core)
+	if err != nil {
+		return ctrl.Result{}, false, err
+	}
+	if remaining == 0 {
+		return ctrl.Result{}, true, nil
+	}
+	started := n.Status.LastShutdownTime
+	if started != nil && !s.now.Before(started.Add(shutdownTimeout(n))) {
+		msg := fmt.Sprintf("drain did not finish within %s: %d pods remain", shutdownTimeout(n), remaining)
+		if blocked != "" {
+			msg += "; " + blocked
+		}
+		return ctrl.Result{}, false, r.fail(ctx, s, ReasonDrainTimeout, msg)
+	}
+	msg := fmt.Sprintf("draining: %d pods remain", remaining)
+	reason := ""
+	if blocked != "" {
+		msg, reason = msg+"; "+blocked, ReasonDrainBlocked
+	}
+	if err := r.write(ctx, s, func(st *infrav1.NodeStatus) { st.LastError, st.LastErrorReason = msg, reason }); err != nil {
+		return ctrl.Result{}, false, err
+	}
+	if blocked != "" {
+		r.eventf(n, corev1.EventTypeWarning, ReasonDrainBlocked, "Drain", "%s", msg)
+	}
+	return ctrl.Result{RequeueAfter: r.ConfirmInterval}, false, nil
+}
+
+// confirmedOff reports whether the machine is known to be off: by the status driver when there
+// is one, else by its core Node being NotReady or gone.
+func (r *Reconciler) confirmedOff(ctx context.Context, s *scope) bool {
+	if slot, ok := power.SlotFor(s.node, power.ActionStatus); ok {
+		drv, err := r.Drivers.For(slot, power.ActionStatus)
+		if err == nil {
+			cctx, cancel := context.WithTimeout(ctx, slot.Timeout)
+			defer cancel()
+			state, err := drv.Status(cctx, power.Request{Node: s.node, Action: power.ActionStatus, Slot: slot, Secrets: r.Secrets})
+			if err == nil {
+				return state == infrav1.PowerOff
+			}
+		}
+	}
+	return !corenode.IsReady(s.core.Node)
+}
+
+// finishOff deletes the core Node when the group's policy says so and records the machine off.
+func (r *Reconciler) finishOff(ctx context.Context, s *scope) error {
+	if core := s.core.Node; core != nil && s.group.Spec.PowerOffPolicy != infrav1.PowerOffKeep {
+		if err := r.deleteCoreNode(ctx, core); err != nil {
+			return err
+		}
+	}
+	if err := r.write(ctx, s, func(st *infrav1.NodeStatus) {
+		st.Progress = infrav1.ProgressOff
+		st.ProgressSince = r.ts(s)
+		st.PowerState = infrav1.PowerOff
+		st.KubernetesNode = ""
+		st.LastError, st.LastErrorReason = "", ""
+	}); err != nil {
+		return err
+	}
+	r.eventf(s.node, corev1.EventTypeNormal, "PoweredOff", "PowerOff", "machine is off")
+	return nil
+}
+
+// abortOff cancels a power-off whose command was not issued yet.
+func (r *Reconciler) abortOff(ctx context.Context, s *scope) (ctrl.Result, error) {
+	r.eventf(s.node, corev1.EventTypeNormal, "PowerOffCancelled", "PowerOff", "desired power state is on again before the power-off command")
+	if corenode.IsReady(s.core.Node) {
+		return ctrl.Result{}, r.markReady(ctx, s)
+	}
+	return r.startOn(ctx, s, 1)
+}
+
+// attemptFailed schedules the next attempt after a backoff, or fails the machine when attempts
+// are used up or the failure needs a human.
+func (r *Reconciler) attemptFailed(ctx context.Context, s *scope, cause error) (ctrl.Result, error) {
+	n := s.node
+	op := n.Status.Operation
+	reason := string(power.ClassOf(cause))
+	if op.Attempt >= maxAttempts(n) || !power.Retryable(cause) {
+		msg := fmt.Sprintf("power %s failed after %d attempts: %v", op.Action, op.Attempt, cause)
+		return ctrl.Result{}, r.fail(ctx, s, reason, msg)
+	}
+	wait := r.retryDelay(op.Attempt)
+	retryAt := metav1.NewTime(s.now.Add(wait))
+	if err := r.write(ctx, s, func(st *infrav1.NodeStatus) {
+		st.Operation.RetryAt = &retryAt
+		st.LastError, st.LastErrorReason = errorString(cause), reason
+	}); err != nil {
+		return ctrl.Result{}, err
+	}
+	r.eventf(n, corev1.EventTypeWarning, "Power"+titleAction(op.Action)+"Failed", "Power"+titleAction(op.Action),
+		"attempt %d of %d failed (%s): %v; next attempt in %s", op.Attempt, maxAttempts(n), reason, cause, wait.Round(time.Second))
+	return ctrl.Result{RequeueAfter: wait}, nil
+}
+
+// fail records a failure that no further attempt will fix by itself.
+func (r *Reconciler) fail(ctx context.Context, s *scope, reason, msg string) error {
+	if err := r.write(ctx, s, func(st *infrav1.NodeStatus) {
+		st.Progress = infrav1.ProgressFailed
+		st.ProgressSince = r.ts(s)
+		st.LastError, st.LastErrorReason = msg, reason
+		if st.Operation != nil {
+			st.Operation.RetryAt = nil
+		}
+	}); err != nil {
+		return err
+	}
+	r.eventf(s.node, corev1.EventTypeWarning, "Failed", "Power"+titleAction(s.node.Status.Operation.Action), "%s", msg)
+	return nil
+}
+
+func (r *Reconciler) retryDelay(attempt int32) time.Duration {
+	d := r.RetryBase
+	for i := int32(1); i < attempt && d < r.RetryCap; i++ {
+		d *= 2
+	}
+	return min(d, r.RetryCap)
+}
+
+// call runs one driver action, bounded by the slot's timeout.
+func (r *Reconciler) call(ctx context.Context, s *scope, slot power.Slot, action power.Action) (power.Outcome, error) {
+	drv, err := r.Drivers.For(slot, action)
+	if err != nil {
+		return power.Outcome{}, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, slot.Timeout)
+	defer cancel()
+	return drv.Do(cctx, power.Request{
+		Node: s.node, Action: action, Slot: slot, Attempt: s.node.Status.Operation.Attempt, Secrets: r.Secrets,
+	})
+}
+
+// write applies mutate to the machine's status through the optimistic write path, refusing
+// (errStale) if the machine's desired state or operation changed since this reconcile decided.
+// It also keeps observedGeneration and the conditions in step.
+func (r *Reconciler) write(ctx context.Context, s *scope, mutate func(*infrav1.NodeStatus)) error {
+	n := s.node
+	desired := n.Spec.PowerState
+	progress := n.Status.Progress
+	op := n.Status.Operation.DeepCopy()
+	_, err := optimistic.UpdateStatus(ctx, r.Writer, n, func(fresh *infrav1.Node) error {
+		if fresh.Spec.PowerState != desired || fresh.Status.Progress != progress ||
+			!equality.Semantic.DeepEqual(fresh.Status.Operation, op) {
+			return errStale
+		}
+		mutate(&fresh.Status)
+		fresh.Status.ObservedGeneration = fresh.Generation
+		setConditions(fresh, s)
+		return nil
+	})
+	return err
+}
+
+func (r *Reconciler) ts(s *scope) *metav1.Time {
+	t := metav1.NewTime(s.now)
+	return &t
+}
+
+func (r *Reconciler) eventf(n *infrav1.Node, kind, reason, action, note string, args ...any) {
+	if r.Recorder != nil {
+		r.Recorder.Eventf(n, nil, kind, reason, action, note, args...)
+	}
+}
+
+func titleAction(a infrav1.PowerState) string {
+	if a == infrav1.PowerOn {
+		return "On"
+	}
+	return "Off"
+}
+
+func maxAttempts(n *infrav1.Node) int32 {
+	if n.Spec.MaxAttempts > 0 {
+		return n.Spec.MaxAttempts
+	}
+	return 3
+}
+
+func bootTimeout(n *infrav1.Node) time.Duration {
+	if n.Spec.BootTimeout != nil && n.Spec.BootTimeout.Duration > 0 {
+		return n.Spec.BootTimeout.Duration
+	}
+	return 10 * time.Minute
+}
+
+func shutdownTimeout(n *infrav1.Node) time.Duration {
+	if n.Spec.ShutdownTimeout != nil && n.Spec.ShutdownTimeout.Duration > 0 {
+		return n.Spec.ShutdownTimeout.Duration
+	}
+	return 5 * time.Minute
+}

@@ -1,0 +1,48 @@
+// Package index defines the cache field indexes the controllers and the gRPC server look
+// objects up by, so that no hot path lists the whole fleet.
+package index
+
+import (
+	"context"
+
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
+)
+
+const (
+	// CoreNodeProviderID indexes core Nodes by spec.providerID.
+	CoreNodeProviderID = "spec.providerID"
+	// NodeGroup indexes machines by spec.group.
+	NodeGroup = "spec.group"
+	// NodeProviderID indexes machines by their effective provider ID.
+	NodeProviderID = "providerID"
+	// NodeKubernetesName indexes machines by the name their core Node registers as.
+	NodeKubernetesName = "kubernetesNodeName"
+)
+
+// Register adds every index to the manager's field indexer. Call it once, before the cache starts.
+func Register(ctx context.Context, fi client.FieldIndexer) error {
+	if err := fi.IndexField(ctx, &corev1.Node{}, CoreNodeProviderID, func(o client.Object) []string {
+		if id := o.(*corev1.Node).Spec.ProviderID; id != "" {
+			return []string{id}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	if err := fi.IndexField(ctx, &infrav1.Node{}, NodeGroup, func(o client.Object) []string {
+		return []string{o.(*infrav1.Node).Spec.Group}
+	}); err != nil {
+		return err
+	}
+	if err := fi.IndexField(ctx, &infrav1.Node{}, NodeProviderID, func(o client.Object) []string {
+		return []string{o.(*infrav1.Node).ProviderIDOrDefault()}
+	}); err != nil {
+		return err
+	}
+	return fi.IndexField(ctx, &infrav1.Node{}, NodeKubernetesName, func(o client.Object) []string {
+		return []string{o.(*infrav1.Node).KubernetesNodeNameOrDefault()}
+	})
+}
