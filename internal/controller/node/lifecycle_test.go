@@ -1,0 +1,193 @@
+package node_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/power"
+)
+
+func TestFullCycleOneMachine(t *testing.T) {
+	ns := newNamespace(t)
+	drv := newMachineDriver()
+	startManager(t, power.NewRegistry(drv))
+	createGroup(t, ns, "workers")
+	n := createMachine(t, ns, "m1", "workers", infrav1.PowerOff)
+
+	got := waitProgress(t, n, infrav1.ProgressOff, 10*time.Second)
+	expectCondition(t, got, infrav1.ConditionReady, metav1.ConditionTrue, "PoweredOff")
+	if drv.total("m1", power.ActionOn)+drv.total("m1", power.ActionOff) != 0 {
+		t.Fatalf("a machine that is off and should be off was powered")
+	}
+
+	setDesired(t, n, infrav1.PowerOn)
+	got = waitProgress(t, n, infrav1.ProgressReady, 10*time.Second)
+	st := got.Status
+	if st.PowerState != infrav1.PowerOn || st.KubernetesNode != ns+"-m1" || st.Attempts != 1 ||
+		st.ProviderID != "homelab://"+ns+"/m1" || st.LastStartupTime == nil || st.ObservedGeneration != got.Generation {
+		t.Fatalf("status after power-on: %+v", st)
+	}
+	expectCondition(t, got, infrav1.ConditionReady, metav1.ConditionTrue, "Running")
+	expectCondition(t, got, infrav1.ConditionPowerOperation, metav1.ConditionFalse, "Idle")
+	expectCondition(t, got, infrav1.ConditionDegraded, metav1.ConditionFalse, "AsExpected")
+	if c := drv.count("m1", power.ActionOn, 1); c != 1 {
+		t.Fatalf("power-on attempt 1 issued %d times", c)
+	}
+	waitFor(t, 10*time.Second, "core Node labels and providerID", func() bool {
+		core := coreNode(t, ns+"-m1")
+		return core != nil && core.Spec.ProviderID == "homelab://"+ns+"/m1" &&
+			core.Labels[infrav1.LabelGroup] == "workers" && core.Labels[infrav1.LabelNode] == "m1"
+	})
+	waitEvent(t, n, "PowerOn")
+	waitEvent(t, n, "PoweredOn")
+
+	setDesired(t, n, infrav1.PowerOff)
+	got = waitProgress(t, n, infrav1.ProgressOff, 10*time.Second)
+	if got.Status.PowerState != infrav1.PowerOff || got.Status.LastShutdownTime == nil || got.Status.KubernetesNode != "" {
+		t.Fatalf("status after power-off: %+v", got.Status)
+	}
+	if !got.Status.Operation.Drain {
+		t.Fatalf("a human power-off did not drain")
+	}
+	expectCondition(t, got, infrav1.ConditionReady, metav1.ConditionTrue, "PoweredOff")
+	if c := drv.count("m1", power.ActionOff, 1); c != 1 {
+		t.Fatalf("power-off attempt 1 issued %d times", c)
+	}
+	waitFor(t, 10*time.Second, "the core Node to be deleted (policy Delete)", func() bool { return coreNode(t, ns+"-m1") == nil })
+	waitEvent(t, n, "PoweredOff")
+}
+
+func TestTenMachinesAtOnce(t *testing.T) {
+	ns := newNamespace(t)
+	drv := newMachineDriver()
+	startManager(t, power.NewRegistry(drv))
+	createGroup(t, ns, "rack", func(g *infrav1.Group) { g.Spec.PowerOffPolicy = infrav1.PowerOffKeep })
+	var machines []*infrav1.Node
+	for i := range 10 {
+		machines = append(machines, createMachine(t, ns, fmt.Sprintf("m%d", i), "rack", infrav1.PowerOff))
+	}
+	for _, n := range machines {
+		waitProgress(t, n, infrav1.ProgressOff, 10*time.Second)
+	}
+	for _, n := range machines {
+		setDesired(t, n, infrav1.PowerOn)
+	}
+	for _, n := range machines {
+		waitProgress(t, n, infrav1.ProgressReady, 20*time.Second)
+		if c := drv.total(n.Name, power.ActionOn); c != 1 {
+			t.Fatalf("%s powered on %d times", n.Name, c)
+		}
+	}
+	waitGroup(t, ns, "rack", func(st infrav1.GroupStatus) bool {
+		return st.Members == 10 && st.Target == 10 && st.Ready == 10
+	})
+	for _, n := range machines {
+		setDesired(t, n, infrav1.PowerOff)
+	}
+	for _, n := range machines {
+		waitProgress(t, n, infrav1.ProgressOff, 20*time.Second)
+		// Policy Keep: the core Node stays, cordoned by us, NotReady.
+		core := coreNode(t, ns+"-"+n.Name)
+		if core == nil || !core.Spec.Unschedulable {
+			t.Fatalf("%s: with policy Keep the core Node should remain cordoned: %+v", n.Name, core)
+		}
+	}
+	waitGroup(t, ns, "rack", func(st infrav1.GroupStatus) bool {
+		return st.Target == 0 && st.Ready == 0 && st.PoweredOff == 10
+	})
+	// On again: the machine's own cordon is lifted once it is Ready.
+	setDesired(t, machines[0], infrav1.PowerOn)
+	waitProgress(t, machines[0], infrav1.ProgressReady, 10*time.Second)
+	waitFor(t, 10*time.Second, "uncordon", func() bool {
+		core := coreNode(t, ns+"-m0")
+		return core != nil && !core.Spec.Unschedulable
+	})
+}
+
+func waitGroup(t *testing.T, ns, name string, cond func(infrav1.GroupStatus) bool) {
+	t.Helper()
+	var st infrav1.GroupStatus
+	waitFor(t, 20*time.Second, "group "+name+" status", func() bool {
+		g := &infrav1.Group{}
+		if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, g); err != nil {
+			t.Fatal(err)
+		}
+		st = g.Status
+		return cond(st) && g.Status.ObservedGeneration == g.Generation
+	})
+}
+
+func TestBootTimeoutRetriesThenFailsAndRecovers(t *testing.T) {
+	ns := newNamespace(t)
+	drv := newMachineDriver()
+	drv.set(func(d *machineDriver) { d.neverUp["m1"] = true })
+	startManager(t, power.NewRegistry(drv))
+	createGroup(t, ns, "workers")
+	n := createMachine(t, ns, "m1", "workers", infrav1.PowerOn, func(n *infrav1.Node) {
+		n.Spec.BootTimeout = &metav1.Duration{Duration: time.Second}
+		n.Spec.MaxAttempts = 3
+	})
+
+	got := waitProgress(t, n, infrav1.ProgressFailed, 30*time.Second)
+	for attempt := int32(1); attempt <= 3; attempt++ {
+		if c := drv.count("m1", power.ActionOn, attempt); c != 1 {
+			t.Fatalf("attempt %d issued %d times", attempt, c)
+		}
+	}
+	if c := drv.count("m1", power.ActionOn, 4); c != 0 {
+		t.Fatalf("a fourth attempt was made")
+	}
+	if got.Status.LastErrorReason != "BootTimeout" || got.Status.Attempts != 3 {
+		t.Fatalf("failed status: %+v", got.Status)
+	}
+	expectCondition(t, got, infrav1.ConditionDegraded, metav1.ConditionTrue, "BootTimeout")
+	expectCondition(t, got, infrav1.ConditionReady, metav1.ConditionFalse, "Failed")
+	waitEvent(t, n, "PowerOnFailed")
+	waitEvent(t, n, "Failed")
+
+	// Failed stays failed: no more attempts while nothing changes.
+	time.Sleep(1500 * time.Millisecond)
+	if c := drv.total("m1", power.ActionOn); c != 3 {
+		t.Fatalf("a Failed machine was powered again (%d power-ons)", c)
+	}
+
+	// The machine is repaired; a human turns it off and on again.
+	drv.set(func(d *machineDriver) { d.neverUp["m1"] = false })
+	setDesired(t, n, infrav1.PowerOff)
+	waitProgress(t, n, infrav1.ProgressOff, 10*time.Second)
+	setDesired(t, n, infrav1.PowerOn)
+	got = waitProgress(t, n, infrav1.ProgressReady, 10*time.Second)
+	if got.Status.LastError != "" || got.Status.Attempts != 1 {
+		t.Fatalf("recovered status: %+v", got.Status)
+	}
+}
+
+// A desired-state change in the middle of a transition: on→off while booting, and back.
+func TestDesiredStateChangesMidTransition(t *testing.T) {
+	ns := newNamespace(t)
+	drv := newMachineDriver()
+	drv.set(func(d *machineDriver) { d.neverUp["m1"] = true })
+	startManager(t, power.NewRegistry(drv))
+	createGroup(t, ns, "workers")
+	n := createMachine(t, ns, "m1", "workers", infrav1.PowerOn)
+	waitProgress(t, n, infrav1.ProgressStartingUp, 10*time.Second)
+
+	setDesired(t, n, infrav1.PowerOff)
+	got := waitProgress(t, n, infrav1.ProgressOff, 10*time.Second)
+	if drv.count("m1", power.ActionOff, 1) != 1 || got.Status.Operation.Action != infrav1.PowerOff {
+		t.Fatalf("booting machine not powered off: %+v", got.Status)
+	}
+
+	drv.set(func(d *machineDriver) { d.neverUp["m1"] = false })
+	setDesired(t, n, infrav1.PowerOn)
+	waitProgress(t, n, infrav1.ProgressReady, 10*time.Second)
+	if drv.total("m1", power.ActionOn) != 2 {
+		t.Fatalf("want 2 power-ons (one per desired on), got %d", drv.total("m1", power.ActionOn))
+	}
+}

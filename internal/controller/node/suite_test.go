@@ -1,0 +1,380 @@
+package node_test
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/controller/corenode"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/controller/group"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/controller/node"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/index"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/optimistic"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/power"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testenv"
+)
+
+var env *testenv.Env
+
+// testWriter plays other writers (humans, kubelets) through the optimistic path, uncached.
+var testWriter *optimistic.Writer
+
+func TestMain(m *testing.M) {
+	testenv.Run(m, func(e *testenv.Env) {
+		env = e
+		w, err := optimistic.New(e.Client, e.Client, optimistic.WithMetrics(optimistic.NewMetrics()))
+		if err != nil {
+			panic(err)
+		}
+		testWriter = w
+	})
+}
+
+// manager runs the three reconcilers the way the real manager does.
+type manager struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func startManager(t *testing.T, drivers power.Registry) *manager {
+	t.Helper()
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
+		Scheme:                 env.Scheme,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := index.Register(ctx, mgr.GetFieldIndexer()); err != nil {
+		t.Fatal(err)
+	}
+	w, err := optimistic.New(mgr.GetClient(), mgr.GetAPIReader())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if drivers == nil {
+		drivers = power.Registry{}
+	}
+	if _, ok := drivers[power.DriverJob]; !ok {
+		drivers[power.DriverJob] = power.JobDriver{Client: mgr.GetClient()}
+	}
+	nr := &node.Reconciler{
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Writer: w, Drivers: drivers,
+		Secrets: power.ClientSecrets{Reader: mgr.GetAPIReader()}, Recorder: mgr.GetEventRecorder("homelab-autoscaler"),
+		RetryBase: 200 * time.Millisecond, RetryCap: time.Second, ConfirmInterval: 200 * time.Millisecond,
+	}
+	for _, setup := range []func(ctrl.Manager) error{
+		nr.SetupWithManager,
+		(&corenode.Reconciler{Client: mgr.GetClient(), Writer: w}).SetupWithManager,
+		(&group.Reconciler{Client: mgr.GetClient(), Writer: w}).SetupWithManager,
+	} {
+		if err := setup(mgr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := &manager{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(m.done)
+		if err := mgr.Start(ctx); err != nil {
+			t.Errorf("manager: %v", err)
+		}
+	}()
+	t.Cleanup(m.stop)
+	return m
+}
+
+func (m *manager) stop() {
+	m.cancel()
+	<-m.done
+}
+
+// machineDriver plays the machines' power buttons (it stands in for a BMC): powering a machine
+// on registers its core Node as Ready, unless told the machine never boots; powering it off
+// turns the core Node NotReady. It counts every command per machine, action and attempt.
+type machineDriver struct {
+	mu       sync.Mutex
+	calls    map[string]int
+	on       map[string]bool
+	neverUp  map[string]bool
+	failWith map[string]error
+	// readSecret, when set, makes every call read the Node's credentials Secret first.
+	readSecret bool
+}
+
+func newMachineDriver() *machineDriver {
+	return &machineDriver{calls: map[string]int{}, on: map[string]bool{}, neverUp: map[string]bool{}, failWith: map[string]error{}}
+}
+
+func (d *machineDriver) Name() string { return power.DriverIPMI }
+
+func callKey(n string, a power.Action, attempt int32) string {
+	return fmt.Sprintf("%s/%s/%d", n, a, attempt)
+}
+
+func (d *machineDriver) count(n string, a power.Action, attempt int32) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.calls[callKey(n, a, attempt)]
+}
+
+func (d *machineDriver) total(n string, a power.Action) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	sum := 0
+	for i := int32(1); i <= 100; i++ {
+		sum += d.calls[callKey(n, a, i)]
+	}
+	return sum
+}
+
+func (d *machineDriver) set(f func(d *machineDriver)) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	f(d)
+}
+
+func (d *machineDriver) Do(ctx context.Context, req power.Request) (power.Outcome, error) {
+	n := req.Node
+	if d.readSecret {
+		ref := req.Slot.IPMI.CredentialsSecretRef
+		if _, err := req.Secrets.SecretValue(ctx, n.Namespace, ref.Name, "password"); err != nil {
+			return power.Outcome{}, err
+		}
+	}
+	d.mu.Lock()
+	d.calls[callKey(n.Name, req.Action, req.Attempt)]++
+	fail := d.failWith[n.Name]
+	never := d.neverUp[n.Name]
+	d.on[n.Name] = req.Action == power.ActionOn
+	d.mu.Unlock()
+	if fail != nil {
+		return power.Outcome{}, fail
+	}
+	if req.Action == power.ActionOn && !never {
+		return power.Outcome{Done: true}, registerCoreNode(ctx, n.KubernetesNodeNameOrDefault(), true)
+	}
+	if req.Action == power.ActionOff {
+		return power.Outcome{Done: true}, setCoreNodeReady(ctx, n.KubernetesNodeNameOrDefault(), false)
+	}
+	return power.Outcome{Done: true}, nil
+}
+
+func (d *machineDriver) Status(_ context.Context, req power.Request) (infrav1.PowerState, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.on[req.Node.Name] {
+		return infrav1.PowerOn, nil
+	}
+	return infrav1.PowerOff, nil
+}
+
+// registerCoreNode plays a kubelet registering (without a providerID, as kubeadm nodes do).
+func registerCoreNode(ctx context.Context, name string, ready bool) error {
+	core := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	if err := env.Client.Create(ctx, core); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	return setCoreNodeReady(ctx, name, ready)
+}
+
+// setCoreNodeReady plays the kubelet's status update; like the kubelet it retries on conflict
+// (the core Node sync labels the Node at the same time).
+func setCoreNodeReady(ctx context.Context, name string, ready bool) error {
+	status := corev1.ConditionFalse
+	if ready {
+		status = corev1.ConditionTrue
+	}
+	key := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	_, err := optimistic.UpdateStatus(ctx, testWriter, key, func(core *corev1.Node) error {
+		core.Status.Conditions = []corev1.NodeCondition{{
+			Type: corev1.NodeReady, Status: status, Reason: "Test", LastHeartbeatTime: metav1.Now(), LastTransitionTime: metav1.Now(),
+		}}
+		core.Status.Capacity = corev1.ResourceList{corev1.ResourcePods: resource.MustParse("110")}
+		return nil
+	})
+	return client.IgnoreNotFound(err)
+}
+
+var nsSeq atomic.Int64
+
+func newNamespace(t *testing.T) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("lc-%d-%d", time.Now().Unix()%100000, nsSeq.Add(1))}}
+	if err := env.Client.Create(context.Background(), ns); err != nil {
+		t.Fatal(err)
+	}
+	return ns.Name
+}
+
+func createGroup(t *testing.T, ns, name string, mutate ...func(*infrav1.Group)) *infrav1.Group {
+	t.Helper()
+	g := &infrav1.Group{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+	for _, m := range mutate {
+		m(g)
+	}
+	if err := env.Client.Create(context.Background(), g); err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+func ipmiAction() infrav1.PowerAction {
+	return infrav1.PowerAction{IPMI: &infrav1.IPMIDriver{Address: "127.0.0.1", CredentialsSecretRef: infrav1.SecretReference{Name: "bmc"}}}
+}
+
+func createMachine(t *testing.T, ns, name, grp string, desired infrav1.PowerState, mutate ...func(*infrav1.Node)) *infrav1.Node {
+	t.Helper()
+	n := &infrav1.Node{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: infrav1.NodeSpec{
+			Group:              grp,
+			PowerState:         desired,
+			KubernetesNodeName: ns + "-" + name,
+			Power:              infrav1.PowerSpec{Start: ipmiAction(), Stop: ipmiAction()},
+		},
+	}
+	for _, m := range mutate {
+		m(n)
+	}
+	if err := env.Client.Create(context.Background(), n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// setDesired plays a human editing spec.powerState.
+func setDesired(t *testing.T, n *infrav1.Node, state infrav1.PowerState) {
+	t.Helper()
+	key := &infrav1.Node{ObjectMeta: metav1.ObjectMeta{Namespace: n.Namespace, Name: n.Name}}
+	if _, err := optimistic.Update(context.Background(), testWriter, key, func(n *infrav1.Node) error {
+		n.Spec.PowerState = state
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// setDesiredOffByAutoscaler plays the cloud-provider path: desired off plus the marker that
+// cluster-autoscaler already drained the node, in one write.
+func setDesiredOffByAutoscaler(t *testing.T, n *infrav1.Node) {
+	t.Helper()
+	key := &infrav1.Node{ObjectMeta: metav1.ObjectMeta{Namespace: n.Namespace, Name: n.Name}}
+	if _, err := optimistic.Update(context.Background(), testWriter, key, func(n *infrav1.Node) error {
+		n.Spec.PowerState = infrav1.PowerOff
+		if n.Annotations == nil {
+			n.Annotations = map[string]string{}
+		}
+		n.Annotations[infrav1.AnnotationPowerOffByAutoscaler] = strconv.FormatInt(n.Generation+1, 10)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func get(t *testing.T, n *infrav1.Node) *infrav1.Node {
+	t.Helper()
+	got := &infrav1.Node{}
+	if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(n), got); err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// waitFor polls cond until it holds or the timeout passes (tests only: product code waits on
+// watches).
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func waitProgress(t *testing.T, n *infrav1.Node, p infrav1.Progress, timeout time.Duration) *infrav1.Node {
+	t.Helper()
+	var got *infrav1.Node
+	waitFor(t, timeout, fmt.Sprintf("%s to be %s", n.Name, p), func() bool {
+		got = get(t, n)
+		return got.Status.Progress == p
+	})
+	return got
+}
+
+func condition(n *infrav1.Node, t string) *metav1.Condition {
+	return meta.FindStatusCondition(n.Status.Conditions, t)
+}
+
+func expectCondition(t *testing.T, n *infrav1.Node, typ string, status metav1.ConditionStatus, reason string) {
+	t.Helper()
+	c := condition(n, typ)
+	if c == nil || c.Status != status || c.Reason != reason {
+		t.Fatalf("%s condition %s = %+v, want %s/%s", n.Name, typ, c, status, reason)
+	}
+	if c.ObservedGeneration != n.Generation {
+		t.Fatalf("%s condition %s observedGeneration %d, generation %d", n.Name, typ, c.ObservedGeneration, n.Generation)
+	}
+}
+
+// eventReasons lists the reasons of the Events about a machine, oldest first.
+func eventReasons(t *testing.T, n *infrav1.Node) []string {
+	t.Helper()
+	list := &eventsv1.EventList{}
+	if err := env.Client.List(context.Background(), list, client.InNamespace(n.Namespace)); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range list.Items {
+		if e.Regarding.Name == n.Name && e.Regarding.Kind == "Node" {
+			out = append(out, e.Reason)
+		}
+	}
+	return out
+}
+
+func waitEvent(t *testing.T, n *infrav1.Node, reason string) {
+	t.Helper()
+	waitFor(t, 10*time.Second, "event "+reason+" on "+n.Name, func() bool {
+		for _, r := range eventReasons(t, n) {
+			if r == reason {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+func coreNode(t *testing.T, name string) *corev1.Node {
+	t.Helper()
+	core := &corev1.Node{}
+	err := env.Client.Get(context.Background(), client.ObjectKey{Name: name}, core)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return core
+}
