@@ -263,12 +263,15 @@ func (r *Reconciler) continueOff(ctx context.Context, s *scope) (ctrl.Result, er
 		if err != nil {
 			return r.attemptFailed(ctx, s, err)
 		}
-		if slot.Job == nil || out.Done {
+		if slot.Job != nil && out.Done {
 			if err := r.markCommandDone(ctx, s); err != nil {
 				return ctrl.Result{}, err
 			}
 		}
-	} else if !op.CommandDone {
+	} else if !op.CommandDone && slot.Job != nil {
+		// Only an asynchronous driver is called again for the same attempt: the Job it started
+		// is found by name. A synchronous command whose result was not recorded (a restart right
+		// after it) counts as issued; the confirmation or the timeout tells the rest.
 		out, err := r.call(ctx, s, slot, power.ActionOff)
 		if err != nil {
 			return r.attemptFailed(ctx, s, err)
@@ -280,7 +283,7 @@ func (r *Reconciler) continueOff(ctx context.Context, s *scope) (ctrl.Result, er
 		}
 	}
 	op = n.Status.Operation
-	if op.CommandDone && r.confirmedOff(ctx, s) {
+	if (op.CommandDone || slot.Job == nil) && r.confirmedOff(ctx, s) {
 		return ctrl.Result{}, r.finishOff(ctx, s)
 	}
 	deadline := op.AttemptStartedAt.Add(shutdownTimeout(n))

@@ -116,13 +116,15 @@ type machineDriver struct {
 	calls    map[string]int
 	on       map[string]bool
 	neverUp  map[string]bool
+	// stuckOn machines ignore power-off commands (they are counted, the machine stays on).
+	stuckOn map[string]bool
 	failWith map[string]error
 	// readSecret, when set, makes every call read the Node's credentials Secret first.
 	readSecret bool
 }
 
 func newMachineDriver() *machineDriver {
-	return &machineDriver{calls: map[string]int{}, on: map[string]bool{}, neverUp: map[string]bool{}, failWith: map[string]error{}}
+	return &machineDriver{calls: map[string]int{}, on: map[string]bool{}, neverUp: map[string]bool{}, stuckOn: map[string]bool{}, failWith: map[string]error{}}
 }
 
 func (d *machineDriver) Name() string { return power.DriverIPMI }
@@ -165,7 +167,10 @@ func (d *machineDriver) Do(ctx context.Context, req power.Request) (power.Outcom
 	d.calls[callKey(n.Name, req.Action, req.Attempt)]++
 	fail := d.failWith[n.Name]
 	never := d.neverUp[n.Name]
-	d.on[n.Name] = req.Action == power.ActionOn
+	stuck := d.stuckOn[n.Name]
+	if !stuck {
+		d.on[n.Name] = req.Action == power.ActionOn
+	}
 	d.mu.Unlock()
 	if fail != nil {
 		return power.Outcome{}, fail
@@ -173,7 +178,7 @@ func (d *machineDriver) Do(ctx context.Context, req power.Request) (power.Outcom
 	if req.Action == power.ActionOn && !never {
 		return power.Outcome{Done: true}, registerCoreNode(ctx, n.KubernetesNodeNameOrDefault(), true)
 	}
-	if req.Action == power.ActionOff {
+	if req.Action == power.ActionOff && !stuck {
 		return power.Outcome{Done: true}, setCoreNodeReady(ctx, n.KubernetesNodeNameOrDefault(), false)
 	}
 	return power.Outcome{Done: true}, nil
