@@ -1,11 +1,18 @@
-// Command homelab-autoscaler is the manager: it runs the controllers, (soon) the cluster-autoscaler
-// gRPC server, the metrics endpoint and the health probes.
+// Command homelab-autoscaler is the manager: it runs the controllers (machine power lifecycle,
+// core Node sync, Group status), the metrics endpoint and the health probes. The cluster-autoscaler
+// gRPC server joins it with the cloud-provider work.
 package main
 
 import (
 	"flag"
 	"fmt"
 	"os"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -13,7 +20,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/controller/corenode"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/controller/group"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/controller/node"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/index"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/optimistic"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/power"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/scheme"
 )
 
@@ -24,6 +37,9 @@ type options struct {
 	leaderElect       bool
 	leaderElectionID  string
 	writeRetryBackoff optimistic.Backoff
+	powerRetryBase    time.Duration
+	powerRetryCap     time.Duration
+	confirmInterval   time.Duration
 }
 
 func parseFlags(fs *flag.FlagSet, args []string) (*options, *zap.Options, error) {
@@ -34,6 +50,9 @@ func parseFlags(fs *flag.FlagSet, args []string) (*options, *zap.Options, error)
 	fs.BoolVar(&o.leaderElect, "leader-elect", false, "Elect one leader among replicas to run the controllers.")
 	fs.StringVar(&o.leaderElectionID, "leader-election-id", "homelab-autoscaler.infra.homelab-autoscaler.dev", "Name of the leader election Lease.")
 	o.writeRetryBackoff.BindFlags(fs, "write-retry-")
+	fs.DurationVar(&o.powerRetryBase, "power-retry-base", node.DefaultRetryBase, "Wait after a failed power attempt before the next one (doubling each time).")
+	fs.DurationVar(&o.powerRetryCap, "power-retry-cap", node.DefaultRetryCap, "Longest wait between two power attempts.")
+	fs.DurationVar(&o.confirmInterval, "power-confirm-interval", node.DefaultConfirmInterval, "How often a power-off is re-checked, and a blocked drain retried.")
 	zo := &zap.Options{}
 	zo.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -66,7 +85,12 @@ func run(o *options) error {
 	if err != nil {
 		return fmt.Errorf("loading the Kubernetes configuration: %w", err)
 	}
-	cacheOpts := cache.Options{}
+	cacheOpts := cache.Options{
+		// Only the Jobs the manager launched are cached, not every Job in the cluster.
+		ByObject: map[client.Object]cache.ByObject{
+			&batchv1.Job{}: {Label: labels.SelectorFromSet(nil).Add(mustRequirement(infrav1.LabelPowerAction, selection.Exists))},
+		},
+	}
 	if o.namespace != "" {
 		cacheOpts.DefaultNamespaces = map[string]cache.Config{o.namespace: {}}
 	}
@@ -81,7 +105,31 @@ func run(o *options) error {
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
 	}
-	if _, err := optimistic.New(mgr.GetClient(), mgr.GetAPIReader(), optimistic.WithBackoff(o.writeRetryBackoff)); err != nil {
+	ctx := ctrl.SetupSignalHandler()
+	if err := index.Register(ctx, mgr.GetFieldIndexer()); err != nil {
+		return err
+	}
+	writer, err := optimistic.New(mgr.GetClient(), mgr.GetAPIReader(), optimistic.WithBackoff(o.writeRetryBackoff))
+	if err != nil {
+		return err
+	}
+	if err := (&node.Reconciler{
+		Client:          mgr.GetClient(),
+		APIReader:       mgr.GetAPIReader(),
+		Writer:          writer,
+		Drivers:         drivers(mgr),
+		Secrets:         power.ClientSecrets{Reader: mgr.GetAPIReader()},
+		Recorder:        mgr.GetEventRecorder("homelab-autoscaler"),
+		RetryBase:       o.powerRetryBase,
+		RetryCap:        o.powerRetryCap,
+		ConfirmInterval: o.confirmInterval,
+	}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	if err := (&corenode.Reconciler{Client: mgr.GetClient(), Writer: writer}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	if err := (&group.Reconciler{Client: mgr.GetClient(), Writer: writer}).SetupWithManager(mgr); err != nil {
 		return err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
@@ -90,5 +138,18 @@ func run(o *options) error {
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return err
 	}
-	return mgr.Start(ctrl.SetupSignalHandler())
+	return mgr.Start(ctx)
+}
+
+// drivers is the registry of every built-in power driver.
+func drivers(mgr ctrl.Manager) power.Registry {
+	return power.NewRegistry(power.JobDriver{Client: mgr.GetClient()})
+}
+
+func mustRequirement(key string, op selection.Operator) labels.Requirement {
+	r, err := labels.NewRequirement(key, op, nil)
+	if err != nil {
+		panic(err)
+	}
+	return *r
 }

@@ -112,12 +112,12 @@ func (m *manager) stop() {
 // on registers its core Node as Ready, unless told the machine never boots; powering it off
 // turns the core Node NotReady. It counts every command per machine, action and attempt.
 type machineDriver struct {
-	mu       sync.Mutex
-	calls    map[string]int
-	on       map[string]bool
-	neverUp  map[string]bool
+	mu      sync.Mutex
+	calls   map[string]int
+	on      map[string]bool
+	neverUp map[string]bool
 	// stuckOn machines ignore power-off commands (they are counted, the machine stays on).
-	stuckOn map[string]bool
+	stuckOn  map[string]bool
 	failWith map[string]error
 	// readSecret, when set, makes every call read the Node's credentials Secret first.
 	readSecret bool
