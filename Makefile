@@ -54,8 +54,12 @@ lint: ## gofmt, go vet and golangci-lint.
 	$(GO) vet ./...
 	$(GOLANGCI_LINT) run ./...
 
+.PHONY: test-deps
+test-deps: ## Install the Debian packages whose programs the power-driver tests run as real peers.
+	@hack/install-test-deps.sh
+
 .PHONY: test
-test: controlplane verify-generated lint ## Build what the tests need, check generated files and lint, run every test with -race.
+test: test-deps controlplane verify-generated lint ## Build what the tests need, check generated files and lint, run every test with -race.
 	@start=$$(date +%s); \
 	$(GO) test $(TEST_FLAGS) ./...; \
 	echo "tests: done after $$(( $$(date +%s) - start ))s"
@@ -65,8 +69,8 @@ bench: controlplane ## Run the Go benchmarks against the real control plane.
 	$(GO) test -run '^$$' -bench . -benchtime 2s -count 1 ./...
 
 .PHONY: demo
-demo: controlplane build ## Start a local control plane with the CRDs and sample objects.
-	@hack/demo.sh
+demo: controlplane build ## Local control plane + manager + four machines, a scripted power-on/off.
+	@TOOLS_BIN=$(TOOLS_BIN) K8S_VERSION=$(K8S_VERSION) hack/demo.sh
 
 .PHONY: clean
 clean: ## Remove build output (not the control-plane cache).
