@@ -32,8 +32,9 @@ generate: ## Generate deepcopy code.
 	$(CONTROLLER_GEN) object:headerFile="" paths=./api/...
 
 .PHONY: manifests
-manifests: ## Generate CRDs into config/crd/bases.
+manifests: ## Generate CRDs into config/crd/bases and the manager's RBAC into config/rbac.
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
+	$(CONTROLLER_GEN) rbac:roleName=homelab-autoscaler-manager paths=./internal/... output:rbac:artifacts:config=config/rbac
 
 .PHONY: verify-generated
 verify-generated: ## Check that generated code and manifests are up to date.
