@@ -35,6 +35,7 @@ generate: ## Generate deepcopy code.
 manifests: ## Generate CRDs into config/crd/bases and the manager's RBAC into config/rbac.
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
 	$(CONTROLLER_GEN) rbac:roleName=homelab-autoscaler-manager paths=./internal/... output:rbac:artifacts:config=config/rbac
+	$(CONTROLLER_GEN) webhook paths=./internal/webhook/... output:webhook:artifacts:config=config/webhook
 
 .PHONY: verify-generated
 verify-generated: ## Check that generated code and manifests are up to date.

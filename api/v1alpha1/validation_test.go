@@ -157,6 +157,8 @@ func TestInvalidObjectsAreRejectedWithClearMessages(t *testing.T) {
     start: {ipmi: {address: 192.0.2.20}}
     stop: {ipmi: {address: 192.0.2.20, credentialsSecretRef: {name: bmc}}}`),
 			"spec.power.start.ipmi.credentialsSecretRef: Required value"},
+		// The schema's own message; the powerState webhook (internal/webhook), where installed,
+		// answers first with one that says to quote the value.
 		{"boolean powerState (unquoted on)", nodeYAML(`
   group: workers
   powerState: on

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -19,6 +20,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/controller/corenode"
@@ -27,6 +30,7 @@ import (
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/index"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/optimistic"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/power"
+	hlwebhook "github.com/homelab-autoscaler/homelab-autoscaler/internal/webhook"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/scheme"
 )
 
@@ -40,6 +44,8 @@ type options struct {
 	powerRetryBase    time.Duration
 	powerRetryCap     time.Duration
 	confirmInterval   time.Duration
+	webhookPort       int
+	webhookCertDir    string
 }
 
 func parseFlags(fs *flag.FlagSet, args []string) (*options, *zap.Options, error) {
@@ -53,6 +59,8 @@ func parseFlags(fs *flag.FlagSet, args []string) (*options, *zap.Options, error)
 	fs.DurationVar(&o.powerRetryBase, "power-retry-base", node.DefaultRetryBase, "Wait after a failed power attempt before the next one (doubling each time).")
 	fs.DurationVar(&o.powerRetryCap, "power-retry-cap", node.DefaultRetryCap, "Longest wait between two power attempts.")
 	fs.DurationVar(&o.confirmInterval, "power-confirm-interval", node.DefaultConfirmInterval, "How often a power-off is re-checked, and a blocked drain retried.")
+	fs.IntVar(&o.webhookPort, "webhook-port", 9443, "Port of the admission webhook (it explains an unquoted powerState); 0 disables it.")
+	fs.StringVar(&o.webhookCertDir, "webhook-cert-dir", "/tmp/k8s-webhook-server/serving-certs", "Folder with the webhook's tls.crt and tls.key; without them the webhook is not served.")
 	zo := &zap.Options{}
 	zo.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -94,7 +102,17 @@ func run(o *options) error {
 	if o.namespace != "" {
 		cacheOpts.DefaultNamespaces = map[string]cache.Config{o.namespace: {}}
 	}
+	var hooks webhook.Server
+	if o.webhookPort != 0 {
+		if _, err := os.Stat(filepath.Join(o.webhookCertDir, "tls.crt")); err == nil {
+			hooks = webhook.NewServer(webhook.Options{Port: o.webhookPort, CertDir: o.webhookCertDir})
+			hooks.Register(hlwebhook.PowerStatePath, &admission.Webhook{Handler: hlwebhook.PowerState{}})
+		} else {
+			ctrl.Log.WithName("setup").Info("no webhook certificate; the powerState webhook is not served", "certDir", o.webhookCertDir)
+		}
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		WebhookServer:          hooks,
 		Scheme:                 scheme.New(),
 		Cache:                  cacheOpts,
 		Metrics:                metricsserver.Options{BindAddress: o.metricsAddr},
