@@ -30,8 +30,8 @@ import (
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/index"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/optimistic"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/power"
-	hlwebhook "github.com/homelab-autoscaler/homelab-autoscaler/internal/webhook"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/scheme"
+	hlwebhook "github.com/homelab-autoscaler/homelab-autoscaler/internal/webhook"
 )
 
 type options struct {

@@ -106,4 +106,3 @@ func waitServing(t *testing.T, addr string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
-
