@@ -31,9 +31,6 @@ func (r *Reconciler) step(ctx context.Context, s *scope) (ctrl.Result, error) {
 	if s.group == nil {
 		return ctrl.Result{}, r.write(ctx, s, func(*infrav1.NodeStatus) {})
 	}
-	if err := r.cleanupJobs(ctx, n); err != nil {
-		return ctrl.Result{}, err
-	}
 	desired := n.DesiredPowerState()
 	op := n.Status.Operation
 	switch n.Status.Progress {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -191,3 +192,29 @@ func TestDesiredStateChangesMidTransition(t *testing.T) {
 		t.Fatalf("want 2 power-ons (one per desired on), got %d", drv.total("m1", power.ActionOn))
 	}
 }
+
+func TestGroupReportsLimitsTheMembersCannotMeet(t *testing.T) {
+	ns := newNamespace(t)
+	startManager(t, power.NewRegistry(newMachineDriver()))
+	createGroup(t, ns, "small", func(g *infrav1.Group) { g.Spec.MinSize = 1; g.Spec.MaxSize = ptrInt32(5) })
+	createMachine(t, ns, "m1", "small", infrav1.PowerOff)
+	createMachine(t, ns, "m2", "small", infrav1.PowerOff)
+	var g *infrav1.Group
+	waitFor(t, 10*time.Second, "the group's Degraded condition", func() bool {
+		g = &infrav1.Group{}
+		if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "small"}, g); err != nil {
+			t.Fatal(err)
+		}
+		c := meta.FindStatusCondition(g.Status.Conditions, infrav1.ConditionDegraded)
+		return c != nil && c.Reason == "MaxSizeExceedsMembers" && g.Status.Members == 2
+	})
+	c := meta.FindStatusCondition(g.Status.Conditions, infrav1.ConditionDegraded)
+	if c.Status != metav1.ConditionTrue || c.Message != "maxSize 5 exceeds the 2 members; the effective maximum is 2" {
+		t.Fatalf("degraded condition: %+v", c)
+	}
+	if *g.Spec.MaxSize != 5 {
+		t.Fatalf("maxSize was clamped in spec")
+	}
+}
+
+func ptrInt32(v int32) *int32 { return &v }

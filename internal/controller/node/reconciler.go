@@ -77,6 +77,9 @@ const (
 // +kubebuilder:rbac:groups="",resources=secrets;configmaps,verbs=get
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
+// staleRequeue is how soon a reconcile that lost a race looks again.
+const staleRequeue = 100 * time.Millisecond
+
 // errStale means the object changed under a decision; the reconcile starts over from a fresh view.
 var errStale = errors.New("machine changed while deciding; reconciling again")
 
@@ -94,12 +97,17 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, err
 	}
 	res, err := r.step(ctx, s)
+	// After the step, so that a Job left behind by the operation just replaced goes at once.
+	if cerr := r.cleanupJobs(ctx, s.node); cerr != nil && err == nil {
+		err = cerr
+	}
 	if errors.Is(err, errStale) {
-		return ctrl.Result{Requeue: true}, nil
+		// The watch event of the newer version is on its way; this is a backstop.
+		return ctrl.Result{RequeueAfter: staleRequeue}, nil
 	}
 	if optimistic.IsExhausted(err) {
 		log.FromContext(ctx).Info("status write kept conflicting; retrying", "error", err.Error())
-		return ctrl.Result{Requeue: true}, nil
+		return ctrl.Result{RequeueAfter: time.Second}, nil
 	}
 	return res, err
 }

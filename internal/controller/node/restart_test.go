@@ -145,3 +145,36 @@ func completeJob(t *testing.T, j *batchv1.Job) {
 		t.Fatal(err)
 	}
 }
+
+func TestOldPowerJobsAreCleanedUp(t *testing.T) {
+	ns := newNamespace(t)
+	startManager(t, power.NewRegistry(newMachineDriver()))
+	createGroup(t, ns, "workers")
+	n := createMachine(t, ns, "m1", "workers", infrav1.PowerOn, func(n *infrav1.Node) {
+		n.Spec.BootTimeout = &metav1.Duration{Duration: time.Second}
+		n.Spec.MaxAttempts = 2
+		n.Spec.Power.Start = infrav1.PowerAction{Job: &infrav1.JobDriver{Image: "busybox:1.37", Command: []string{"true"}}}
+	})
+	jobNames := func() map[string]bool {
+		list := &batchv1.JobList{}
+		if err := env.Client.List(context.Background(), list, client.InNamespace(ns)); err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]bool{}
+		for _, j := range list.Items {
+			if j.DeletionTimestamp.IsZero() {
+				out[j.Name] = true
+			}
+		}
+		return out
+	}
+	first, second := power.JobName("m1", power.ActionOn, 1), power.JobName("m1", power.ActionOn, 2)
+	waitFor(t, 15*time.Second, "attempt 2's Job to replace attempt 1's", func() bool {
+		js := jobNames()
+		return js[second] && !js[first]
+	})
+	// Turning the machine off removes the unfinished power-on Job too.
+	setDesired(t, n, infrav1.PowerOff)
+	waitProgress(t, n, infrav1.ProgressOff, 10*time.Second)
+	waitFor(t, 10*time.Second, "the power-on Job to be deleted", func() bool { return !jobNames()[second] })
+}
