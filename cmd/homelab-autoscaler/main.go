@@ -137,6 +137,7 @@ func run(o *options) error {
 		Writer:          writer,
 		Drivers:         drivers(mgr),
 		Secrets:         power.ClientSecrets{Reader: mgr.GetAPIReader()},
+		ConfigMaps:      power.ClientConfigMaps{Reader: mgr.GetAPIReader()},
 		Recorder:        mgr.GetEventRecorder("homelab-autoscaler"),
 		RetryBase:       o.powerRetryBase,
 		RetryCap:        o.powerRetryCap,
@@ -159,9 +160,13 @@ func run(o *options) error {
 	return mgr.Start(ctx)
 }
 
-// drivers is the registry of every built-in power driver.
+// drivers is the registry of every built-in power driver, each counted in the power metrics.
 func drivers(mgr ctrl.Manager) power.Registry {
-	return power.NewRegistry(power.JobDriver{Client: mgr.GetClient()})
+	all := append(power.Builtin(), power.JobDriver{Client: mgr.GetClient()})
+	for i, d := range all {
+		all[i] = power.Instrument(d, nil)
+	}
+	return power.NewRegistry(all...)
 }
 
 func mustRequirement(key string, op selection.Operator) labels.Requirement {

@@ -38,6 +38,9 @@ type Request struct {
 	Attempt int32
 	// Secrets reads credentials at call time.
 	Secrets SecretReader
+	// ConfigMaps reads CA bundles that a caBundleRef places in a ConfigMap. It may be nil when no
+	// driver of the Node refers to a ConfigMap.
+	ConfigMaps ConfigMapReader
 }
 
 // Outcome says how far an action has come.

@@ -3,6 +3,12 @@ package power
 // Registry maps driver names to drivers.
 type Registry map[string]Driver
 
+// Builtin returns the drivers that need nothing but their configuration: Wake-on-LAN, IPMI,
+// Redfish, SSH and HTTP. The Job driver needs a client and is added by whoever builds one.
+func Builtin() []Driver {
+	return []Driver{WakeOnLAN{}, IPMI{}, Redfish{}, SSH{}, HTTP{}}
+}
+
 // NewRegistry registers drivers by their names.
 func NewRegistry(drivers ...Driver) Registry {
 	r := Registry{}

@@ -50,3 +50,37 @@ func (s ClientSecrets) SecretValue(ctx context.Context, namespace, name, key str
 	}
 	return v, nil
 }
+
+// ConfigMapReader reads one key of a ConfigMap, for data that is public but configured per Node
+// (a CA bundle).
+type ConfigMapReader interface {
+	ConfigMapValue(ctx context.Context, namespace, name, key string) ([]byte, error)
+}
+
+// ClientConfigMaps reads ConfigMaps through a client. Like ClientSecrets, give it an uncached
+// reader, so the manager needs only "get" on ConfigMaps.
+type ClientConfigMaps struct {
+	Reader client.Reader
+}
+
+// ConfigMapValue returns one key of a ConfigMap, from data or binaryData. A missing ConfigMap or
+// key is a ClassConfig *Error naming them.
+func (c ClientConfigMaps) ConfigMapValue(ctx context.Context, namespace, name, key string) ([]byte, error) {
+	cm := &corev1.ConfigMap{}
+	if err := c.Reader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, cm); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, &Error{Class: ClassConfig, Err: fmt.Errorf("configmap %s/%s not found", namespace, name)}
+		}
+		if apierrors.IsForbidden(err) {
+			return nil, &Error{Class: ClassConfig, Err: fmt.Errorf("configmap %s/%s: reading is forbidden", namespace, name)}
+		}
+		return nil, &Error{Class: ClassUnreachable, Err: fmt.Errorf("configmap %s/%s: %w", namespace, name, err)}
+	}
+	if v, ok := cm.Data[key]; ok {
+		return []byte(v), nil
+	}
+	if v, ok := cm.BinaryData[key]; ok {
+		return v, nil
+	}
+	return nil, &Error{Class: ClassConfig, Err: fmt.Errorf("configmap %s/%s has no key %q", namespace, name, key)}
+}

@@ -353,7 +353,7 @@ func (r *Reconciler) confirmedOff(ctx context.Context, s *scope) bool {
 		if err == nil {
 			cctx, cancel := context.WithTimeout(ctx, slot.Timeout)
 			defer cancel()
-			state, err := drv.Status(cctx, power.Request{Node: s.node, Action: power.ActionStatus, Slot: slot, Secrets: r.Secrets})
+			state, err := drv.Status(cctx, power.Request{Node: s.node, Action: power.ActionStatus, Slot: slot, Secrets: r.Secrets, ConfigMaps: r.ConfigMaps})
 			if err == nil {
 				return state == infrav1.PowerOff
 			}
@@ -447,7 +447,8 @@ func (r *Reconciler) call(ctx context.Context, s *scope, slot power.Slot, action
 	cctx, cancel := context.WithTimeout(ctx, slot.Timeout)
 	defer cancel()
 	return drv.Do(cctx, power.Request{
-		Node: s.node, Action: action, Slot: slot, Attempt: s.node.Status.Operation.Attempt, Secrets: r.Secrets,
+		Node: s.node, Action: action, Slot: slot, Attempt: s.node.Status.Operation.Attempt,
+		Secrets: r.Secrets, ConfigMaps: r.ConfigMaps,
 	})
 }
 

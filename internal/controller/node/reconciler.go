@@ -49,6 +49,8 @@ type Reconciler struct {
 	Drivers power.Registry
 	// Secrets reads driver credentials at call time.
 	Secrets power.SecretReader
+	// ConfigMaps reads CA bundles kept in ConfigMaps at call time.
+	ConfigMaps power.ConfigMapReader
 	// Recorder emits Events on Nodes.
 	Recorder events.EventRecorder
 	// RetryBase and RetryCap bound the wait between failed attempts (doubling from base).

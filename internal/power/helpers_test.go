@@ -1,0 +1,219 @@
+package power
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
+)
+
+const testNamespace = "homelab"
+
+// fakeSecrets is a SecretReader over a map of Secret name -> data. Missing Secrets and keys give
+// the same ClassConfig errors the real reader gives.
+type fakeSecrets map[string]map[string][]byte
+
+func (f fakeSecrets) SecretData(_ context.Context, namespace, name string) (map[string][]byte, error) {
+	data, ok := f[name]
+	if !ok || namespace != testNamespace {
+		return nil, &Error{Class: ClassConfig, Err: fmt.Errorf("secret %s/%s not found", namespace, name)}
+	}
+	return data, nil
+}
+
+func (f fakeSecrets) SecretValue(ctx context.Context, namespace, name, key string) ([]byte, error) {
+	data, err := f.SecretData(ctx, namespace, name)
+	if err != nil {
+		return nil, err
+	}
+	v, ok := data[key]
+	if !ok {
+		return nil, &Error{Class: ClassConfig, Err: fmt.Errorf("secret %s/%s has no key %q", namespace, name, key)}
+	}
+	return v, nil
+}
+
+// fakeConfigMaps is a ConfigMapReader over a map of ConfigMap name -> data.
+type fakeConfigMaps map[string]map[string]string
+
+func (f fakeConfigMaps) ConfigMapValue(_ context.Context, namespace, name, key string) ([]byte, error) {
+	data, ok := f[name]
+	if !ok || namespace != testNamespace {
+		return nil, &Error{Class: ClassConfig, Err: fmt.Errorf("configmap %s/%s not found", namespace, name)}
+	}
+	v, ok := data[key]
+	if !ok {
+		return nil, &Error{Class: ClassConfig, Err: fmt.Errorf("configmap %s/%s has no key %q", namespace, name, key)}
+	}
+	return []byte(v), nil
+}
+
+func testNode() *infrav1.Node {
+	return &infrav1.Node{ObjectMeta: metav1.ObjectMeta{Namespace: testNamespace, Name: "worker-1"}}
+}
+
+func request(action Action, slot Slot, secrets fakeSecrets) Request {
+	return Request{Node: testNode(), Action: action, Slot: slot, Attempt: 1, Secrets: secrets}
+}
+
+// requireBinary finds a peer program or fails the test: a CI machine without it must go red,
+// not skip.
+func requireBinary(t *testing.T, name string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err != nil {
+		t.Fatalf("%s is not installed: the power driver tests run it as a real peer. Run hack/install-test-deps.sh (make test-deps) first", name)
+	}
+	return path
+}
+
+// wantClass fails unless err is an *Error of class want whose message holds none of secrets. It
+// returns the message.
+func wantClass(t *testing.T, err error, want Class, secrets ...string) string {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("want a %s error, got none", want)
+	}
+	var pe *Error
+	if !errors.As(err, &pe) {
+		t.Fatalf("want an *Error of class %s, got %T: %v", want, err, err)
+	}
+	if pe.Class != want {
+		t.Fatalf("want class %s, got %s: %v", want, pe.Class, err)
+	}
+	noSecretIn(t, err.Error(), secrets...)
+	t.Logf("got the expected %s error: %v", want, err)
+	return pe.Error()
+}
+
+func noSecretIn(t *testing.T, text string, secrets ...string) {
+	t.Helper()
+	for _, s := range secrets {
+		if s != "" && strings.Contains(text, s) {
+			t.Fatalf("a credential leaked into the error message: %q", text)
+		}
+	}
+}
+
+// freeTCPPort returns a loopback port nothing listens on (closed again before returning).
+func freeTCPPort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	_ = l.Close()
+	return port
+}
+
+// freeUDPPort returns a loopback UDP port nothing listens on (closed again before returning).
+func freeUDPPort(t *testing.T) int {
+	t.Helper()
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := c.LocalAddr().(*net.UDPAddr).Port
+	_ = c.Close()
+	return port
+}
+
+// peer is a program the test started; it is stopped by its PID when the test ends.
+type peer struct {
+	name string
+	cmd  *exec.Cmd
+	out  *lockedBuffer
+	done chan struct{}
+}
+
+// lockedBuffer collects a peer's output; the process writes while the test may read.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func startPeer(t *testing.T, name string, args ...string) *peer {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	out := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	// Its own process group, so that stopping it also stops what it spawned (chassis scripts,
+	// sshd's per-connection children).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	p := &peer{name: name, cmd: cmd, out: out, done: make(chan struct{})}
+	go func() {
+		_ = cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-p.done:
+		case <-time.After(5 * time.Second):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-p.done
+		}
+		if t.Failed() {
+			t.Logf("%s output:\n%s", name, out.String())
+		}
+	})
+	return p
+}
+
+func (p *peer) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// eventually polls cond (test code only) until it holds or timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func writeFile(t *testing.T, path, content string, mode os.FileMode) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func duration(d time.Duration) *metav1.Duration { return &metav1.Duration{Duration: d} }

@@ -1,0 +1,204 @@
+package power
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+
+	"golang.org/x/net/http/httpguts"
+
+	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
+)
+
+const (
+	// httpMaxBody bounds how much of a response is read: enough for any status page.
+	httpMaxBody = 1 << 20
+	// httpErrorSnippet is how much of an error response goes into the error message.
+	httpErrorSnippet = 200
+)
+
+// HTTP powers machines on and off with one HTTP request per action: a smart plug's relay, a
+// Home Assistant service call, a hypervisor's API. For status, the response body is matched
+// against poweredOnPattern.
+type HTTP struct{}
+
+// Name implements Driver.
+func (HTTP) Name() string { return DriverHTTP }
+
+// Do sends the configured request. It is Done when the answer's status code is a success code.
+func (d HTTP) Do(ctx context.Context, req Request) (Outcome, error) {
+	if req.Action != ActionOn && req.Action != ActionOff {
+		return Outcome{}, Errorf(DriverHTTP, req.Action, ClassUnsupported, "Do handles on and off, not %q", req.Action)
+	}
+	ctx, cancel := callContext(ctx, req)
+	defer cancel()
+	code, _, err := d.send(ctx, req)
+	if err != nil {
+		return Outcome{}, err
+	}
+	return Outcome{Done: true, Detail: fmt.Sprintf("answered %d", code)}, nil
+}
+
+// Status sends the configured request and reports on when the response body matches
+// poweredOnPattern, off when it does not.
+func (d HTTP) Status(ctx context.Context, req Request) (infrav1.PowerState, error) {
+	req.Action = ActionStatus
+	cfg := req.Slot.HTTP
+	if cfg == nil {
+		return infrav1.PowerUnknown, Errorf(DriverHTTP, req.Action, ClassConfig, "the slot has no http configuration")
+	}
+	if cfg.PoweredOnPattern == "" {
+		return infrav1.PowerUnknown, Errorf(DriverHTTP, req.Action, ClassUnsupported, "reading the power state over http needs a poweredOnPattern")
+	}
+	pattern, err := regexp.Compile(cfg.PoweredOnPattern)
+	if err != nil {
+		return infrav1.PowerUnknown, Errorf(DriverHTTP, req.Action, ClassConfig, "poweredOnPattern does not compile: %v", err)
+	}
+	ctx, cancel := callContext(ctx, req)
+	defer cancel()
+	_, body, err := d.send(ctx, req)
+	if err != nil {
+		return infrav1.PowerUnknown, err
+	}
+	if pattern.Match(body) {
+		return infrav1.PowerOn, nil
+	}
+	return infrav1.PowerOff, nil
+}
+
+// send builds and sends the request and checks the status code. It returns the body read.
+func (d HTTP) send(ctx context.Context, req Request) (int, []byte, error) {
+	cfg := req.Slot.HTTP
+	if cfg == nil {
+		return 0, nil, Errorf(DriverHTTP, req.Action, ClassConfig, "the slot has no http configuration")
+	}
+	target, err := url.Parse(cfg.URL)
+	if err != nil || (target.Scheme != "http" && target.Scheme != "https") || target.Host == "" {
+		return 0, nil, Errorf(DriverHTTP, req.Action, ClassConfig, "url is not an absolute http(s) URL")
+	}
+	method := cfg.Method
+	if method == "" {
+		method = http.MethodPost
+	}
+
+	// secrets collects every value read from a Secret, so that none of them can come back in an
+	// error message, even from a server that echoes the request.
+	var secrets []string
+	headers := http.Header{}
+	if ref := cfg.HeadersSecretRef; ref != nil {
+		if req.Secrets == nil {
+			return 0, nil, Errorf(DriverHTTP, req.Action, ClassConfig, "no Secret reader to read secret %s/%s", req.namespace(), ref.Name)
+		}
+		data, err := req.Secrets.SecretData(ctx, req.namespace(), ref.Name)
+		if err != nil {
+			return 0, nil, attribute(ctx, DriverHTTP, req.Action, err)
+		}
+		for name, raw := range data {
+			// A value written with echo ends in a newline, which is never part of a header.
+			value := strings.TrimRight(string(raw), "\r\n")
+			if !httpguts.ValidHeaderFieldName(name) {
+				return 0, nil, Errorf(DriverHTTP, req.Action, ClassConfig, "secret %s/%s: key %q is not a valid header name", req.namespace(), ref.Name, name)
+			}
+			if !httpguts.ValidHeaderFieldValue(value) {
+				return 0, nil, Errorf(DriverHTTP, req.Action, ClassConfig, "secret %s/%s: the value of key %q is not a valid header value", req.namespace(), ref.Name, name)
+			}
+			headers.Set(name, value)
+			secrets = append(secrets, value)
+		}
+	}
+
+	var body []byte
+	switch {
+	case cfg.Body != "" && cfg.BodySecretRef != nil:
+		return 0, nil, Errorf(DriverHTTP, req.Action, ClassConfig, "set body or bodySecretRef, not both")
+	case cfg.BodySecretRef != nil:
+		body, err = secretValue(ctx, DriverHTTP, req, cfg.BodySecretRef.Name, cfg.BodySecretRef.Key)
+		if err != nil {
+			return 0, nil, err
+		}
+		secrets = append(secrets, string(body))
+	case cfg.Body != "":
+		body = []byte(cfg.Body)
+	}
+	if len(body) > 0 && headers.Get("Content-Type") == "" && json.Valid(body) {
+		// Home Assistant and most device APIs insist on it; a form body needs the header set in
+		// the headers Secret.
+		headers.Set("Content-Type", "application/json")
+	}
+
+	tlsCfg, err := tlsConfig(ctx, DriverHTTP, req, cfg.CABundleRef, cfg.InsecureSkipVerify)
+	if err != nil {
+		return 0, nil, err
+	}
+	hc := httpClient(tlsCfg)
+	defer hc.CloseIdleConnections()
+	// Redirects are not followed: net/http would carry custom token headers to whatever host a
+	// redirect names. A redirect is reported instead, so the URL can be fixed.
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+	httpReq, err := http.NewRequestWithContext(ctx, method, target.String(), bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, Errorf(DriverHTTP, req.Action, ClassConfig, "build %s request: invalid method or URL", method)
+	}
+	httpReq.Header = headers
+	resp, err := hc.Do(httpReq)
+	if err != nil {
+		return 0, nil, transportError(ctx, DriverHTTP, req.Action, target, err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	respBody, err := io.ReadAll(io.LimitReader(resp.Body, httpMaxBody))
+	if err != nil {
+		return 0, nil, transportError(ctx, DriverHTTP, req.Action, target, err)
+	}
+
+	if isHTTPSuccess(resp.StatusCode, cfg.SuccessCodes) {
+		return resp.StatusCode, respBody, nil
+	}
+	class := ClassBMCError
+	switch resp.StatusCode {
+	case http.StatusUnauthorized, http.StatusForbidden:
+		class = ClassAuthFailed
+	}
+	msg := fmt.Sprintf("%s %s answered %s", method, safeURL(target), resp.Status)
+	if loc := resp.Header.Get("Location"); resp.StatusCode >= 300 && resp.StatusCode < 400 && loc != "" {
+		if u, err := target.Parse(loc); err == nil {
+			msg += fmt.Sprintf(" (a redirect to %s, which is not followed: put the final URL in the spec)", safeURL(u))
+		}
+	}
+	if snippet := scrub(respBody, secrets); snippet != "" {
+		msg += ": " + snippet
+	}
+	return 0, nil, Errorf(DriverHTTP, req.Action, class, "%s", msg)
+}
+
+func isHTTPSuccess(code int, successCodes []int32) bool {
+	if len(successCodes) == 0 {
+		return code >= 200 && code < 300
+	}
+	return slices.ContainsFunc(successCodes, func(c int32) bool { return int(c) == code })
+}
+
+// scrub shortens an error response for a message and blanks every secret value in it, and every
+// longer word of one, so that an echoed "Bearer <token>" loses its token even when echoed alone.
+func scrub(body []byte, secrets []string) string {
+	s := strings.ToValidUTF8(string(body), "")
+	for _, v := range secrets {
+		for _, part := range append([]string{v}, strings.Fields(v)...) {
+			if len(part) >= 6 || part == v && v != "" {
+				s = strings.ReplaceAll(s, part, "[redacted]")
+			}
+		}
+	}
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > httpErrorSnippet {
+		s = s[:httpErrorSnippet] + "..."
+	}
+	return s
+}

@@ -1,0 +1,265 @@
+package power
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+
+	"golang.org/x/crypto/ssh"
+
+	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
+)
+
+const (
+	sshDefaultPort    = 22
+	sshDefaultCommand = "systemctl poweroff"
+	// sshOutputLimit bounds how much of the command's output is kept for messages.
+	sshOutputLimit = 4096
+)
+
+// SSH powers machines off by running a command over SSH. The machine's host key must be pinned
+// in the Node's spec; a machine presenting any other key is refused before anything is sent.
+type SSH struct{}
+
+// Name implements Driver.
+func (SSH) Name() string { return DriverSSH }
+
+// Do runs the power-off command. It is Done when the command exits 0, and also when the
+// connection ends without an exit status (or the command is killed by a signal) after the
+// command started: a machine that powers off drops its SSH connections, and that is success.
+func (d SSH) Do(ctx context.Context, req Request) (Outcome, error) {
+	if req.Action != ActionOff {
+		return Outcome{}, Errorf(DriverSSH, req.Action, ClassUnsupported, "ssh can only power a machine off")
+	}
+	cfg := req.Slot.SSH
+	if cfg == nil {
+		return Outcome{}, Errorf(DriverSSH, req.Action, ClassConfig, "the slot has no ssh configuration")
+	}
+	ctx, cancel := callContext(ctx, req)
+	defer cancel()
+
+	keyPEM, err := secretValue(ctx, DriverSSH, req, cfg.KeySecretRef.Name, cfg.KeySecretRef.Key)
+	if err != nil {
+		return Outcome{}, err
+	}
+	signer, err := ssh.ParsePrivateKey(keyPEM)
+	if err != nil {
+		var missing *ssh.PassphraseMissingError
+		reason := "it is not a PEM or OpenSSH private key"
+		if errors.As(err, &missing) {
+			reason = "it is encrypted with a passphrase, which the driver cannot enter"
+		}
+		return Outcome{}, Errorf(DriverSSH, req.Action, ClassConfig, "secret %s/%s key %q: %s", req.namespace(), cfg.KeySecretRef.Name, cfg.KeySecretRef.Key, reason)
+	}
+	pinned, err := d.pinnedHostKeys(ctx, req)
+	if err != nil {
+		return Outcome{}, err
+	}
+
+	port := int(cfg.Port)
+	if port == 0 {
+		port = sshDefaultPort
+	}
+	addr := net.JoinHostPort(cfg.Address, strconv.Itoa(port))
+	command := cfg.Command
+	if command == "" {
+		command = sshDefaultCommand
+	}
+
+	// The callback runs on the handshake's goroutine; the mismatch it finds is read after
+	// NewClientConn returns.
+	var hostKeyMu sync.Mutex
+	var hostKeyErr error
+	config := &ssh.ClientConfig{
+		User:              cfg.User,
+		Auth:              []ssh.AuthMethod{ssh.PublicKeys(signer)},
+		HostKeyAlgorithms: hostKeyAlgorithms(pinned),
+		HostKeyCallback: func(_ string, _ net.Addr, key ssh.PublicKey) error {
+			for _, p := range pinned {
+				if bytes.Equal(p.Marshal(), key.Marshal()) {
+					return nil
+				}
+			}
+			hostKeyMu.Lock()
+			defer hostKeyMu.Unlock()
+			hostKeyErr = fmt.Errorf("%s presented host key %s %s, which is not the pinned host key: refusing to connect (a reinstalled machine needs its new key pinned; otherwise something is in between)",
+				addr, key.Type(), ssh.FingerprintSHA256(key))
+			return hostKeyErr
+		},
+	}
+
+	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return Outcome{}, sshNetError(ctx, req.Action, addr, "connect", err)
+	}
+	// The SSH library reads and writes without a context: closing the connection when the call's
+	// context ends is what bounds the handshake and the command.
+	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
+	defer stop()
+	defer func() { _ = conn.Close() }()
+
+	clientConn, chans, reqs, err := ssh.NewClientConn(conn, addr, config)
+	if err != nil {
+		hostKeyMu.Lock()
+		defer hostKeyMu.Unlock()
+		switch {
+		case hostKeyErr != nil:
+			return Outcome{}, &Error{Driver: DriverSSH, Action: req.Action, Class: ClassConfig, Err: hostKeyErr}
+		case ctx.Err() != nil:
+			return Outcome{}, Errorf(DriverSSH, req.Action, ClassTimeout, "%s: no SSH session within the timeout", addr)
+		case strings.Contains(err.Error(), "unable to authenticate"):
+			return Outcome{}, Errorf(DriverSSH, req.Action, ClassAuthFailed, "%s refused the key of user %q", addr, cfg.User)
+		}
+		return Outcome{}, sshNetError(ctx, req.Action, addr, "handshake", err)
+	}
+	client := ssh.NewClient(clientConn, chans, reqs)
+	defer func() { _ = client.Close() }()
+
+	session, err := client.NewSession()
+	if err != nil {
+		return Outcome{}, sshNetError(ctx, req.Action, addr, "open session", err)
+	}
+	defer func() { _ = session.Close() }()
+	output := &tailBuffer{limit: sshOutputLimit}
+	session.Stdout, session.Stderr = output, output
+	if err := session.Start(command); err != nil {
+		return Outcome{}, sshNetError(ctx, req.Action, addr, "start the command", err)
+	}
+
+	err = session.Wait()
+	var exitErr *ssh.ExitError
+	var missing *ssh.ExitMissingError
+	switch {
+	case err == nil:
+		return Outcome{Done: true, Detail: fmt.Sprintf("%s: command exited 0", addr)}, nil
+	case errors.As(err, &exitErr) && exitErr.Signal() != "":
+		return Outcome{Done: true, Detail: fmt.Sprintf("%s: command ended by signal %s (the machine is shutting down)", addr, exitErr.Signal())}, nil
+	case errors.As(err, &exitErr):
+		msg := fmt.Sprintf("%s: command exited with status %d", addr, exitErr.ExitStatus())
+		if out := output.String(); out != "" {
+			msg += ": " + out
+		}
+		return Outcome{}, Errorf(DriverSSH, req.Action, ClassFailed, "%s", msg)
+	case ctx.Err() != nil:
+		// The command started and the machine went quiet: a machine that loses power mid-way
+		// never closes the connection. Whether it is off shows in its power status.
+		return Outcome{Done: true, Detail: fmt.Sprintf("%s: command started; no exit status before the timeout", addr)}, nil
+	case errors.As(err, &missing), errors.Is(err, io.EOF), isConnDrop(err):
+		return Outcome{Done: true, Detail: fmt.Sprintf("%s: command started; the machine closed the connection", addr)}, nil
+	}
+	return Outcome{}, sshNetError(ctx, req.Action, addr, "run the command", err)
+}
+
+// Status implements Driver: the SSH driver cannot read a power state.
+func (SSH) Status(context.Context, Request) (infrav1.PowerState, error) {
+	return infrav1.PowerUnknown, Errorf(DriverSSH, ActionStatus, ClassUnsupported, "ssh cannot read the power state")
+}
+
+// pinnedHostKeys parses hostKey or the hostKeySecretRef's value: one or more public keys in
+// authorized_keys format, or lines as ssh-keyscan prints them (host name first).
+func (SSH) pinnedHostKeys(ctx context.Context, req Request) ([]ssh.PublicKey, error) {
+	cfg := req.Slot.SSH
+	text := []byte(cfg.HostKey)
+	source := "hostKey"
+	if ref := cfg.HostKeySecretRef; ref != nil {
+		v, err := secretValue(ctx, DriverSSH, req, ref.Name, ref.Key)
+		if err != nil {
+			return nil, err
+		}
+		text, source = v, fmt.Sprintf("secret %s/%s key %q", req.namespace(), ref.Name, ref.Key)
+	}
+	var keys []ssh.PublicKey
+	for _, line := range strings.Split(string(text), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if key, _, _, _, err := ssh.ParseAuthorizedKey([]byte(line)); err == nil {
+			keys = append(keys, key)
+			continue
+		}
+		if _, _, key, _, _, err := ssh.ParseKnownHosts([]byte(line)); err == nil {
+			keys = append(keys, key)
+			continue
+		}
+		return nil, Errorf(DriverSSH, req.Action, ClassConfig, "%s: %q is not a public key in authorized_keys format", source, truncate(line, 40))
+	}
+	if len(keys) == 0 {
+		return nil, Errorf(DriverSSH, req.Action, ClassConfig, "no host key pinned: set hostKey or hostKeySecretRef (the machine's host key is never trusted on first use)")
+	}
+	return keys, nil
+}
+
+// hostKeyAlgorithms asks the server for exactly the kinds of key that are pinned: a server that
+// holds several host keys would otherwise present the one the client happens to prefer.
+func hostKeyAlgorithms(keys []ssh.PublicKey) []string {
+	var algs []string
+	seen := map[string]bool{}
+	add := func(a string) {
+		if !seen[a] {
+			seen[a] = true
+			algs = append(algs, a)
+		}
+	}
+	for _, k := range keys {
+		if k.Type() == ssh.KeyAlgoRSA {
+			add(ssh.KeyAlgoRSASHA512)
+			add(ssh.KeyAlgoRSASHA256)
+		}
+		add(k.Type())
+	}
+	return algs
+}
+
+func sshNetError(ctx context.Context, action Action, addr, what string, err error) *Error {
+	class := classify(ctx, err)
+	if class == ClassTimeout {
+		return Errorf(DriverSSH, action, class, "%s: %s: no answer within the timeout", addr, what)
+	}
+	if class == ClassBMCError && (errors.Is(err, io.EOF) || isConnDrop(err)) {
+		class = ClassUnreachable
+	}
+	return Errorf(DriverSSH, action, class, "%s: %s: %v", addr, what, err)
+}
+
+func isConnDrop(err error) bool {
+	var opErr *net.OpError
+	return errors.As(err, &opErr) || errors.Is(err, net.ErrClosed)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+// tailBuffer keeps the last limit bytes written to it: the end of a command's output says why it
+// failed.
+type tailBuffer struct {
+	mu    sync.Mutex
+	limit int
+	buf   []byte
+}
+
+func (b *tailBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf = append(b.buf, p...)
+	if over := len(b.buf) - b.limit; over > 0 {
+		b.buf = b.buf[over:]
+	}
+	return len(p), nil
+}
+
+func (b *tailBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return strings.Join(strings.Fields(strings.ToValidUTF8(string(b.buf), "")), " ")
+}
