@@ -44,6 +44,7 @@ type options struct {
 	powerRetryBase    time.Duration
 	powerRetryCap     time.Duration
 	confirmInterval   time.Duration
+	nodeConcurrency   int
 	webhookPort       int
 	webhookCertDir    string
 }
@@ -59,6 +60,7 @@ func parseFlags(fs *flag.FlagSet, args []string) (*options, *zap.Options, error)
 	fs.DurationVar(&o.powerRetryBase, "power-retry-base", node.DefaultRetryBase, "Wait after a failed power attempt before the next one (doubling each time).")
 	fs.DurationVar(&o.powerRetryCap, "power-retry-cap", node.DefaultRetryCap, "Longest wait between two power attempts.")
 	fs.DurationVar(&o.confirmInterval, "power-confirm-interval", node.DefaultConfirmInterval, "How often a power-off is re-checked, and a blocked drain retried.")
+	fs.IntVar(&o.nodeConcurrency, "node-concurrency", node.DefaultConcurrency, "How many machines are reconciled at once (a slow BMC holds up only its own machine).")
 	fs.IntVar(&o.webhookPort, "webhook-port", 9443, "Port of the admission webhook (it explains an unquoted powerState); 0 disables it.")
 	fs.StringVar(&o.webhookCertDir, "webhook-cert-dir", "/tmp/k8s-webhook-server/serving-certs", "Folder with the webhook's tls.crt and tls.key; without them the webhook is not served.")
 	zo := &zap.Options{}
@@ -132,16 +134,17 @@ func run(o *options) error {
 		return err
 	}
 	if err := (&node.Reconciler{
-		Client:          mgr.GetClient(),
-		APIReader:       mgr.GetAPIReader(),
-		Writer:          writer,
-		Drivers:         drivers(mgr),
-		Secrets:         power.ClientSecrets{Reader: mgr.GetAPIReader()},
-		ConfigMaps:      power.ClientConfigMaps{Reader: mgr.GetAPIReader()},
-		Recorder:        mgr.GetEventRecorder("homelab-autoscaler"),
-		RetryBase:       o.powerRetryBase,
-		RetryCap:        o.powerRetryCap,
-		ConfirmInterval: o.confirmInterval,
+		Client:                  mgr.GetClient(),
+		APIReader:               mgr.GetAPIReader(),
+		Writer:                  writer,
+		Drivers:                 drivers(mgr),
+		Secrets:                 power.ClientSecrets{Reader: mgr.GetAPIReader()},
+		ConfigMaps:              power.ClientConfigMaps{Reader: mgr.GetAPIReader()},
+		Recorder:                mgr.GetEventRecorder("homelab-autoscaler"),
+		RetryBase:               o.powerRetryBase,
+		RetryCap:                o.powerRetryCap,
+		ConfirmInterval:         o.confirmInterval,
+		MaxConcurrentReconciles: o.nodeConcurrency,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}

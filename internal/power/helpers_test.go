@@ -1,22 +1,19 @@
 package power
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testpeers"
 )
 
 const testNamespace = "homelab"
@@ -72,11 +69,7 @@ func request(action Action, slot Slot, secrets fakeSecrets) Request {
 // not skip.
 func requireBinary(t *testing.T, name string) string {
 	t.Helper()
-	path, err := exec.LookPath(name)
-	if err != nil {
-		t.Fatalf("%s is not installed: the power driver tests run it as a real peer. Run hack/install-test-deps.sh (make test-deps) first", name)
-	}
-	return path
+	return testpeers.RequireBinary(t, name)
 }
 
 // wantClass fails unless err is an *Error of class want whose message holds none of secrets. It
@@ -122,80 +115,23 @@ func freeTCPPort(t *testing.T) int {
 // freeUDPPort returns a loopback UDP port nothing listens on (closed again before returning).
 func freeUDPPort(t *testing.T) int {
 	t.Helper()
-	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := c.LocalAddr().(*net.UDPAddr).Port
-	_ = c.Close()
-	return port
+	return testpeers.FreeUDPPort(t)
 }
 
-// peer is a program the test started; it is stopped by its PID when the test ends.
+// peer is a program the test started (testpeers.StartPeer); it is stopped by its process group
+// when the test ends.
 type peer struct {
-	name string
-	cmd  *exec.Cmd
-	out  *lockedBuffer
-	done chan struct{}
-}
-
-// lockedBuffer collects a peer's output; the process writes while the test may read.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	*testpeers.Peer
+	out *testpeers.Output
 }
 
 func startPeer(t *testing.T, name string, args ...string) *peer {
 	t.Helper()
-	cmd := exec.Command(name, args...)
-	out := &lockedBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	// Its own process group, so that stopping it also stops what it spawned (chassis scripts,
-	// sshd's per-connection children).
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	p := &peer{name: name, cmd: cmd, out: out, done: make(chan struct{})}
-	go func() {
-		_ = cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(5 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-p.done
-		}
-		if t.Failed() {
-			t.Logf("%s output:\n%s", name, out.String())
-		}
-	})
-	return p
+	p := testpeers.StartPeer(t, name, args...)
+	return &peer{Peer: p, out: p.Out}
 }
 
-func (p *peer) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
+func (p *peer) exited() bool { return p.Exited() }
 
 // eventually polls cond (test code only) until it holds or timeout passes.
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -77,10 +78,25 @@ func (r *Reconciler) step(ctx context.Context, s *scope) (ctrl.Result, error) {
 }
 
 // initialize adopts a machine seen for the first time: one whose core Node is already Ready is
-// running (never power it on again), any other is taken as off.
+// running (never power it on again); one whose BMC says it is on, without a Ready core Node, is
+// taken as booting (its boot timeout applies, and a desired "off" powers it off); any other is
+// taken as off.
 func (r *Reconciler) initialize(ctx context.Context, s *scope) (ctrl.Result, error) {
 	if corenode.IsReady(s.core.Node) {
 		if err := r.markReady(ctx, s); err != nil {
+			return ctrl.Result{}, err
+		}
+	} else if state, err := r.readStatus(ctx, s); err == nil && state == infrav1.PowerOn {
+		slot, _ := power.SlotFor(s.node, power.ActionOn)
+		if err := r.write(ctx, s, func(st *infrav1.NodeStatus) {
+			st.Progress = infrav1.ProgressStartingUp
+			st.ProgressSince = r.ts(s)
+			st.PowerState = infrav1.PowerOn
+			st.Attempts = 1
+			st.Operation = &infrav1.PowerOperation{
+				Action: infrav1.PowerOn, Attempt: 1, Driver: slot.DriverName(), AttemptStartedAt: r.ts(s), CommandDone: true,
+			}
+		}); err != nil {
 			return ctrl.Result{}, err
 		}
 	} else if err := r.write(ctx, s, func(st *infrav1.NodeStatus) {
@@ -348,18 +364,35 @@ func (r *Reconciler) prepareOff(ctx context.Context, s *scope) (ctrl.Result, boo
 // confirmedOff reports whether the machine is known to be off: by the status driver when there
 // is one, else by its core Node being NotReady or gone.
 func (r *Reconciler) confirmedOff(ctx context.Context, s *scope) bool {
-	if slot, ok := power.SlotFor(s.node, power.ActionStatus); ok {
-		drv, err := r.Drivers.For(slot, power.ActionStatus)
-		if err == nil {
-			cctx, cancel := context.WithTimeout(ctx, slot.Timeout)
-			defer cancel()
-			state, err := drv.Status(cctx, power.Request{Node: s.node, Action: power.ActionStatus, Slot: slot, Secrets: r.Secrets, ConfigMaps: r.ConfigMaps})
-			if err == nil {
-				return state == infrav1.PowerOff
-			}
-		}
+	state, err := r.readStatus(ctx, s)
+	switch {
+	case err == nil:
+		return state == infrav1.PowerOff
+	case !errors.Is(err, errNoStatusDriver):
+		// Said, not hidden: a misconfigured power.status would otherwise go unnoticed.
+		r.eventf(s.node, corev1.EventTypeWarning, "StatusReadFailed", "PowerStatus",
+			"reading the power state failed (%s): %v; confirming by the core Node instead", power.ClassOf(err), err)
 	}
 	return !corenode.IsReady(s.core.Node)
+}
+
+// errNoStatusDriver means no configured driver can read the machine's power state.
+var errNoStatusDriver = errors.New("no driver can read the power state")
+
+// readStatus asks the machine's status driver (power.status, or a start/stop driver that can)
+// for its power state.
+func (r *Reconciler) readStatus(ctx context.Context, s *scope) (infrav1.PowerState, error) {
+	slot, ok := power.SlotFor(s.node, power.ActionStatus)
+	if !ok {
+		return infrav1.PowerUnknown, errNoStatusDriver
+	}
+	drv, err := r.Drivers.For(slot, power.ActionStatus)
+	if err != nil {
+		return infrav1.PowerUnknown, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, slot.Timeout)
+	defer cancel()
+	return drv.Status(cctx, power.Request{Node: s.node, Action: power.ActionStatus, Slot: slot, Secrets: r.Secrets, ConfigMaps: r.ConfigMaps})
 }
 
 // finishOff deletes the core Node when the group's policy says so and records the machine off.

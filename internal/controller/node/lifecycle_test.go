@@ -218,3 +218,19 @@ func TestGroupReportsLimitsTheMembersCannotMeet(t *testing.T) {
 }
 
 func ptrInt32(v int32) *int32 { return &v }
+
+// A machine found running (its BMC says on) without a Ready core Node is not taken as off: with
+// desired off, it is powered off.
+func TestRunningMachineWithoutCoreNodeIsNotTakenAsOff(t *testing.T) {
+	ns := newNamespace(t)
+	drv := newMachineDriver()
+	drv.set(func(d *machineDriver) { d.on["m1"] = true })
+	startManager(t, power.NewRegistry(drv))
+	createGroup(t, ns, "workers")
+	n := createMachine(t, ns, "m1", "workers", infrav1.PowerOff)
+	got := waitProgress(t, n, infrav1.ProgressOff, 10*time.Second)
+	if drv.count("m1", power.ActionOff, 1) != 1 || drv.total("m1", power.ActionOn) != 0 {
+		t.Fatalf("a running machine was not powered off: %d off, %d on; status %+v",
+			drv.count("m1", power.ActionOff, 1), drv.total("m1", power.ActionOn), got.Status)
+	}
+}

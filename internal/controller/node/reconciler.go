@@ -22,6 +22,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -58,6 +59,9 @@ type Reconciler struct {
 	// ConfirmInterval is how often a power-off is re-checked through a status driver or the core
 	// Node, and how often a blocked drain is retried.
 	ConfirmInterval time.Duration
+	// MaxConcurrentReconciles is how many machines are reconciled at once (never one machine
+	// twice): a slow BMC call holds up only its own machine.
+	MaxConcurrentReconciles int
 	// Now returns the current time; tests may replace it.
 	Now func() time.Time
 }
@@ -67,6 +71,7 @@ const (
 	DefaultRetryBase       = 10 * time.Second
 	DefaultRetryCap        = 5 * time.Minute
 	DefaultConfirmInterval = 5 * time.Second
+	DefaultConcurrency     = 10
 )
 
 // +kubebuilder:rbac:groups=infra.homelab-autoscaler.dev,resources=nodes,verbs=get;list;watch;patch
@@ -159,8 +164,12 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.ConfirmInterval == 0 {
 		r.ConfirmInterval = DefaultConfirmInterval
 	}
+	if r.MaxConcurrentReconciles == 0 {
+		r.MaxConcurrentReconciles = DefaultConcurrency
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("node").
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
 		For(&infrav1.Node{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Owns(&batchv1.Job{}).
