@@ -12,7 +12,7 @@ GO           ?= go
 CONTROLLER_GEN := $(GO) tool -modfile=hack/tools/codegen/go.mod controller-gen
 GOLANGCI_LINT  := $(GO) tool -modfile=hack/tools/lint/go.mod golangci-lint
 TEST_FLAGS   ?= -race -count=1 -timeout 20m
-BINARIES     := homelab-autoscaler
+BINARIES     := homelab-autoscaler homelab-sim
 
 export KUBEBUILDER_ASSETS := $(TOOLS_BIN)
 

@@ -99,6 +99,9 @@ func Start() (*Env, error) {
 	}
 	cfg, err := env.Start()
 	if err != nil {
+		// Start may fail after etcd and the apiserver run (a CRD the apiserver refuses): stop
+		// them, or they outlive the test process.
+		_ = env.Stop()
 		return nil, fmt.Errorf("starting the control plane from %s: %w", assets, err)
 	}
 	// Tests create many objects quickly; the default client-side limit would throttle them.

@@ -1,0 +1,169 @@
+package sim
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/validation"
+)
+
+// Protocol is what the machines' BMCs speak.
+type Protocol string
+
+const (
+	// ProtocolRedfish serves the DMTF Redfish API over HTTP.
+	ProtocolRedfish Protocol = "redfish"
+	// ProtocolIPMI serves IPMI v2.0 (RMCP+, "lanplus") over UDP.
+	ProtocolIPMI Protocol = "ipmi"
+)
+
+// Fault makes one machine's BMC answer every request with an error for a while after the
+// simulator starts, as a BMC that is rebooting or overloaded does.
+type Fault struct {
+	// Index is the machine's index (0 is the first machine).
+	Index int
+	// For is how long the BMC fails, from the simulator's start.
+	For time.Duration
+}
+
+// Config describes the homelab to simulate.
+type Config struct {
+	// Namespace of the Group, Nodes and Secrets.
+	Namespace string
+	// Group is the name of the Group; the machines are named <group>-<index>.
+	Group string
+	// Machines is how many machines there are.
+	Machines int
+	// Protocol the BMCs speak.
+	Protocol Protocol
+	// BMCAddress is the IP address the BMCs listen on, each on its own ephemeral port.
+	BMCAddress string
+	// Username is the BMC account; every machine gets its own random password.
+	Username string
+
+	// BootDelay is how long a machine takes from power-on until its core Node registers, give or
+	// take BootJitter (uniformly).
+	BootDelay, BootJitter time.Duration
+	// ShutdownDelay is how long a graceful shutdown takes until the power is off and the core
+	// Node is gone, give or take ShutdownJitter.
+	ShutdownDelay, ShutdownJitter time.Duration
+
+	// Capacity of each machine's core Node (cpu, memory, pods, ...); allocatable is the same.
+	Capacity corev1.ResourceList
+	// Labels are added to each core Node and to the Group's template, as kubelet's --node-labels.
+	Labels map[string]string
+
+	// NeverBoot lists the indexes of machines that power on but never register a core Node.
+	NeverBoot []int
+	// BMCErrors lists BMCs that answer errors for a while after the start.
+	BMCErrors []Fault
+
+	// NodeBootTimeout, when set, is written into each Node's spec.bootTimeout.
+	NodeBootTimeout time.Duration
+}
+
+// DefaultConfig is the configuration the command line starts from.
+func DefaultConfig() Config {
+	return Config{
+		Namespace:     "default",
+		Group:         "sim",
+		Machines:      3,
+		Protocol:      ProtocolRedfish,
+		BMCAddress:    "127.0.0.1",
+		Username:      "admin",
+		BootDelay:     5 * time.Second,
+		ShutdownDelay: 3 * time.Second,
+		Capacity: corev1.ResourceList{
+			corev1.ResourceCPU:    resource.MustParse("4"),
+			corev1.ResourceMemory: resource.MustParse("16Gi"),
+			corev1.ResourcePods:   resource.MustParse("110"),
+		},
+	}
+}
+
+// Validate checks the configuration before anything listens.
+func (c *Config) Validate() error {
+	var errs []error
+	if msgs := validation.IsDNS1123Label(c.Namespace); len(msgs) > 0 {
+		errs = append(errs, fmt.Errorf("namespace %q: %s", c.Namespace, strings.Join(msgs, "; ")))
+	}
+	if c.Machines < 1 {
+		errs = append(errs, fmt.Errorf("machines must be at least 1, not %d", c.Machines))
+	}
+	// The longest name derived from the group is the Secret's, <group>-<index>-bmc; core Node
+	// names are also host names, hence the label rule.
+	if c.Machines >= 1 {
+		if msgs := validation.IsDNS1123Label(c.secretName(c.Machines - 1)); len(msgs) > 0 {
+			errs = append(errs, fmt.Errorf("group %q makes machine names that are not valid host names: %s", c.Group, strings.Join(msgs, "; ")))
+		}
+	}
+	switch c.Protocol {
+	case ProtocolRedfish, ProtocolIPMI:
+	default:
+		errs = append(errs, fmt.Errorf("protocol must be redfish or ipmi, not %q", c.Protocol))
+	}
+	if c.Username == "" || len(c.Username) > 16 {
+		// IPMI user names are at most 16 bytes; one limit for both protocols keeps manifests portable.
+		errs = append(errs, fmt.Errorf("username must be 1 to 16 characters"))
+	}
+	for name, d := range map[string]time.Duration{"boot delay": c.BootDelay, "boot jitter": c.BootJitter,
+		"shutdown delay": c.ShutdownDelay, "shutdown jitter": c.ShutdownJitter, "node boot timeout": c.NodeBootTimeout} {
+		if d < 0 {
+			errs = append(errs, fmt.Errorf("%s must not be negative", name))
+		}
+	}
+	for _, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory, corev1.ResourcePods} {
+		if q, ok := c.Capacity[r]; !ok || q.Sign() <= 0 {
+			errs = append(errs, fmt.Errorf("capacity %s must be positive", r))
+		}
+	}
+	for k, v := range c.Labels {
+		for _, msg := range append(validation.IsQualifiedName(k), validation.IsValidLabelValue(v)...) {
+			errs = append(errs, fmt.Errorf("label %s=%s: %s", k, v, msg))
+		}
+	}
+	for _, i := range c.NeverBoot {
+		if i < 0 || i >= c.Machines {
+			errs = append(errs, fmt.Errorf("never-boot machine index %d is out of range (0-%d)", i, c.Machines-1))
+		}
+	}
+	for _, f := range c.BMCErrors {
+		if f.Index < 0 || f.Index >= c.Machines {
+			errs = append(errs, fmt.Errorf("bmc-errors machine index %d is out of range (0-%d)", f.Index, c.Machines-1))
+		}
+		if f.For <= 0 {
+			errs = append(errs, fmt.Errorf("bmc-errors for machine %d needs a positive duration", f.Index))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// MachineName is the name of machine i: the Group's name and the index, zero-padded so that
+// names sort in index order.
+func (c *Config) MachineName(i int) string {
+	width := len(strconv.Itoa(max(c.Machines-1, 0)))
+	return fmt.Sprintf("%s-%0*d", c.Group, width, i)
+}
+
+// secretName is the Secret holding machine i's BMC credentials.
+func (c *Config) secretName(i int) string { return c.MachineName(i) + "-bmc" }
+
+// providerID is machine i's provider ID, the default homelab-autoscaler derives for a Node.
+func (c *Config) providerID(i int) string {
+	return "homelab://" + c.Namespace + "/" + c.MachineName(i)
+}
+
+// jittered returns d moved by a uniformly random amount within ±jitter, never below zero.
+func jittered(d, jitter time.Duration) time.Duration {
+	if jitter <= 0 {
+		return d
+	}
+	//nolint:gosec // timing noise, not a secret
+	return max(d-jitter+time.Duration(rand.Int64N(int64(2*jitter)+1)), 0)
+}

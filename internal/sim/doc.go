@@ -1,0 +1,14 @@
+// Package sim is the virtual homelab behind homelab-sim: it plays N physical machines, each with
+// its own BMC on a loopback port that speaks a real management protocol (Redfish over HTTP, or
+// IPMI v2.0 over UDP), so that homelab-autoscaler's real power drivers drive it.
+//
+// A machine powered on through its BMC registers its core Node after a boot delay (annotated for
+// kwok, which keeps it Ready), and one powered off deletes it after a shutdown delay. Every power
+// command a BMC receives is counted per machine, for reliability checks such as "no machine was
+// powered on twice for one attempt". Faults can be injected: machines that power on but never
+// register, and BMCs that answer errors for a while.
+//
+// Nothing in the package polls: BMC requests arrive on listeners, and the only waits are timers
+// for the boot and shutdown delays and for retrying a failed API call. (go-ipmi's server sweeps
+// expired IPMI sessions on a ticker of its own, slowed to 30 s here.)
+package sim

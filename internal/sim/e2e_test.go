@@ -1,0 +1,187 @@
+package sim_test
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/yaml"
+
+	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/controller/corenode"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/controller/group"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/controller/node"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/index"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/optimistic"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/power"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/sim"
+)
+
+// The whole chain with nothing faked but the machines: the manager's reconcilers with the real
+// power drivers, kwok keeping core Nodes Ready, and three simulated machines whose manifests are
+// created as a user would. Two machines are powered on and reach Ready, one is powered off again
+// and reaches Off with its core Node gone, and every BMC received exactly the commands asked for.
+func TestEndToEnd(t *testing.T) {
+	t.Parallel()
+	started := time.Now()
+	kubeconfig, err := env.WriteKubeconfig(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.StartKwok(t, kubeconfig)
+	cfg := config(t)
+	startManager(t, cfg.Namespace)
+
+	cfg.Machines = 3
+	cfg.BootDelay = time.Second
+	cfg.ShutdownDelay = time.Second
+	s := run(t, cfg)
+	createManifests(t, s)
+
+	nodes := make([]*infrav1.Node, 3)
+	for i, m := range s.Machines() {
+		nodes[i] = &infrav1.Node{}
+		nodes[i].Namespace, nodes[i].Name = cfg.Namespace, m.Name
+		waitProgress(t, nodes[i], infrav1.ProgressOff, 20*time.Second)
+	}
+	setDesired(t, nodes[0], infrav1.PowerOn)
+	setDesired(t, nodes[1], infrav1.PowerOn)
+	for _, n := range nodes[:2] {
+		got := waitProgress(t, n, infrav1.ProgressReady, 30*time.Second)
+		if got.Status.PowerState != infrav1.PowerOn || got.Status.KubernetesNode != n.Name || got.Status.Attempts != 1 {
+			t.Fatalf("%s status: %+v", n.Name, got.Status)
+		}
+		// The core Node sync labels the core Node beside the lifecycle, not before it.
+		waitFor(t, 10*time.Second, n.Name+"'s core Node labelled with its group", func() bool {
+			core := coreNode(t, n.Name)
+			return core != nil && core.Labels[infrav1.LabelGroup] == cfg.Group
+		})
+	}
+	t.Logf("two machines Ready after %s", time.Since(started).Round(time.Millisecond))
+
+	setDesired(t, nodes[1], infrav1.PowerOff)
+	got := waitProgress(t, nodes[1], infrav1.ProgressOff, 30*time.Second)
+	if got.Status.PowerState != infrav1.PowerOff || coreNode(t, nodes[1].Name) != nil {
+		t.Fatalf("%s after power-off: status %+v, core Node still there: %v", nodes[1].Name, got.Status, coreNode(t, nodes[1].Name) != nil)
+	}
+	if s.Machines()[1].PoweredOn() {
+		t.Fatal("the machine powered off through the manager is still on")
+	}
+	t.Logf("one machine Off after %s", time.Since(started).Round(time.Millisecond))
+
+	for i, want := range []struct{ on, off int }{{1, 0}, {1, 1}, {0, 0}} {
+		c := s.Machines()[i].Counters()
+		if c.PowerOn != want.on || c.PowerOff != want.off {
+			t.Errorf("machine %d received %d power-on and %d power-off commands, want %d and %d: %+v", i, c.PowerOn, c.PowerOff, want.on, want.off, c.History)
+		}
+	}
+	if c := s.Machines()[1].Counters(); c.Commands[sim.CommandForceOff] != 0 {
+		t.Errorf("the graceful shutdown was forced: %+v", c.History)
+	}
+	if ready := getNode(t, nodes[0]); ready.Status.Progress != infrav1.ProgressReady {
+		t.Errorf("machine 0 left Ready: %+v", ready.Status)
+	}
+}
+
+// createManifests creates the simulator's manifests, as `kubectl create -f` would.
+func createManifests(t *testing.T, s *sim.Sim) {
+	t.Helper()
+	var out bytes.Buffer
+	if err := sim.WriteManifests(&out, s.Objects().All()); err != nil {
+		t.Fatal(err)
+	}
+	for _, doc := range strings.Split(out.String(), "\n---\n") {
+		u := &unstructured.Unstructured{}
+		if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
+			t.Fatal(err)
+		}
+		if err := env.Client.Create(context.Background(), u, client.FieldValidation("Strict")); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// startManager runs the manager's three reconcilers, as cmd/homelab-autoscaler wires them, with
+// the built-in power drivers and short retry and confirmation intervals. Like --namespace, it
+// watches one namespace, so the other tests' machines are not its business.
+func startManager(t *testing.T, namespace string) {
+	t.Helper()
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
+		Scheme:                 env.Scheme,
+		Cache:                  cache.Options{DefaultNamespaces: map[string]cache.Config{namespace: {}}},
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Controller:             ctrlconfig.Controller{SkipNameValidation: ptr.To(true)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := index.Register(ctx, mgr.GetFieldIndexer()); err != nil {
+		t.Fatal(err)
+	}
+	w, err := optimistic.New(mgr.GetClient(), mgr.GetAPIReader(), optimistic.WithMetrics(optimistic.NewMetrics()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nr := &node.Reconciler{
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Writer: w,
+		Drivers:    power.NewRegistry(append(power.Builtin(), power.JobDriver{Client: mgr.GetClient()})...),
+		Secrets:    power.ClientSecrets{Reader: mgr.GetAPIReader()},
+		ConfigMaps: power.ClientConfigMaps{Reader: mgr.GetAPIReader()},
+		Recorder:   mgr.GetEventRecorder("homelab-autoscaler"),
+		RetryBase:  200 * time.Millisecond, RetryCap: time.Second, ConfirmInterval: 200 * time.Millisecond,
+	}
+	for _, setup := range []func(ctrl.Manager) error{
+		nr.SetupWithManager,
+		(&corenode.Reconciler{Client: mgr.GetClient(), Writer: w}).SetupWithManager,
+		(&group.Reconciler{Client: mgr.GetClient(), Writer: w}).SetupWithManager,
+	} {
+		if err := setup(mgr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := mgr.Start(ctx); err != nil {
+			t.Errorf("manager: %v", err)
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+}
+
+// setDesired plays a human editing spec.powerState.
+func setDesired(t *testing.T, n *infrav1.Node, state infrav1.PowerState) {
+	t.Helper()
+	key := &infrav1.Node{}
+	key.Namespace, key.Name = n.Namespace, n.Name
+	if _, err := optimistic.Update(context.Background(), writer, key, func(n *infrav1.Node) error {
+		n.Spec.PowerState = state
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitProgress(t *testing.T, n *infrav1.Node, p infrav1.Progress, timeout time.Duration) *infrav1.Node {
+	t.Helper()
+	var got *infrav1.Node
+	waitFor(t, timeout, n.Name+" to be "+string(p), func() bool {
+		got = getNode(t, n)
+		return got.Status.Progress == p
+	})
+	return got
+}

@@ -1,0 +1,89 @@
+package sim_test
+
+import (
+	"flag"
+	"io"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/sim"
+)
+
+func parse(t *testing.T, args ...string) (*sim.Options, error) {
+	t.Helper()
+	fs := flag.NewFlagSet("homelab-sim", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	o := &sim.Options{}
+	o.BindFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	return o, o.Validate()
+}
+
+func TestFlags(t *testing.T) {
+	t.Parallel()
+	o, err := parse(t, "--kubeconfig", "/tmp/kc", "--namespace", "lab", "--group", "workers", "--machines", "12",
+		"--boot-delay", "2s", "--boot-jitter", "500ms", "--shutdown-delay", "1s", "--protocol", "ipmi",
+		"--cpu", "8", "--memory", "32Gi", "--pods", "50", "--labels", "a=1,b=2", "--labels", "c=3",
+		"--never-boot", "3", "--never-boot", "5,7", "--bmc-errors", "2:30s,4:1m", "--manifests", "/tmp/m.yaml", "--apply")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := o.Config
+	if o.Kubeconfig != "/tmp/kc" || c.Namespace != "lab" || c.Group != "workers" || c.Machines != 12 ||
+		c.BootDelay != 2*time.Second || c.BootJitter != 500*time.Millisecond || c.ShutdownDelay != time.Second ||
+		c.Protocol != sim.ProtocolIPMI || o.ManifestsFile != "/tmp/m.yaml" || !o.Apply {
+		t.Fatalf("options: %+v", o)
+	}
+	if cpu := c.Capacity[corev1.ResourceCPU]; cpu.String() != "8" {
+		t.Fatalf("cpu %s", cpu.String())
+	}
+	if mem := c.Capacity[corev1.ResourceMemory]; mem.String() != "32Gi" {
+		t.Fatalf("memory %s", mem.String())
+	}
+	if len(c.Labels) != 3 || c.Labels["c"] != "3" || !slices.Equal(c.NeverBoot, []int{3, 5, 7}) {
+		t.Fatalf("labels %v, never-boot %v", c.Labels, c.NeverBoot)
+	}
+	if !slices.Equal(c.BMCErrors, []sim.Fault{{Index: 2, For: 30 * time.Second}, {Index: 4, For: time.Minute}}) {
+		t.Fatalf("bmc-errors %v", c.BMCErrors)
+	}
+	if c.MachineName(0) != "workers-00" || c.MachineName(11) != "workers-11" {
+		t.Fatalf("names %s, %s", c.MachineName(0), c.MachineName(11))
+	}
+
+	defaults, err := parse(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if defaults.BootDelay != 5*time.Second || defaults.ShutdownDelay != 3*time.Second || defaults.Protocol != sim.ProtocolRedfish {
+		t.Fatalf("defaults: %+v", defaults.Config)
+	}
+}
+
+func TestFlagsRefused(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--machines", "0"}, "at least 1"},
+		{[]string{"--protocol", "wol"}, "redfish or ipmi"},
+		{[]string{"--never-boot", "3"}, "out of range"},
+		{[]string{"--bmc-errors", "1"}, "INDEX:DURATION"},
+		{[]string{"--bmc-errors", "1:0s"}, "positive duration"},
+		{[]string{"--group", "Not_A_Host"}, "host names"},
+		{[]string{"--labels", "novalue"}, "KEY=VALUE"},
+		{[]string{"--pods", "0"}, "pods must be positive"},
+		{[]string{"--boot-delay", "-1s"}, "must not be negative"},
+	} {
+		_, err := parse(t, tc.args...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: got %v, want an error mentioning %q", tc.args, err, tc.want)
+		}
+	}
+}

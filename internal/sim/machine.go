@@ -1,0 +1,251 @@
+package sim
+
+import (
+	"sync"
+	"time"
+)
+
+// phase is where a machine is in its power cycle.
+type phase int
+
+const (
+	phaseOff phase = iota
+	// phaseBooting: the power is on, the operating system boots, no core Node yet.
+	phaseBooting
+	// phaseRunning: booted; the core Node is registered (unless the machine never boots).
+	phaseRunning
+	// phaseShuttingDown: the operating system shuts down; the power is still on.
+	phaseShuttingDown
+)
+
+func (p phase) String() string {
+	return [...]string{"Off", "Booting", "Running", "ShuttingDown"}[p]
+}
+
+// Command is a power command as a BMC received it, named like Redfish's ResetType.
+type Command string
+
+const (
+	// CommandOn powers the machine on (Redfish On, IPMI chassis power on).
+	CommandOn Command = "On"
+	// CommandGracefulShutdown asks the operating system to shut down (Redfish GracefulShutdown,
+	// IPMI chassis power soft).
+	CommandGracefulShutdown Command = "GracefulShutdown"
+	// CommandForceOff cuts the power (Redfish ForceOff, IPMI chassis power off).
+	CommandForceOff Command = "ForceOff"
+)
+
+// historySize bounds the commands each machine remembers with their times.
+const historySize = 64
+
+// Received is one command a BMC received.
+type Received struct {
+	At      time.Time `json:"at"`
+	Command Command   `json:"command"`
+	// Phase is the machine's phase when the command arrived.
+	Phase string `json:"phase"`
+}
+
+// Counters are what a machine's BMC received and what the machine did, since the start.
+type Counters struct {
+	// PowerOn counts commands that power on (CommandOn), whatever the machine's state: a second
+	// one while the machine is on is counted too, which is the point.
+	PowerOn int `json:"powerOn"`
+	// PowerOff counts commands that power off (CommandGracefulShutdown and CommandForceOff).
+	PowerOff int `json:"powerOff"`
+	// Commands counts each command by name.
+	Commands map[Command]int `json:"commands"`
+	// FaultAnswers counts requests the BMC answered with an injected error.
+	FaultAnswers int `json:"faultAnswers"`
+	// Registrations counts the core Nodes the machine created; Deregistrations the ones it
+	// deleted.
+	Registrations   int `json:"registrations"`
+	Deregistrations int `json:"deregistrations"`
+	// History lists the last commands, oldest first.
+	History []Received `json:"history"`
+}
+
+// Machine is one simulated machine and its BMC's view of it. It is safe for concurrent use:
+// BMC requests, timers and the debug endpoint all reach it at once.
+type Machine struct {
+	// Index numbers the machine from 0.
+	Index int
+	// Name is the machine's name: its Node's and its core Node's.
+	Name string
+	// ProviderID is the core Node's spec.providerID.
+	ProviderID string
+	// Username and Password are the BMC's credentials.
+	Username, Password string
+
+	sim       *Sim
+	neverBoot bool
+
+	mu       sync.Mutex
+	phase    phase
+	timer    *time.Timer // the boot or shutdown in progress
+	epoch    uint64      // bumped by every transition, so that a stale timer does nothing
+	faultEnd time.Time   // the BMC answers errors until then
+	counters Counters
+	endpoint string
+
+	reg registration
+}
+
+// PoweredOn reports whether the machine's power is on (booting and shutting down included).
+func (m *Machine) PoweredOn() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.phase != phaseOff
+}
+
+// Phase is the machine's phase: Off, Booting, Running or ShuttingDown.
+func (m *Machine) Phase() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.phase.String()
+}
+
+// Endpoint is how the BMC is reached: http://IP:PORT for Redfish, IP:PORT for IPMI.
+func (m *Machine) Endpoint() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.endpoint
+}
+
+// Counters returns a copy of the machine's counters.
+func (m *Machine) Counters() Counters {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c := m.counters
+	c.Commands = make(map[Command]int, len(m.counters.Commands))
+	for k, v := range m.counters.Commands {
+		c.Commands[k] = v
+	}
+	c.History = append([]Received(nil), m.counters.History...)
+	return c
+}
+
+// FailBMCFor makes the BMC answer every request with an error for d from now.
+func (m *Machine) FailBMCFor(d time.Duration) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.faultEnd = time.Now().Add(d)
+}
+
+// faulty reports whether the BMC must answer this request with an error, and counts it.
+func (m *Machine) faulty() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if time.Now().Before(m.faultEnd) {
+		m.counters.FaultAnswers++
+		return true
+	}
+	return false
+}
+
+// Do carries out a power command as the machine's hardware would. It returns at once: booting
+// and shutting down take their time on timers.
+func (m *Machine) Do(cmd Command) {
+	m.mu.Lock()
+	m.record(cmd)
+	changed := false
+	switch cmd {
+	case CommandOn:
+		if m.phase == phaseOff {
+			m.enter(phaseBooting, jittered(m.sim.cfg.BootDelay, m.sim.cfg.BootJitter))
+			changed = true
+		}
+	case CommandGracefulShutdown:
+		// The operating system is asked to shut down; a machine still booting is treated the same
+		// (its firmware honours the power button).
+		if m.phase == phaseBooting || m.phase == phaseRunning {
+			m.enter(phaseShuttingDown, jittered(m.sim.cfg.ShutdownDelay, m.sim.cfg.ShutdownJitter))
+			changed = true
+		}
+	case CommandForceOff:
+		if m.phase != phaseOff {
+			m.enter(phaseOff, 0)
+			changed = true
+		}
+	}
+	m.mu.Unlock()
+	m.sim.log.Info("power command", "machine", m.Name, "command", cmd, "changed", changed)
+	if changed {
+		// The BMC answers without waiting for the API: a ForceOff's core Node delete happens
+		// beside the answer, as the power cut and the kubelet's disappearance would.
+		go m.syncNode()
+	}
+}
+
+// record counts cmd; m.mu is held.
+func (m *Machine) record(cmd Command) {
+	c := &m.counters
+	switch cmd {
+	case CommandOn:
+		c.PowerOn++
+	case CommandGracefulShutdown, CommandForceOff:
+		c.PowerOff++
+	}
+	if c.Commands == nil {
+		c.Commands = map[Command]int{}
+	}
+	c.Commands[cmd]++
+	if len(c.History) == historySize {
+		c.History = append(c.History[:0], c.History[1:]...)
+	}
+	c.History = append(c.History, Received{At: time.Now(), Command: cmd, Phase: m.phase.String()})
+}
+
+// enter moves the machine to p and, for a phase that ends by itself, arms the timer that ends it
+// after d. m.mu is held.
+func (m *Machine) enter(p phase, d time.Duration) {
+	if m.timer != nil {
+		m.timer.Stop()
+		m.timer = nil
+	}
+	m.epoch++
+	m.phase = p
+	var next phase
+	switch p {
+	case phaseBooting:
+		next = phaseRunning
+	case phaseShuttingDown:
+		next = phaseOff
+	default:
+		return
+	}
+	epoch := m.epoch
+	m.timer = time.AfterFunc(d, func() { m.finish(epoch, next) })
+}
+
+// finish ends a boot or a shutdown, unless another command changed the machine meanwhile.
+func (m *Machine) finish(epoch uint64, next phase) {
+	m.mu.Lock()
+	if epoch != m.epoch || m.sim.stopped() {
+		m.mu.Unlock()
+		return
+	}
+	m.timer = nil
+	m.enter(next, 0)
+	m.mu.Unlock()
+	m.sim.log.Debug("machine changed phase", "machine", m.Name, "phase", next.String())
+	m.syncNode()
+}
+
+// stop cancels the boot or shutdown in progress, for the simulator's end.
+func (m *Machine) stop() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.timer != nil {
+		m.timer.Stop()
+		m.timer = nil
+	}
+	m.epoch++
+}
+
+// wantsNode reports whether the machine's core Node should exist now.
+func (m *Machine) wantsNode() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return !m.neverBoot && (m.phase == phaseRunning || m.phase == phaseShuttingDown)
+}

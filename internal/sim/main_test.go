@@ -1,0 +1,174 @@
+package sim_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/optimistic"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/power"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/sim"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testenv"
+)
+
+var (
+	env    *testenv.Env
+	writer *optimistic.Writer
+)
+
+func TestMain(m *testing.M) {
+	testenv.Run(m, func(e *testenv.Env) {
+		env = e
+		w, err := optimistic.New(e.Client, e.Client, optimistic.WithMetrics(optimistic.NewMetrics()))
+		if err != nil {
+			panic(err)
+		}
+		writer = w
+	})
+}
+
+var seq atomic.Int64
+
+// testLog collects the simulator's log and prints it only when the test fails.
+func testLog(t *testing.T) *slog.Logger {
+	t.Helper()
+	w := &lockedBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("simulator log:\n%s", w.String())
+		}
+	})
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// config is a small fast homelab in a namespace of its own, with a group name no other test
+// uses (core Nodes are cluster-wide).
+func config(t *testing.T) sim.Config {
+	t.Helper()
+	n := seq.Add(1)
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("sim-%d-%d", time.Now().Unix()%100000, n)}}
+	if err := env.Client.Create(context.Background(), ns); err != nil {
+		t.Fatal(err)
+	}
+	cfg := sim.DefaultConfig()
+	cfg.Namespace = ns.Name
+	cfg.Group = fmt.Sprintf("g%d", n)
+	cfg.Machines = 2
+	cfg.BootDelay = 700 * time.Millisecond
+	cfg.ShutdownDelay = 500 * time.Millisecond
+	return cfg
+}
+
+// start runs a simulator until the test ends and applies its objects.
+func start(t *testing.T, cfg sim.Config) (*sim.Sim, sim.Objects) {
+	t.Helper()
+	s := run(t, cfg)
+	objs := s.Objects()
+	if err := sim.Apply(context.Background(), env.Client, writer, objs); err != nil {
+		t.Fatal(err)
+	}
+	return s, objs
+}
+
+// run runs a simulator until the test ends.
+func run(t *testing.T, cfg sim.Config) *sim.Sim {
+	t.Helper()
+	s, err := sim.New(cfg, env.Client, testLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+		for _, m := range s.Machines() {
+			_ = env.Client.Delete(context.Background(), &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: m.Name}})
+		}
+	})
+	return s
+}
+
+// request is a driver call for machine i, with credentials read from the cluster as the
+// manager reads them.
+func request(objs sim.Objects, i int, action power.Action) power.Request {
+	n := objs.Nodes[i].DeepCopy()
+	slot, _ := power.SlotFor(n, action)
+	return power.Request{Node: n, Action: action, Slot: slot, Attempt: 1, Secrets: power.ClientSecrets{Reader: env.Client}}
+}
+
+func coreNode(t *testing.T, name string) *corev1.Node {
+	t.Helper()
+	core := &corev1.Node{}
+	err := env.Client.Get(context.Background(), client.ObjectKey{Name: name}, core)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return core
+}
+
+// waitFor polls cond (tests only: the simulator itself never polls).
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > timeout {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+func wantClass(t *testing.T, err error, class power.Class, mention string) {
+	t.Helper()
+	if err == nil || power.ClassOf(err) != class {
+		t.Fatalf("want a %s error, got %v", class, err)
+	}
+	if !strings.Contains(err.Error(), mention) {
+		t.Fatalf("want %q in the error: %v", mention, err)
+	}
+}
+
+func getNode(t *testing.T, n *infrav1.Node) *infrav1.Node {
+	t.Helper()
+	got := &infrav1.Node{}
+	if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(n), got); err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
