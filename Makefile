@@ -12,7 +12,7 @@ GO           ?= go
 CONTROLLER_GEN := $(GO) tool -modfile=hack/tools/codegen/go.mod controller-gen
 GOLANGCI_LINT  := $(GO) tool -modfile=hack/tools/lint/go.mod golangci-lint
 TEST_FLAGS   ?= -race -count=1 -timeout 20m
-BINARIES     := homelab-autoscaler homelab-sim
+BINARIES     := homelab-autoscaler homelab-sim homelabctl
 
 export KUBEBUILDER_ASSETS := $(TOOLS_BIN)
 
@@ -28,8 +28,9 @@ controlplane: ## Build etcd, kube-apiserver, scheduler, controller-manager, kube
 	@K8S_VERSION=$(K8S_VERSION) KWOK_VERSION=$(KWOK_VERSION) TOOLS_BIN=$(TOOLS_BIN) hack/build-controlplane.sh
 
 .PHONY: generate
-generate: ## Generate deepcopy code.
+generate: ## Generate deepcopy code and the externalgrpc protocol code.
 	$(CONTROLLER_GEN) object:headerFile="" paths=./api/...
+	hack/gen-proto.sh
 
 .PHONY: manifests
 manifests: ## Generate CRDs into config/crd/bases and the manager's RBAC into config/rbac.
@@ -38,8 +39,9 @@ manifests: ## Generate CRDs into config/crd/bases and the manager's RBAC into co
 	$(CONTROLLER_GEN) webhook paths=./internal/webhook/... output:webhook:artifacts:config=config/webhook
 
 .PHONY: verify-generated
-verify-generated: ## Check that generated code and manifests are up to date.
+verify-generated: ## Check that generated code, manifests and protocol code are up to date.
 	@hack/verify-generated.sh
+	@hack/verify-proto.sh
 
 .PHONY: build
 build: ## Build the binaries into bin/.

@@ -1,6 +1,6 @@
-// Command homelab-autoscaler is the manager: it runs the controllers (machine power lifecycle,
-// core Node sync, Group status), the metrics endpoint and the health probes. The cluster-autoscaler
-// gRPC server joins it with the cloud-provider work.
+// Command homelab-autoscaler is the manager: the controllers (machine power lifecycle, core Node
+// sync, Group status) on the leader, cluster-autoscaler's externalgrpc server on every replica,
+// the powerState webhook, the metrics endpoint and the health probes.
 package main
 
 import (
@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/cloudprovider"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/controller/corenode"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/controller/group"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/controller/node"
@@ -45,6 +46,9 @@ type options struct {
 	powerRetryCap     time.Duration
 	confirmInterval   time.Duration
 	nodeConcurrency   int
+	grpcAddr          string
+	grpcTLS           cloudprovider.TLSFiles
+	grpcInsecure      bool
 	webhookPort       int
 	webhookCertDir    string
 }
@@ -60,6 +64,11 @@ func parseFlags(fs *flag.FlagSet, args []string) (*options, *zap.Options, error)
 	fs.DurationVar(&o.powerRetryBase, "power-retry-base", node.DefaultRetryBase, "Wait after a failed power attempt before the next one (doubling each time).")
 	fs.DurationVar(&o.powerRetryCap, "power-retry-cap", node.DefaultRetryCap, "Longest wait between two power attempts.")
 	fs.DurationVar(&o.confirmInterval, "power-confirm-interval", node.DefaultConfirmInterval, "How often a power-off is re-checked, and a blocked drain retried.")
+	fs.StringVar(&o.grpcAddr, "grpc-bind-address", cloudprovider.DefaultBindAddress, "Address of cluster-autoscaler's externalgrpc API: host:port, or unix:/path/to.sock.")
+	fs.StringVar(&o.grpcTLS.CertFile, "grpc-tls-cert", "", "PEM server certificate of the gRPC API (reloaded when it changes).")
+	fs.StringVar(&o.grpcTLS.KeyFile, "grpc-tls-key", "", "PEM private key of --grpc-tls-cert.")
+	fs.StringVar(&o.grpcTLS.ClientCAFile, "grpc-client-ca", "", "PEM CA certificates that sign cluster-autoscaler's client certificate; other clients are refused.")
+	fs.BoolVar(&o.grpcInsecure, "grpc-insecure", false, "Serve without TLS; refused unless the address is loopback or a unix socket.")
 	fs.IntVar(&o.nodeConcurrency, "node-concurrency", node.DefaultConcurrency, "How many machines are reconciled at once (a slow BMC holds up only its own machine).")
 	fs.IntVar(&o.webhookPort, "webhook-port", 9443, "Port of the admission webhook (it explains an unquoted powerState); 0 disables it.")
 	fs.StringVar(&o.webhookCertDir, "webhook-cert-dir", "/tmp/k8s-webhook-server/serving-certs", "Folder with the webhook's tls.crt and tls.key; without them the webhook is not served.")
@@ -146,6 +155,21 @@ func run(o *options) error {
 		ConfirmInterval:         o.confirmInterval,
 		MaxConcurrentReconciles: o.nodeConcurrency,
 	}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	// The gRPC server runs on every replica, leader or not: its writes are optimistic.
+	srv, err := cloudprovider.NewServer(cloudprovider.Options{
+		Cache: mgr.GetCache(), Reader: mgr.GetClient(), Writer: writer,
+		BindAddress: o.grpcAddr, TLS: o.grpcTLS, Insecure: o.grpcInsecure,
+		Logger: ctrl.Log.WithName("cloudprovider"),
+	})
+	if err != nil {
+		return err
+	}
+	if err := mgr.Add(srv); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("grpc", srv.ReadyCheck); err != nil {
 		return err
 	}
 	if err := (&corenode.Reconciler{Client: mgr.GetClient(), Writer: writer}).SetupWithManager(mgr); err != nil {

@@ -1,0 +1,28 @@
+// Command homelabctl is homelab-autoscaler's operator command line; see internal/cli.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/cli"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := cli.Run(ctx, &cli.Env{Out: os.Stdout, Err: os.Stderr}, os.Args[1:])
+	switch {
+	case err == nil:
+	case errors.Is(err, cli.ErrUsage):
+		fmt.Fprintln(os.Stderr, "homelabctl:", err)
+		os.Exit(2)
+	default:
+		fmt.Fprintln(os.Stderr, "homelabctl:", err)
+		os.Exit(1)
+	}
+}

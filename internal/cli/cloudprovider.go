@@ -1,0 +1,272 @@
+package cli
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	corev1 "k8s.io/api/core/v1"
+
+	pb "github.com/homelab-autoscaler/homelab-autoscaler/internal/cloudprovider/externalgrpc"
+)
+
+// grpcFlags are cluster-autoscaler's cloud-config settings, under the same names.
+type grpcFlags struct {
+	address, cert, key, cacert string
+	insecure                   bool
+	timeout                    time.Duration
+}
+
+func (g *grpcFlags) bind(fs *flag.FlagSet) {
+	fs.StringVar(&g.address, "address", "127.0.0.1:8086", "The gRPC server's address (host:port, or unix:///path).")
+	fs.StringVar(&g.cert, "cert", "", "Client certificate (PEM), as cluster-autoscaler's cloud-config 'cert'.")
+	fs.StringVar(&g.key, "key", "", "Client key (PEM), as cloud-config 'key'.")
+	fs.StringVar(&g.cacert, "cacert", "", "CA that signed the server's certificate, as cloud-config 'cacert'.")
+	fs.BoolVar(&g.insecure, "insecure", false, "Plaintext, for a server started with --grpc-insecure on loopback.")
+	fs.DurationVar(&g.timeout, "timeout", 5*time.Second, "Deadline of each call (cluster-autoscaler's default is 5s).")
+}
+
+func (g *grpcFlags) dial() (*grpc.ClientConn, error) {
+	if g.insecure {
+		return grpc.NewClient(g.address, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	}
+	if g.cert == "" || g.key == "" || g.cacert == "" {
+		return nil, fmt.Errorf("%w: mTLS needs --cert, --key and --cacert (or --insecure for a loopback server)", ErrUsage)
+	}
+	pair, err := tls.LoadX509KeyPair(g.cert, g.key)
+	if err != nil {
+		return nil, fmt.Errorf("loading the client certificate: %w", err)
+	}
+	caPEM, err := os.ReadFile(g.cacert)
+	if err != nil {
+		return nil, fmt.Errorf("reading the CA: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, fmt.Errorf("no certificate in %s", g.cacert)
+	}
+	host, _, err := net.SplitHostPort(g.address)
+	if err != nil {
+		host = g.address
+	}
+	creds := credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{pair}, RootCAs: pool, ServerName: host, MinVersion: tls.VersionTLS12})
+	return grpc.NewClient(g.address, grpc.WithTransportCredentials(creds))
+}
+
+func runCloudProvider(ctx context.Context, env *Env, args []string) error {
+	if len(args) == 0 {
+		fmt.Fprintln(env.Err, "usage: homelabctl cloudprovider check | scale-up GROUP N | scale-down GROUP MACHINE... [flags]")
+		return fmt.Errorf("%w: cloudprovider needs a subcommand", ErrUsage)
+	}
+	sub, rest := args[0], args[1:]
+	fs := flags(env, "cloudprovider "+sub)
+	var gf grpcFlags
+	gf.bind(fs)
+	var kf kubeFlags
+	output := "table"
+	switch sub {
+	case "check":
+		fs.StringVar(&output, "o", "table", "Output: table or json.")
+	case "scale-down":
+		kf.bind(fs)
+	}
+	positional, flagArgs := splitArgs(rest)
+	if err := parse(fs, flagArgs); err != nil {
+		return err
+	}
+	conn, err := gf.dial()
+	if err != nil {
+		return err
+	}
+	defer func() { _ = conn.Close() }()
+	cp := pb.NewCloudProviderClient(conn)
+	call := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, gf.timeout) }
+
+	switch sub {
+	case "check":
+		return check(env, cp, call, output)
+	case "scale-up":
+		if len(positional) != 2 {
+			return fmt.Errorf("%w: scale-up GROUP N", ErrUsage)
+		}
+		n, err := strconv.Atoi(positional[1])
+		if err != nil || n < 1 {
+			return fmt.Errorf("%w: N must be a positive number, not %q", ErrUsage, positional[1])
+		}
+		cctx, cancel := call()
+		defer cancel()
+		if _, err := cp.NodeGroupIncreaseSize(cctx, &pb.NodeGroupIncreaseSizeRequest{Id: positional[0], Delta: int32(n)}); err != nil { //nolint:gosec // checked above, and a group holds far fewer than 2^31 machines
+			return fmt.Errorf("IncreaseSize(%s, +%d): %w", positional[0], n, err)
+		}
+		return printTarget(env, cp, call, positional[0], fmt.Sprintf("scaled up by %d", n))
+	case "scale-down":
+		if len(positional) < 2 {
+			return fmt.Errorf("%w: scale-down GROUP MACHINE...", ErrUsage)
+		}
+		nodes, err := grpcNodes(ctx, &kf, positional[1:])
+		if err != nil {
+			return err
+		}
+		cctx, cancel := call()
+		defer cancel()
+		if _, err := cp.NodeGroupDeleteNodes(cctx, &pb.NodeGroupDeleteNodesRequest{Id: positional[0], Nodes: nodes}); err != nil {
+			return fmt.Errorf("DeleteNodes(%s, %s): %w", positional[0], strings.Join(positional[1:], ","), err)
+		}
+		return printTarget(env, cp, call, positional[0], "deleted "+strings.Join(positional[1:], ", "))
+	default:
+		return fmt.Errorf("%w: unknown cloudprovider subcommand %q", ErrUsage, sub)
+	}
+}
+
+// splitArgs separates positional arguments from flags so that flags may follow them.
+func splitArgs(args []string) (positional, flagArgs []string) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if strings.HasPrefix(a, "-") {
+			flagArgs = append(flagArgs, a)
+			if !strings.Contains(a, "=") && i+1 < len(args) && !isBoolFlag(a) {
+				flagArgs = append(flagArgs, args[i+1])
+				i++
+			}
+			continue
+		}
+		positional = append(positional, a)
+	}
+	return positional, flagArgs
+}
+
+func isBoolFlag(a string) bool {
+	name := strings.TrimLeft(a, "-")
+	return name == "insecure" || name == "h" || name == "help"
+}
+
+func printTarget(env *Env, cp pb.CloudProviderClient, call func() (context.Context, context.CancelFunc), id, what string) error {
+	cctx, cancel := call()
+	defer cancel()
+	ts, err := cp.NodeGroupTargetSize(cctx, &pb.NodeGroupTargetSizeRequest{Id: id})
+	if err != nil {
+		return fmt.Errorf("TargetSize(%s): %w", id, err)
+	}
+	fmt.Fprintf(env.Out, "%s: %s; target size now %d\n", id, what, ts.TargetSize)
+	return nil
+}
+
+// CheckGroup is what cluster-autoscaler would see of one node group.
+type CheckGroup struct {
+	ID        string          `json:"id"`
+	Min       int32           `json:"min"`
+	Max       int32           `json:"max"`
+	Target    int32           `json:"target"`
+	Instances []CheckInstance `json:"instances"`
+	Template  string          `json:"template"`
+	Error     string          `json:"error,omitempty"`
+}
+
+// CheckInstance is one instance of a node group as cluster-autoscaler sees it.
+type CheckInstance struct {
+	ID    string `json:"id"`
+	State string `json:"state"`
+	Error string `json:"error,omitempty"`
+}
+
+func check(env *Env, cp pb.CloudProviderClient, call func() (context.Context, context.CancelFunc), output string) error {
+	cctx, cancel := call()
+	defer cancel()
+	resp, err := cp.NodeGroups(cctx, &pb.NodeGroupsRequest{})
+	if err != nil {
+		return fmt.Errorf("NodeGroups: %w", err)
+	}
+	var out []CheckGroup
+	for _, g := range resp.GetNodeGroups() {
+		out = append(out, checkGroup(cp, call, g))
+	}
+	if output == "json" {
+		return writeJSON(env.Out, out)
+	}
+	for _, g := range out {
+		fmt.Fprintf(env.Out, "group %s: min %d, max %d, target %d; template: %s\n", g.ID, g.Min, g.Max, g.Target, g.Template)
+		if g.Error != "" {
+			fmt.Fprintf(env.Out, "  error: %s\n", g.Error)
+		}
+		rows := [][]string{}
+		for _, in := range g.Instances {
+			rows = append(rows, []string{"  " + in.ID, in.State, dash(in.Error)})
+		}
+		table(env.Out, []string{"  INSTANCE", "STATE", "ERROR"}, rows)
+	}
+	if len(out) == 0 {
+		fmt.Fprintln(env.Out, "no node groups: cluster-autoscaler would have nothing to scale")
+	}
+	return nil
+}
+
+func checkGroup(cp pb.CloudProviderClient, call func() (context.Context, context.CancelFunc), g *pb.NodeGroup) CheckGroup {
+	cg := CheckGroup{ID: g.GetId(), Min: g.GetMinSize(), Max: g.GetMaxSize(), Instances: []CheckInstance{}}
+	var errs []string
+	ctx, cancel := call()
+	defer cancel()
+	if ts, err := cp.NodeGroupTargetSize(ctx, &pb.NodeGroupTargetSizeRequest{Id: g.GetId()}); err != nil {
+		errs = append(errs, "TargetSize: "+err.Error())
+	} else {
+		cg.Target = ts.GetTargetSize()
+	}
+	if nodes, err := cp.NodeGroupNodes(ctx, &pb.NodeGroupNodesRequest{Id: g.GetId()}); err != nil {
+		errs = append(errs, "Nodes: "+err.Error())
+	} else {
+		for _, in := range nodes.GetInstances() {
+			ci := CheckInstance{ID: in.GetId(), State: stateName(in.GetStatus().GetInstanceState())}
+			if e := in.GetStatus().GetErrorInfo(); e != nil {
+				ci.Error = fmt.Sprintf("%s (class %d): %s", e.GetErrorCode(), e.GetInstanceErrorClass(), e.GetErrorMessage())
+			}
+			cg.Instances = append(cg.Instances, ci)
+		}
+	}
+	tpl, err := cp.NodeGroupTemplateNodeInfo(ctx, &pb.NodeGroupTemplateNodeInfoRequest{Id: g.GetId()})
+	switch {
+	case err != nil:
+		cg.Template = "unavailable (" + err.Error() + ")"
+	default:
+		node := &corev1.Node{}
+		if err := node.Unmarshal(tpl.GetNodeBytes()); err != nil {
+			cg.Template = "DOES NOT DECODE: " + err.Error()
+		} else {
+			pods := node.Status.Allocatable[corev1.ResourcePods]
+			cg.Template = fmt.Sprintf("decodes (cpu %s, memory %s, pods %s, %d labels, %d taints)",
+				qty(node.Status.Allocatable, corev1.ResourceCPU), qty(node.Status.Allocatable, corev1.ResourceMemory),
+				pods.String(), len(node.Labels), len(node.Spec.Taints))
+		}
+	}
+	cg.Error = strings.Join(errs, "; ")
+	return cg
+}
+
+func qty(l corev1.ResourceList, name corev1.ResourceName) string {
+	q, ok := l[name]
+	if !ok {
+		return "none"
+	}
+	return q.String()
+}
+
+func stateName(s pb.InstanceStatus_InstanceState) string {
+	switch s {
+	case pb.InstanceStatus_instanceRunning:
+		return "running"
+	case pb.InstanceStatus_instanceCreating:
+		return "creating"
+	case pb.InstanceStatus_instanceDeleting:
+		return "deleting"
+	default:
+		return "unspecified"
+	}
+}

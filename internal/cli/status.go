@@ -1,0 +1,142 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
+)
+
+// MachineStatus is one machine in `homelabctl status -o json`.
+type MachineStatus struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	Group     string `json:"group"`
+	Desired   string `json:"desired"`
+	Observed  string `json:"observed"`
+	Progress  string `json:"progress"`
+	Since     string `json:"since,omitempty"`
+	Attempts  int32  `json:"attempts"`
+	LastError string `json:"lastError,omitempty"`
+}
+
+// GroupStatus is one group in `homelabctl status -o json`.
+type GroupStatus struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	Min       int32  `json:"min"`
+	Max       string `json:"max"`
+	Target    int32  `json:"target"`
+	Ready     int32  `json:"ready"`
+	Members   int32  `json:"members"`
+}
+
+// Status is the output of `homelabctl status -o json`.
+type Status struct {
+	Groups   []GroupStatus   `json:"groups"`
+	Machines []MachineStatus `json:"machines"`
+}
+
+func runStatus(ctx context.Context, env *Env, args []string) error {
+	fs := flags(env, "status")
+	var kf kubeFlags
+	kf.bind(fs)
+	all := fs.Bool("A", false, "All namespaces.")
+	output := fs.String("o", "table", "Output: table or json.")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	c, ns, err := kf.client()
+	if err != nil {
+		return err
+	}
+	if *all {
+		ns = ""
+	}
+	st, err := collectStatus(ctx, c, ns, time.Now())
+	if err != nil {
+		return err
+	}
+	switch *output {
+	case "json":
+		return writeJSON(env.Out, st)
+	case "table":
+		printStatus(env, st)
+		return nil
+	default:
+		return fmt.Errorf("%w: -o must be table or json", ErrUsage)
+	}
+}
+
+func collectStatus(ctx context.Context, c client.Client, ns string, now time.Time) (*Status, error) {
+	groups := &infrav1.GroupList{}
+	if err := c.List(ctx, groups, client.InNamespace(ns)); err != nil {
+		return nil, fmt.Errorf("listing groups: %w", err)
+	}
+	nodes := &infrav1.NodeList{}
+	if err := c.List(ctx, nodes, client.InNamespace(ns)); err != nil {
+		return nil, fmt.Errorf("listing machines: %w", err)
+	}
+	st := &Status{Groups: []GroupStatus{}, Machines: []MachineStatus{}}
+	for _, g := range groups.Items {
+		maxSize := "members"
+		if g.Spec.MaxSize != nil {
+			maxSize = fmt.Sprint(*g.Spec.MaxSize)
+		}
+		st.Groups = append(st.Groups, GroupStatus{
+			Namespace: g.Namespace, Name: g.Name, Min: g.Spec.MinSize, Max: maxSize,
+			Target: g.Status.Target, Ready: g.Status.Ready, Members: g.Status.Members,
+		})
+	}
+	for _, n := range nodes.Items {
+		m := MachineStatus{
+			Namespace: n.Namespace, Name: n.Name, Group: n.Spec.Group, Desired: string(n.DesiredPowerState()),
+			Observed: string(n.Status.PowerState), Progress: string(n.Status.Progress), Attempts: n.Status.Attempts,
+			LastError: n.Status.LastError,
+		}
+		if n.Status.ProgressSince != nil {
+			m.Since = now.Sub(n.Status.ProgressSince.Time).Round(time.Second).String()
+		}
+		st.Machines = append(st.Machines, m)
+	}
+	sort.Slice(st.Machines, func(i, j int) bool {
+		a, b := st.Machines[i], st.Machines[j]
+		if a.Namespace != b.Namespace {
+			return a.Namespace < b.Namespace
+		}
+		if a.Group != b.Group {
+			return a.Group < b.Group
+		}
+		return a.Name < b.Name
+	})
+	return st, nil
+}
+
+func printStatus(env *Env, st *Status) {
+	rows := [][]string{}
+	for _, g := range st.Groups {
+		rows = append(rows, []string{g.Namespace, g.Name, fmt.Sprint(g.Min), g.Max, fmt.Sprint(g.Target), fmt.Sprint(g.Ready), fmt.Sprint(g.Members)})
+	}
+	table(env.Out, []string{"NAMESPACE", "GROUP", "MIN", "MAX", "TARGET", "READY", "MEMBERS"}, rows)
+	fmt.Fprintln(env.Out)
+	rows = rows[:0]
+	for _, m := range st.Machines {
+		lastErr := m.LastError
+		if len(lastErr) > 60 {
+			lastErr = lastErr[:57] + "..."
+		}
+		rows = append(rows, []string{m.Namespace, m.Group, m.Name, m.Desired, dash(m.Observed), dash(m.Progress), dash(m.Since), fmt.Sprint(m.Attempts), dash(lastErr)})
+	}
+	table(env.Out, []string{"NAMESPACE", "GROUP", "MACHINE", "DESIRED", "OBSERVED", "PROGRESS", "SINCE", "ATTEMPTS", "LAST ERROR"}, rows)
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,143 @@
+package cloudprovider
+
+import (
+	"slices"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/resource"
+
+	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
+)
+
+// rankPowerOn orders the machines NodeGroupIncreaseSize may power on, best first:
+//
+//  1. machines that have registered a Ready core Node before (status.providerID is recorded
+//     then) ahead of machines never seen to boot;
+//  2. cheaper ahead of dearer (spec.pricing.hourlyRate; a machine without pricing counts as the
+//     dearest, since its cost is unknown);
+//  3. the least recently used first (the latest of its last power-on and power-off; a machine
+//     that is still running or shutting down counts as in use now), spreading wear and keeping
+//     a machine that was just released available to come straight back;
+//  4. by name, so that the choice is deterministic.
+func rankPowerOn(ms []*infrav1.Node) { slices.SortFunc(ms, comparePowerOn) }
+
+// bestPowerOn is the first machine rankPowerOn would give, found in one pass.
+func bestPowerOn(ms []*infrav1.Node) *infrav1.Node {
+	var best *infrav1.Node
+	for _, m := range ms {
+		if best == nil || comparePowerOn(m, best) < 0 {
+			best = m
+		}
+	}
+	return best
+}
+
+// bestPowerOnN returns the first n machines rankPowerOn would give (n <= len(ms)). A scale-up
+// usually asks for a few machines out of many, so for small n it selects in n passes instead of
+// sorting the whole group; ms is reordered.
+func bestPowerOnN(ms []*infrav1.Node, n int) []*infrav1.Node {
+	if n > 8 {
+		rankPowerOn(ms)
+		return ms[:n]
+	}
+	for i := range n {
+		best := i
+		for j := i + 1; j < len(ms); j++ {
+			if comparePowerOn(ms[j], ms[best]) < 0 {
+				best = j
+			}
+		}
+		ms[i], ms[best] = ms[best], ms[i]
+	}
+	return ms[:n]
+}
+
+func comparePowerOn(a, b *infrav1.Node) int {
+	if pa, pb := proven(a), proven(b); pa != pb {
+		if pa {
+			return -1
+		}
+		return 1
+	}
+	if c := comparePrice(a, b); c != 0 {
+		return c
+	}
+	if c := lastUsed(a).Compare(lastUsed(b)); c != 0 {
+		return c
+	}
+	return strings.Compare(a.Name, b.Name)
+}
+
+func proven(m *infrav1.Node) bool { return m.Status.ProviderID != "" }
+
+// comparePrice orders by hourly rate, unpriced last.
+func comparePrice(a, b *infrav1.Node) int {
+	ra, rb := hourlyRate(a), hourlyRate(b)
+	switch {
+	case ra == nil && rb == nil:
+		return 0
+	case ra == nil:
+		return 1
+	case rb == nil:
+		return -1
+	default:
+		return ra.Cmp(*rb)
+	}
+}
+
+func hourlyRate(m *infrav1.Node) *resource.Quantity {
+	if m.Spec.Pricing == nil {
+		return nil
+	}
+	return &m.Spec.Pricing.HourlyRate
+}
+
+// farFuture marks a machine in use now.
+var farFuture = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func lastUsed(m *infrav1.Node) time.Time {
+	switch m.Status.Progress {
+	case infrav1.ProgressReady, infrav1.ProgressStartingUp, infrav1.ProgressShuttingDown:
+		return farFuture
+	}
+	var t time.Time
+	if s := m.Status.LastStartupTime; s != nil && s.After(t) {
+		t = s.Time
+	}
+	if s := m.Status.LastShutdownTime; s != nil && s.After(t) {
+		t = s.Time
+	}
+	return t
+}
+
+// rankCancel orders the unregistered machines NodeGroupDecreaseTargetSize may cancel, first
+// cancelled first: machines whose boot failed, then machines whose power-on has not started,
+// then those that started booting most recently (furthest from registering); by name last.
+func rankCancel(ms []*infrav1.Node) {
+	stage := func(m *infrav1.Node) int {
+		switch {
+		case failedPowerOn(m):
+			return 0
+		case m.Status.Progress != infrav1.ProgressStartingUp:
+			return 1
+		default:
+			return 2
+		}
+	}
+	started := func(m *infrav1.Node) time.Time {
+		if m.Status.LastStartupTime == nil {
+			return time.Time{}
+		}
+		return m.Status.LastStartupTime.Time
+	}
+	slices.SortStableFunc(ms, func(a, b *infrav1.Node) int {
+		if sa, sb := stage(a), stage(b); sa != sb {
+			return sa - sb
+		}
+		if c := started(b).Compare(started(a)); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+}

@@ -1,0 +1,59 @@
+package cloudprovider
+
+import (
+	"context"
+
+	"google.golang.org/grpc/codes"
+
+	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
+	pb "github.com/homelab-autoscaler/homelab-autoscaler/internal/cloudprovider/externalgrpc"
+)
+
+const methodIncreaseSize = "NodeGroupIncreaseSize"
+
+// NodeGroupIncreaseSize powers on delta machines of the group, all or none: it fails with
+// ResourceExhausted, changing nothing, when the target would pass the group's maxSize or when
+// fewer than delta machines can be powered on (desired off, not Failed, not being deleted). The
+// machines are chosen by rankPowerOn. It returns once the target size shows the increase; the
+// machines boot afterwards, driven by the lifecycle controller.
+func (s *Server) NodeGroupIncreaseSize(ctx context.Context, req *pb.NodeGroupIncreaseSizeRequest) (*pb.NodeGroupIncreaseSizeResponse, error) {
+	started := s.opts.Now()
+	delta := int64(req.GetDelta())
+	if delta <= 0 {
+		return nil, errorf(codes.InvalidArgument, "delta must be positive, got %d", delta)
+	}
+	g, err := s.group(ctx, req.GetId())
+	if err != nil {
+		return nil, err
+	}
+	key := keyOf(g)
+	ctx, cancel := s.writeContext(ctx)
+	defer cancel()
+	changes, err := s.transact(ctx, methodIncreaseSize, key, func(_ context.Context, v *view) ([]ledgerChange, error) {
+		target, lim := v.size()
+		if target+delta > int64(lim.max) {
+			return nil, errorf(codes.ResourceExhausted, "node group %s: target %d + %d would exceed its maxSize %d",
+				req.GetId(), target, delta, lim.max)
+		}
+		var candidates []*infrav1.Node
+		for _, m := range v.members() {
+			if powerOnCandidate(m) && !v.inFlight(m.Name) {
+				candidates = append(candidates, m)
+			}
+		}
+		if int64(len(candidates)) < delta {
+			return nil, errorf(codes.ResourceExhausted, "node group %s: %d machines asked for, only %d can be powered on "+
+				"(the others are on, being deleted, or Failed)", req.GetId(), delta, len(candidates))
+		}
+		out := make([]ledgerChange, 0, delta)
+		for _, m := range bestPowerOnN(candidates, int(delta)) {
+			out = append(out, ledgerChange{Name: m.Name, Generation: m.Generation, On: true})
+		}
+		return out, nil
+	})
+	s.logWrite(methodIncreaseSize, key, delta, changes, started, err)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.NodeGroupIncreaseSizeResponse{}, nil
+}

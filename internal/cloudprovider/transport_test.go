@@ -1,0 +1,182 @@
+package cloudprovider_test
+
+import (
+	"context"
+	"crypto/tls"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/cloudprovider"
+	pb "github.com/homelab-autoscaler/homelab-autoscaler/internal/cloudprovider/externalgrpc"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/optimistic"
+)
+
+func TestMutualTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca, other := newCA(t, "homelab CA"), newCA(t, "someone else's CA")
+	srvCert, srvKey := ca.issue(t, "homelab-autoscaler", true)
+	files := cloudprovider.TLSFiles{
+		CertFile:     writeFile(t, dir, "tls.crt", srvCert),
+		KeyFile:      writeFile(t, dir, "tls.key", srvKey),
+		ClientCAFile: writeFile(t, dir, "ca.crt", ca.pem),
+	}
+	r := startReplica(t, func(o *cloudprovider.Options) { o.Insecure, o.TLS = false, files })
+	addr := r.srv.Addr().String()
+
+	caCert, caKey := ca.issue(t, "cluster-autoscaler", false)
+	good := dial(t, addr, tlsCreds(clientTLS(t, ca, caCert, caKey)))
+	if _, err := good.NodeGroups(ctx5s(t), &pb.NodeGroupsRequest{}); err != nil {
+		t.Fatalf("a client with a certificate of the client CA is refused: %v", err)
+	}
+
+	otherCert, otherKey := other.issue(t, "intruder", false)
+	for name, c := range map[string]pb.CloudProviderClient{
+		"no client certificate":            dial(t, addr, tlsCreds(clientTLS(t, ca, nil, nil))),
+		"certificate of another CA":        dial(t, addr, tlsCreds(clientTLS(t, ca, otherCert, otherKey))),
+		"plaintext":                        dial(t, addr),
+		"server not trusted by the client": dial(t, addr, tlsCreds(clientTLS(t, other, caCert, caKey))),
+	} {
+		_, err := c.NodeGroups(ctx5s(t), &pb.NodeGroupsRequest{})
+		if err == nil {
+			t.Fatalf("%s: call accepted", name)
+		}
+		expectCode(t, err, codes.Unavailable)
+	}
+
+	// Rotation: new files on disk are served to new connections, without a restart.
+	rotCert, rotKey := ca.issue(t, "homelab-autoscaler-rotated-certificate", true)
+	writeFile(t, dir, "tls.crt", rotCert)
+	writeFile(t, dir, "tls.key", rotKey)
+	var mu sync.Mutex
+	var seen string
+	cfg := clientTLS(t, ca, caCert, caKey)
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+		mu.Lock()
+		defer mu.Unlock()
+		seen = cs.PeerCertificates[0].Subject.CommonName
+		return nil
+	}
+	rotated := dial(t, addr, tlsCreds(cfg))
+	if _, err := rotated.NodeGroups(ctx5s(t), &pb.NodeGroupsRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if seen != "homelab-autoscaler-rotated-certificate" {
+		t.Fatalf("server presented %q after rotation", seen)
+	}
+	// The connection opened before the rotation keeps working.
+	if _, err := good.NodeGroups(ctx5s(t), &pb.NodeGroupsRequest{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestTransportOptionsAreChecked(t *testing.T) {
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: env.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := optimistic.New(mgr.GetClient(), mgr.GetAPIReader())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	ca := newCA(t, "ca")
+	c, k := ca.issue(t, "server", true)
+	files := cloudprovider.TLSFiles{
+		CertFile: writeFile(t, dir, "tls.crt", c), KeyFile: writeFile(t, dir, "tls.key", k), ClientCAFile: writeFile(t, dir, "ca.crt", ca.pem),
+	}
+	build := func(addr string, insecure bool, tlsFiles cloudprovider.TLSFiles) error {
+		_, err := cloudprovider.NewServer(cloudprovider.Options{
+			Cache: mgr.GetCache(), Reader: mgr.GetClient(), Writer: w, BindAddress: addr, Insecure: insecure, TLS: tlsFiles,
+		})
+		return err
+	}
+	for _, addr := range []string{":8086", "0.0.0.0:8086", "[::]:8086", "10.1.2.3:8086", "example.com:8086"} {
+		err := build(addr, true, cloudprovider.TLSFiles{})
+		if err == nil || !strings.Contains(err.Error(), "only allowed on a loopback address") {
+			t.Fatalf("insecure on %s: %v, want a refusal naming loopback", addr, err)
+		}
+	}
+	for _, addr := range []string{"127.0.0.1:0", "127.0.0.2:8086", "[::1]:0", "localhost:8086", "unix:/run/ca.sock", "unix:///run/ca.sock"} {
+		if err := build(addr, true, cloudprovider.TLSFiles{}); err != nil {
+			t.Fatalf("insecure on %s refused: %v", addr, err)
+		}
+	}
+	if err := build(":8086", false, cloudprovider.TLSFiles{CertFile: files.CertFile}); err == nil ||
+		!strings.Contains(err.Error(), "--grpc-tls-key") || !strings.Contains(err.Error(), "--grpc-client-ca") {
+		t.Fatalf("missing TLS files: %v", err)
+	}
+	if err := build("127.0.0.1:0", true, files); err == nil {
+		t.Fatal("insecure together with TLS files accepted")
+	}
+	if err := build(":8086", false, cloudprovider.TLSFiles{CertFile: files.CertFile, KeyFile: files.KeyFile, ClientCAFile: filepath.Join(dir, "nope")}); err == nil {
+		t.Fatal("a client CA file that does not exist accepted")
+	}
+	if err := build(":8086", false, cloudprovider.TLSFiles{CertFile: files.CertFile, KeyFile: files.ClientCAFile, ClientCAFile: files.ClientCAFile}); err == nil {
+		t.Fatal("a key that does not match accepted")
+	}
+	if err := build(":8086", false, files); err != nil {
+		t.Fatalf("mutual TLS on every interface refused: %v", err)
+	}
+	for _, addr := range []string{"nope", "unix:", "127.0.0.1:"} {
+		if err := build(addr, true, cloudprovider.TLSFiles{}); err == nil {
+			t.Fatalf("bad address %q accepted", addr)
+		}
+	}
+}
+
+func TestUnixSocket(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "provider.sock")
+	r := startReplica(t, func(o *cloudprovider.Options) { o.BindAddress = "unix:" + sock })
+	if got := r.srv.Addr().String(); got != sock {
+		t.Fatalf("listening on %q", got)
+	}
+	c := dial(t, "unix://"+sock)
+	if _, err := c.Refresh(ctx5s(t), &pb.RefreshRequest{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestHealthReadinessAndDeadline(t *testing.T) {
+	r := startReplica(t, func(o *cloudprovider.Options) { o.CallTimeout = time.Nanosecond })
+	if err := r.srv.ReadyCheck(nil); err != nil {
+		t.Fatalf("not ready after start: %v", err)
+	}
+	conn := dialConn(t, r.srv.Addr().String())
+	for _, svc := range []string{"", "clusterautoscaler.cloudprovider.v1.externalgrpc.CloudProvider"} {
+		res, err := healthpb.NewHealthClient(conn).Check(ctx5s(t), &healthpb.HealthCheckRequest{Service: svc})
+		if err != nil || res.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+			t.Fatalf("health of %q: %v, %v", svc, res, err)
+		}
+	}
+	// The server's own call timeout bounds a write even when the caller allows more.
+	ns := newNamespace(t)
+	createGroup(t, ns, "g")
+	createMachines(t, ns, "g", 1, nil)
+	r.sync(t, ns)
+	c := pb.NewCloudProviderClient(conn)
+	_, err := c.NodeGroupIncreaseSize(context.Background(), &pb.NodeGroupIncreaseSizeRequest{Id: gid(ns, "g"), Delta: 1})
+	expectCode(t, err, codes.DeadlineExceeded)
+
+	r.stop()
+	if err := r.srv.ReadyCheck(nil); err == nil {
+		t.Fatal("ready after stop")
+	}
+	// A server that never started is not ready either.
+	idle, err := cloudprovider.NewServer(cloudprovider.Options{Cache: r.cache, Reader: env.Client, Writer: testWriter, BindAddress: "127.0.0.1:0", Insecure: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := idle.ReadyCheck(nil); err == nil {
+		t.Fatal("ready before start")
+	}
+}

@@ -1,0 +1,70 @@
+package cloudprovider
+
+import (
+	"k8s.io/apimachinery/pkg/types"
+
+	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
+)
+
+// view is a group as a write decision sees it: the Group at the ledger's version, its members
+// from a fleet that has caught up with the ledger, and the changes still in flight. Members are
+// read from the fleet only as far as a decision needs them.
+type view struct {
+	group   *infrav1.Group
+	key     types.NamespacedName
+	fleet   *fleet
+	pending map[string]ledgerChange
+	// relied lists the pending changes of other decisions that this decision counts as its own
+	// effect (a repeated deletion); transact makes sure they are applied and visible before
+	// the call returns.
+	relied []ledgerChange
+}
+
+func newView(g *infrav1.Group, f *fleet) *view {
+	return &view{group: g, key: keyOf(g), fleet: f}
+}
+
+// members are the group's machines (shared with the cache: read only).
+func (v *view) members() []*infrav1.Node { return v.fleet.members(v.key) }
+
+// member returns the named machine if it is a member of the group, else nil.
+func (v *view) member(name string) *infrav1.Node {
+	m := v.fleet.machine(types.NamespacedName{Namespace: v.key.Namespace, Name: name})
+	if m == nil || m.Spec.Group != v.key.Name {
+		return nil
+	}
+	return m
+}
+
+// cached is the state of a member in the cache, for the ledger's pruning.
+func (v *view) cached(name string) (machineState, bool) {
+	m := v.member(name)
+	if m == nil {
+		return machineState{}, false
+	}
+	return machineState{generation: m.Generation, resourceVersion: m.ResourceVersion, on: m.DesiredPowerState() == infrav1.PowerOn}, true
+}
+
+// inFlight reports whether an earlier decision's change to the machine may not be applied yet:
+// no decision touches such a machine, so two decisions never race on one machine.
+func (v *view) inFlight(name string) bool {
+	_, ok := v.pending[name]
+	return ok
+}
+
+// desiredOn is the machine's desired power state once every decided change is applied.
+func (v *view) desiredOn(m *infrav1.Node) bool {
+	if c, ok := v.pending[m.Name]; ok {
+		return c.On
+	}
+	return m.DesiredPowerState() == infrav1.PowerOn
+}
+
+// rely records that the call's outcome rests on an earlier decision's pending change.
+func (v *view) rely(c ledgerChange) { v.relied = append(v.relied, c) }
+
+// size is the group's target once every decided change is applied, and its limits.
+func (v *view) size() (int64, limits) {
+	members, target := v.fleet.targetWith(v.key, v.pending)
+	return target, limitsOf(v.group, members)
+}
