@@ -14,6 +14,8 @@ mkdir -p "$demo/home"
 export HOME="$demo/home" KUBECONFIG="$demo/kubeconfig"
 export KWOK_KUBE_VERSION="v$K8S_VERSION" KWOK_KUBECTL_BINARY="$TOOLS_BIN/kubectl"
 kubectl() { "$TOOLS_BIN/kubectl" "$@"; }
+homelabctl() { "$root/bin/homelabctl" "$@"; }
+grpc=(--address "127.0.0.1:${GRPC_PORT:-18086}" --insecure)
 
 pids=()
 cleanup() {
@@ -41,6 +43,7 @@ kubectl wait --for condition=Established crd/groups.infra.homelab-autoscaler.dev
 
 "$root/bin/homelab-autoscaler" --kubeconfig "$KUBECONFIG" --namespace default \
 	--metrics-bind-address 127.0.0.1:0 --health-probe-bind-address 127.0.0.1:0 \
+	--grpc-bind-address "127.0.0.1:${GRPC_PORT:-18086}" --grpc-insecure \
 	--power-confirm-interval 1s >"$demo/manager.log" 2>&1 &
 pids+=($!)
 echo "demo: homelab-autoscaler manager started (log: .demo/manager.log)"
@@ -66,29 +69,35 @@ wait_for() { # wait_for DESCRIPTION SECONDS CONDITION...
 	return 1
 }
 progress_is() { [ "$(kubectl get hln -n default "$1" -o jsonpath='{.status.progress}')" = "$2" ]; }
-set_power() { kubectl patch hln -n default "$1" --type merge -p "{\"spec\":{\"powerState\":\"$2\"}}" >/dev/null; }
 
 wait_for "the machines to settle" 60 progress_is workers-3 Off
 show "four machines, all off"
 
 echo
-echo "demo: scale up by 2: powering on workers-0 and workers-1"
-set_power workers-0 on
-set_power workers-1 on
+echo "demo: what cluster-autoscaler sees (homelabctl cloudprovider check, over gRPC):"
+wait_for "the gRPC server" 60 homelabctl cloudprovider check "${grpc[@]}" >/dev/null 2>&1
+homelabctl cloudprovider check "${grpc[@]}"
+echo
+echo "demo: scale up by 2, as cluster-autoscaler would: homelabctl cloudprovider scale-up default/workers 2"
+homelabctl cloudprovider scale-up default/workers 2 "${grpc[@]}"
 sleep 2
 show "the BMCs were told to power on; the machines boot"
-wait_for "workers-0 and workers-1 to be Ready" 90 bash -c "[ \"\$($TOOLS_BIN/kubectl get hln -n default workers-0 workers-1 -o jsonpath='{.items[*].status.progress}')\" = 'Ready Ready' ]"
-show "workers-0 and workers-1 joined the cluster"
+wait_for "two machines to be Ready" 90 bash -c "[ \"\$($TOOLS_BIN/kubectl get hln -n default -o jsonpath='{range .items[*]}{.status.progress}{\"\\n\"}{end}' | grep -c Ready)\" = 2 ]"
+show "two machines joined the cluster"
 kubectl get nodes -L homelab-autoscaler.dev/group
 
 echo
-echo "demo: scale down by 1: powering off workers-1 (cordon, drain, graceful shutdown through Redfish, node removed)"
-set_power workers-1 off
-wait_for "workers-1 to be Off" 90 progress_is workers-1 Off
-show "workers-1 is off again"
+victim=$(kubectl get hln -n default -o jsonpath='{range .items[?(@.status.progress=="Ready")]}{.metadata.name}{"\n"}{end}' | tail -1)
+echo "demo: scale down by 1, as cluster-autoscaler would: homelabctl cloudprovider scale-down default/workers $victim"
+echo "      (cordon, graceful shutdown through Redfish, core Node removed; no second drain: CA drained it)"
+homelabctl cloudprovider scale-down default/workers "$victim" "${grpc[@]}" -n default
+wait_for "$victim to be Off" 90 progress_is "$victim" Off
+show "$victim is off again"
 kubectl get nodes -L homelab-autoscaler.dev/group
 echo
-kubectl get events -n default --field-selector involvedObject.name=workers-1 --sort-by=.lastTimestamp 2>/dev/null | tail -8 || true
+kubectl get events -n default --field-selector involvedObject.name=$victim --sort-by=.lastTimestamp 2>/dev/null | tail -8 || true
+echo
+homelabctl status -n default
 
 if [ "${DEMO_EXIT:-}" = 1 ]; then exit 0; fi
 cat <<EOT
@@ -96,7 +105,9 @@ cat <<EOT
 demo: the cluster stays up. In another terminal:
   export KUBECONFIG=$KUBECONFIG
   $TOOLS_BIN/kubectl get homelab -n default
-  $TOOLS_BIN/kubectl patch hln workers-2 -n default --type merge -p '{"spec":{"powerState":"on"}}'
+  $root/bin/homelabctl status -n default
+  $root/bin/homelabctl power on workers-2 -n default
+  $root/bin/homelabctl cloudprovider check --address 127.0.0.1:${GRPC_PORT:-18086} --insecure
 Press Ctrl-C to stop and remove everything.
 EOT
 while true; do sleep 3600; done
