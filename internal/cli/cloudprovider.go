@@ -111,7 +111,7 @@ func runCloudProvider(ctx context.Context, env *Env, args []string) error {
 		return printTarget(env, cp, call, positional[0], fmt.Sprintf("scaled up by %d", n))
 	case "scale-down":
 		if len(positional) < 2 {
-			return fmt.Errorf("%w: scale-down GROUP MACHINE...", ErrUsage)
+			return fmt.Errorf("%w: scale-down needs GROUP and at least one MACHINE", ErrUsage)
 		}
 		nodes, err := grpcNodes(ctx, &kf, positional[1:])
 		if err != nil {
