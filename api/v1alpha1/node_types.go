@@ -456,10 +456,11 @@ type PowerOperation struct {
 	// AttemptStartedAt is when the current attempt's command was issued: recorded before the
 	// driver is called, so a restart never issues the same attempt twice.
 	// +optional
-	AttemptStartedAt *metav1.Time `json:"attemptStartedAt,omitempty"`
+	// Microsecond precision: timeouts and backoffs of a few seconds are computed from it.
+	AttemptStartedAt *metav1.MicroTime `json:"attemptStartedAt,omitempty"`
 	// RetryAt, when set, is when the next attempt is due after the current one failed.
 	// +optional
-	RetryAt *metav1.Time `json:"retryAt,omitempty"`
+	RetryAt *metav1.MicroTime `json:"retryAt,omitempty"`
 	// Drain is true when a power-off must evict the machine's pods first (it was asked for by a
 	// human; cluster-autoscaler drains before it asks).
 	// +optional

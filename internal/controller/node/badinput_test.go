@@ -50,7 +50,7 @@ func expectQuiet(t *testing.T) {
 func TestMachineWithMissingGroup(t *testing.T) {
 	ns := newNamespace(t)
 	drv := newMachineDriver()
-	startManager(t, power.NewRegistry(drv))
+	startManager(t, ns, power.NewRegistry(drv))
 	n := createMachine(t, ns, "orphan", "no-such-group", infrav1.PowerOn)
 	var got *infrav1.Node
 	waitFor(t, 10*time.Second, "the missing group to be reported", func() bool {
@@ -72,7 +72,7 @@ func TestMissingSecretFailsClearly(t *testing.T) {
 	ns := newNamespace(t)
 	drv := newMachineDriver()
 	drv.readSecret = true
-	startManager(t, power.NewRegistry(drv))
+	startManager(t, ns, power.NewRegistry(drv))
 	createGroup(t, ns, "workers")
 	n := createMachine(t, ns, "m1", "workers", infrav1.PowerOn)
 	got := waitProgress(t, n, infrav1.ProgressFailed, 10*time.Second)
@@ -99,7 +99,7 @@ func TestMissingSecretFailsClearly(t *testing.T) {
 
 func TestJobRejectedByTheAPIFailsClearly(t *testing.T) {
 	ns := newNamespace(t)
-	startManager(t, nil)
+	startManager(t, ns, nil)
 	createGroup(t, ns, "workers")
 	n := createMachine(t, ns, "m1", "workers", infrav1.PowerOn, func(n *infrav1.Node) {
 		n.Spec.Power.Start = infrav1.PowerAction{Job: &infrav1.JobDriver{

@@ -69,7 +69,7 @@ func podExists(t *testing.T, p *corev1.Pod) bool {
 func TestHumanPowerOffDrainsAndReportsABlockingPDB(t *testing.T) {
 	ns := newNamespace(t)
 	drv := newMachineDriver()
-	startManager(t, power.NewRegistry(drv))
+	startManager(t, ns, power.NewRegistry(drv))
 	startKubelet(t, ns)
 	createGroup(t, ns, "workers")
 	n := createMachine(t, ns, "m1", "workers", infrav1.PowerOn, func(n *infrav1.Node) {
@@ -130,7 +130,7 @@ func TestHumanPowerOffDrainsAndReportsABlockingPDB(t *testing.T) {
 func TestAutoscalerPowerOffDoesNotDrainAgain(t *testing.T) {
 	ns := newNamespace(t)
 	drv := newMachineDriver()
-	startManager(t, power.NewRegistry(drv))
+	startManager(t, ns, power.NewRegistry(drv))
 	createGroup(t, ns, "workers")
 	n := createMachine(t, ns, "m1", "workers", infrav1.PowerOn)
 	waitProgress(t, n, infrav1.ProgressReady, 10*time.Second)

@@ -35,7 +35,7 @@ func TestIPMIMachineFullCycleAgainstIPMISim(t *testing.T) {
 		t.Fatal(err)
 	}
 	metrics := power.NewMetrics()
-	startManager(t, power.NewRegistry(power.Instrument(power.IPMI{}, metrics)))
+	startManager(t, ns, power.NewRegistry(power.Instrument(power.IPMI{}, metrics)))
 	createGroup(t, ns, "workers")
 	bmc := func() infrav1.PowerAction {
 		return infrav1.PowerAction{IPMI: &infrav1.IPMIDriver{

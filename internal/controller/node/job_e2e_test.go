@@ -38,7 +38,7 @@ func TestRealJobUnderControllerManagerAndKwok(t *testing.T) {
 	}
 
 	ns := newNamespace(t)
-	startManager(t, nil)
+	startManager(t, ns, nil)
 	createGroup(t, ns, "workers")
 	n := createMachine(t, ns, "m1", "workers", infrav1.PowerOn, func(n *infrav1.Node) {
 		n.Spec.Power.Start = infrav1.PowerAction{

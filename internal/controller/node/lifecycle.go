@@ -94,7 +94,7 @@ func (r *Reconciler) initialize(ctx context.Context, s *scope) (ctrl.Result, err
 			st.PowerState = infrav1.PowerOn
 			st.Attempts = 1
 			st.Operation = &infrav1.PowerOperation{
-				Action: infrav1.PowerOn, Attempt: 1, Driver: slot.DriverName(), AttemptStartedAt: r.ts(s), CommandDone: true,
+				Action: infrav1.PowerOn, Attempt: 1, Driver: slot.DriverName(), AttemptStartedAt: r.mts(s), CommandDone: true,
 			}
 		}); err != nil {
 			return ctrl.Result{}, err
@@ -124,7 +124,7 @@ func (r *Reconciler) startOn(ctx context.Context, s *scope, attempt int32) (ctrl
 		}
 		st.Attempts = attempt
 		st.Operation = &infrav1.PowerOperation{
-			Action: infrav1.PowerOn, Attempt: attempt, Driver: slot.DriverName(), AttemptStartedAt: r.ts(s),
+			Action: infrav1.PowerOn, Attempt: attempt, Driver: slot.DriverName(), AttemptStartedAt: r.mts(s),
 		}
 	}); err != nil {
 		return ctrl.Result{}, err
@@ -265,7 +265,7 @@ func (r *Reconciler) continueOff(ctx context.Context, s *scope) (ctrl.Result, er
 			return res, err
 		}
 		if err := r.write(ctx, s, func(st *infrav1.NodeStatus) {
-			st.Operation.AttemptStartedAt = r.ts(s)
+			st.Operation.AttemptStartedAt = r.mts(s)
 			st.LastError, st.LastErrorReason = "", ""
 		}); err != nil {
 			return ctrl.Result{}, err
@@ -435,7 +435,7 @@ func (r *Reconciler) attemptFailed(ctx context.Context, s *scope, cause error) (
 		return ctrl.Result{}, r.fail(ctx, s, reason, msg)
 	}
 	wait := r.retryDelay(op.Attempt)
-	retryAt := metav1.NewTime(s.now.Add(wait))
+	retryAt := metav1.NewMicroTime(s.now.Add(wait))
 	if err := r.write(ctx, s, func(st *infrav1.NodeStatus) {
 		st.Operation.RetryAt = &retryAt
 		st.LastError, st.LastErrorReason = errorString(cause), reason
@@ -504,6 +504,11 @@ func (r *Reconciler) write(ctx context.Context, s *scope, mutate func(*infrav1.N
 		return nil
 	})
 	return err
+}
+
+func (r *Reconciler) mts(s *scope) *metav1.MicroTime {
+	t := metav1.NewMicroTime(s.now)
+	return &t
 }
 
 func (r *Reconciler) ts(s *scope) *metav1.Time {

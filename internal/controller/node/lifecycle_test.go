@@ -17,7 +17,7 @@ import (
 func TestFullCycleOneMachine(t *testing.T) {
 	ns := newNamespace(t)
 	drv := newMachineDriver()
-	startManager(t, power.NewRegistry(drv))
+	startManager(t, ns, power.NewRegistry(drv))
 	createGroup(t, ns, "workers")
 	n := createMachine(t, ns, "m1", "workers", infrav1.PowerOff)
 
@@ -67,7 +67,7 @@ func TestFullCycleOneMachine(t *testing.T) {
 func TestTenMachinesAtOnce(t *testing.T) {
 	ns := newNamespace(t)
 	drv := newMachineDriver()
-	startManager(t, power.NewRegistry(drv))
+	startManager(t, ns, power.NewRegistry(drv))
 	createGroup(t, ns, "rack", func(g *infrav1.Group) { g.Spec.PowerOffPolicy = infrav1.PowerOffKeep })
 	var machines []*infrav1.Node
 	for i := range 10 {
@@ -128,7 +128,7 @@ func TestBootTimeoutRetriesThenFailsAndRecovers(t *testing.T) {
 	ns := newNamespace(t)
 	drv := newMachineDriver()
 	drv.set(func(d *machineDriver) { d.neverUp["m1"] = true })
-	startManager(t, power.NewRegistry(drv))
+	startManager(t, ns, power.NewRegistry(drv))
 	createGroup(t, ns, "workers")
 	n := createMachine(t, ns, "m1", "workers", infrav1.PowerOn, func(n *infrav1.Node) {
 		n.Spec.BootTimeout = &metav1.Duration{Duration: time.Second}
@@ -174,7 +174,7 @@ func TestDesiredStateChangesMidTransition(t *testing.T) {
 	ns := newNamespace(t)
 	drv := newMachineDriver()
 	drv.set(func(d *machineDriver) { d.neverUp["m1"] = true })
-	startManager(t, power.NewRegistry(drv))
+	startManager(t, ns, power.NewRegistry(drv))
 	createGroup(t, ns, "workers")
 	n := createMachine(t, ns, "m1", "workers", infrav1.PowerOn)
 	waitProgress(t, n, infrav1.ProgressStartingUp, 10*time.Second)
@@ -195,7 +195,7 @@ func TestDesiredStateChangesMidTransition(t *testing.T) {
 
 func TestGroupReportsLimitsTheMembersCannotMeet(t *testing.T) {
 	ns := newNamespace(t)
-	startManager(t, power.NewRegistry(newMachineDriver()))
+	startManager(t, ns, power.NewRegistry(newMachineDriver()))
 	createGroup(t, ns, "small", func(g *infrav1.Group) { g.Spec.MinSize = 1; g.Spec.MaxSize = ptrInt32(5) })
 	createMachine(t, ns, "m1", "small", infrav1.PowerOff)
 	createMachine(t, ns, "m2", "small", infrav1.PowerOff)
@@ -225,7 +225,7 @@ func TestRunningMachineWithoutCoreNodeIsNotTakenAsOff(t *testing.T) {
 	ns := newNamespace(t)
 	drv := newMachineDriver()
 	drv.set(func(d *machineDriver) { d.on["m1"] = true })
-	startManager(t, power.NewRegistry(drv))
+	startManager(t, ns, power.NewRegistry(drv))
 	createGroup(t, ns, "workers")
 	n := createMachine(t, ns, "m1", "workers", infrav1.PowerOff)
 	got := waitProgress(t, n, infrav1.ProgressOff, 10*time.Second)

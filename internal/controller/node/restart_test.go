@@ -19,7 +19,7 @@ func TestRestartWhileStartingUpResumesWithoutSecondCommand(t *testing.T) {
 	ns := newNamespace(t)
 	drv := newMachineDriver()
 	drv.set(func(d *machineDriver) { d.neverUp["m1"] = true })
-	first := startManager(t, power.NewRegistry(drv))
+	first := startManager(t, ns, power.NewRegistry(drv))
 	createGroup(t, ns, "workers")
 	n := createMachine(t, ns, "m1", "workers", infrav1.PowerOn, func(n *infrav1.Node) {
 		n.Spec.BootTimeout = &metav1.Duration{Duration: time.Minute}
@@ -27,7 +27,7 @@ func TestRestartWhileStartingUpResumesWithoutSecondCommand(t *testing.T) {
 	waitProgress(t, n, infrav1.ProgressStartingUp, 10*time.Second)
 	first.stop()
 
-	startManager(t, power.NewRegistry(drv))
+	startManager(t, ns, power.NewRegistry(drv))
 	time.Sleep(time.Second) // let the new manager reconcile what it finds
 	if c := drv.total("m1", power.ActionOn); c != 1 {
 		t.Fatalf("after the restart the machine got %d power-on commands, want 1", c)
@@ -45,7 +45,7 @@ func TestRestartWhileStartingUpResumesWithoutSecondCommand(t *testing.T) {
 func TestRestartWhileShuttingDownResumesWithoutSecondCommand(t *testing.T) {
 	ns := newNamespace(t)
 	drv := newMachineDriver()
-	first := startManager(t, power.NewRegistry(drv))
+	first := startManager(t, ns, power.NewRegistry(drv))
 	createGroup(t, ns, "workers")
 	n := createMachine(t, ns, "m1", "workers", infrav1.PowerOn, func(n *infrav1.Node) {
 		n.Spec.ShutdownTimeout = &metav1.Duration{Duration: time.Minute}
@@ -59,7 +59,7 @@ func TestRestartWhileShuttingDownResumesWithoutSecondCommand(t *testing.T) {
 	})
 	first.stop()
 
-	startManager(t, power.NewRegistry(drv))
+	startManager(t, ns, power.NewRegistry(drv))
 	time.Sleep(time.Second)
 	if c := drv.total("m1", power.ActionOff); c != 1 {
 		t.Fatalf("after the restart the machine got %d power-off commands, want 1", c)
@@ -80,7 +80,7 @@ func TestRestartWhileShuttingDownResumesWithoutSecondCommand(t *testing.T) {
 
 func TestRestartWithAJobRunningNeverLaunchesASecondJob(t *testing.T) {
 	ns := newNamespace(t)
-	first := startManager(t, nil)
+	first := startManager(t, ns, nil)
 	createGroup(t, ns, "workers")
 	n := createMachine(t, ns, "m1", "workers", infrav1.PowerOn, func(n *infrav1.Node) {
 		n.Spec.BootTimeout = &metav1.Duration{Duration: time.Minute}
@@ -96,7 +96,7 @@ func TestRestartWithAJobRunningNeverLaunchesASecondJob(t *testing.T) {
 	waitFor(t, 10*time.Second, "the power-on Job", func() bool { return len(jobs()) == 1 })
 	first.stop()
 
-	startManager(t, nil)
+	startManager(t, ns, nil)
 	time.Sleep(time.Second)
 	js := jobs()
 	if len(js) != 1 || js[0].Name != power.JobName("m1", power.ActionOn, 1) {
@@ -148,7 +148,7 @@ func completeJob(t *testing.T, j *batchv1.Job) {
 
 func TestOldPowerJobsAreCleanedUp(t *testing.T) {
 	ns := newNamespace(t)
-	startManager(t, power.NewRegistry(newMachineDriver()))
+	startManager(t, ns, power.NewRegistry(newMachineDriver()))
 	createGroup(t, ns, "workers")
 	n := createMachine(t, ns, "m1", "workers", infrav1.PowerOn, func(n *infrav1.Node) {
 		n.Spec.BootTimeout = &metav1.Duration{Duration: time.Second}
