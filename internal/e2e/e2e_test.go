@@ -47,7 +47,7 @@ func TestScaleUpAndDownThroughTheCloudProvider(t *testing.T) {
 	// The server answers from the manager's cache, which sees the four machines as they are
 	// created: cluster-autoscaler polls, and so does this test.
 	var groups []*pb.NodeGroup
-	waitFor(t, 10*time.Second, "NodeGroups to show the group with its four machines", func() bool {
+	testenv.Eventually(t, 10*time.Second, "NodeGroups to show the group with its four machines", func() bool {
 		resp, err := h.ca.NodeGroups(context.Background(), &pb.NodeGroupsRequest{})
 		if err != nil {
 			t.Fatalf("NodeGroups: %v", err)
@@ -85,7 +85,7 @@ func TestScaleUpAndDownThroughTheCloudProvider(t *testing.T) {
 		}
 	}
 	var running map[string]*pb.Instance
-	waitFor(t, 10*time.Second, "NodeGroupNodes to report both machines running", func() bool {
+	testenv.Eventually(t, 10*time.Second, "NodeGroupNodes to report both machines running", func() bool {
 		running = h.instances(t)
 		if len(running) != 2 {
 			return false
@@ -126,8 +126,8 @@ func TestScaleUpAndDownThroughTheCloudProvider(t *testing.T) {
 	if op := off.Status.Operation; op == nil || op.Action != infrav1.PowerOff || op.Drain {
 		t.Fatalf("%s's power-off operation: %+v; want an off without drain (cluster-autoscaler drained)", gone, op)
 	}
-	waitFor(t, 10*time.Second, gone+"'s core Node to go", func() bool { return coreNode(t, gone) == nil })
-	waitFor(t, 10*time.Second, "NodeGroupNodes to report one machine running", func() bool {
+	testenv.Eventually(t, 10*time.Second, gone+"'s core Node to go", func() bool { return coreNode(t, gone) == nil })
+	testenv.Eventually(t, 10*time.Second, "NodeGroupNodes to report one machine running", func() bool {
 		in := h.instances(t)
 		_, stillThere := in[goneCore.Spec.ProviderID]
 		return len(in) == 1 && !stillThere
@@ -201,7 +201,7 @@ func TestMachineThatNeverBootsIsReportedAndAvoided(t *testing.T) {
 		time.Since(increased).Round(time.Millisecond), time.Since(started).Round(time.Millisecond))
 
 	var in *pb.Instance
-	waitFor(t, 10*time.Second, "NodeGroupNodes to report the failed boot", func() bool {
+	testenv.Eventually(t, 10*time.Second, "NodeGroupNodes to report the failed boot", func() bool {
 		in = h.instances(t)[failed.ProviderIDOrDefault()]
 		return in != nil && in.GetStatus().GetErrorInfo() != nil
 	})
@@ -236,7 +236,7 @@ func TestMachineThatNeverBootsIsReportedAndAvoided(t *testing.T) {
 	if ready.Status.Attempts != 1 || coreNode(t, next) == nil {
 		t.Fatalf("%s status: %+v", next, ready.Status)
 	}
-	waitFor(t, 10*time.Second, "NodeGroupNodes to report "+next+" running", func() bool {
+	testenv.Eventually(t, 10*time.Second, "NodeGroupNodes to report "+next+" running", func() bool {
 		got := h.instances(t)[ready.ProviderIDOrDefault()]
 		return got != nil && got.GetStatus().GetInstanceState() == pb.InstanceStatus_instanceRunning
 	})
@@ -260,7 +260,7 @@ func TestMachineThatNeverBootsIsReportedAndAvoided(t *testing.T) {
 	if off := h.waitProgress(t, stuck, infrav1.ProgressOff, 20*time.Second); off.Status.Operation == nil || off.Status.Operation.Drain {
 		t.Fatalf("%s's power-off operation: %+v; want an off without drain", stuck, off.Status.Operation)
 	}
-	waitFor(t, 10*time.Second, "NodeGroupNodes to drop the failed instance", func() bool {
+	testenv.Eventually(t, 10*time.Second, "NodeGroupNodes to drop the failed instance", func() bool {
 		in := h.instances(t)
 		_, still := in[id]
 		return len(in) == 1 && !still

@@ -1,14 +1,11 @@
 package e2e_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -35,6 +32,7 @@ import (
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/optimistic"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/power"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/sim"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testenv"
 )
 
 // homelab is one test's world: kwok, the manager (reconcilers and the cloud-provider server),
@@ -80,7 +78,7 @@ func startHomelab(t *testing.T, cfg sim.Config, edit func(sim.Objects)) *homelab
 	env.StartKwok(t, kubeconfig)
 	addr := startManager(t, cfg.Namespace)
 
-	s, err := sim.New(cfg, env.Client, testLog(t))
+	s, err := sim.New(cfg, env.Client, testenv.TestLogger(t, "simulator"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +197,7 @@ func startManager(t *testing.T, namespace string) string {
 // capped by the member count), as a scale-up decided earlier would see fewer machines.
 func (h *homelab) waitMembers(t *testing.T, n int32) {
 	t.Helper()
-	waitFor(t, 10*time.Second, fmt.Sprintf("the cloud provider to see %d machines", n), func() bool {
+	testenv.Eventually(t, 10*time.Second, fmt.Sprintf("the cloud provider to see %d machines", n), func() bool {
 		resp, err := h.ca.NodeGroups(context.Background(), &pb.NodeGroupsRequest{})
 		if err != nil {
 			t.Fatalf("NodeGroups: %v", err)
@@ -280,7 +278,7 @@ func (h *homelab) node(t *testing.T, name string) *infrav1.Node {
 func (h *homelab) waitProgress(t *testing.T, name string, p infrav1.Progress, timeout time.Duration) *infrav1.Node {
 	t.Helper()
 	var got *infrav1.Node
-	waitFor(t, timeout, name+" to be "+string(p), func() bool {
+	testenv.Eventually(t, timeout, name+" to be "+string(p), func() bool {
 		got = h.node(t, name)
 		return got.Status.Progress == p
 	})
@@ -323,45 +321,4 @@ func coreNode(t *testing.T, name string) *corev1.Node {
 		t.Fatal(err)
 	}
 	return core
-}
-
-// waitFor polls cond.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > timeout {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// testLog collects the simulator's log and prints it only when the test fails.
-func testLog(t *testing.T) *slog.Logger {
-	t.Helper()
-	w := &lockedBuffer{}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("simulator log:\n%s", w.String())
-		}
-	})
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testenv"
 )
 
 const (
@@ -283,7 +284,7 @@ func TestRedfishPowerOnLandsSecondsLater(t *testing.T) {
 	if st, err := (Redfish{}).Status(ctx, request(ActionStatus, slot, secrets)); err != nil || st != infrav1.PowerOff {
 		t.Fatalf("status right after the request: %v, %v; want off (the change has not landed)", st, err)
 	}
-	eventually(t, 5*time.Second, "the power change to land", func() bool {
+	testenv.Eventually(t, 5*time.Second, "the power change to land", func() bool {
 		st, err := Redfish{}.Status(ctx, request(ActionStatus, slot, secrets))
 		return err == nil && st == infrav1.PowerOn
 	})
@@ -349,7 +350,7 @@ func TestRedfishGracefulShutdown(t *testing.T) {
 		if got := bmc.resets("1"); !slices.Equal(got, []string{"GracefulShutdown", "ForceOff"}) {
 			t.Fatalf("resets sent: %v; want GracefulShutdown, then ForceOff", got)
 		}
-		eventually(t, 3*time.Second, "the forced power-off to land", func() bool { return bmc.state("1") == "Off" })
+		testenv.Eventually(t, 3*time.Second, "the forced power-off to land", func() bool { return bmc.state("1") == "Off" })
 	})
 
 	t.Run("default window is half the timeout", func(t *testing.T) {

@@ -24,6 +24,7 @@ import (
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/optimistic"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/power"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/sim"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testenv"
 )
 
 // The whole chain with nothing faked but the machines: the manager's reconcilers with the real
@@ -61,7 +62,7 @@ func TestEndToEnd(t *testing.T) {
 			t.Fatalf("%s status: %+v", n.Name, got.Status)
 		}
 		// The core Node sync labels the core Node beside the lifecycle, not before it.
-		waitFor(t, 10*time.Second, n.Name+"'s core Node labelled with its group", func() bool {
+		testenv.Eventually(t, 10*time.Second, n.Name+"'s core Node labelled with its group", func() bool {
 			core := coreNode(t, n.Name)
 			return core != nil && core.Labels[infrav1.LabelGroup] == cfg.Group
 		})
@@ -179,7 +180,7 @@ func setDesired(t *testing.T, n *infrav1.Node, state infrav1.PowerState) {
 func waitProgress(t *testing.T, n *infrav1.Node, p infrav1.Progress, timeout time.Duration) *infrav1.Node {
 	t.Helper()
 	var got *infrav1.Node
-	waitFor(t, timeout, n.Name+" to be "+string(p), func() bool {
+	testenv.Eventually(t, timeout, n.Name+" to be "+string(p), func() bool {
 		got = getNode(t, n)
 		return got.Status.Progress == p
 	})

@@ -11,6 +11,7 @@ import (
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/power"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/sim"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testenv"
 )
 
 // A never-booting machine powers on (its BMC says On) but no core Node ever registers; it
@@ -29,8 +30,8 @@ func TestNeverBoot(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 10*time.Second, "the good machine's core Node", func() bool { return coreNode(t, good.Name) != nil })
-	waitFor(t, 5*time.Second, "the stuck machine to finish booting", func() bool { return stuck.Phase() == "Running" })
+	testenv.Eventually(t, 10*time.Second, "the good machine's core Node", func() bool { return coreNode(t, good.Name) != nil })
+	testenv.Eventually(t, 5*time.Second, "the stuck machine to finish booting", func() bool { return stuck.Phase() == "Running" })
 	// Give a late registration every chance to show up.
 	time.Sleep(5 * cfg.BootDelay)
 	if coreNode(t, stuck.Name) != nil {
@@ -76,7 +77,7 @@ func TestBMCErrorWindow(t *testing.T) {
 	if st, err := (power.Redfish{}).Status(ctx, call(0, power.ActionStatus)); err != nil || st != infrav1.PowerOff {
 		t.Fatalf("the healthy machine: %v, %v", st, err)
 	}
-	waitFor(t, 3*window, "the error window to end", func() bool {
+	testenv.Eventually(t, 3*window, "the error window to end", func() bool {
 		_, err := power.Redfish{}.Status(ctx, call(1, power.ActionStatus))
 		return err == nil
 	})
@@ -124,7 +125,7 @@ func TestRestartAdoptsRunningMachines(t *testing.T) {
 		t.Fatal(err)
 	}
 	name := first.Machines()[0].Name
-	waitFor(t, 10*time.Second, "the core Node", func() bool { return coreNode(t, name) != nil })
+	testenv.Eventually(t, 10*time.Second, "the core Node", func() bool { return coreNode(t, name) != nil })
 	if err := first.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -139,5 +140,5 @@ func TestRestartAdoptsRunningMachines(t *testing.T) {
 	if _, err := (power.Redfish{}).Do(ctx, request(objs, 0, power.ActionOff)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "the core Node to go", func() bool { return coreNode(t, name) == nil })
+	testenv.Eventually(t, 5*time.Second, "the core Node to go", func() bool { return coreNode(t, name) == nil })
 }

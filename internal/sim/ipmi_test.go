@@ -11,6 +11,7 @@ import (
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/power"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/sim"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testenv"
 )
 
 // The project's IPMI driver (RMCP+ sessions, cipher suite 3) powers a simulated machine on, reads
@@ -31,7 +32,7 @@ func TestIPMIDriverPowersMachine(t *testing.T) {
 	if out, err := drv.Do(ctx, request(objs, 0, power.ActionOn)); err != nil || !out.Done {
 		t.Fatalf("power on: %+v, %v", out, err)
 	}
-	waitFor(t, 10*time.Second, "the core Node", func() bool { return coreNode(t, m.Name) != nil })
+	testenv.Eventually(t, 10*time.Second, "the core Node", func() bool { return coreNode(t, m.Name) != nil })
 	if st, err := drv.Status(ctx, request(objs, 0, power.ActionStatus)); err != nil || st != infrav1.PowerOn {
 		t.Fatalf("status after power-on: %v, %v", st, err)
 	}
@@ -39,7 +40,7 @@ func TestIPMIDriverPowersMachine(t *testing.T) {
 	if err != nil || !strings.Contains(out.Detail, "shut down") {
 		t.Fatalf("power off: %+v, %v", out, err)
 	}
-	waitFor(t, 5*time.Second, "the core Node to go", func() bool { return coreNode(t, m.Name) == nil })
+	testenv.Eventually(t, 5*time.Second, "the core Node to go", func() bool { return coreNode(t, m.Name) == nil })
 	if c := m.Counters(); c.PowerOn != 1 || c.PowerOff != 1 || c.Commands[sim.CommandGracefulShutdown] != 1 {
 		t.Fatalf("counters: %+v", c)
 	}
@@ -83,9 +84,9 @@ func TestIPMIToolTalksToBMC(t *testing.T) {
 	if out := ipmitool("chassis", "power", "status"); !strings.Contains(out, "Chassis Power is on") {
 		t.Fatalf("power status after power on: %s", out)
 	}
-	waitFor(t, 10*time.Second, "the core Node", func() bool { return coreNode(t, m.Name) != nil })
+	testenv.Eventually(t, 10*time.Second, "the core Node", func() bool { return coreNode(t, m.Name) != nil })
 	ipmitool("chassis", "power", "off")
-	waitFor(t, 5*time.Second, "the core Node to go", func() bool { return coreNode(t, m.Name) == nil })
+	testenv.Eventually(t, 5*time.Second, "the core Node to go", func() bool { return coreNode(t, m.Name) == nil })
 	if c := m.Counters(); c.PowerOn != 1 || c.Commands[sim.CommandForceOff] != 1 {
 		t.Fatalf("counters: %+v", c)
 	}

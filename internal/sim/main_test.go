@@ -1,12 +1,9 @@
 package sim_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -41,35 +38,6 @@ func TestMain(m *testing.M) {
 
 var seq atomic.Int64
 
-// testLog collects the simulator's log and prints it only when the test fails.
-func testLog(t *testing.T) *slog.Logger {
-	t.Helper()
-	w := &lockedBuffer{}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("simulator log:\n%s", w.String())
-		}
-	})
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // config is a small fast homelab in a namespace of its own, with a group name no other test
 // uses (core Nodes are cluster-wide).
 func config(t *testing.T) sim.Config {
@@ -102,7 +70,7 @@ func start(t *testing.T, cfg sim.Config) (*sim.Sim, sim.Objects) {
 // run runs a simulator until the test ends.
 func run(t *testing.T, cfg sim.Config) *sim.Sim {
 	t.Helper()
-	s, err := sim.New(cfg, env.Client, testLog(t))
+	s, err := sim.New(cfg, env.Client, testenv.TestLogger(t, "simulator"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,19 +107,6 @@ func coreNode(t *testing.T, name string) *corev1.Node {
 		t.Fatal(err)
 	}
 	return core
-}
-
-// waitFor polls cond (tests only: the simulator itself never polls).
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > timeout {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return time.Since(start)
 }
 
 func wantClass(t *testing.T, err error, class power.Class, mention string) {

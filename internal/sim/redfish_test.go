@@ -14,6 +14,7 @@ import (
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/power"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/sim"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testenv"
 )
 
 // The project's own Redfish driver powers a simulated machine on and off and reads its state;
@@ -41,7 +42,7 @@ func TestRedfishDriverPowersMachine(t *testing.T) {
 	if coreNode(t, m.Name) != nil && time.Since(poweredAt) < cfg.BootDelay {
 		t.Fatal("the core Node registered before the boot delay")
 	}
-	waitFor(t, 10*time.Second, "the core Node", func() bool { return coreNode(t, m.Name) != nil })
+	testenv.Eventually(t, 10*time.Second, "the core Node", func() bool { return coreNode(t, m.Name) != nil })
 	if took := time.Since(poweredAt); took < cfg.BootDelay {
 		t.Fatalf("the core Node registered %s after power-on, before the %s boot delay", took, cfg.BootDelay)
 	}
@@ -75,7 +76,7 @@ func TestRedfishDriverPowersMachine(t *testing.T) {
 	if took := time.Since(offAt); took < cfg.ShutdownDelay {
 		t.Fatalf("off after %s, before the %s shutdown delay", took, cfg.ShutdownDelay)
 	}
-	waitFor(t, 5*time.Second, "the core Node to go", func() bool { return coreNode(t, m.Name) == nil })
+	testenv.Eventually(t, 5*time.Second, "the core Node to go", func() bool { return coreNode(t, m.Name) == nil })
 	if st, err := drv.Status(ctx, request(objs, 0, power.ActionStatus)); err != nil || st != infrav1.PowerOff {
 		t.Fatalf("status after power-off: %v, %v", st, err)
 	}
@@ -192,14 +193,14 @@ func TestRedfishForceOff(t *testing.T) {
 	if code := reset("On"); code != http.StatusNoContent {
 		t.Fatalf("On: %d", code)
 	}
-	waitFor(t, 10*time.Second, "the core Node", func() bool { return coreNode(t, m.Name) != nil })
+	testenv.Eventually(t, 10*time.Second, "the core Node", func() bool { return coreNode(t, m.Name) != nil })
 	if code := reset("ForceOff"); code != http.StatusNoContent {
 		t.Fatalf("ForceOff: %d", code)
 	}
 	if m.PoweredOn() {
 		t.Fatal("still on after ForceOff")
 	}
-	waitFor(t, 5*time.Second, "the core Node to go", func() bool { return coreNode(t, m.Name) == nil })
+	testenv.Eventually(t, 5*time.Second, "the core Node to go", func() bool { return coreNode(t, m.Name) == nil })
 	if c := m.Counters(); c.PowerOn != 1 || c.PowerOff != 1 || c.Commands[sim.CommandForceOff] != 1 {
 		t.Fatalf("counters: %+v", c)
 	}

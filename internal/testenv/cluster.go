@@ -1,39 +1,21 @@
 package testenv
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"testing"
 )
 
 // Process is a control-plane component started by a test; it is stopped at the end of the test.
 type Process struct {
 	cmd *exec.Cmd
-	out *bytes.Buffer
-	mu  *sync.Mutex
+	out *SyncBuffer
 }
 
 // Output returns what the process printed so far.
-func (p *Process) Output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.String()
-}
-
-type lockedWriter struct {
-	mu  *sync.Mutex
-	buf *bytes.Buffer
-}
-
-func (w lockedWriter) Write(b []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.Write(b)
-}
+func (p *Process) Output() string { return p.out.String() }
 
 // binary returns the path of a control-plane binary, failing the test when it was not built.
 func (e *Env) binary(t testing.TB, name string) string {
@@ -48,10 +30,9 @@ func (e *Env) binary(t testing.TB, name string) string {
 func (e *Env) start(t testing.TB, name string, args ...string) *Process {
 	t.Helper()
 	bin := e.binary(t, name)
-	p := &Process{out: &bytes.Buffer{}, mu: &sync.Mutex{}}
+	p := &Process{out: &SyncBuffer{}}
 	p.cmd = exec.Command(bin, args...) //nolint:gosec // the binary comes from the project's own build
-	w := lockedWriter{mu: p.mu, buf: p.out}
-	p.cmd.Stdout, p.cmd.Stderr = w, w
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("starting %s: %v", name, err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/power"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testenv"
 )
 
 // reconciles returns how many times the node controller has reconciled so far (all managers in
@@ -53,7 +54,7 @@ func TestMachineWithMissingGroup(t *testing.T) {
 	startManager(t, ns, power.NewRegistry(drv))
 	n := createMachine(t, ns, "orphan", "no-such-group", infrav1.PowerOn)
 	var got *infrav1.Node
-	waitFor(t, 10*time.Second, "the missing group to be reported", func() bool {
+	testenv.Eventually(t, 10*time.Second, "the missing group to be reported", func() bool {
 		got = get(t, n)
 		c := condition(got, infrav1.ConditionDegraded)
 		return c != nil && c.Reason == "GroupNotFound"

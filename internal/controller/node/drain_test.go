@@ -14,6 +14,7 @@ import (
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/power"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testenv"
 )
 
 // startKubelet plays the kubelet's part in pod deletion: a pod marked for deletion on one of the
@@ -97,7 +98,7 @@ func TestHumanPowerOffDrainsAndReportsABlockingPDB(t *testing.T) {
 
 	setDesired(t, n, infrav1.PowerOff)
 	var got *infrav1.Node
-	waitFor(t, 10*time.Second, "the blocked drain to be reported", func() bool {
+	testenv.Eventually(t, 10*time.Second, "the blocked drain to be reported", func() bool {
 		got = get(t, n)
 		return got.Status.LastErrorReason == "DrainBlocked"
 	})
@@ -150,7 +151,7 @@ func TestAutoscalerPowerOffDoesNotDrainAgain(t *testing.T) {
 	setDesired(t, n, infrav1.PowerOn)
 	waitProgress(t, n, infrav1.ProgressReady, 10*time.Second)
 	setDesired(t, n, infrav1.PowerOff)
-	waitFor(t, 10*time.Second, "a draining power-off", func() bool {
+	testenv.Eventually(t, 10*time.Second, "a draining power-off", func() bool {
 		got = get(t, n)
 		return got.Status.Operation != nil && got.Status.Operation.Action == infrav1.PowerOff && got.Status.Operation.Drain
 	})

@@ -57,7 +57,7 @@ func TestRealJobUnderControllerManagerAndKwok(t *testing.T) {
 			dumpNamespace(t, ns)
 		}
 	})
-	waitFor(t, 60*time.Second, "the power Job to complete and be recorded", func() bool {
+	testenv.Eventually(t, 60*time.Second, "the power Job to complete and be recorded", func() bool {
 		op := get(t, n).Status.Operation
 		return op != nil && op.CommandDone
 	})

@@ -12,6 +12,7 @@ import (
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/power"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testenv"
 )
 
 func TestFullCycleOneMachine(t *testing.T) {
@@ -40,7 +41,7 @@ func TestFullCycleOneMachine(t *testing.T) {
 	if c := drv.count("m1", power.ActionOn, 1); c != 1 {
 		t.Fatalf("power-on attempt 1 issued %d times", c)
 	}
-	waitFor(t, 10*time.Second, "core Node labels and providerID", func() bool {
+	testenv.Eventually(t, 10*time.Second, "core Node labels and providerID", func() bool {
 		core := coreNode(t, ns+"-m1")
 		return core != nil && core.Spec.ProviderID == "homelab://"+ns+"/m1" &&
 			core.Labels[infrav1.LabelGroup] == "workers" && core.Labels[infrav1.LabelNode] == "m1"
@@ -60,7 +61,7 @@ func TestFullCycleOneMachine(t *testing.T) {
 	if c := drv.count("m1", power.ActionOff, 1); c != 1 {
 		t.Fatalf("power-off attempt 1 issued %d times", c)
 	}
-	waitFor(t, 10*time.Second, "the core Node to be deleted (policy Delete)", func() bool { return coreNode(t, ns+"-m1") == nil })
+	testenv.Eventually(t, 10*time.Second, "the core Node to be deleted (policy Delete)", func() bool { return coreNode(t, ns+"-m1") == nil })
 	waitEvent(t, n, "PoweredOff")
 }
 
@@ -105,7 +106,7 @@ func TestTenMachinesAtOnce(t *testing.T) {
 	// On again: the machine's own cordon is lifted once it is Ready.
 	setDesired(t, machines[0], infrav1.PowerOn)
 	waitProgress(t, machines[0], infrav1.ProgressReady, 10*time.Second)
-	waitFor(t, 10*time.Second, "uncordon", func() bool {
+	testenv.Eventually(t, 10*time.Second, "uncordon", func() bool {
 		core := coreNode(t, ns+"-m0")
 		return core != nil && !core.Spec.Unschedulable
 	})
@@ -114,7 +115,7 @@ func TestTenMachinesAtOnce(t *testing.T) {
 func waitGroup(t *testing.T, ns, name string, cond func(infrav1.GroupStatus) bool) {
 	t.Helper()
 	var st infrav1.GroupStatus
-	waitFor(t, 20*time.Second, "group "+name+" status", func() bool {
+	testenv.Eventually(t, 20*time.Second, "group "+name+" status", func() bool {
 		g := &infrav1.Group{}
 		if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, g); err != nil {
 			t.Fatal(err)
@@ -200,7 +201,7 @@ func TestGroupReportsLimitsTheMembersCannotMeet(t *testing.T) {
 	createMachine(t, ns, "m1", "small", infrav1.PowerOff)
 	createMachine(t, ns, "m2", "small", infrav1.PowerOff)
 	var g *infrav1.Group
-	waitFor(t, 10*time.Second, "the group's Degraded condition", func() bool {
+	testenv.Eventually(t, 10*time.Second, "the group's Degraded condition", func() bool {
 		g = &infrav1.Group{}
 		if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "small"}, g); err != nil {
 			t.Fatal(err)

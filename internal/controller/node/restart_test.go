@@ -13,6 +13,7 @@ import (
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/optimistic"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/power"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testenv"
 )
 
 func TestRestartWhileStartingUpResumesWithoutSecondCommand(t *testing.T) {
@@ -53,7 +54,7 @@ func TestRestartWhileShuttingDownResumesWithoutSecondCommand(t *testing.T) {
 	waitProgress(t, n, infrav1.ProgressReady, 10*time.Second)
 	drv.set(func(d *machineDriver) { d.stuckOn["m1"] = true }) // the BMC is slow to act
 	setDesired(t, n, infrav1.PowerOff)
-	waitFor(t, 10*time.Second, "the power-off command", func() bool {
+	testenv.Eventually(t, 10*time.Second, "the power-off command", func() bool {
 		op := get(t, n).Status.Operation
 		return op != nil && op.Action == infrav1.PowerOff && op.AttemptStartedAt != nil
 	})
@@ -93,7 +94,7 @@ func TestRestartWithAJobRunningNeverLaunchesASecondJob(t *testing.T) {
 		}
 		return list.Items
 	}
-	waitFor(t, 10*time.Second, "the power-on Job", func() bool { return len(jobs()) == 1 })
+	testenv.Eventually(t, 10*time.Second, "the power-on Job", func() bool { return len(jobs()) == 1 })
 	first.stop()
 
 	startManager(t, ns, nil)
@@ -106,7 +107,7 @@ func TestRestartWithAJobRunningNeverLaunchesASecondJob(t *testing.T) {
 		t.Fatalf("the job is not owned and labelled: %+v", js[0].ObjectMeta)
 	}
 	completeJob(t, &js[0])
-	waitFor(t, 10*time.Second, "the Job's success to be recorded", func() bool {
+	testenv.Eventually(t, 10*time.Second, "the Job's success to be recorded", func() bool {
 		op := get(t, n).Status.Operation
 		return op != nil && op.CommandDone
 	})
@@ -169,12 +170,12 @@ func TestOldPowerJobsAreCleanedUp(t *testing.T) {
 		return out
 	}
 	first, second := power.JobName("m1", power.ActionOn, 1), power.JobName("m1", power.ActionOn, 2)
-	waitFor(t, 15*time.Second, "attempt 2's Job to replace attempt 1's", func() bool {
+	testenv.Eventually(t, 15*time.Second, "attempt 2's Job to replace attempt 1's", func() bool {
 		js := jobNames()
 		return js[second] && !js[first]
 	})
 	// Turning the machine off removes the unfinished power-on Job too.
 	setDesired(t, n, infrav1.PowerOff)
 	waitProgress(t, n, infrav1.ProgressOff, 10*time.Second)
-	waitFor(t, 10*time.Second, "the power-on Job to be deleted", func() bool { return !jobNames()[second] })
+	testenv.Eventually(t, 10*time.Second, "the power-on Job to be deleted", func() bool { return !jobNames()[second] })
 }

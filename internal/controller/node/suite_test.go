@@ -309,23 +309,10 @@ func get(t *testing.T, n *infrav1.Node) *infrav1.Node {
 	return got
 }
 
-// waitFor polls cond until it holds or the timeout passes (tests only: product code waits on
-// watches).
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 func waitProgress(t *testing.T, n *infrav1.Node, p infrav1.Progress, timeout time.Duration) *infrav1.Node {
 	t.Helper()
 	var got *infrav1.Node
-	waitFor(t, timeout, fmt.Sprintf("%s to be %s", n.Name, p), func() bool {
+	testenv.Eventually(t, timeout, fmt.Sprintf("%s to be %s", n.Name, p), func() bool {
 		got = get(t, n)
 		return got.Status.Progress == p
 	})
@@ -365,7 +352,7 @@ func eventReasons(t *testing.T, n *infrav1.Node) []string {
 
 func waitEvent(t *testing.T, n *infrav1.Node, reason string) {
 	t.Helper()
-	waitFor(t, 10*time.Second, "event "+reason+" on "+n.Name, func() bool {
+	testenv.Eventually(t, 10*time.Second, "event "+reason+" on "+n.Name, func() bool {
 		for _, r := range eventReasons(t, n) {
 			if r == reason {
 				return true
