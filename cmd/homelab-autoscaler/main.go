@@ -24,13 +24,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/app"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/cloudprovider"
-	"github.com/homelab-autoscaler/homelab-autoscaler/internal/controller/corenode"
-	"github.com/homelab-autoscaler/homelab-autoscaler/internal/controller/group"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/controller/node"
-	"github.com/homelab-autoscaler/homelab-autoscaler/internal/index"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/optimistic"
-	"github.com/homelab-autoscaler/homelab-autoscaler/internal/power"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/scheme"
 	hlwebhook "github.com/homelab-autoscaler/homelab-autoscaler/internal/webhook"
 )
@@ -135,47 +132,17 @@ func run(o *options) error {
 		return fmt.Errorf("creating the manager: %w", err)
 	}
 	ctx := ctrl.SetupSignalHandler()
-	if err := index.Register(ctx, mgr.GetFieldIndexer()); err != nil {
-		return err
-	}
-	writer, err := optimistic.New(mgr.GetClient(), mgr.GetAPIReader(), optimistic.WithBackoff(o.writeRetryBackoff))
-	if err != nil {
-		return err
-	}
-	if err := (&node.Reconciler{
-		Client:                  mgr.GetClient(),
-		APIReader:               mgr.GetAPIReader(),
-		Writer:                  writer,
-		Drivers:                 drivers(mgr),
-		Secrets:                 power.ClientSecrets{Reader: mgr.GetAPIReader()},
-		ConfigMaps:              power.ClientConfigMaps{Reader: mgr.GetAPIReader()},
-		Recorder:                mgr.GetEventRecorder("homelab-autoscaler"),
-		RetryBase:               o.powerRetryBase,
-		RetryCap:                o.powerRetryCap,
-		ConfirmInterval:         o.confirmInterval,
-		MaxConcurrentReconciles: o.nodeConcurrency,
-	}).SetupWithManager(mgr); err != nil {
-		return err
-	}
-	// The gRPC server runs on every replica, leader or not: its writes are optimistic.
-	srv, err := cloudprovider.NewServer(cloudprovider.Options{
-		Cache: mgr.GetCache(), Reader: mgr.GetClient(), Writer: writer,
-		BindAddress: o.grpcAddr, TLS: o.grpcTLS, Insecure: o.grpcInsecure,
-		Logger: ctrl.Log.WithName("cloudprovider"),
-	})
-	if err != nil {
-		return err
-	}
-	if err := mgr.Add(srv); err != nil {
-		return err
-	}
-	if err := mgr.AddReadyzCheck("grpc", srv.ReadyCheck); err != nil {
-		return err
-	}
-	if err := (&corenode.Reconciler{Client: mgr.GetClient(), Writer: writer}).SetupWithManager(mgr); err != nil {
-		return err
-	}
-	if err := (&group.Reconciler{Client: mgr.GetClient(), Writer: writer}).SetupWithManager(mgr); err != nil {
+	if _, err := app.Setup(ctx, mgr, app.Config{
+		WriteBackoff:    o.writeRetryBackoff,
+		RetryBase:       o.powerRetryBase,
+		RetryCap:        o.powerRetryCap,
+		ConfirmInterval: o.confirmInterval,
+		NodeConcurrency: o.nodeConcurrency,
+		GRPC: &cloudprovider.Options{
+			BindAddress: o.grpcAddr, TLS: o.grpcTLS, Insecure: o.grpcInsecure,
+			Logger: ctrl.Log.WithName("cloudprovider"),
+		},
+	}); err != nil {
 		return err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
@@ -185,15 +152,6 @@ func run(o *options) error {
 		return err
 	}
 	return mgr.Start(ctx)
-}
-
-// drivers is the registry of every built-in power driver, each counted in the power metrics.
-func drivers(mgr ctrl.Manager) power.Registry {
-	all := append(power.Builtin(), power.JobDriver{Client: mgr.GetClient()})
-	for i, d := range all {
-		all[i] = power.Instrument(d, nil)
-	}
-	return power.NewRegistry(all...)
 }
 
 func mustRequirement(key string, op selection.Operator) labels.Requirement {

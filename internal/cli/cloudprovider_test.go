@@ -8,48 +8,28 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/config"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/app"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/cloudprovider"
-	"github.com/homelab-autoscaler/homelab-autoscaler/internal/index"
-	"github.com/homelab-autoscaler/homelab-autoscaler/internal/optimistic"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/power"
 )
 
-// startServer runs the cloud-provider gRPC server (plaintext, loopback) in a manager.
-func startServer(t *testing.T) string {
+// startServer runs the manager (app.Setup) with the cloud-provider gRPC server, plaintext on
+// loopback, and returns its address.
+func startServer(t *testing.T, namespace string) string {
 	t.Helper()
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
-		Scheme: env.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
-		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
+	var srv *cloudprovider.Server
+	env.StartManager(t, namespace, func(ctx context.Context, mgr ctrl.Manager) error {
+		var err error
+		srv, err = app.Setup(ctx, mgr, app.Config{
+			Drivers: power.Registry{},
+			GRPC:    &cloudprovider.Options{BindAddress: "127.0.0.1:0", Insecure: true},
+		})
+		return err
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := index.Register(ctx, mgr.GetFieldIndexer()); err != nil {
-		t.Fatal(err)
-	}
-	w, err := optimistic.New(mgr.GetClient(), mgr.GetAPIReader())
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := cloudprovider.NewServer(cloudprovider.Options{
-		Cache: mgr.GetCache(), Reader: mgr.GetClient(), Writer: w, BindAddress: "127.0.0.1:0", Insecure: true,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := mgr.Add(srv); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { defer close(done); _ = mgr.Start(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
 	select {
 	case <-srv.Started():
 	case <-time.After(30 * time.Second):
@@ -77,7 +57,7 @@ func TestCloudProviderCommands(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	addr := startServer(t)
+	addr := startServer(t, ns)
 	kubeconfig, err := env.WriteKubeconfig(t.TempDir())
 	if err != nil {
 		t.Fatal(err)

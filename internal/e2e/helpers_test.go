@@ -15,22 +15,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/app"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/cloudprovider"
 	pb "github.com/homelab-autoscaler/homelab-autoscaler/internal/cloudprovider/externalgrpc"
-	"github.com/homelab-autoscaler/homelab-autoscaler/internal/controller/corenode"
-	"github.com/homelab-autoscaler/homelab-autoscaler/internal/controller/group"
-	"github.com/homelab-autoscaler/homelab-autoscaler/internal/controller/node"
-	"github.com/homelab-autoscaler/homelab-autoscaler/internal/index"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/optimistic"
-	"github.com/homelab-autoscaler/homelab-autoscaler/internal/power"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/sim"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testenv"
 )
@@ -115,75 +107,20 @@ func startHomelab(t *testing.T, cfg sim.Config, edit func(sim.Objects)) *homelab
 	}
 }
 
-// startManager runs one manager as cmd/homelab-autoscaler wires it: the node, corenode and
-// group reconcilers with the built-in power drivers (instrumented) and the Job driver, and the
-// cloud-provider gRPC server, plaintext on loopback. It watches one namespace, like
-// --namespace. It returns the server's address once it serves.
+// startManager runs the manager as cmd/homelab-autoscaler wires it (app.Setup: reconcilers, the
+// built-in drivers, the cloud-provider gRPC server, here plaintext on loopback) with short retry
+// intervals, watching one namespace. It returns the server's address once it serves.
 func startManager(t *testing.T, namespace string) string {
 	t.Helper()
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
-		Scheme:                 env.Scheme,
-		Cache:                  cache.Options{DefaultNamespaces: map[string]cache.Config{namespace: {}}},
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		Controller:             ctrlconfig.Controller{SkipNameValidation: ptr.To(true)},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := index.Register(ctx, mgr.GetFieldIndexer()); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	w, err := optimistic.New(mgr.GetClient(), mgr.GetAPIReader(), optimistic.WithMetrics(optimistic.NewMetrics()))
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	drivers := append(power.Builtin(), power.JobDriver{Client: mgr.GetClient()})
-	for i, d := range drivers {
-		drivers[i] = power.Instrument(d, nil)
-	}
-	nr := &node.Reconciler{
-		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Writer: w,
-		Drivers:    power.NewRegistry(drivers...),
-		Secrets:    power.ClientSecrets{Reader: mgr.GetAPIReader()},
-		ConfigMaps: power.ClientConfigMaps{Reader: mgr.GetAPIReader()},
-		Recorder:   mgr.GetEventRecorder("homelab-autoscaler"),
-		RetryBase:  200 * time.Millisecond, RetryCap: time.Second, ConfirmInterval: 200 * time.Millisecond,
-	}
-	for _, setup := range []func(ctrl.Manager) error{
-		nr.SetupWithManager,
-		(&corenode.Reconciler{Client: mgr.GetClient(), Writer: w}).SetupWithManager,
-		(&group.Reconciler{Client: mgr.GetClient(), Writer: w}).SetupWithManager,
-	} {
-		if err := setup(mgr); err != nil {
-			cancel()
-			t.Fatal(err)
-		}
-	}
-	srv, err := cloudprovider.NewServer(cloudprovider.Options{
-		Cache: mgr.GetCache(), Reader: mgr.GetClient(), Writer: w, BindAddress: "127.0.0.1:0", Insecure: true,
-	})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	if err := mgr.Add(srv); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := mgr.Start(ctx); err != nil {
-			t.Errorf("manager: %v", err)
-		}
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
+	var srv *cloudprovider.Server
+	env.StartManager(t, namespace, func(ctx context.Context, mgr ctrl.Manager) error {
+		var err error
+		srv, err = app.Setup(ctx, mgr, app.Config{
+			WriteMetrics: optimistic.NewMetrics(),
+			RetryBase:    200 * time.Millisecond, RetryCap: time.Second, ConfirmInterval: 200 * time.Millisecond,
+			GRPC: &cloudprovider.Options{BindAddress: "127.0.0.1:0", Insecure: true},
+		})
+		return err
 	})
 	select {
 	case <-srv.Started():

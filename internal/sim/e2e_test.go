@@ -8,21 +8,13 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/yaml"
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
-	"github.com/homelab-autoscaler/homelab-autoscaler/internal/controller/corenode"
-	"github.com/homelab-autoscaler/homelab-autoscaler/internal/controller/group"
-	"github.com/homelab-autoscaler/homelab-autoscaler/internal/controller/node"
-	"github.com/homelab-autoscaler/homelab-autoscaler/internal/index"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/app"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/optimistic"
-	"github.com/homelab-autoscaler/homelab-autoscaler/internal/power"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/sim"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testenv"
 )
@@ -111,56 +103,17 @@ func createManifests(t *testing.T, s *sim.Sim) {
 	}
 }
 
-// startManager runs the manager's three reconcilers, as cmd/homelab-autoscaler wires them, with
-// the built-in power drivers and short retry and confirmation intervals. Like --namespace, it
-// watches one namespace, so the other tests' machines are not its business.
+// startManager runs the manager's reconcilers as cmd/homelab-autoscaler wires them (app.Setup,
+// with the built-in power drivers) and short retry and confirmation intervals, watching one
+// namespace.
 func startManager(t *testing.T, namespace string) {
 	t.Helper()
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
-		Scheme:                 env.Scheme,
-		Cache:                  cache.Options{DefaultNamespaces: map[string]cache.Config{namespace: {}}},
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		Controller:             ctrlconfig.Controller{SkipNameValidation: ptr.To(true)},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := index.Register(ctx, mgr.GetFieldIndexer()); err != nil {
-		t.Fatal(err)
-	}
-	w, err := optimistic.New(mgr.GetClient(), mgr.GetAPIReader(), optimistic.WithMetrics(optimistic.NewMetrics()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	nr := &node.Reconciler{
-		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Writer: w,
-		Drivers:    power.NewRegistry(append(power.Builtin(), power.JobDriver{Client: mgr.GetClient()})...),
-		Secrets:    power.ClientSecrets{Reader: mgr.GetAPIReader()},
-		ConfigMaps: power.ClientConfigMaps{Reader: mgr.GetAPIReader()},
-		Recorder:   mgr.GetEventRecorder("homelab-autoscaler"),
-		RetryBase:  200 * time.Millisecond, RetryCap: time.Second, ConfirmInterval: 200 * time.Millisecond,
-	}
-	for _, setup := range []func(ctrl.Manager) error{
-		nr.SetupWithManager,
-		(&corenode.Reconciler{Client: mgr.GetClient(), Writer: w}).SetupWithManager,
-		(&group.Reconciler{Client: mgr.GetClient(), Writer: w}).SetupWithManager,
-	} {
-		if err := setup(mgr); err != nil {
-			t.Fatal(err)
-		}
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := mgr.Start(ctx); err != nil {
-			t.Errorf("manager: %v", err)
-		}
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
+	env.StartManager(t, namespace, func(ctx context.Context, mgr ctrl.Manager) error {
+		_, err := app.Setup(ctx, mgr, app.Config{
+			WriteMetrics: optimistic.NewMetrics(),
+			RetryBase:    200 * time.Millisecond, RetryCap: time.Second, ConfirmInterval: 200 * time.Millisecond,
+		})
+		return err
 	})
 }
 

@@ -15,18 +15,11 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/config"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
-	"github.com/homelab-autoscaler/homelab-autoscaler/internal/controller/corenode"
-	"github.com/homelab-autoscaler/homelab-autoscaler/internal/controller/group"
-	"github.com/homelab-autoscaler/homelab-autoscaler/internal/controller/node"
-	"github.com/homelab-autoscaler/homelab-autoscaler/internal/index"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/app"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/optimistic"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/power"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testenv"
@@ -48,68 +41,24 @@ func TestMain(m *testing.M) {
 	})
 }
 
-// manager runs the three reconcilers the way the real manager does.
-type manager struct {
-	cancel context.CancelFunc
-	done   chan struct{}
-}
+// manager is one running manager of a test.
+type manager struct{ stop func() }
 
+// startManager runs the manager's reconcilers (app.Setup, as cmd/homelab-autoscaler does) with the
+// test's drivers, only the Job driver when drivers is nil, and short retry intervals.
 func startManager(t *testing.T, ns string, drivers power.Registry) *manager {
 	t.Helper()
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
-		Scheme:                 env.Scheme,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
-		// Each test's manager sees only its own namespace (as the manager's --namespace does), so
-		// machines left by earlier tests are not reconciled with this test's drivers.
-		Cache: cache.Options{DefaultNamespaces: map[string]cache.Config{ns: {}}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := index.Register(ctx, mgr.GetFieldIndexer()); err != nil {
-		t.Fatal(err)
-	}
-	w, err := optimistic.New(mgr.GetClient(), mgr.GetAPIReader())
-	if err != nil {
-		t.Fatal(err)
-	}
 	if drivers == nil {
 		drivers = power.Registry{}
 	}
-	if _, ok := drivers[power.DriverJob]; !ok {
-		drivers[power.DriverJob] = power.JobDriver{Client: mgr.GetClient()}
-	}
-	nr := &node.Reconciler{
-		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Writer: w, Drivers: drivers,
-		Secrets: power.ClientSecrets{Reader: mgr.GetAPIReader()}, Recorder: mgr.GetEventRecorder("homelab-autoscaler"),
-		RetryBase: 200 * time.Millisecond, RetryCap: time.Second, ConfirmInterval: 200 * time.Millisecond,
-	}
-	for _, setup := range []func(ctrl.Manager) error{
-		nr.SetupWithManager,
-		(&corenode.Reconciler{Client: mgr.GetClient(), Writer: w}).SetupWithManager,
-		(&group.Reconciler{Client: mgr.GetClient(), Writer: w}).SetupWithManager,
-	} {
-		if err := setup(mgr); err != nil {
-			t.Fatal(err)
-		}
-	}
-	m := &manager{cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(m.done)
-		if err := mgr.Start(ctx); err != nil {
-			t.Errorf("manager: %v", err)
-		}
-	}()
-	t.Cleanup(m.stop)
-	return m
-}
-
-func (m *manager) stop() {
-	m.cancel()
-	<-m.done
+	stop := env.StartManager(t, ns, func(ctx context.Context, mgr ctrl.Manager) error {
+		_, err := app.Setup(ctx, mgr, app.Config{
+			Drivers:   drivers,
+			RetryBase: 200 * time.Millisecond, RetryCap: time.Second, ConfirmInterval: 200 * time.Millisecond,
+		})
+		return err
+	})
+	return &manager{stop: stop}
 }
 
 // machineDriver plays the machines' power buttons (it stands in for a BMC): powering a machine
