@@ -1,0 +1,160 @@
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/cloudprovider"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/scheme"
+	hlwebhook "github.com/homelab-autoscaler/homelab-autoscaler/internal/webhook"
+)
+
+// Manager is the manager command's controller-runtime manager with everything added to it.
+type Manager struct {
+	ctrl.Manager
+	// GRPC is cluster-autoscaler's server; its Addr is known once its Started channel closes.
+	GRPC *cloudprovider.Server
+}
+
+// New builds the manager exactly as the command runs it, acting as the identity of cfg: the
+// cache (limited to what the controllers read), the metrics endpoint, the probes, leader
+// election, the webhook, and Setup's controllers and gRPC server.
+func New(ctx context.Context, cfg *rest.Config, o Options) (*Manager, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	log := ctrl.Log.WithName("setup")
+	var hooks webhook.Server
+	if o.WebhookPort != 0 {
+		if _, err := os.Stat(filepath.Join(o.WebhookCertDir, "tls.crt")); err == nil {
+			hooks = webhook.NewServer(webhook.Options{Port: o.WebhookPort, CertDir: o.WebhookCertDir})
+			hooks.Register(hlwebhook.PowerStatePath, &admission.Webhook{Handler: hlwebhook.PowerState{}})
+		} else {
+			log.Info("no webhook certificate; the powerState webhook is not served", "certDir", o.WebhookCertDir)
+		}
+	}
+	shutdown := o.ShutdownTimeout
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                  scheme.New(),
+		Cache:                   cacheOptions(o.Namespace),
+		Metrics:                 metricsOptions(o),
+		HealthProbeBindAddress:  o.ProbeAddr,
+		WebhookServer:           hooks,
+		LeaderElection:          o.LeaderElect,
+		LeaderElectionID:        o.LeaderElectionID,
+		LeaderElectionNamespace: o.LeaderElectionNamespace,
+		LeaseDuration:           &o.LeaderElectLeaseDuration,
+		RenewDeadline:           &o.LeaderElectRenewDeadline,
+		RetryPeriod:             &o.LeaderElectRetryPeriod,
+		// The command exits as soon as the manager stops, so releasing the lease on the way out
+		// is safe, and it lets the next leader start at once instead of after a lease duration.
+		LeaderElectionReleaseOnCancel: true,
+		GracefulShutdownTimeout:       &shutdown,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating the manager: %w", err)
+	}
+	srv, err := Setup(ctx, mgr, Config{
+		WriteBackoff:    o.WriteRetryBackoff,
+		RetryBase:       o.PowerRetryBase,
+		RetryCap:        o.PowerRetryCap,
+		ConfirmInterval: o.PowerConfirmInterval,
+		NodeConcurrency: o.NodeConcurrency,
+		GRPC: &cloudprovider.Options{
+			BindAddress: o.GRPCAddr, TLS: o.GRPCTLS, Insecure: o.GRPCInsecure,
+			// The gRPC server stops first and the controllers after it, all within the one
+			// shutdown timeout: the gRPC calls in flight get half of it (more than a call may
+			// last by default), the controllers at least the rest.
+			ShutdownGrace: o.ShutdownTimeout / 2,
+			Logger:        ctrl.Log.WithName("cloudprovider"),
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return nil, err
+	}
+	// Setup added the gRPC server's check ("grpc"), which passes once the server listens, after
+	// the machines' and Groups' informers synced. The cache check covers every other informer.
+	// Neither depends on leadership: a replica that is not leading serves gRPC and is ready.
+	if err := mgr.AddReadyzCheck("cache", cacheSynced(mgr.GetCache())); err != nil {
+		return nil, err
+	}
+	if hooks != nil {
+		if err := mgr.AddReadyzCheck("webhook", hooks.StartedChecker()); err != nil {
+			return nil, err
+		}
+	}
+	return &Manager{Manager: mgr, GRPC: srv}, nil
+}
+
+// cacheOptions keeps the informers to what the controllers need: the project's kinds (in
+// namespace, when set), the Jobs the manager launched (not every Job), and core Nodes, the only
+// cluster-scoped kind. Pods of a node being drained are listed from the API, never cached.
+func cacheOptions(namespace string) cache.Options {
+	powerJobs, err := labels.NewRequirement(infrav1.LabelPowerAction, selection.Exists, nil)
+	if err != nil {
+		panic(err) // a constant label key
+	}
+	o := cache.Options{
+		ByObject: map[client.Object]cache.ByObject{
+			&batchv1.Job{}: {Label: labels.NewSelector().Add(*powerJobs)},
+		},
+	}
+	if namespace != "" {
+		o.DefaultNamespaces = map[string]cache.Config{namespace: {}}
+	}
+	return o
+}
+
+// metricsOptions serves the metrics over HTTPS to authorized scrapers, or plain HTTP when asked.
+func metricsOptions(o Options) metricsserver.Options {
+	m := metricsserver.Options{BindAddress: o.MetricsAddr, SecureServing: o.MetricsSecure}
+	if !o.MetricsSecure {
+		return m
+	}
+	// The scraper's bearer token is checked with a TokenReview, and its right to get /metrics
+	// with a SubjectAccessReview, so the endpoint follows the cluster's RBAC.
+	m.FilterProvider = filters.WithAuthenticationAndAuthorization
+	// HTTP/2 is turned off: the metrics endpoint gains nothing from it, and it has had
+	// denial-of-service flaws (stream resets) that HTTP/1.1 does not share.
+	m.TLSOpts = []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }}
+	if o.MetricsCertDir != "" {
+		m.CertDir, m.CertName, m.KeyName = o.MetricsCertDir, "tls.crt", "tls.key"
+	}
+	return m
+}
+
+// cacheSynced is a readiness check that passes once every informer the manager started has
+// synced.
+func cacheSynced(c cache.Cache) healthz.Checker {
+	return func(req *http.Request) error {
+		ctx, cancel := context.WithTimeout(req.Context(), time.Second)
+		defer cancel()
+		if !c.WaitForCacheSync(ctx) {
+			return errors.New("the informer cache has not synced yet")
+		}
+		return nil
+	}
+}

@@ -1,0 +1,134 @@
+package app
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/cloudprovider"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/controller/node"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/optimistic"
+)
+
+// Options are the manager command's settings, one field per flag.
+type Options struct {
+	Namespace string
+
+	MetricsAddr    string
+	MetricsSecure  bool
+	MetricsCertDir string
+	ProbeAddr      string
+
+	LeaderElect              bool
+	LeaderElectionID         string
+	LeaderElectionNamespace  string
+	LeaderElectLeaseDuration time.Duration
+	LeaderElectRenewDeadline time.Duration
+	LeaderElectRetryPeriod   time.Duration
+	ShutdownTimeout          time.Duration
+	WriteRetryBackoff        optimistic.Backoff
+	PowerRetryBase           time.Duration
+	PowerRetryCap            time.Duration
+	PowerConfirmInterval     time.Duration
+	NodeConcurrency          int
+	GRPCAddr                 string
+	GRPCTLS                  cloudprovider.TLSFiles
+	GRPCInsecure             bool
+	WebhookPort              int
+	WebhookCertDir           string
+}
+
+// Defaults of the flags that are not defaults of another package.
+const (
+	DefaultMetricsAddr      = ":8080"
+	DefaultProbeAddr        = ":8081"
+	DefaultLeaderElectionID = "homelab-autoscaler.infra.homelab-autoscaler.dev"
+	// The leader election timings are client-go's usual ones: a replica that dies is replaced
+	// within about 15 s; one that shuts down releases the lease at once.
+	DefaultLeaseDuration = 15 * time.Second
+	DefaultRenewDeadline = 10 * time.Second
+	DefaultRetryPeriod   = 2 * time.Second
+	// DefaultShutdownTimeout leaves room for a power driver call in flight (30 s by default) to
+	// end by its own timeout after the context is cancelled, and for gRPC calls to finish.
+	DefaultShutdownTimeout = 30 * time.Second
+	DefaultWebhookPort     = 9443
+	DefaultWebhookCertDir  = "/tmp/k8s-webhook-server/serving-certs"
+)
+
+// BindFlags registers every manager flag on fs (the logging flags included) and returns the
+// options that fs.Parse fills. --kubeconfig is registered by controller-runtime on
+// flag.CommandLine.
+func BindFlags(fs *flag.FlagSet) (*Options, *zap.Options) {
+	o := &Options{WriteRetryBackoff: optimistic.DefaultBackoff()}
+	fs.StringVar(&o.Namespace, "namespace", "", "Watch Groups and Nodes in this namespace only; empty watches all namespaces.")
+
+	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", DefaultMetricsAddr, "Address of the metrics endpoint; 0 disables it.")
+	fs.BoolVar(&o.MetricsSecure, "metrics-secure", true,
+		"Serve metrics over HTTPS to scrapers that authenticate with a bearer token (TokenReview) and may get the non-resource URL /metrics (SubjectAccessReview); false serves plain HTTP to anyone.")
+	fs.StringVar(&o.MetricsCertDir, "metrics-cert-dir", "",
+		"Folder with tls.crt and tls.key for the metrics endpoint; empty uses a self-signed certificate generated at start.")
+	fs.StringVar(&o.ProbeAddr, "health-probe-bind-address", DefaultProbeAddr,
+		"Address of /healthz and /readyz; ready once the cache has synced and the gRPC server serves, on every replica, leader or not.")
+
+	fs.BoolVar(&o.LeaderElect, "leader-elect", false, "Elect one leader among replicas to run the controllers; every replica serves gRPC.")
+	fs.StringVar(&o.LeaderElectionID, "leader-election-id", DefaultLeaderElectionID, "Name of the leader election Lease.")
+	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "",
+		"Namespace of the leader election Lease; empty is the pod's own namespace.")
+	fs.DurationVar(&o.LeaderElectLeaseDuration, "leader-elect-lease-duration", DefaultLeaseDuration,
+		"How long replicas that are not leading wait, after the last renewal they saw, before taking the lease.")
+	fs.DurationVar(&o.LeaderElectRenewDeadline, "leader-elect-renew-deadline", DefaultRenewDeadline,
+		"How long the leader keeps retrying to renew the lease before it stops leading (and exits).")
+	fs.DurationVar(&o.LeaderElectRetryPeriod, "leader-elect-retry-period", DefaultRetryPeriod,
+		"Wait between two attempts to take or renew the lease.")
+	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", DefaultShutdownTimeout,
+		"On SIGTERM, how long the manager waits for its parts to stop; the gRPC server lets calls in flight finish within the first half of it.")
+
+	o.WriteRetryBackoff.BindFlags(fs, "write-retry-")
+	fs.DurationVar(&o.PowerRetryBase, "power-retry-base", node.DefaultRetryBase, "Wait after a failed power attempt before the next one (doubling each time).")
+	fs.DurationVar(&o.PowerRetryCap, "power-retry-cap", node.DefaultRetryCap, "Longest wait between two power attempts.")
+	fs.DurationVar(&o.PowerConfirmInterval, "power-confirm-interval", node.DefaultConfirmInterval, "How often a power-off is re-checked, and a blocked drain retried.")
+	fs.IntVar(&o.NodeConcurrency, "node-concurrency", node.DefaultConcurrency, "How many machines are reconciled at once (a slow BMC holds up only its own machine).")
+
+	fs.StringVar(&o.GRPCAddr, "grpc-bind-address", cloudprovider.DefaultBindAddress, "Address of cluster-autoscaler's externalgrpc API: host:port, or unix:/path/to.sock.")
+	fs.StringVar(&o.GRPCTLS.CertFile, "grpc-tls-cert", "", "PEM server certificate of the gRPC API (reloaded when it changes).")
+	fs.StringVar(&o.GRPCTLS.KeyFile, "grpc-tls-key", "", "PEM private key of --grpc-tls-cert.")
+	fs.StringVar(&o.GRPCTLS.ClientCAFile, "grpc-client-ca", "", "PEM CA certificates that sign cluster-autoscaler's client certificate; other clients are refused.")
+	fs.BoolVar(&o.GRPCInsecure, "grpc-insecure", false, "Serve without TLS; refused unless the address is loopback or a unix socket.")
+
+	fs.IntVar(&o.WebhookPort, "webhook-port", DefaultWebhookPort, "Port of the admission webhook (it explains an unquoted powerState); 0 disables it.")
+	fs.StringVar(&o.WebhookCertDir, "webhook-cert-dir", DefaultWebhookCertDir, "Folder with the webhook's tls.crt and tls.key; without them the webhook is not served.")
+
+	zo := &zap.Options{}
+	zo.BindFlags(fs)
+	return o, zo
+}
+
+// Validate reports settings that cannot work together. (The gRPC transport is checked when
+// its server is created.)
+func (o *Options) Validate() error {
+	var errs []error
+	if err := o.WriteRetryBackoff.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("--write-retry-*: %w", err))
+	}
+	if o.ShutdownTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("--shutdown-timeout must be positive, got %s", o.ShutdownTimeout))
+	}
+	if o.LeaderElect {
+		// client-go's own rule: the leader must give up before others may take over.
+		if o.LeaderElectLeaseDuration <= o.LeaderElectRenewDeadline {
+			errs = append(errs, fmt.Errorf("--leader-elect-lease-duration (%s) must be longer than --leader-elect-renew-deadline (%s)",
+				o.LeaderElectLeaseDuration, o.LeaderElectRenewDeadline))
+		}
+		if o.LeaderElectRetryPeriod <= 0 || o.LeaderElectRenewDeadline <= o.LeaderElectRetryPeriod {
+			errs = append(errs, fmt.Errorf("--leader-elect-renew-deadline (%s) must be longer than --leader-elect-retry-period (%s), which must be positive",
+				o.LeaderElectRenewDeadline, o.LeaderElectRetryPeriod))
+		}
+		if o.LeaderElectionID == "" {
+			errs = append(errs, errors.New("--leader-election-id must not be empty"))
+		}
+	}
+	return errors.Join(errs...)
+}
