@@ -33,9 +33,10 @@ generate: ## Generate deepcopy code and the externalgrpc protocol code.
 	hack/gen-proto.sh
 
 .PHONY: manifests
-manifests: ## Generate CRDs into config/crd/bases and the manager's RBAC into config/rbac.
+manifests: ## Generate CRDs into config/crd/bases and the manager's RBAC into config/rbac (cluster-wide) and config/rbac/namespaced.
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
-	$(CONTROLLER_GEN) rbac:roleName=homelab-autoscaler-manager paths=./internal/... output:rbac:artifacts:config=config/rbac
+	$(CONTROLLER_GEN) rbac:roleName=homelab-autoscaler-manager paths=./internal/rbac/cluster output:rbac:artifacts:config=config/rbac
+	$(CONTROLLER_GEN) rbac:roleName=homelab-autoscaler-manager-namespaced paths=./internal/rbac/namespaced output:rbac:artifacts:config=config/rbac/namespaced
 	$(CONTROLLER_GEN) webhook paths=./internal/webhook/... output:webhook:artifacts:config=config/webhook
 
 .PHONY: verify-generated

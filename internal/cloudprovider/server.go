@@ -30,9 +30,7 @@ import (
 
 // The server reads Groups, machines and core Nodes, writes machines' desired power state, and
 // writes each Group's scale ledger annotation.
-// +kubebuilder:rbac:groups=infra.homelab-autoscaler.dev,resources=groups,verbs=get;list;watch;patch
-// +kubebuilder:rbac:groups=infra.homelab-autoscaler.dev,resources=nodes,verbs=get;list;watch;patch
-// +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch
+// The permissions this needs are kubebuilder markers in internal/rbac.
 
 // Server answers cluster-autoscaler's CloudProvider service. It is a manager.Runnable that runs
 // on every replica (no leader election: its writes are safe concurrently), serving only once

@@ -26,7 +26,7 @@ type Reconciler struct {
 	Writer *optimistic.Writer
 }
 
-// +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch;patch
+// The permissions this needs are kubebuilder markers in internal/rbac.
 
 // Reconcile implements reconcile.Reconciler.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {

@@ -28,8 +28,7 @@ type Reconciler struct {
 	Writer *optimistic.Writer
 }
 
-// +kubebuilder:rbac:groups=infra.homelab-autoscaler.dev,resources=groups,verbs=get;list;watch
-// +kubebuilder:rbac:groups=infra.homelab-autoscaler.dev,resources=groups/status,verbs=get;patch
+// The permissions this needs are kubebuilder markers in internal/rbac.
 
 // Reconcile implements reconcile.Reconciler.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {

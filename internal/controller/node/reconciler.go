@@ -74,15 +74,7 @@ const (
 	DefaultConcurrency     = 10
 )
 
-// +kubebuilder:rbac:groups=infra.homelab-autoscaler.dev,resources=nodes,verbs=get;list;watch;patch
-// +kubebuilder:rbac:groups=infra.homelab-autoscaler.dev,resources=nodes/status,verbs=get;patch
-// +kubebuilder:rbac:groups=infra.homelab-autoscaler.dev,resources=groups,verbs=get;list;watch
-// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;delete
-// +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch;patch;delete
-// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list
-// +kubebuilder:rbac:groups="",resources=pods/eviction,verbs=create
-// +kubebuilder:rbac:groups="",resources=secrets;configmaps,verbs=get
-// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// The permissions this needs are kubebuilder markers in internal/rbac.
 
 // staleRequeue is how soon a reconcile that lost a race looks again.
 const staleRequeue = 100 * time.Millisecond

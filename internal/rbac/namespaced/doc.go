@@ -1,0 +1,21 @@
+// Package namespaced lists, as kubebuilder markers, the permissions the manager needs in the
+// namespaces it watches (and, for leader election, in its own).
+package namespaced
+
+// Groups and machines: read through the cache; the controllers write status, the gRPC server
+// writes machines' desired power state and each Group's scale ledger, all as optimistic patches.
+// +kubebuilder:rbac:groups=infra.homelab-autoscaler.dev,resources=groups;nodes,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=infra.homelab-autoscaler.dev,resources=groups/status;nodes/status,verbs=get;patch
+
+// Power drivers read credentials and CA bundles at call time, by name: get only, never list.
+// +kubebuilder:rbac:groups="",resources=secrets;configmaps,verbs=get
+
+// The job driver runs a Job per power action and removes it once the operation is done.
+// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;delete
+
+// Events on machines and Groups (events.k8s.io), and leader election's own (core events).
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
+
+// Leader election holds a Lease.
+// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;create;update
