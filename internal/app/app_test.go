@@ -1,0 +1,356 @@
+package app_test
+
+import (
+	"context"
+	"crypto/tls"
+	"flag"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/app"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/cloudprovider"
+	pb "github.com/homelab-autoscaler/homelab-autoscaler/internal/cloudprovider/externalgrpc"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/optimistic"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testenv"
+)
+
+var env *testenv.Env
+
+func TestMain(m *testing.M) {
+	testenv.Run(m, func(e *testenv.Env) { env = e })
+}
+
+// TestManagerWithLeastPrivilege runs the manager as the command builds it (app.New), acting as a
+// ServiceAccount bound only to the generated roles: the cluster-wide one with a
+// ClusterRoleBinding, the namespaced one with a RoleBinding in the watched namespace. That the
+// cache syncs at all also shows the manager starts no cluster-wide informer of a namespaced kind
+// (it could not list it). It shows, in order: a replica that is not leading is ready and serves
+// gRPC; the metrics endpoint refuses anonymous (401) and unauthorized (403) scrapes and serves
+// an authorized one; once leading, a scale-up through gRPC powers a machine on through the HTTP
+// driver (credentials from a Secret), the core Node sync patches the core Node, the Group's
+// status counts the machine Ready; on stop the lease is released.
+func TestManagerWithLeastPrivilege(t *testing.T) {
+	ctx := context.Background()
+	ns := createNamespace(t, "least-privilege")
+	admin := env.Client
+
+	// The manager's identity, bound to the two generated roles only.
+	for _, f := range []string{"config/rbac/role.yaml", "config/rbac/namespaced/role.yaml"} {
+		applyClusterRole(t, f)
+	}
+	managerCfg := serviceAccountConfig(t, ns, "manager")
+	mustCreate(t, &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "least-privilege-manager"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "homelab-autoscaler-manager"},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: "manager"}},
+	})
+	mustCreate(t, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "manager"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "homelab-autoscaler-manager-namespaced"},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: "manager"}},
+	})
+	// A scraper allowed to get /metrics, and an authenticated identity that is not.
+	scraperToken := serviceAccountConfig(t, ns, "scraper").BearerToken
+	strangerToken := serviceAccountConfig(t, ns, "stranger").BearerToken
+	mustCreate(t, &rbacv1.ClusterRole{
+		ObjectMeta: metav1.ObjectMeta{Name: "least-privilege-metrics-reader"},
+		Rules:      []rbacv1.PolicyRule{{NonResourceURLs: []string{"/metrics"}, Verbs: []string{"get"}}},
+	})
+	mustCreate(t, &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "least-privilege-metrics-reader"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "least-privilege-metrics-reader"},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: "scraper"}},
+	})
+
+	// A smart plug: the HTTP driver's peer, which wants the token kept in a Secret.
+	plug := &plug{}
+	plugSrv := httptest.NewServer(plug)
+	t.Cleanup(plugSrv.Close)
+	mustCreate(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "plug"}, StringData: map[string]string{"Authorization": "Bearer plug-token"}})
+	mustCreate(t, &infrav1.Group{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "workers"}})
+	httpAction := func(turn string) infrav1.PowerAction {
+		return infrav1.PowerAction{HTTP: &infrav1.HTTPDriver{URL: plugSrv.URL + "/relay?turn=" + turn, HeadersSecretRef: &infrav1.SecretReference{Name: "plug"}}}
+	}
+	mustCreate(t, &infrav1.Node{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "lp-1"}, Spec: infrav1.NodeSpec{
+		Group: "workers", PowerState: infrav1.PowerOff,
+		Power: infrav1.PowerSpec{Start: httpAction("on"), Stop: httpAction("off")},
+	}})
+
+	// Another replica leads, for as long as this lease says.
+	lease := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: app.DefaultLeaderElectionID}, Spec: coordinationv1.LeaseSpec{
+		HolderIdentity: ptr.To("another-replica"), LeaseDurationSeconds: ptr.To[int32](3600),
+		AcquireTime: ptr.To(metav1.NowMicro()), RenewTime: ptr.To(metav1.NowMicro()),
+	}}
+	mustCreate(t, lease)
+
+	o := options(t, ns)
+	ctrl.SetLogger(logr.FromSlogHandler(testenv.TestLogger(t, "manager").Handler()))
+	mctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	m, err := app.New(mctx, managerCfg, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- m.Start(mctx) }()
+
+	// Not leading, yet ready and serving.
+	testenv.Eventually(t, 30*time.Second, "/readyz to pass on a replica that is not leading", func() bool {
+		return httpStatus(t, "http://"+o.ProbeAddr+"/readyz", "") == http.StatusOK
+	})
+	<-m.GRPC.Started()
+	conn, err := grpc.NewClient(m.GRPC.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = conn.Close() }()
+	ca := pb.NewCloudProviderClient(conn)
+	groups, err := ca.NodeGroups(ctx, &pb.NodeGroupsRequest{})
+	if err != nil || len(groups.GetNodeGroups()) != 1 || groups.GetNodeGroups()[0].GetId() != cloudprovider.GroupID(ns, "workers") {
+		t.Fatalf("NodeGroups = %v, %v; want the one group", groups, err)
+	}
+	if holder := leaseHolder(t, ns); holder != "another-replica" {
+		t.Fatalf("the lease changed hands (%q) before the checks of a replica that is not leading ended", holder)
+	}
+
+	// The metrics endpoint, as Prometheus would scrape it.
+	metricsURL := "https://" + o.MetricsAddr + "/metrics"
+	// It listens once it has generated its self-signed certificate.
+	testenv.Eventually(t, 30*time.Second, "the metrics endpoint to listen", func() bool { return httpStatus(t, metricsURL, "") != 0 })
+	if code := httpStatus(t, metricsURL, ""); code != http.StatusUnauthorized {
+		t.Errorf("anonymous scrape: status %d, want 401", code)
+	}
+	if code := httpStatus(t, metricsURL, strangerToken); code != http.StatusForbidden {
+		t.Errorf("scrape by an identity without get on /metrics: status %d, want 403", code)
+	}
+	body := scrape(t, metricsURL, scraperToken)
+	for _, want := range []string{"homelab_autoscaler_grpc_requests_total{", "controller_runtime_"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("authorized scrape lacks %q", want)
+		}
+	}
+
+	// The other replica is gone: this one takes the lease and runs the controllers.
+	if err := admin.Delete(ctx, lease); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 30*time.Second, "the manager to take the lease", func() bool { return leaseHolder(t, ns) != "" })
+	if _, err := ca.NodeGroupIncreaseSize(ctx, &pb.NodeGroupIncreaseSizeRequest{Id: cloudprovider.GroupID(ns, "workers"), Delta: 1}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 30*time.Second, "the plug to be switched on with the Secret's token", func() bool { return plug.saw("on") })
+	registerCoreNode(t, "lp-1") // the machine boots and its kubelet registers
+	testenv.Eventually(t, 30*time.Second, "the Group to count the machine Ready", func() bool {
+		g := &infrav1.Group{}
+		return admin.Get(ctx, client.ObjectKey{Namespace: ns, Name: "workers"}, g) == nil && g.Status.Ready == 1
+	})
+	core := &corev1.Node{}
+	if err := admin.Get(ctx, client.ObjectKey{Name: "lp-1"}, core); err != nil || core.Spec.ProviderID != "homelab://"+ns+"/lp-1" {
+		t.Fatalf("core Node providerID %q (%v): the core Node sync did not patch it", core.Spec.ProviderID, err)
+	}
+
+	cancel()
+	select {
+	case err := <-stopped:
+		if err != nil {
+			t.Fatalf("manager stopped with %v", err)
+		}
+	case <-time.After(o.ShutdownTimeout + 5*time.Second):
+		t.Fatal("the manager did not stop within its shutdown timeout")
+	}
+	if holder := leaseHolder(t, ns); holder != "" {
+		t.Errorf("lease still held by %q after the manager stopped; it should release it", holder)
+	}
+}
+
+// options are the command's defaults (as BindFlags sets them) with loopback addresses.
+func options(t *testing.T, ns string) app.Options {
+	t.Helper()
+	o, _ := app.BindFlags(newFlagSet())
+	o.Namespace = ns
+	o.MetricsAddr, o.ProbeAddr = freeAddr(t), freeAddr(t)
+	o.GRPCAddr, o.GRPCInsecure = "127.0.0.1:0", true
+	o.WebhookPort = 0
+	o.LeaderElect, o.LeaderElectionNamespace = true, ns
+	o.LeaderElectRetryPeriod = 500 * time.Millisecond
+	o.PowerRetryBase, o.PowerConfirmInterval = 200*time.Millisecond, 200*time.Millisecond
+	o.ShutdownTimeout = 10 * time.Second
+	return *o
+}
+
+func newFlagSet() *flag.FlagSet { return flag.NewFlagSet("test", flag.ContinueOnError) }
+
+type plug struct {
+	mu   sync.Mutex
+	seen []string
+}
+
+func (p *plug) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("Authorization") != "Bearer plug-token" {
+		http.Error(w, "who are you", http.StatusUnauthorized)
+		return
+	}
+	p.mu.Lock()
+	p.seen = append(p.seen, r.URL.Query().Get("turn"))
+	p.mu.Unlock()
+}
+
+func (p *plug) saw(turn string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, s := range p.seen {
+		if s == turn {
+			return true
+		}
+	}
+	return false
+}
+
+func createNamespace(t *testing.T, name string) string {
+	t.Helper()
+	mustCreate(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}})
+	return name
+}
+
+func mustCreate(t *testing.T, obj client.Object) {
+	t.Helper()
+	if err := env.Client.Create(context.Background(), obj); err != nil {
+		t.Fatalf("creating %T %s: %v", obj, obj.GetName(), err)
+	}
+}
+
+// applyClusterRole creates the ClusterRole in a generated manifest of the repository.
+func applyClusterRole(t *testing.T, rel string) {
+	t.Helper()
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(root, rel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	role := &rbacv1.ClusterRole{}
+	if err := yaml.UnmarshalStrict(data, role); err != nil {
+		t.Fatalf("%s: %v", rel, err)
+	}
+	mustCreate(t, role)
+}
+
+// serviceAccountConfig creates a ServiceAccount and returns a client configuration that
+// authenticates as it with a token from the TokenRequest API, as a pod's projected token does.
+func serviceAccountConfig(t *testing.T, ns, name string) *rest.Config {
+	t.Helper()
+	ctx := context.Background()
+	mustCreate(t, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}})
+	tr, err := env.Clientset.CoreV1().ServiceAccounts(ns).CreateToken(ctx, name, &authenticationv1.TokenRequest{
+		Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](3600)},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := rest.AnonymousClientConfig(env.Config)
+	cfg.BearerToken = tr.Status.Token
+	cfg.QPS, cfg.Burst = 100, 200
+	return cfg
+}
+
+func leaseHolder(t *testing.T, ns string) string {
+	t.Helper()
+	l := &coordinationv1.Lease{}
+	if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: app.DefaultLeaderElectionID}, l); err != nil {
+		return ""
+	}
+	return ptr.Deref(l.Spec.HolderIdentity, "")
+}
+
+// registerCoreNode plays a kubelet registering a Ready core Node (without a providerID).
+func registerCoreNode(t *testing.T, name string) {
+	t.Helper()
+	ctx := context.Background()
+	mustCreate(t, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}})
+	w, err := optimistic.New(env.Client, env.Client, optimistic.WithMetrics(optimistic.NewMetrics()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := optimistic.UpdateStatus(ctx, w, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}, func(n *corev1.Node) error {
+		n.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady",
+			LastHeartbeatTime: metav1.Now(), LastTransitionTime: metav1.Now()}}
+		n.Status.Capacity = corev1.ResourceList{corev1.ResourcePods: resource.MustParse("110")}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = l.Close() }()
+	return l.Addr().String()
+}
+
+// insecureHTTP trusts the metrics endpoint's self-signed certificate.
+var insecureHTTP = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+	TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // the endpoint's certificate is self-signed in this test
+}}
+
+func get(t *testing.T, url, token string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := insecureHTTP.Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer func() { _ = resp.Body.Close() }()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func httpStatus(t *testing.T, url, token string) int {
+	t.Helper()
+	code, _ := get(t, url, token)
+	return code
+}
+
+func scrape(t *testing.T, url, token string) string {
+	t.Helper()
+	code, body := get(t, url, token)
+	if code != http.StatusOK {
+		t.Fatalf("authorized scrape: status %d: %s", code, body)
+	}
+	return body
+}
