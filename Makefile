@@ -33,11 +33,12 @@ generate: ## Generate deepcopy code and the externalgrpc protocol code.
 	hack/gen-proto.sh
 
 .PHONY: manifests
-manifests: ## Generate CRDs into config/crd/bases and the manager's RBAC into config/rbac (cluster-wide) and config/rbac/namespaced.
+manifests: ## Generate CRDs into config/crd/bases and the manager's RBAC into config/rbac (cluster-wide) and config/rbac/namespaced, and the reference in docs/configuration.md.
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
 	$(CONTROLLER_GEN) rbac:roleName=homelab-autoscaler-manager paths=./internal/rbac/cluster output:rbac:artifacts:config=config/rbac
 	$(CONTROLLER_GEN) rbac:roleName=homelab-autoscaler-manager-namespaced paths=./internal/rbac/namespaced output:rbac:artifacts:config=config/rbac/namespaced
 	$(CONTROLLER_GEN) webhook paths=./internal/webhook/... output:webhook:artifacts:config=config/webhook
+	$(GO) run ./hack/gendocs
 
 .PHONY: verify-generated
 verify-generated: ## Check that generated code, manifests and protocol code are up to date.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Regenerates deepcopy code and CRDs in a scratch copy of the tree and fails if they differ from
-# what is checked in.
+# Regenerates deepcopy code, CRDs, RBAC and the configuration reference in a scratch copy of
+# the tree and fails if they differ from what is checked in.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 tmp=$(mktemp -d)
@@ -11,7 +11,7 @@ git ls-files -z --cached --others --exclude-standard | xargs -0 -I{} cp --parent
 cd "$tmp"
 make -s --no-print-directory generate manifests >/dev/null
 status=0
-for d in api config; do
+for d in api config docs; do
 	if ! diff -r -q "$root/$d" "$tmp/$d" >/dev/null; then
 		echo "generated files in $d/ are out of date; run 'make generate manifests':" >&2
 		diff -r -u "$root/$d" "$tmp/$d" | head -40 >&2 || true
