@@ -354,3 +354,22 @@ func scrape(t *testing.T, url, token string) string {
 	}
 	return body
 }
+
+func TestOptionsValidate(t *testing.T) {
+	defaults, _ := app.BindFlags(newFlagSet())
+	if err := defaults.Validate(); err != nil {
+		t.Fatalf("the defaults do not validate: %v", err)
+	}
+	for name, mutate := range map[string]func(*app.Options){
+		"lease not longer than renew deadline": func(o *app.Options) { o.LeaderElect, o.LeaderElectLeaseDuration = true, 10*time.Second },
+		"renew deadline not longer than retry": func(o *app.Options) { o.LeaderElect, o.LeaderElectRetryPeriod = true, 10*time.Second },
+		"zero shutdown timeout":                func(o *app.Options) { o.ShutdownTimeout = 0 },
+		"write retry cap below base":           func(o *app.Options) { o.WriteRetryBackoff.Cap = time.Millisecond },
+	} {
+		o := *defaults
+		mutate(&o)
+		if err := o.Validate(); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
