@@ -22,6 +22,7 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
@@ -52,7 +53,8 @@ func TestMain(m *testing.M) {
 // gRPC; the metrics endpoint refuses anonymous (401) and unauthorized (403) scrapes and serves
 // an authorized one; once leading, a scale-up through gRPC powers a machine on through the HTTP
 // driver (credentials from a Secret), the core Node sync patches the core Node, the Group's
-// status counts the machine Ready; on stop the lease is released.
+// status counts the machine Ready; a human's power-off cordons, drains (evicting a pod in another
+// namespace), switches the machine off and deletes its core Node; on stop the lease is released.
 func TestManagerWithLeastPrivilege(t *testing.T) {
 	ctx := context.Background()
 	ns := createNamespace(t, "least-privilege")
@@ -164,6 +166,7 @@ func TestManagerWithLeastPrivilege(t *testing.T) {
 	}
 	testenv.Eventually(t, 30*time.Second, "the plug to be switched on with the Secret's token", func() bool { return plug.saw("on") })
 	registerCoreNode(t, "lp-1") // the machine boots and its kubelet registers
+	setCoreNodeReady(t, "lp-1", true)
 	testenv.Eventually(t, 30*time.Second, "the Group to count the machine Ready", func() bool {
 		g := &infrav1.Group{}
 		return admin.Get(ctx, client.ObjectKey{Namespace: ns, Name: "workers"}, g) == nil && g.Status.Ready == 1
@@ -172,6 +175,33 @@ func TestManagerWithLeastPrivilege(t *testing.T) {
 	if err := admin.Get(ctx, client.ObjectKey{Name: "lp-1"}, core); err != nil || core.Spec.ProviderID != "homelab://"+ns+"/lp-1" {
 		t.Fatalf("core Node providerID %q (%v): the core Node sync did not patch it", core.Spec.ProviderID, err)
 	}
+
+	// A human powers the machine off: the manager cordons and drains it (evicting a pod of
+	// another namespace), switches the plug off, sees the core Node go NotReady and deletes it.
+	workloads := createNamespace(t, "least-privilege-workloads")
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: workloads, Name: "app"}, Spec: corev1.PodSpec{
+		NodeName: "lp-1", Containers: []corev1.Container{{Name: "app", Image: "busybox"}},
+	}}
+	mustCreate(t, pod)
+	if _, err := optimistic.Update(ctx, testWriter(t), &infrav1.Node{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "lp-1"}}, func(n *infrav1.Node) error {
+		n.Spec.PowerState = infrav1.PowerOff
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 30*time.Second, "the drain to evict the pod", func() bool {
+		err := admin.Get(ctx, client.ObjectKeyFromObject(pod), pod)
+		if err == nil && !pod.DeletionTimestamp.IsZero() {
+			// The kubelet's part: the evicted pod's containers stopped.
+			_ = admin.Delete(ctx, pod, client.GracePeriodSeconds(0))
+		}
+		return apierrors.IsNotFound(err)
+	})
+	testenv.Eventually(t, 30*time.Second, "the plug to be switched off", func() bool { return plug.saw("off") })
+	setCoreNodeReady(t, "lp-1", false)
+	testenv.Eventually(t, 30*time.Second, "the powered-off machine's core Node to be deleted", func() bool {
+		return apierrors.IsNotFound(admin.Get(ctx, client.ObjectKey{Name: "lp-1"}, &corev1.Node{}))
+	})
 
 	cancel()
 	select {
@@ -288,23 +318,37 @@ func leaseHolder(t *testing.T, ns string) string {
 	return ptr.Deref(l.Spec.HolderIdentity, "")
 }
 
-// registerCoreNode plays a kubelet registering a Ready core Node (without a providerID).
+// registerCoreNode plays a kubelet registering its core Node (without a providerID).
 func registerCoreNode(t *testing.T, name string) {
 	t.Helper()
-	ctx := context.Background()
 	mustCreate(t, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}})
-	w, err := optimistic.New(env.Client, env.Client, optimistic.WithMetrics(optimistic.NewMetrics()))
-	if err != nil {
-		t.Fatal(err)
+}
+
+// setCoreNodeReady plays the kubelet's status update.
+func setCoreNodeReady(t *testing.T, name string, ready bool) {
+	t.Helper()
+	status := corev1.ConditionFalse
+	if ready {
+		status = corev1.ConditionTrue
 	}
-	if _, err := optimistic.UpdateStatus(ctx, w, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}, func(n *corev1.Node) error {
-		n.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady",
+	if _, err := optimistic.UpdateStatus(context.Background(), testWriter(t), &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}, func(n *corev1.Node) error {
+		n.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: status, Reason: "Kubelet",
 			LastHeartbeatTime: metav1.Now(), LastTransitionTime: metav1.Now()}}
 		n.Status.Capacity = corev1.ResourceList{corev1.ResourcePods: resource.MustParse("110")}
 		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// testWriter writes as the test's humans and kubelets do: optimistically, as an administrator.
+func testWriter(t *testing.T) *optimistic.Writer {
+	t.Helper()
+	w, err := optimistic.New(env.Client, env.Client, optimistic.WithMetrics(optimistic.NewMetrics()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
 }
 
 func freeAddr(t *testing.T) string {
