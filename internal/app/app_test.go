@@ -121,7 +121,7 @@ func TestManagerWithLeastPrivilege(t *testing.T) {
 	go func() { stopped <- m.Start(mctx) }()
 
 	// Not leading, yet ready and serving.
-	testenv.Eventually(t, 30*time.Second, "/readyz to pass on a replica that is not leading", func() bool {
+	ready := testenv.Eventually(t, 30*time.Second, "/readyz to pass on a replica that is not leading", func() bool {
 		return httpStatus(t, "http://"+o.ProbeAddr+"/readyz", "") == http.StatusOK
 	})
 	<-m.GRPC.Started()
@@ -160,7 +160,7 @@ func TestManagerWithLeastPrivilege(t *testing.T) {
 	if err := admin.Delete(ctx, lease); err != nil {
 		t.Fatal(err)
 	}
-	testenv.Eventually(t, 30*time.Second, "the manager to take the lease", func() bool { return leaseHolder(t, ns) != "" })
+	lead := testenv.Eventually(t, 30*time.Second, "the manager to take the lease", func() bool { return leaseHolder(t, ns) != "" })
 	if _, err := ca.NodeGroupIncreaseSize(ctx, &pb.NodeGroupIncreaseSizeRequest{Id: cloudprovider.GroupID(ns, "workers"), Delta: 1}); err != nil {
 		t.Fatal(err)
 	}
@@ -204,11 +204,14 @@ func TestManagerWithLeastPrivilege(t *testing.T) {
 	})
 
 	cancel()
+	stopStart := time.Now()
 	select {
 	case err := <-stopped:
 		if err != nil {
 			t.Fatalf("manager stopped with %v", err)
 		}
+		t.Logf("ready %s after start while not leading; leading %s after the other lease went; stopped %s after cancel",
+			ready.Round(time.Millisecond), lead.Round(time.Millisecond), time.Since(stopStart).Round(time.Millisecond))
 	case <-time.After(o.ShutdownTimeout + 5*time.Second):
 		t.Fatal("the manager did not stop within its shutdown timeout")
 	}
