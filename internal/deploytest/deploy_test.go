@@ -26,6 +26,7 @@ func TestKustomizeDefault(t *testing.T) {
 	apply(t, objs)
 	d := into[appsv1.Deployment](t, objs.one(t, "Deployment", "homelab-autoscaler"))
 	checkManager(t, d, 2)
+	objs.one(t, "PodDisruptionBudget", "homelab-autoscaler")
 	checkAccess(t, "homelab-autoscaler", "homelab-autoscaler", []access{
 		{verb: "get", resource: "secrets", namespace: "default", allowed: true},
 		{verb: "list", resource: "secrets", namespace: "default"},
@@ -65,6 +66,7 @@ func TestChartDefaults(t *testing.T) {
 	apply(t, objs)
 	const name = "defaults-homelab-autoscaler"
 	checkManager(t, into[appsv1.Deployment](t, objs.one(t, "Deployment", name)), 2)
+	objs.one(t, "PodDisruptionBudget", name)
 	if n := len(objs.find("Certificate", "")) + len(objs.find("MutatingWebhookConfiguration", "")) +
 		len(objs.find("ServiceMonitor", "")); n != 0 {
 		t.Errorf("default values render %d cert-manager, webhook or monitoring objects", n)
@@ -75,6 +77,21 @@ func TestChartDefaults(t *testing.T) {
 		{verb: "patch", resource: "nodes", allowed: true},
 		{verb: "create", resource: "pods", subresource: "eviction", namespace: "default", allowed: true},
 	})
+}
+
+// TestChartRefusesBrokenValues: value combinations that cannot work fail the rendering with a
+// message that says what to set.
+func TestChartRefusesBrokenValues(t *testing.T) {
+	for _, c := range []struct{ set, message string }{
+		{"webhook.enabled=true", "webhook.enabled needs grpc.tls.certManager.enabled"},
+		{"clusterAutoscaler.enabled=true", "clusterAutoscaler.enabled needs grpc.tls.certManager.enabled or clusterAutoscaler.clientSecret"},
+		{"grpc.tls.certManager.enabled=true,grpc.tls.existingSecret=mine", "either grpc.tls.certManager.enabled or grpc.tls.existingSecret"},
+	} {
+		out, err := helm("template", "broken", "charts/homelab-autoscaler", "--set", c.set)
+		if err == nil || !strings.Contains(out, c.message) {
+			t.Errorf("--set %s: err %v, output %q; want a failure saying %q", c.set, err, out, c.message)
+		}
+	}
 }
 
 // TestChartEverything installs the chart with every option on and one watched namespace.
@@ -153,14 +170,21 @@ func checkManager(t *testing.T, d *appsv1.Deployment, replicas int32) {
 	if c.SecurityContext == nil || c.SecurityContext.ReadOnlyRootFilesystem == nil || !*c.SecurityContext.ReadOnlyRootFilesystem {
 		t.Error("the manager's root filesystem must be read-only")
 	}
+	checkRestricted(t, d)
+}
+
+// checkRestricted has the apiserver's Pod Security admission judge a Deployment's pod, as a
+// dry-run Pod in a namespace that enforces the restricted standard.
+func checkRestricted(t *testing.T, d *appsv1.Deployment) {
+	t.Helper()
 	ensureNamespace(t, "restricted-check", restricted)
 	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "restricted-check", GenerateName: "manager-"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: "restricted-check", GenerateName: d.Name + "-"},
 		Spec:       *d.Spec.Template.Spec.DeepCopy(),
 	}
 	pod.Spec.ServiceAccountName = ""
 	if err := env.Client.Create(context.Background(), pod, client.DryRunAll); err != nil {
-		t.Errorf("the manager pod does not pass the restricted Pod Security Standard: %v", err)
+		t.Errorf("the %s pod does not pass the restricted Pod Security Standard: %v", d.Name, err)
 	}
 }
 
@@ -173,6 +197,7 @@ func checkWiring(t *testing.T, objs manifests, manager, autoscaler string) {
 	md := into[appsv1.Deployment](t, objs.one(t, "Deployment", manager))
 	cad := into[appsv1.Deployment](t, objs.one(t, "Deployment", autoscaler))
 	ca := cad.Spec.Template.Spec.Containers[0]
+	checkRestricted(t, cad)
 	if !slices.Contains(ca.Args, "--cloud-provider=externalgrpc") {
 		t.Fatal("cluster-autoscaler is not told to use externalgrpc")
 	}

@@ -108,10 +108,21 @@ func kustomize(t *testing.T, overlay string) manifests {
 // helmTemplate renders the chart with the pinned Helm (hack/tools/helm), CRDs included.
 func helmTemplate(t *testing.T, release, namespace string, args ...string) manifests {
 	t.Helper()
-	root := repoRoot(t)
 	base := []string{"tool", "-modfile=hack/tools/helm/go.mod", "helm", "template", release, "charts/homelab-autoscaler",
 		"--namespace", namespace, "--include-crds"}
-	return decode(t, run(t, root, "go", append(base, args...)...))
+	return decode(t, run(t, repoRoot(t), "go", append(base, args...)...))
+}
+
+// helm runs the pinned Helm and returns its combined output, for the runs expected to fail.
+func helm(args ...string) (string, error) {
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		return "", err
+	}
+	cmd := exec.Command("go", append([]string{"tool", "-modfile=hack/tools/helm/go.mod", "helm"}, args...)...)
+	cmd.Dir = root
+	out, err := cmd.CombinedOutput()
+	return string(out), err
 }
 
 // apply installs the objects the manager's permissions depend on (namespaces, CRDs, the
