@@ -64,7 +64,7 @@ lint: ## gofmt, go vet and golangci-lint.
 	$(GOLANGCI_LINT) run --allow-parallel-runners ./...
 
 .PHONY: lint-deploy
-lint-deploy: controlplane ## helm lint and helm template of the chart (default and ci/ values), kubectl kustomize of every overlay.
+lint-deploy: controlplane ## helm lint and template of the chart (default and ci/ values), kubectl kustomize of every overlay, PromQL parse.
 	@TOOLS_BIN=$(TOOLS_BIN) GO=$(GO) hack/lint-deploy.sh
 
 .PHONY: test-deps

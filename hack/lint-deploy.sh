@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Lints the deployment artifacts: helm lint and helm template of the chart with its default
-# values and with every option on (ci/*.yaml), and kubectl kustomize of every overlay in config/.
+# values and with every option on (ci/*.yaml), kubectl kustomize of every overlay in config/, and
+# the PromQL of the alerts and the dashboard, parsed by Prometheus's parser (hack/tools/promql).
 # Needs the control plane's kubectl (make controlplane), which has kustomize built in.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -30,8 +31,10 @@ done
 for overlay in config/default config/with-cert-manager config/with-cluster-autoscaler config/cluster-autoscaler config/prometheus config/grafana; do
 	step "kubectl kustomize $overlay" "$TOOLS_BIN/kubectl" kustomize "$overlay"
 done
+promql() { (cd hack/tools/promql && "$go" run . "$root/config/prometheus/prometheusrule.yaml" "$root/config/grafana/homelab-autoscaler.json"); }
+step "PromQL check of config/prometheus and config/grafana" promql
 if [ "$failed" != 0 ]; then
-	echo "lint-deploy: the chart or an overlay does not render; see above" >&2
+	echo "lint-deploy: the chart, an overlay or a query is broken; see above" >&2
 	exit 1
 fi
-echo "deployment artifacts: chart and overlays render"
+echo "deployment artifacts: chart and overlays render, PromQL parses"
