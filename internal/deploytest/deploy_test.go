@@ -86,6 +86,7 @@ func TestChartRefusesBrokenValues(t *testing.T) {
 		{"webhook.enabled=true", "webhook.enabled needs grpc.tls.certManager.enabled"},
 		{"clusterAutoscaler.enabled=true", "clusterAutoscaler.enabled needs grpc.tls.certManager.enabled or clusterAutoscaler.clientSecret"},
 		{"grpc.tls.certManager.enabled=true,grpc.tls.existingSecret=mine", "either grpc.tls.certManager.enabled or grpc.tls.existingSecret"},
+		{"leaderElection.enabled=false", "replicas above 1 need leaderElection.enabled"},
 	} {
 		out, err := helm("template", "broken", "charts/homelab-autoscaler", "--set", c.set)
 		if err == nil || !strings.Contains(out, c.message) {

@@ -52,6 +52,9 @@ name: {{ include "hla.fullname" . }}-ca
 {{- if and .Values.clusterAutoscaler.enabled (not .Values.grpc.tls.certManager.enabled) (not .Values.clusterAutoscaler.clientSecret) -}}
 {{- fail "clusterAutoscaler.enabled needs grpc.tls.certManager.enabled or clusterAutoscaler.clientSecret (its client certificate)" -}}
 {{- end -}}
+{{- if and (gt (int .Values.replicas) 1) (not .Values.leaderElection.enabled) -}}
+{{- fail "replicas above 1 need leaderElection.enabled (otherwise every replica runs the controllers)" -}}
+{{- end -}}
 {{- if and .Values.grpc.tls.certManager.enabled .Values.grpc.tls.existingSecret -}}
 {{- fail "set either grpc.tls.certManager.enabled or grpc.tls.existingSecret, not both" -}}
 {{- end -}}
