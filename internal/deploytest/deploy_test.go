@@ -88,10 +88,13 @@ func TestChartRefusesBrokenValues(t *testing.T) {
 		{"grpc.tls.certManager.enabled=true,grpc.tls.existingSecret=mine", "either grpc.tls.certManager.enabled or grpc.tls.existingSecret"},
 		{"leaderElection.enabled=false", "replicas above 1 need leaderElection.enabled"},
 	} {
-		out, err := helm("template", "broken", "charts/homelab-autoscaler", "--set", c.set)
-		if err == nil || !strings.Contains(out, c.message) {
-			t.Errorf("--set %s: err %v, output %q; want a failure saying %q", c.set, err, out, c.message)
-		}
+		t.Run(c.set, func(t *testing.T) {
+			t.Parallel() // each is a separate helm process
+			out, err := helm("template", "broken", "charts/homelab-autoscaler", "--set", c.set)
+			if err == nil || !strings.Contains(out, c.message) {
+				t.Errorf("err %v, output %q; want a failure saying %q", err, out, c.message)
+			}
+		})
 	}
 }
 

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -105,21 +107,44 @@ func kustomize(t *testing.T, overlay string) manifests {
 	return decode(t, run(t, repoRoot(t), filepath.Join(env.AssetsDir, "kubectl"), "kustomize", overlay))
 }
 
-// helmTemplate renders the chart with the pinned Helm (hack/tools/helm), CRDs included.
-func helmTemplate(t *testing.T, release, namespace string, args ...string) manifests {
-	t.Helper()
-	base := []string{"tool", "-modfile=hack/tools/helm/go.mod", "helm", "template", release, "charts/homelab-autoscaler",
-		"--namespace", namespace, "--include-crds"}
-	return decode(t, run(t, repoRoot(t), "go", append(base, args...)...))
-}
-
-// helm runs the pinned Helm and returns its combined output, for the runs expected to fail.
-func helm(args ...string) (string, error) {
+// helmBinary is the pinned Helm (hack/tools/helm), built once into Go's build cache; `go tool -n`
+// prints its path, so that each run does not pay for go tool's staleness check.
+var helmBinary = sync.OnceValues(func() (string, error) {
 	root, err := testenv.RepoRoot()
 	if err != nil {
 		return "", err
 	}
-	cmd := exec.Command("go", append([]string{"tool", "-modfile=hack/tools/helm/go.mod", "helm"}, args...)...)
+	cmd := exec.Command("go", "tool", "-n", "-modfile=hack/tools/helm/go.mod", "helm")
+	cmd.Dir = root
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("building the pinned helm: %w", err)
+	}
+	return strings.TrimSpace(string(out)), nil
+})
+
+// helmTemplate renders the chart, CRDs included.
+func helmTemplate(t *testing.T, release, namespace string, args ...string) manifests {
+	t.Helper()
+	bin, err := helmBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := []string{"template", release, "charts/homelab-autoscaler", "--namespace", namespace, "--include-crds"}
+	return decode(t, run(t, repoRoot(t), bin, append(base, args...)...))
+}
+
+// helm runs Helm and returns its combined output, for the runs expected to fail.
+func helm(args ...string) (string, error) {
+	bin, err := helmBinary()
+	if err != nil {
+		return "", err
+	}
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		return "", err
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Dir = root
 	out, err := cmd.CombinedOutput()
 	return string(out), err
