@@ -233,8 +233,8 @@ func checkWiring(t *testing.T, objs manifests, manager, autoscaler string) {
 	if clientSecret == "" || caMounts[path.Dir(cfg.Key)] != clientSecret || caMounts[path.Dir(cfg.CACert)] != clientSecret {
 		t.Fatalf("cloud-config files %s, %s, %s are not in one mounted Secret (mounts %v)", cfg.Cert, cfg.Key, cfg.CACert, caMounts)
 	}
-	client := certificateFor(t, objs, clientSecret)
-	if !slices.Contains(stringSlice(client, "spec", "usages"), "client auth") {
+	clientCert := certificateFor(t, objs, clientSecret)
+	if !slices.Contains(stringSlice(clientCert, "spec", "usages"), "client auth") {
 		t.Error("cluster-autoscaler's certificate is not for client auth")
 	}
 
@@ -251,7 +251,7 @@ func checkWiring(t *testing.T, objs manifests, manager, autoscaler string) {
 		t.Errorf("the server certificate names %v, not the cloud-config host %s", stringSlice(server, "spec", "dnsNames"), host)
 	}
 	serverIssuer, _, _ := unstructured.NestedStringMap(server.Object, "spec", "issuerRef")
-	clientIssuer, _, _ := unstructured.NestedStringMap(client.Object, "spec", "issuerRef")
+	clientIssuer, _, _ := unstructured.NestedStringMap(clientCert.Object, "spec", "issuerRef")
 	if serverIssuer["name"] == "" || serverIssuer["name"] != clientIssuer["name"] {
 		t.Errorf("server and client certificates come from different issuers (%v, %v): the manager's client CA would refuse cluster-autoscaler", serverIssuer, clientIssuer)
 	}
