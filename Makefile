@@ -44,6 +44,11 @@ manifests: ## Generate CRDs into config/crd/bases and the manager's RBAC into co
 verify-generated: ## Check that generated code, manifests and protocol code are up to date.
 	@hack/verify-generated.sh
 	@hack/verify-proto.sh
+	@hack/sync-chart.sh --verify
+
+.PHONY: chart-sync
+chart-sync: ## Copy the CRDs, generated roles and webhook, alerts and dashboard from config/ into the Helm chart.
+	@hack/sync-chart.sh
 
 .PHONY: build
 build: ## Build the binaries into bin/.
@@ -60,12 +65,16 @@ lint: ## gofmt, go vet and golangci-lint.
 	$(GO) vet ./...
 	$(GOLANGCI_LINT) run --allow-parallel-runners ./...
 
+.PHONY: lint-deploy
+lint-deploy: controlplane ## helm lint and template of the chart (default and ci/ values), kubectl kustomize of every overlay, PromQL parse.
+	@TOOLS_BIN=$(TOOLS_BIN) GO=$(GO) hack/lint-deploy.sh
+
 .PHONY: test-deps
 test-deps: ## Install the Debian packages whose programs the power-driver tests run as real peers.
 	@hack/install-test-deps.sh
 
 .PHONY: test
-test: test-deps controlplane verify-generated lint ## Build what the tests need, check generated files and lint, run every test with -race.
+test: test-deps controlplane verify-generated lint lint-deploy ## Build what the tests need, check generated files, lint code and deployment artifacts, run every test with -race.
 	@start=$$(date +%s); \
 	$(GO) test $(TEST_FLAGS) ./...; \
 	echo "tests: done after $$(( $$(date +%s) - start ))s"

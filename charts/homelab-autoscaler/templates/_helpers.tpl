@@ -1,0 +1,61 @@
+{{/* The base name of every object: the release name, with the chart name unless it has it. */}}
+{{- define "hla.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 50 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 50 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "hla.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{- define "hla.selectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: manager
+{{- end -}}
+
+{{- define "hla.grpcSecret" -}}
+{{- default (printf "%s-grpc-tls" (include "hla.fullname" .)) .Values.grpc.tls.existingSecret -}}
+{{- end -}}
+
+{{- define "hla.grpcHost" -}}
+{{- printf "%s-grpc.%s.svc" (include "hla.fullname" .) .Release.Namespace -}}
+{{- end -}}
+
+{{/* The issuer of every certificate: the given one, or the chart's own CA. */}}
+{{- define "hla.issuerRef" -}}
+{{- if .Values.grpc.tls.certManager.issuer.name -}}
+kind: {{ .Values.grpc.tls.certManager.issuer.kind | default "Issuer" }}
+name: {{ .Values.grpc.tls.certManager.issuer.name }}
+{{- else -}}
+kind: Issuer
+name: {{ include "hla.fullname" . }}-ca
+{{- end -}}
+{{- end -}}
+
+{{- define "hla.caClientSecret" -}}
+{{- default (printf "%s-cluster-autoscaler-grpc-client" (include "hla.fullname" .)) .Values.clusterAutoscaler.clientSecret -}}
+{{- end -}}
+
+{{/* Checks of value combinations that cannot work. */}}
+{{- define "hla.validate" -}}
+{{- if and .Values.webhook.enabled (not .Values.grpc.tls.certManager.enabled) -}}
+{{- fail "webhook.enabled needs grpc.tls.certManager.enabled (the webhook's serving certificate comes from cert-manager)" -}}
+{{- end -}}
+{{- if and .Values.clusterAutoscaler.enabled (not .Values.grpc.tls.certManager.enabled) (not .Values.clusterAutoscaler.clientSecret) -}}
+{{- fail "clusterAutoscaler.enabled needs grpc.tls.certManager.enabled or clusterAutoscaler.clientSecret (its client certificate)" -}}
+{{- end -}}
+{{- if and (gt (int .Values.replicas) 1) (not .Values.leaderElection.enabled) -}}
+{{- fail "replicas above 1 need leaderElection.enabled (otherwise every replica runs the controllers)" -}}
+{{- end -}}
+{{- if and .Values.grpc.tls.certManager.enabled .Values.grpc.tls.existingSecret -}}
+{{- fail "set either grpc.tls.certManager.enabled or grpc.tls.existingSecret, not both" -}}
+{{- end -}}
+{{- end -}}

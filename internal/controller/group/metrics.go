@@ -1,0 +1,66 @@
+package group
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
+)
+
+// The group gauges are labelled with the group's cluster-autoscaler id (namespace/name) rather
+// than a namespace label, which would clash with the scraped pod's own namespace label. Only the
+// leader runs this controller, so only the leader exports them.
+var (
+	machinesGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "homelab_autoscaler_group_machines",
+		Help: "Members of each Group by progress (Off, StartingUp, Ready, ShuttingDown, Failed).",
+	}, []string{"group", "progress"})
+	targetGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "homelab_autoscaler_group_target_size",
+		Help: "Members of each Group desired on: cluster-autoscaler's target size.",
+	}, []string{"group"})
+	maxGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "homelab_autoscaler_group_max_size",
+		Help: "Each Group's effective maximum size (spec.maxSize capped by the number of members).",
+	}, []string{"group"})
+	minGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "homelab_autoscaler_group_min_size",
+		Help: "Each Group's minimum size (spec.minSize, at most the effective maximum).",
+	}, []string{"group"})
+)
+
+func init() {
+	ctrlmetrics.Registry.MustRegister(machinesGauge, targetGauge, maxGauge, minGauge)
+}
+
+func groupID(namespace, name string) string { return namespace + "/" + name }
+
+// observe exports a group's counts as the status reports them.
+func observe(g *infrav1.Group, st infrav1.GroupStatus) {
+	id := groupID(g.Namespace, g.Name)
+	for progress, n := range map[infrav1.Progress]int32{
+		infrav1.ProgressOff:          st.PoweredOff,
+		infrav1.ProgressStartingUp:   st.StartingUp,
+		infrav1.ProgressReady:        st.Ready,
+		infrav1.ProgressShuttingDown: st.ShuttingDown,
+		infrav1.ProgressFailed:       st.Failed,
+	} {
+		machinesGauge.WithLabelValues(id, string(progress)).Set(float64(n))
+	}
+	maxSize := st.Members
+	if g.Spec.MaxSize != nil && *g.Spec.MaxSize < maxSize {
+		maxSize = *g.Spec.MaxSize
+	}
+	targetGauge.WithLabelValues(id).Set(float64(st.Target))
+	maxGauge.WithLabelValues(id).Set(float64(maxSize))
+	minGauge.WithLabelValues(id).Set(float64(min(g.Spec.MinSize, maxSize)))
+}
+
+// forget drops a deleted group's series.
+func forget(namespace, name string) {
+	id := groupID(namespace, name)
+	machinesGauge.DeletePartialMatch(prometheus.Labels{"group": id})
+	targetGauge.DeleteLabelValues(id)
+	maxGauge.DeleteLabelValues(id)
+	minGauge.DeleteLabelValues(id)
+}

@@ -1,0 +1,326 @@
+package deploytest_test
+
+import (
+	"context"
+	"net"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+)
+
+const infraGroup = "infra.homelab-autoscaler.dev"
+
+// TestKustomizeDefault installs config/default: everything the manager needs, watching every
+// namespace.
+func TestKustomizeDefault(t *testing.T) {
+	objs := kustomize(t, "config/default")
+	apply(t, objs)
+	d := into[appsv1.Deployment](t, objs.one(t, "Deployment", "homelab-autoscaler"))
+	checkManager(t, d, 2)
+	objs.one(t, "PodDisruptionBudget", "homelab-autoscaler")
+	checkAccess(t, "homelab-autoscaler", "homelab-autoscaler", []access{
+		{verb: "get", resource: "secrets", namespace: "default", allowed: true},
+		{verb: "list", resource: "secrets", namespace: "default"},
+		{verb: "update", resource: "secrets", namespace: "homelab-autoscaler"},
+		{verb: "patch", resource: "nodes", allowed: true},
+		{verb: "create", resource: "pods", subresource: "eviction", namespace: "default", allowed: true},
+		{verb: "patch", group: infraGroup, resource: "nodes", namespace: "default", allowed: true},
+		{verb: "delete", group: infraGroup, resource: "groups", namespace: "default"},
+	})
+}
+
+// TestKustomizeWithClusterAutoscaler installs config/with-cluster-autoscaler and checks that
+// cluster-autoscaler is wired to the manager: address, certificates, mounts.
+func TestKustomizeWithClusterAutoscaler(t *testing.T) {
+	objs := kustomize(t, "config/with-cluster-autoscaler")
+	apply(t, objs)
+	checkWiring(t, objs, "homelab-autoscaler", "cluster-autoscaler")
+	checkWebhook(t, objs, "homelab-autoscaler")
+	checkAccess(t, "homelab-autoscaler", "cluster-autoscaler", []access{
+		{verb: "list", resource: "nodes", allowed: true},
+		{verb: "update", resource: "configmaps", namespace: "homelab-autoscaler"},
+		{verb: "create", resource: "configmaps", namespace: "homelab-autoscaler", allowed: true},
+		{verb: "get", resource: "secrets", namespace: "homelab-autoscaler"},
+	})
+	// The other overlays build too.
+	for _, overlay := range []string{"config/with-cert-manager", "config/cluster-autoscaler"} {
+		if len(kustomize(t, overlay)) == 0 {
+			t.Errorf("%s renders nothing", overlay)
+		}
+	}
+}
+
+// TestChartDefaults installs the chart with its default values.
+func TestChartDefaults(t *testing.T) {
+	ensureNamespace(t, "chart-default", restricted)
+	objs := helmTemplate(t, "defaults", "chart-default")
+	apply(t, objs)
+	const name = "defaults-homelab-autoscaler"
+	checkManager(t, into[appsv1.Deployment](t, objs.one(t, "Deployment", name)), 2)
+	objs.one(t, "PodDisruptionBudget", name)
+	if n := len(objs.find("Certificate", "")) + len(objs.find("MutatingWebhookConfiguration", "")) +
+		len(objs.find("ServiceMonitor", "")); n != 0 {
+		t.Errorf("default values render %d cert-manager, webhook or monitoring objects", n)
+	}
+	checkAccess(t, "chart-default", name, []access{
+		{verb: "get", resource: "secrets", namespace: "default", allowed: true},
+		{verb: "list", resource: "secrets", namespace: "default"},
+		{verb: "patch", resource: "nodes", allowed: true},
+		{verb: "create", resource: "pods", subresource: "eviction", namespace: "default", allowed: true},
+	})
+}
+
+// TestChartRefusesBrokenValues: value combinations that cannot work fail the rendering with a
+// message that says what to set.
+func TestChartRefusesBrokenValues(t *testing.T) {
+	for _, c := range []struct{ set, message string }{
+		{"webhook.enabled=true", "webhook.enabled needs grpc.tls.certManager.enabled"},
+		{"clusterAutoscaler.enabled=true", "clusterAutoscaler.enabled needs grpc.tls.certManager.enabled or clusterAutoscaler.clientSecret"},
+		{"grpc.tls.certManager.enabled=true,grpc.tls.existingSecret=mine", "either grpc.tls.certManager.enabled or grpc.tls.existingSecret"},
+		{"leaderElection.enabled=false", "replicas above 1 need leaderElection.enabled"},
+	} {
+		t.Run(c.set, func(t *testing.T) {
+			t.Parallel() // each is a separate helm process
+			out, err := helm("template", "broken", "charts/homelab-autoscaler", "--set", c.set)
+			if err == nil || !strings.Contains(out, c.message) {
+				t.Errorf("err %v, output %q; want a failure saying %q", err, out, c.message)
+			}
+		})
+	}
+}
+
+// TestChartEverything installs the chart with every option on and one watched namespace.
+func TestChartEverything(t *testing.T) {
+	ensureNamespace(t, "chart-all", restricted)
+	ensureNamespace(t, "chart-watched", nil)
+	ensureNamespace(t, "chart-other", nil)
+	objs := helmTemplate(t, "all", "chart-all", "-f", "charts/homelab-autoscaler/ci/all-values.yaml",
+		"--set", "watchNamespace=chart-watched")
+	const name = "all-homelab-autoscaler"
+
+	// The namespaced permissions are checked before the cluster-wide binding exists, so that they
+	// test the chart's bindings whatever the generated cluster-wide role holds.
+	var namespaced manifests
+	for _, u := range objs {
+		if u.GetKind() != "ClusterRoleBinding" || u.GetName() != name+"-manager" {
+			namespaced = append(namespaced, u)
+		}
+	}
+	if len(objs.find("ClusterRoleBinding", name+"-manager-namespaced")) != 0 {
+		t.Fatal("a watched namespace must not bind the namespaced role cluster-wide")
+	}
+	apply(t, namespaced)
+	checkAccess(t, "chart-all", name, []access{
+		{verb: "get", resource: "secrets", namespace: "chart-watched", allowed: true},
+		{verb: "get", group: infraGroup, resource: "groups", namespace: "chart-watched", allowed: true},
+		{verb: "get", resource: "secrets", namespace: "chart-other"},
+		{verb: "get", group: infraGroup, resource: "groups", namespace: "chart-other"},
+		{verb: "list", resource: "secrets", namespace: "chart-watched"},
+	})
+	apply(t, objs)
+	checkAccess(t, "chart-all", name, []access{
+		{verb: "patch", resource: "nodes", allowed: true},
+		{verb: "create", resource: "pods", subresource: "eviction", namespace: "chart-watched", allowed: true},
+		{verb: "list", resource: "secrets", namespace: "chart-watched"},
+	})
+
+	d := into[appsv1.Deployment](t, objs.one(t, "Deployment", name))
+	checkManager(t, d, 2)
+	args := d.Spec.Template.Spec.Containers[0].Args
+	for _, want := range []string{"--namespace=chart-watched", "--node-concurrency=8", "--zap-encoder=console"} {
+		if !slices.Contains(args, want) {
+			t.Errorf("manager args %v lack %s", args, want)
+		}
+	}
+	checkWiring(t, objs, name, name+"-cluster-autoscaler")
+	checkWebhook(t, objs, name)
+	checkAccess(t, "chart-all", name+"-cluster-autoscaler", []access{
+		{verb: "list", resource: "nodes", allowed: true},
+		{verb: "create", resource: "configmaps", namespace: "chart-all", allowed: true},
+		{verb: "get", resource: "secrets", namespace: "chart-all"},
+	})
+	for _, kind := range []string{"ServiceMonitor", "PrometheusRule"} {
+		objs.one(t, kind, name)
+	}
+	objs.one(t, "ConfigMap", name+"-dashboard")
+}
+
+var restricted = map[string]string{"pod-security.kubernetes.io/enforce": "restricted"}
+
+// checkManager checks the manager Deployment's replicas, leader election, probes and that its pod
+// passes the restricted Pod Security Standard, enforced by the apiserver on a dry-run Pod in a
+// namespace that enforces it.
+func checkManager(t *testing.T, d *appsv1.Deployment, replicas int32) {
+	t.Helper()
+	if d.Spec.Replicas == nil || *d.Spec.Replicas != replicas {
+		t.Errorf("manager replicas %v, want %d", d.Spec.Replicas, replicas)
+	}
+	c := d.Spec.Template.Spec.Containers[0]
+	if !slices.Contains(c.Args, "--leader-elect") {
+		t.Errorf("several replicas without --leader-elect: %v", c.Args)
+	}
+	if c.LivenessProbe == nil || c.LivenessProbe.HTTPGet.Path != "/healthz" || c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet.Path != "/readyz" {
+		t.Error("the manager needs /healthz and /readyz probes")
+	}
+	if c.SecurityContext == nil || c.SecurityContext.ReadOnlyRootFilesystem == nil || !*c.SecurityContext.ReadOnlyRootFilesystem {
+		t.Error("the manager's root filesystem must be read-only")
+	}
+	checkRestricted(t, d)
+}
+
+// checkRestricted has the apiserver's Pod Security admission judge a Deployment's pod, as a
+// dry-run Pod in a namespace that enforces the restricted standard.
+func checkRestricted(t *testing.T, d *appsv1.Deployment) {
+	t.Helper()
+	ensureNamespace(t, "restricted-check", restricted)
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "restricted-check", GenerateName: d.Name + "-"},
+		Spec:       *d.Spec.Template.Spec.DeepCopy(),
+	}
+	pod.Spec.ServiceAccountName = ""
+	if err := env.Client.Create(context.Background(), pod, client.DryRunAll); err != nil {
+		t.Errorf("the %s pod does not pass the restricted Pod Security Standard: %v", d.Name, err)
+	}
+}
+
+// checkWiring follows cluster-autoscaler's cloud-config to the manager: the address is the gRPC
+// Service that selects the manager, on its port; the client certificate files are mounted from
+// a client Certificate's Secret; the server Certificate names the address's host and is what
+// the manager mounts for its --grpc-tls-* flags; both come from one issuer.
+func checkWiring(t *testing.T, objs manifests, manager, autoscaler string) {
+	t.Helper()
+	md := into[appsv1.Deployment](t, objs.one(t, "Deployment", manager))
+	cad := into[appsv1.Deployment](t, objs.one(t, "Deployment", autoscaler))
+	ca := cad.Spec.Template.Spec.Containers[0]
+	checkRestricted(t, cad)
+	if !slices.Contains(ca.Args, "--cloud-provider=externalgrpc") {
+		t.Fatal("cluster-autoscaler is not told to use externalgrpc")
+	}
+	if !slices.Contains(ca.Args, "--namespace="+cad.Namespace) {
+		t.Errorf("cluster-autoscaler's --namespace is not its own (%s): %v", cad.Namespace, ca.Args)
+	}
+	caMounts := secretMounts(cad)
+	cloudConfigPath := flagValue(ca.Args, "--cloud-config")
+	secret := into[corev1.Secret](t, objs.one(t, "Secret", caMounts[path.Dir(cloudConfigPath)]))
+	cfg := struct{ Address, Cert, Key, CACert string }{}
+	if err := yaml.Unmarshal([]byte(secret.StringData[path.Base(cloudConfigPath)]), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	host, port, err := net.SplitHostPort(cfg.Address)
+	if err != nil {
+		t.Fatalf("cloud-config address %q: %v", cfg.Address, err)
+	}
+	svcName, svcNS, _ := strings.Cut(strings.TrimSuffix(host, ".svc"), ".")
+	svc := into[corev1.Service](t, objs.one(t, "Service", svcName))
+	if svc.Namespace != svcNS || svc.Spec.Ports[0].Port != int32(atoi(t, port)) {
+		t.Fatalf("cloud-config address %s is not the Service %s/%s:%d", cfg.Address, svc.Namespace, svc.Name, svc.Spec.Ports[0].Port)
+	}
+	for k, v := range svc.Spec.Selector {
+		if md.Spec.Template.Labels[k] != v {
+			t.Fatalf("the gRPC Service selects %v, not the manager's pods (%v)", svc.Spec.Selector, md.Spec.Template.Labels)
+		}
+	}
+	clientSecret := caMounts[path.Dir(cfg.Cert)]
+	if clientSecret == "" || caMounts[path.Dir(cfg.Key)] != clientSecret || caMounts[path.Dir(cfg.CACert)] != clientSecret {
+		t.Fatalf("cloud-config files %s, %s, %s are not in one mounted Secret (mounts %v)", cfg.Cert, cfg.Key, cfg.CACert, caMounts)
+	}
+	clientCert := certificateFor(t, objs, clientSecret)
+	if !slices.Contains(stringSlice(clientCert, "spec", "usages"), "client auth") {
+		t.Error("cluster-autoscaler's certificate is not for client auth")
+	}
+
+	mc := md.Spec.Template.Spec.Containers[0]
+	mMounts := secretMounts(md)
+	serverSecret := mMounts[path.Dir(flagValue(mc.Args, "--grpc-tls-cert"))]
+	for _, f := range []string{"--grpc-tls-key", "--grpc-client-ca"} {
+		if mMounts[path.Dir(flagValue(mc.Args, f))] != serverSecret {
+			t.Fatalf("%s is not in the gRPC TLS Secret %s", f, serverSecret)
+		}
+	}
+	server := certificateFor(t, objs, serverSecret)
+	if !slices.Contains(stringSlice(server, "spec", "dnsNames"), host) {
+		t.Errorf("the server certificate names %v, not the cloud-config host %s", stringSlice(server, "spec", "dnsNames"), host)
+	}
+	serverIssuer, _, _ := unstructured.NestedStringMap(server.Object, "spec", "issuerRef")
+	clientIssuer, _, _ := unstructured.NestedStringMap(clientCert.Object, "spec", "issuerRef")
+	if serverIssuer["name"] == "" || serverIssuer["name"] != clientIssuer["name"] {
+		t.Errorf("server and client certificates come from different issuers (%v, %v): the manager's client CA would refuse cluster-autoscaler", serverIssuer, clientIssuer)
+	}
+}
+
+// checkWebhook: the webhook configuration points at a Service of the manager, cert-manager
+// injects the CA of the Certificate whose Secret the manager mounts as --webhook-cert-dir.
+func checkWebhook(t *testing.T, objs manifests, manager string) {
+	t.Helper()
+	md := into[appsv1.Deployment](t, objs.one(t, "Deployment", manager))
+	hooks := objs.find("MutatingWebhookConfiguration", "")
+	if len(hooks) != 1 {
+		t.Fatalf("%d webhook configurations, want 1", len(hooks))
+	}
+	svcRef, _, _ := unstructured.NestedMap(hooks[0].Object["webhooks"].([]any)[0].(map[string]any), "clientConfig", "service")
+	svc := into[corev1.Service](t, objs.one(t, "Service", svcRef["name"].(string)))
+	if svc.Namespace != svcRef["namespace"] || svc.Spec.Selector["app.kubernetes.io/component"] != "manager" {
+		t.Errorf("the webhook calls %v, not a Service of the manager", svcRef)
+	}
+	dir := flagValue(md.Spec.Template.Spec.Containers[0].Args, "--webhook-cert-dir")
+	cert := certificateFor(t, objs, secretMounts(md)[dir])
+	if want := cert.GetNamespace() + "/" + cert.GetName(); hooks[0].GetAnnotations()["cert-manager.io/inject-ca-from"] != want {
+		t.Errorf("the webhook's CA is injected from %q, want %s", hooks[0].GetAnnotations()["cert-manager.io/inject-ca-from"], want)
+	}
+}
+
+// secretMounts maps each mount path of the first container to the Secret mounted there.
+func secretMounts(d *appsv1.Deployment) map[string]string {
+	out := map[string]string{}
+	for _, m := range d.Spec.Template.Spec.Containers[0].VolumeMounts {
+		for _, v := range d.Spec.Template.Spec.Volumes {
+			if v.Name == m.Name && v.Secret != nil {
+				out[m.MountPath] = v.Secret.SecretName
+			}
+		}
+	}
+	return out
+}
+
+func certificateFor(t *testing.T, objs manifests, secret string) *unstructured.Unstructured {
+	t.Helper()
+	for _, c := range objs.find("Certificate", "") {
+		if s, _, _ := unstructured.NestedString(c.Object, "spec", "secretName"); s == secret && secret != "" {
+			return c
+		}
+	}
+	t.Fatalf("no Certificate makes the Secret %q", secret)
+	return nil
+}
+
+func flagValue(args []string, flag string) string {
+	for _, a := range args {
+		if v, ok := strings.CutPrefix(a, flag+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+func stringSlice(u *unstructured.Unstructured, fields ...string) []string {
+	s, _, _ := unstructured.NestedStringSlice(u.Object, fields...)
+	return s
+}
+
+func atoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}

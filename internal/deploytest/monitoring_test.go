@@ -1,0 +1,138 @@
+package deploytest_test
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+var (
+	metricRef  = regexp.MustCompile(`\bhomelab_autoscaler_[a-z0-9_]+`)
+	metricDecl = regexp.MustCompile(`Name:\s+"(homelab_autoscaler_[a-z0-9_]+)"`)
+)
+
+// exportedMetrics reads the metric names the code declares, with the series names a histogram
+// adds.
+func exportedMetrics(t *testing.T) map[string]bool {
+	t.Helper()
+	out := map[string]bool{}
+	err := filepath.WalkDir(filepath.Join(repoRoot(t), "internal"), func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".go") || strings.HasSuffix(p, "_test.go") {
+			return err
+		}
+		src, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		for _, m := range metricDecl.FindAllStringSubmatch(string(src), -1) {
+			for _, suffix := range []string{"", "_bucket", "_sum", "_count"} {
+				out[m[1]+suffix] = true
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) == 0 {
+		t.Fatal("no metric declarations found")
+	}
+	return out
+}
+
+func checkMetricRefs(t *testing.T, where, expr string, exported map[string]bool) {
+	t.Helper()
+	for _, name := range metricRef.FindAllString(expr, -1) {
+		if !exported[name] {
+			t.Errorf("%s uses %s, which the code does not export", where, name)
+		}
+	}
+}
+
+// TestAlerts checks config/prometheus: every alert names only metrics the code exports, has a
+// severity and a summary, and selects the job its ServiceMonitor produces.
+func TestAlerts(t *testing.T) {
+	exported := exportedMetrics(t)
+	objs := kustomize(t, "config/prometheus")
+	monitor := objs.one(t, "ServiceMonitor", "homelab-autoscaler")
+	jobLabel, _, _ := unstructured.NestedString(monitor.Object, "spec", "jobLabel")
+	job := "homelab-autoscaler" // the value of jobLabel on the metrics Service
+	if jobLabel != "app.kubernetes.io/name" {
+		t.Fatalf("the ServiceMonitor's jobLabel is %q; the alerts select job=%q", jobLabel, job)
+	}
+	groups, _, _ := unstructured.NestedSlice(objs.one(t, "PrometheusRule", "homelab-autoscaler").Object, "spec", "groups")
+	alerts := 0
+	for _, g := range groups {
+		rules, _ := g.(map[string]any)["rules"].([]any)
+		for _, r := range rules {
+			rule := r.(map[string]any)
+			name, _ := rule["alert"].(string)
+			expr, _ := rule["expr"].(string)
+			if name == "" || expr == "" {
+				t.Errorf("rule without alert name or expr: %v", rule)
+				continue
+			}
+			alerts++
+			checkMetricRefs(t, name, expr, exported)
+			if strings.Contains(expr, "job=") && !strings.Contains(expr, `job="`+job+`"`) {
+				t.Errorf("%s selects a job other than %q", name, job)
+			}
+			labels, _ := rule["labels"].(map[string]any)
+			annotations, _ := rule["annotations"].(map[string]any)
+			if labels["severity"] == nil || annotations["summary"] == nil {
+				t.Errorf("%s lacks a severity or a summary", name)
+			}
+		}
+	}
+	if alerts < 6 {
+		t.Errorf("only %d alerts", alerts)
+	}
+}
+
+// TestDashboard checks the Grafana dashboard: valid JSON, and every query names only exported
+// metrics.
+func TestDashboard(t *testing.T) {
+	exported := exportedMetrics(t)
+	raw, err := os.ReadFile(filepath.Join(repoRoot(t), "config", "grafana", "homelab-autoscaler.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		UID    string `json:"uid"`
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+		Templating struct {
+			List []struct {
+				Definition string `json:"definition"`
+			} `json:"list"`
+		} `json:"templating"`
+	}
+	if err := json.Unmarshal(raw, &dash); err != nil {
+		t.Fatal(err)
+	}
+	queries := 0
+	for _, p := range dash.Panels {
+		for _, q := range p.Targets {
+			queries++
+			checkMetricRefs(t, "panel "+p.Title, q.Expr, exported)
+		}
+	}
+	for _, v := range dash.Templating.List {
+		checkMetricRefs(t, "variable", v.Definition, exported)
+	}
+	if dash.UID == "" || queries < 10 {
+		t.Errorf("dashboard uid %q with %d queries", dash.UID, queries)
+	}
+	if cm := kustomize(t, "config/grafana").one(t, "ConfigMap", "homelab-autoscaler-dashboard"); cm.GetLabels()["grafana_dashboard"] == "" {
+		t.Error("the dashboard ConfigMap lacks the grafana_dashboard label")
+	}
+}
