@@ -2,6 +2,8 @@ package deploytest_test
 
 import (
 	"context"
+	"flag"
+	"io"
 	"net"
 	"path"
 	"slices"
@@ -15,6 +17,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
+
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/app"
 )
 
 const infraGroup = "infra.homelab-autoscaler.dev"
@@ -165,6 +169,16 @@ func checkManager(t *testing.T, d *appsv1.Deployment, replicas int32) {
 	}
 	if c.SecurityContext == nil || c.SecurityContext.ReadOnlyRootFilesystem == nil || !*c.SecurityContext.ReadOnlyRootFilesystem {
 		t.Error("the manager's root filesystem must be read-only")
+	}
+	// The manifests' arguments are parsed and validated by the manager's own flag set, so a
+	// renamed or misspelt flag fails here and not in a crash-looping pod.
+	fs := flag.NewFlagSet("homelab-autoscaler", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	o, _ := app.BindFlags(fs)
+	if err := fs.Parse(c.Args); err != nil {
+		t.Errorf("the manager refuses its arguments %v: %v", c.Args, err)
+	} else if err := o.Validate(); err != nil {
+		t.Errorf("the manager refuses its arguments %v: %v", c.Args, err)
 	}
 	checkRestricted(t, d)
 }
