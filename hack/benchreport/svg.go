@@ -27,8 +27,8 @@ type point struct{ x, y float64 }
 var palette = []string{"#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"}
 
 const (
-	width, height              = 760.0, 420.0
-	left, right, top, bottom   = 70.0, 210.0, 40.0, 50.0
+	width, height              = 860.0, 420.0
+	left, right, top, bottom   = 70.0, 290.0, 40.0, 50.0
 	plotWidth, plotHeight      = width - left - right, height - top - bottom
 	minPositive                = 1e-3
 	fontStyle                  = `font-family="sans-serif" font-size="12"`
@@ -59,7 +59,7 @@ func (c chart) svg() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%.0f" height="%.0f" viewBox="0 0 %.0f %.0f">`+"\n", width, height, width, height)
 	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
-	fmt.Fprintf(&b, `<text x="%.0f" y="22" %s font-size="15" font-weight="bold">%s</text>`+"\n", left, fontStyle, esc(c.title))
+	fmt.Fprintf(&b, `<text x="%.0f" y="22" font-family="sans-serif" font-size="15" font-weight="bold">%s</text>`+"\n", left, esc(c.title))
 	for _, t := range yr.ticks() {
 		y := py(t)
 		fmt.Fprintf(&b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" %s/>`+"\n", left, y, left+plotWidth, y, gridStyle)
