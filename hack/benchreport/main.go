@@ -32,7 +32,15 @@ func main() {
 	reps := flag.Int("reps", envInt("BENCH_REPS", 3), "Repetitions of each measurement (env BENCH_REPS).")
 	out := flag.String("out", "docs/performance.md", "The report.")
 	assets := flag.String("assets", "docs/performance", "Folder of the report's plots and raw results.")
+	from := flag.String("render", "", "Render the report again from this results.json instead of measuring.")
 	flag.Parse()
+	if *from != "" {
+		if err := render(*from, *out, *assets); err != nil {
+			fmt.Fprintln(os.Stderr, "benchreport:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(*sizes, *reps, *out, *assets); err != nil {
 		fmt.Fprintln(os.Stderr, "benchreport:", err)
 		os.Exit(1)
@@ -97,6 +105,19 @@ func run(sizeList string, reps int, out, assets string) error {
 		return errors.New("no fleet size was measured")
 	}
 	return nil
+}
+
+// render writes the report from the results of an earlier run.
+func render(from, out, assets string) error {
+	data, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	rep := &report{}
+	if err := json.Unmarshal(data, rep); err != nil {
+		return fmt.Errorf("%s: %w", from, err)
+	}
+	return rep.write(out, assets)
 }
 
 // runSize runs the benchmark at one size and reads its result.

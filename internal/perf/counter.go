@@ -92,12 +92,15 @@ func (c *Counter) roundTrip(next http.RoundTripper, req *http.Request) (*http.Re
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.byVerb[verb]++
-	switch verb {
-	case "CREATE", "UPDATE", "PATCH", "DELETE":
-		c.writes[resource]++
-	}
 	if err == nil && resp.StatusCode == http.StatusConflict {
 		c.conflicts++
+	}
+	switch verb {
+	case "CREATE", "UPDATE", "PATCH", "DELETE":
+		// Writes the apiserver refused (a conflict above all) are counted by verb only.
+		if err == nil && resp.StatusCode < http.StatusBadRequest {
+			c.writes[resource]++
+		}
 	}
 	if noOp {
 		c.noOps++

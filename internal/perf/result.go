@@ -113,7 +113,8 @@ type Requests struct {
 	// Machines is how many machines the phase moved (the divisor of the per-machine numbers).
 	Machines int            `json:"machines"`
 	ByVerb   map[string]int `json:"byVerb"`
-	// Writes counts CREATE, UPDATE, PATCH and DELETE by resource (subresource after a slash).
+	// Writes counts the CREATE, UPDATE, PATCH and DELETE requests that succeeded, by resource
+	// (subresource after a slash; an API group before one).
 	Writes map[string]int `json:"writes"`
 	// Conflicts counts 409 answers; NoOps writes the apiserver answered with the resourceVersion
 	// sent (nothing changed).
@@ -122,25 +123,34 @@ type Requests struct {
 }
 
 // ObjectWrites is the writes to anything but Events.
-func (r Requests) ObjectWrites() int {
+func (r Requests) ObjectWrites() int { return r.sum(func(res string) bool { return !isEvent(res) }) }
+
+// MachineWrites is the writes to machines: Nodes of this project and core Nodes, spec and
+// status.
+func (r Requests) MachineWrites() int {
+	return r.sum(func(res string) bool {
+		return res == "nodes" || res == "nodes/status" || res == apiGroup+"/nodes" || res == apiGroup+"/nodes/status"
+	})
+}
+
+// GroupWrites is the writes to Groups, spec (the scale ledger) and status.
+func (r Requests) GroupWrites() int {
+	return r.sum(func(res string) bool { return res == apiGroup+"/groups" || res == apiGroup+"/groups/status" })
+}
+
+// EventWrites is the writes of Events.
+func (r Requests) EventWrites() int { return r.sum(isEvent) }
+
+func (r Requests) sum(match func(resource string) bool) int {
 	n := 0
 	for res, c := range r.Writes {
-		if !isEvent(res) {
+		if match(res) {
 			n += c
 		}
 	}
 	return n
 }
 
-// EventWrites is the writes of Events.
-func (r Requests) EventWrites() int {
-	n := 0
-	for res, c := range r.Writes {
-		if isEvent(res) {
-			n += c
-		}
-	}
-	return n
-}
+const apiGroup = "infra.homelab-autoscaler.dev"
 
 func isEvent(resource string) bool { return resource == "events" || resource == "events.k8s.io/events" }
