@@ -16,6 +16,7 @@ import (
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/cloudprovider"
 	pb "github.com/homelab-autoscaler/homelab-autoscaler/internal/cloudprovider/externalgrpc"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/controller/node"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/optimistic"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/perf"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/sim"
@@ -243,9 +244,11 @@ func (r *run) burst(m *manager, t *tracker) {
 	queues := queueHistograms()
 	r.logf("burst of %d spec changes over %d machines from %d writers", burstChanges, len(names), burstWriters)
 	type write struct {
-		name string
-		gen  int64
-		at   time.Time
+		name      string
+		gen       int64
+		at        time.Time
+		took      time.Duration
+		conflicts int
 	}
 	writes := make([]write, burstChanges)
 	var wg sync.WaitGroup
@@ -261,7 +264,8 @@ func (r *run) burst(m *manager, t *tracker) {
 				}
 				key := &infrav1.Node{ObjectMeta: metav1.ObjectMeta{Namespace: r.nsOf("sim"), Name: names[i%len(names)]}}
 				ctx, cancel := ctxFor(30 * time.Second)
-				_, err := optimistic.Update(ctx, r.writer, key, func(n *infrav1.Node) error {
+				start := time.Now()
+				res, err := optimistic.Update(ctx, r.writer, key, func(n *infrav1.Node) error {
 					n.Spec.BootTimeout = &metav1.Duration{Duration: 10*time.Minute + time.Duration(i+1)*time.Second}
 					return nil
 				})
@@ -270,7 +274,8 @@ func (r *run) burst(m *manager, t *tracker) {
 					b.Errorf("burst write %d: %v", i, err)
 					continue
 				}
-				writes[i] = write{key.Name, key.Generation, time.Now()}
+				now := time.Now()
+				writes[i] = write{key.Name, key.Generation, now, now.Sub(start), res.Conflicts}
 			}
 		})
 	}
@@ -284,9 +289,12 @@ func (r *run) burst(m *manager, t *tracker) {
 		}
 		return true
 	})
-	var lat []time.Duration
-	missing := 0
+	var lat, took []time.Duration
+	missing, conflicts := 0, 0
 	for _, w := range writes {
+		if w.name != "" {
+			took, conflicts = append(took, w.took), conflicts+w.conflicts
+		}
 		at, ok := t.observedBy(w.name, w.gen)
 		if !ok {
 			missing++
@@ -307,7 +315,8 @@ func (r *run) burst(m *manager, t *tracker) {
 	}
 	r.res.Burst = perf.Burst{
 		Changes: burstChanges, WriteSeconds: wrote.Seconds(), ObservedP50: sec(0.5), ObservedP99: sec(0.99), ObservedMax: maxLat,
-		Missing: missing, QueueP99: q, Requests: m.requests.Take(fmt.Sprintf("burst of %d spec changes", burstChanges), burstChanges),
+		Missing: missing, QueueP99: q, Workers: node.DefaultConcurrency,
+		WriteP50Millis: perf.Percentile(took, 0.5), WriteP99Millis: perf.Percentile(took, 0.99), WriteConflicts: conflicts, Requests: m.requests.Take(fmt.Sprintf("burst of %d spec changes", burstChanges), burstChanges),
 	}
 	r.logf("burst: written in %.1f s; spec→observedGeneration p50 %.3f s, p99 %.3f s, max %.3f s, %d missing; queue p99 %v",
 		wrote.Seconds(), r.res.Burst.ObservedP50, r.res.Burst.ObservedP99, maxLat, missing, q)

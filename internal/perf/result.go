@@ -105,6 +105,15 @@ type Burst struct {
 	QueueP99 map[string]float64 `json:"queueP99"`
 	// Requests is what the manager sent during the burst.
 	Requests Requests `json:"requests"`
+	// Workers is the node controller's concurrent reconciles.
+	Workers int `json:"workers"`
+	// WriteP50Millis and WriteP99Millis time the burst's own writes (a read and a patch each,
+	// plus retries): how fast the apiserver answered writes meanwhile. WriteConflicts counts
+	// their 409 answers (a spec write conflicts with the controller's status write of the same
+	// machine, since both change the resourceVersion).
+	WriteP50Millis float64 `json:"writeP50Millis"`
+	WriteP99Millis float64 `json:"writeP99Millis"`
+	WriteConflicts int     `json:"writeConflicts"`
 }
 
 // Requests counts the manager's API requests in one phase, by verb and by resource.
