@@ -171,7 +171,7 @@ func (r *report) targets(p printer) {
 	var parts []string
 	writeOK := true
 	serial := true
-	for _, l := range big.Writes {
+	for _, l := range uniqueWrites(big.Writes) {
 		ok := l.P99.Median < writeP99Target
 		writeOK = writeOK && ok
 		if !ok && l.Callers == 1 {
@@ -341,7 +341,7 @@ func (r *report) writeTable(p printer, assets string) {
 	p("| machines | call | callers | p50 | p99 | conflicts / call | API writes / call |")
 	p("|---:|---|---:|---:|---:|---:|---:|")
 	for _, res := range r.Results {
-		for _, l := range res.Writes {
+		for _, l := range uniqueWrites(res.Writes) {
 			p("| %d | %s | %d | %.1f | %s | %.2f | %.2f |", res.Size, l.Call, l.Callers, l.P50.Median, spread(l.P99, 1), l.ConflictsPerCall.Median, l.APIWritesPerCall.Median)
 		}
 	}
@@ -516,7 +516,7 @@ func (r *report) writeChart() chart {
 	for _, res := range r.Results {
 		for _, call := range []string{"IncreaseSize", "DeleteNodes"} {
 			s := series{name: fmt.Sprintf("%s, %d machines", call, res.Size)}
-			for _, l := range res.Writes {
+			for _, l := range uniqueWrites(res.Writes) {
 				if l.Call == call {
 					s.points = append(s.points, point{float64(l.Callers), l.P99.Median})
 				}
@@ -557,6 +557,21 @@ func (r *report) burstChart() chart {
 }
 
 // Helpers.
+
+// uniqueWrites drops a repeated call and caller count (a capped count measured twice by an
+// earlier version of the benchmark).
+func uniqueWrites(ls []perf.Latency) []perf.Latency {
+	seen := map[string]bool{}
+	var out []perf.Latency
+	for _, l := range ls {
+		k := fmt.Sprintf("%s/%d", l.Call, l.Callers)
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, l)
+		}
+	}
+	return out
+}
 
 func (r *report) callNames(of func(perf.Result) []perf.Latency) []string {
 	var names []string

@@ -255,6 +255,7 @@ func (r *run) writes(m *manager, id string, machines []*infrav1.Node) {
 		{"DeleteNodes", nil, del, restore},
 	}
 	for _, op := range ops {
+		measured := map[int]bool{}
 		for _, callers := range writeCallers {
 			n := callers
 			if n > half {
@@ -262,6 +263,10 @@ func (r *run) writes(m *manager, id string, machines []*infrav1.Node) {
 				n = half
 				r.note("%s with %d callers capped at %d: the fleet has %d machines to move", op.name, callers, n, half)
 			}
+			if measured[n] {
+				continue
+			}
+			measured[n] = true
 			calls := max(40, 3*n)
 			var p50, p99, conflicts, writes []float64
 			for range r.reps {
