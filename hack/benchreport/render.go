@@ -212,9 +212,9 @@ func (r *report) targets(p printer) {
 	obsOK := worstObs < observedP99Target
 	why = ""
 	if bu := obs.Burst; !obsOK && bu.WriteSeconds > 0 && bu.WriteP50Millis > 0 {
-		why = fmt.Sprintf("most of it is the node queue's wait (p99 %.1f s): the changes arrived at %.0f/s, while %d workers that each make one status write "+
+		why = fmt.Sprintf("most of it is waiting in the node queue (its p99 lies in the %s s bucket): the changes arrived at %.0f/s, while %d workers that each make one status write "+
 			"per change, at the %.0f ms p50 the apiserver took for a write meanwhile (the burst's own writes), handle about %.0f/s",
-			bu.QueueP99["node"], float64(bu.Changes)/bu.WriteSeconds, bu.Workers, bu.WriteP50Millis, float64(bu.Workers)*1000/bu.WriteP50Millis)
+			decade(bu.QueueP99["node"]), float64(bu.Changes)/bu.WriteSeconds, bu.Workers, bu.WriteP50Millis, float64(bu.Workers)*1000/bu.WriteP50Millis)
 		if bu.WriteConflicts > bu.Changes/10 {
 			why += fmt.Sprintf("; with %d changes per machine, spec writes and the controller's status writes of the same machine conflicted %d times",
 				bu.Changes/max(1, obs.Size), bu.WriteConflicts)
@@ -453,7 +453,8 @@ func (r *report) burstTable(p printer, assets string) {
 	p("1,000 changes of `spec.bootTimeout` (which powers nothing) spread over the machines, each machine")
 	p("written by one of up to 16 writers; seconds from a write returning until a watch showed")
 	p("`status.observedGeneration` at or past the generation written. Queue p99 is the time requests")
-	p("waited in each controller's workqueue during the burst.")
+	p("waited in each controller's workqueue during the burst; controller-runtime's histogram has one")
+	p("bucket per power of ten, so only the decade it falls in is known.")
 	p("")
 	p("![spec to observedGeneration](%s/observed-gen.svg)", assets)
 	p("")
@@ -463,7 +464,7 @@ func (r *report) burstTable(p printer, assets string) {
 		bu := res.Burst
 		var qs []string
 		for _, name := range sortedKeys(bu.QueueP99) {
-			qs = append(qs, fmt.Sprintf("%s %.3f", name, bu.QueueP99[name]))
+			qs = append(qs, fmt.Sprintf("%s %s", name, decade(bu.QueueP99[name])))
 		}
 		per := 0.0
 		if bu.Changes > 0 {
@@ -545,14 +546,14 @@ func (r *report) scaleUpChart() chart {
 func (r *report) burstChart() chart {
 	c := chart{title: "Burst of 1,000 spec changes", xLabel: "machines", yLabel: "seconds", logX: true,
 		hline: observedP99Target, hlineLabel: "target 5 s"}
-	p50, p99, q := series{name: "observedGeneration p50"}, series{name: "observedGeneration p99"}, series{name: "node queue p99"}
+	p50, p99, top := series{name: "observedGeneration p50"}, series{name: "observedGeneration p99"}, series{name: "observedGeneration max"}
 	for _, res := range r.Results {
 		x := float64(res.Size)
 		p50.points = append(p50.points, point{x, res.Burst.ObservedP50})
 		p99.points = append(p99.points, point{x, res.Burst.ObservedP99})
-		q.points = append(q.points, point{x, res.Burst.QueueP99["node"]})
+		top.points = append(top.points, point{x, res.Burst.ObservedMax})
 	}
-	c.series = []series{p50, p99, q}
+	c.series = []series{p50, p99, top}
 	return c
 }
 
@@ -600,6 +601,15 @@ func spread(s perf.Spread, digits int) string {
 		return fmt.Sprintf("%.*f", digits, s.Median)
 	}
 	return fmt.Sprintf("%.*f [%.*f–%.*f]", digits, s.Median, digits, s.Min, digits, s.Max)
+}
+
+// decade names the power-of-ten bucket a histogram quantile falls in, e.g. "1–10".
+func decade(v float64) string {
+	if v <= 0 {
+		return "0"
+	}
+	lo := math.Pow(10, math.Floor(math.Log10(v)))
+	return num(lo) + "–" + num(10*lo)
 }
 
 func sortedKeys(m map[string]float64) []string {
