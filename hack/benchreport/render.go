@@ -563,7 +563,7 @@ func (r *report) burstChart() chart {
 	return c
 }
 
-// Helpers.
+// Formatting and lookups.
 
 // uniqueWrites drops a repeated call and caller count (a capped count measured twice by an
 // earlier version of the benchmark).

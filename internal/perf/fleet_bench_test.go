@@ -169,7 +169,7 @@ func freeAddr(b *testing.B) string {
 	return addr
 }
 
-// startProcess runs a helper program until the benchmark ends, its output kept for failures.
+// startProcess runs another program until the benchmark ends, its output kept for failures.
 func startProcess(b *testing.B, name string, args ...string) *exec.Cmd {
 	b.Helper()
 	out := &testenv.SyncBuffer{}
