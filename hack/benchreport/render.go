@@ -410,7 +410,12 @@ func byResource(q perf.Requests) string {
 	for k, v := range q.Writes {
 		all = append(all, kv{k, v})
 	}
-	slices.SortFunc(all, func(a, b kv) int { return b.v - a.v })
+	slices.SortFunc(all, func(a, b kv) int {
+		if a.v != b.v {
+			return b.v - a.v
+		}
+		return strings.Compare(a.k, b.k)
+	})
 	var parts []string
 	for _, x := range all {
 		parts = append(parts, fmt.Sprintf("%s %d", resourceName(x.k), x.v))

@@ -175,8 +175,10 @@ func num(v float64) string {
 		return fmt.Sprintf("%.0f", v)
 	case math.Abs(v) >= 1:
 		return strings.TrimSuffix(strings.TrimRight(fmt.Sprintf("%.2f", v), "0"), ".")
-	default:
+	case math.Abs(v) >= 0.001:
 		return strings.TrimSuffix(strings.TrimRight(fmt.Sprintf("%.3f", v), "0"), ".")
+	default:
+		return fmt.Sprintf("%g", v)
 	}
 }
 
