@@ -13,6 +13,9 @@ CONTROLLER_GEN := $(GO) tool -modfile=hack/tools/codegen/go.mod controller-gen
 GOLANGCI_LINT  := $(GO) tool -modfile=hack/tools/lint/go.mod golangci-lint
 TEST_FLAGS   ?= -race -count=1 -timeout 20m
 BINARIES     := homelab-autoscaler homelab-sim homelabctl
+# Fleet sizes and repetitions of `make bench`.
+BENCH_SIZES  ?= 10,100,1000,5000
+BENCH_REPS   ?= 3
 
 export KUBEBUILDER_ASSETS := $(TOOLS_BIN)
 
@@ -80,7 +83,11 @@ test: test-deps controlplane verify-generated lint lint-deploy ## Build what the
 	echo "tests: done after $$(( $$(date +%s) - start ))s"
 
 .PHONY: bench
-bench: controlplane ## Run the Go benchmarks against the real control plane.
+bench: controlplane ## Measure the manager at each fleet size and write docs/performance.md (quick: BENCH_SIZES=10,100 BENCH_REPS=1).
+	$(GO) run ./hack/benchreport -sizes '$(BENCH_SIZES)' -reps '$(BENCH_REPS)'
+
+.PHONY: bench-go
+bench-go: controlplane ## Run the packages' Go benchmarks against the real control plane.
 	$(GO) test -run '^$$' -bench . -benchtime 2s -count 1 ./...
 
 .PHONY: demo

@@ -97,14 +97,12 @@ func (s *Server) transact(ctx context.Context, method string, key types.Namespac
 			visible = maxVersion(rv, visible)
 		}
 	}
-	for _, c := range d.mine {
-		rv, err := s.apply(ctx, key.Namespace, c, false)
-		if err != nil {
-			return nil, fmt.Errorf("node group %s: the change was decided (operation %s) but applying it to machine %s failed; "+
-				"the next write on the group completes it: %w", GroupID(key.Namespace, key.Name), d.id, c.Name, err)
-		}
-		visible = maxVersion(rv, visible)
+	rv, failed, err := s.applyConcurrently(ctx, key.Namespace, d.mine)
+	if err != nil {
+		return nil, fmt.Errorf("node group %s: the change was decided (operation %s) but applying it to machine %s failed; "+
+			"the next write on the group completes it: %w", GroupID(key.Namespace, key.Name), d.id, failed, err)
 	}
+	visible = maxVersion(rv, visible)
 	if err := s.visible.wait(ctx, kindGroups, key.Namespace, g.ResourceVersion); err != nil {
 		return nil, err
 	}
@@ -168,6 +166,39 @@ func (s *Server) applyAll(ctx context.Context, key types.NamespacedName, changes
 		visible = maxVersion(rv, visible)
 	}
 	return s.visible.wait(ctx, kindMachines, key.Namespace, visible)
+}
+
+// applyConcurrency bounds the machine writes one call makes at once.
+const applyConcurrency = 16
+
+// applyConcurrently applies a decision's changes, several at a time: each is an optimistic write
+// of its own machine and the ledger already holds the decision, so their order does not matter,
+// while one after another a scale-up of a hundred machines took most of the call's deadline. It
+// returns the newest resourceVersion written and, on failure, a machine that failed and its error
+// (the other writes still finish; whatever is missing, the next decision on the group rolls
+// forward).
+func (s *Server) applyConcurrently(ctx context.Context, ns string, changes []ledgerChange) (visible, failed string, err error) {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, applyConcurrency)
+	for _, c := range changes {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			rv, e := s.apply(ctx, ns, c, false)
+			mu.Lock()
+			defer mu.Unlock()
+			if e != nil {
+				if err == nil {
+					failed, err = c.Name, e
+				}
+				return
+			}
+			visible = maxVersion(rv, visible)
+		})
+	}
+	wg.Wait()
+	return visible, failed, err
 }
 
 // apply writes one machine's desired power state and returns the resourceVersion the cache must

@@ -1,0 +1,262 @@
+// Command benchreport runs the fleet benchmark (internal/perf) once per fleet size, each in a
+// process of its own, and writes docs/performance.md with its tables and SVG plots from the
+// results. `make bench` runs it; BENCH_SIZES and BENCH_REPS choose the sizes and repetitions.
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/perf"
+)
+
+// mibPerMachine and baseMiB estimate what one size needs (control plane, simulator and
+// manager together), to leave out sizes the machine cannot hold rather than swap.
+const (
+	mibPerMachine = 1.5
+	baseMiB       = 3072
+)
+
+func main() {
+	sizes := flag.String("sizes", envOr("BENCH_SIZES", "10,100,1000,5000"), "Fleet sizes, comma-separated (env BENCH_SIZES).")
+	reps := flag.Int("reps", envInt("BENCH_REPS", 3), "Repetitions of each measurement (env BENCH_REPS).")
+	out := flag.String("out", "docs/performance.md", "The report.")
+	assets := flag.String("assets", "docs/performance", "Folder of the report's plots and raw results.")
+	from := flag.String("render", "", "Render the report again from this results.json instead of measuring.")
+	flag.Parse()
+	if *from != "" {
+		if err := render(*from, *out, *assets); err != nil {
+			fmt.Fprintln(os.Stderr, "benchreport:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if err := run(*sizes, *reps, *out, *assets); err != nil {
+		fmt.Fprintln(os.Stderr, "benchreport:", err)
+		os.Exit(1)
+	}
+}
+
+func run(sizeList string, reps int, out, assets string) error {
+	began := time.Now()
+	var sizes []int
+	for _, s := range strings.Split(sizeList, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(strings.ReplaceAll(s, "_", "")))
+		if err != nil || n < 2 {
+			return fmt.Errorf("fleet size %q: want a number of at least 2", s)
+		}
+		sizes = append(sizes, n)
+	}
+	if reps < 1 {
+		return errors.New("repetitions must be at least 1")
+	}
+	rep := &report{Machine: describeMachine(), Started: began.UTC(), Reps: reps}
+	fmt.Printf("benchmark: sizes %v, %d repetitions, on %s\n", sizes, reps, rep.Machine.summary())
+
+	tmp, err := os.MkdirTemp("", "benchreport-")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = os.RemoveAll(tmp) }()
+	simBin, testBin := filepath.Join(tmp, "homelab-sim"), filepath.Join(tmp, "perf.test")
+	fmt.Println("benchmark: building homelab-sim and the benchmark")
+	if err := command("go", "build", "-o", simBin, "./cmd/homelab-sim").Run(); err != nil {
+		return fmt.Errorf("building homelab-sim: %w", err)
+	}
+	if err := command("go", "test", "-c", "-o", testBin, "./internal/perf").Run(); err != nil {
+		return fmt.Errorf("building the benchmark: %w", err)
+	}
+
+	for _, size := range sizes {
+		if avail := memAvailableMiB(); avail > 0 && float64(size)*mibPerMachine+baseMiB > avail {
+			msg := fmt.Sprintf("%d machines left out: %.0f MiB of memory available, about %.0f MiB needed", size, avail, float64(size)*mibPerMachine+baseMiB)
+			fmt.Println("benchmark:", msg)
+			rep.Skipped = append(rep.Skipped, msg)
+			continue
+		}
+		fmt.Printf("benchmark: %d machines\n", size)
+		res, err := runSize(testBin, simBin, tmp, size, reps)
+		if err != nil {
+			msg := fmt.Sprintf("%d machines failed: %v", size, err)
+			fmt.Println("benchmark:", msg)
+			rep.Skipped = append(rep.Skipped, msg)
+			continue
+		}
+		rep.Results = append(rep.Results, *res)
+		fmt.Printf("benchmark: %d machines done in %s\n", size, res.Took.Round(time.Second))
+	}
+	rep.Took = time.Since(began)
+	rep.Machine.LoadAfter = loadAverage()
+	if err := rep.write(out, assets); err != nil {
+		return err
+	}
+	fmt.Printf("benchmark: wrote %s and %s/ after %s\n", out, assets, rep.Took.Round(time.Second))
+	if len(rep.Results) == 0 {
+		return errors.New("no fleet size was measured")
+	}
+	return nil
+}
+
+// render writes the report from the results of an earlier run.
+func render(from, out, assets string) error {
+	data, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	rep := &report{}
+	if err := json.Unmarshal(data, rep); err != nil {
+		return fmt.Errorf("%s: %w", from, err)
+	}
+	return rep.write(out, assets)
+}
+
+// runSize runs the benchmark at one size and reads its result.
+func runSize(testBin, simBin, tmp string, size, reps int) (*perf.Result, error) {
+	file := filepath.Join(tmp, fmt.Sprintf("result-%d.json", size))
+	cmd := exec.Command(testBin, "-test.run=^$", "-test.bench=^BenchmarkFleet$", "-test.benchtime=1x", "-test.timeout=90m") //nolint:gosec // built above
+	cmd.Dir = "internal/perf"
+	cmd.Env = append(os.Environ(), "BENCH_OUT="+file, "BENCH_SIZE="+strconv.Itoa(size), "BENCH_REPS="+strconv.Itoa(reps), "BENCH_SIM="+simBin)
+	// The benchmark prints its progress on stderr; the test framework's own lines (and a
+	// failure's logs) come on stdout.
+	cmd.Stderr = os.Stdout
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	var tail []string
+	sc := bufio.NewScanner(stdout)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		// Control-plane logs of a failed run are long JSON lines: keep them for the error only.
+		if !strings.HasPrefix(strings.TrimSpace(line), "{") {
+			fmt.Println("  " + line)
+		}
+		tail = append(tail, line)
+		if len(tail) > 40 {
+			tail = tail[1:]
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		return nil, fmt.Errorf("%w; last output:\n%s", err, strings.Join(tail, "\n"))
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	res := &perf.Result{}
+	return res, json.Unmarshal(data, res)
+}
+
+func command(name string, args ...string) *exec.Cmd {
+	cmd := exec.Command(name, args...) //nolint:gosec // the go tool with fixed arguments
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	return cmd
+}
+
+// machine describes where the benchmark ran.
+type machine struct {
+	CPUs       int     `json:"cpus"`
+	CPUModel   string  `json:"cpuModel"`
+	MemoryGiB  float64 `json:"memoryGiB"`
+	Kernel     string  `json:"kernel"`
+	GoVersion  string  `json:"goVersion"`
+	Commit     string  `json:"commit"`
+	Dirty      bool    `json:"dirty"`
+	LoadBefore string  `json:"loadBefore"`
+	LoadAfter  string  `json:"loadAfter"`
+	Assets     string  `json:"assets"`
+	GoOS       string  `json:"goos"`
+}
+
+func (m machine) summary() string {
+	return fmt.Sprintf("%d CPUs (%s), %.1f GiB, %s", m.CPUs, m.CPUModel, m.MemoryGiB, m.GoVersion)
+}
+
+func describeMachine() machine {
+	m := machine{CPUs: runtime.NumCPU(), GoOS: runtime.GOOS + "/" + runtime.GOARCH, LoadBefore: loadAverage()}
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPUModel = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	m.MemoryGiB = meminfoMiB("MemTotal") / 1024
+	if v, err := exec.Command("go", "env", "GOVERSION").Output(); err == nil {
+		m.GoVersion = strings.TrimSpace(string(v))
+	}
+	if v, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(v))
+	}
+	if v, err := exec.Command("git", "rev-parse", "HEAD").Output(); err == nil {
+		m.Commit = strings.TrimSpace(string(v))
+	}
+	if v, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil {
+		m.Dirty = len(strings.TrimSpace(string(v))) > 0
+	}
+	m.Assets = filepath.Base(os.Getenv("KUBEBUILDER_ASSETS"))
+	return m
+}
+
+func loadAverage() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(data))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func memAvailableMiB() float64 { return meminfoMiB("MemAvailable") }
+
+// meminfoMiB reads a line of /proc/meminfo, in MiB; 0 when unknown.
+func meminfoMiB(name string) float64 {
+	f, err := os.Open("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	defer func() { _ = f.Close() }()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if ok && k == name {
+			kib, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			return kib / 1024
+		}
+	}
+	return 0
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func envInt(name string, def int) int {
+	if v := os.Getenv(name); v != "" {
+		if n, err := strconv.Atoi(v); err == nil {
+			return n
+		}
+	}
+	return def
+}
