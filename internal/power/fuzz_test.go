@@ -21,6 +21,8 @@ import (
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
 )
 
+const secureOnError = "a SecureOn password must be 6 bytes written like a MAC address (aa:bb:cc:dd:ee:ff)"
+
 // FuzzMagicPacket builds the packet for any MAC the driver accepts and parses it back with the
 // independent parser of the tests: the MAC and the SecureOn password must come back unchanged.
 // SecureOn passwords read from a Secret are six bytes, or an error that does not repeat them.
@@ -38,8 +40,9 @@ func FuzzMagicPacket(f *testing.F) {
 	f.Fuzz(func(t *testing.T, mac string, secret []byte) {
 		password, err := parseSecureOn(secret)
 		switch {
-		case err != nil && len(secret) > 0 && strings.Contains(err.Error(), string(secret)):
-			t.Fatalf("the SecureOn error repeats the secret: %v", err)
+		case err != nil && err.Error() != secureOnError:
+			// One fixed text for every bad value cannot carry any part of it.
+			t.Fatalf("the SecureOn error depends on the secret: %v", err)
 		case err == nil && len(password) != 6:
 			t.Fatalf("SecureOn password of %d bytes accepted", len(password))
 		}
