@@ -77,6 +77,11 @@ func TestBadInputTableCRD(t *testing.T) {
   power:
     start: {wakeOnLAN: {mac: "aa:bb:cc:dd:ee"}}
     stop: {ipmi: {address: 192.0.2.20, credentialsSecretRef: {name: bmc}}}`)),
+		"crd-mac-mixed-separators": apply(nodeYAML(`
+  group: workers
+  power:
+    start: {wakeOnLAN: {mac: "aa:bb:cc-dd:ee:ff"}}
+    stop: {ipmi: {address: 192.0.2.20, credentialsSecretRef: {name: bmc}}}`)),
 		"crd-wol-cannot-stop": apply(nodeYAML(`
   group: workers
   power:
