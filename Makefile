@@ -12,6 +12,9 @@ GO           ?= go
 CONTROLLER_GEN := $(GO) tool -modfile=hack/tools/codegen/go.mod controller-gen
 GOLANGCI_LINT  := $(GO) tool -modfile=hack/tools/lint/go.mod golangci-lint
 TEST_FLAGS   ?= -race -count=1 -timeout 20m
+# Time per fuzz target: FUZZTIME for `make fuzz`, FUZZTIME_SHORT for the run in `make test`.
+FUZZTIME       ?= 1m
+FUZZTIME_SHORT ?= 3s
 BINARIES     := homelab-autoscaler homelab-sim homelabctl
 # Fleet sizes and repetitions of `make bench`.
 BENCH_SIZES  ?= 10,100,1000,5000
@@ -81,6 +84,15 @@ test: test-deps controlplane verify-generated lint lint-deploy ## Build what the
 	@start=$$(date +%s); \
 	$(GO) test $(TEST_FLAGS) ./...; \
 	echo "tests: done after $$(( $$(date +%s) - start ))s"
+	@$(MAKE) --no-print-directory fuzz-short
+
+.PHONY: fuzz
+fuzz: controlplane ## Run each fuzz target for FUZZTIME (e.g. make fuzz FUZZTIME=5m).
+	@GO=$(GO) FUZZTIME=$(FUZZTIME) hack/fuzz.sh
+
+.PHONY: fuzz-short
+fuzz-short: controlplane ## Run each fuzz target for FUZZTIME_SHORT (part of make test).
+	@GO=$(GO) FUZZTIME=$(FUZZTIME_SHORT) FUZZCACHE=fresh hack/fuzz.sh
 
 .PHONY: bench
 bench: controlplane ## Measure the manager at each fleet size and write docs/performance.md (quick: BENCH_SIZES=10,100 BENCH_REPS=1).

@@ -9,5 +9,5 @@ import (
 var env *testenv.Env
 
 func TestMain(m *testing.M) {
-	testenv.Run(m, func(e *testenv.Env) { env = e })
+	testenv.RunShared(m, func(e *testenv.Env) { env = e })
 }

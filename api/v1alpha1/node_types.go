@@ -175,8 +175,9 @@ type PowerStatusSource struct {
 // WakeOnLANDriver sends a Wake-on-LAN magic packet.
 type WakeOnLANDriver struct {
 	// MAC is the machine's network card address, e.g. "aa:bb:cc:dd:ee:ff" or "aa-bb-cc-dd-ee-ff".
-	// +kubebuilder:validation:Pattern=`^([0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}$`
-	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}$')",message="mac must be six hex byte pairs separated by : or -, e.g. aa:bb:cc:dd:ee:ff"
+	// One separator throughout: the driver's parser (net.ParseMAC) refuses a mix.
+	// +kubebuilder:validation:Pattern=`^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$|^[0-9A-Fa-f]{2}(-[0-9A-Fa-f]{2}){5}$`
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$|^[0-9A-Fa-f]{2}(-[0-9A-Fa-f]{2}){5}$')",message="mac must be six hex byte pairs separated by : or by - (the same throughout), e.g. aa:bb:cc:dd:ee:ff"
 	MAC string `json:"mac"`
 	// BroadcastAddress is where the packet is sent.
 	// +kubebuilder:default="255.255.255.255"

@@ -132,7 +132,7 @@ func TestInvalidObjectsAreRejectedWithClearMessages(t *testing.T) {
   power:
     start: {wakeOnLAN: {mac: "aa:bb:cc:dd:ee"}}
     stop: {ipmi: {address: 192.0.2.20, credentialsSecretRef: {name: bmc}}}`),
-			"mac must be six hex byte pairs separated by : or -, e.g. aa:bb:cc:dd:ee:ff"},
+			"mac must be six hex byte pairs separated by : or by - (the same throughout), e.g. aa:bb:cc:dd:ee:ff"},
 		{"wol cannot power off", nodeYAML(`
   group: workers
   power:

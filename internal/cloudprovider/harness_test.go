@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -194,9 +195,11 @@ func ctx5s(t testing.TB) context.Context {
 
 var nsSeq atomic.Int64
 
+// newNamespace names the namespace after the process too: fuzz workers share the control plane
+// of the process that started them (testenv.RunShared).
 func newNamespace(t testing.TB) string {
 	t.Helper()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("cp-%d-%d", time.Now().Unix()%100000, nsSeq.Add(1))}}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("cp-%d-%d-%d", time.Now().Unix()%100000, os.Getpid(), nsSeq.Add(1))}}
 	if err := env.Client.Create(context.Background(), ns); err != nil {
 		t.Fatal(err)
 	}

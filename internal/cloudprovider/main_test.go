@@ -17,7 +17,7 @@ var testWriter *optimistic.Writer
 
 func TestMain(m *testing.M) {
 	ctrl.SetLogger(logr.Discard())
-	testenv.Run(m, func(e *testenv.Env) {
+	testenv.RunShared(m, func(e *testenv.Env) {
 		env = e
 		w, err := optimistic.New(e.Client, e.Client, optimistic.WithMetrics(optimistic.NewMetrics()))
 		if err != nil {

@@ -1,0 +1,118 @@
+package v1alpha1_test
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/doctable"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testenv"
+)
+
+// nodeWith is a valid Node spec (Wake-on-LAN on, IPMI off) with lines added or replaced.
+func nodeWith(lines string) string {
+	return nodeYAML(`
+  group: workers
+  power:
+    start: {wakeOnLAN: {mac: "aa:bb:cc:dd:ee:01"}}
+    stop: {ipmi: {address: 192.0.2.20, credentialsSecretRef: {name: bmc}}}` + lines)
+}
+
+// The CRD rows of docs/bad-input.md, applied with kubectl as a user would: the documented text
+// is kubectl's output.
+func TestBadInputTableCRD(t *testing.T) {
+	kubectl := filepath.Join(env.AssetsDir, "kubectl")
+	if _, err := os.Stat(kubectl); err != nil {
+		t.Fatalf("kubectl not built (run make controlplane): %v", err)
+	}
+	kubeconfig, err := env.WriteKubeconfig(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply := func(doc string) func(t *testing.T) string {
+		return func(t *testing.T) string {
+			u := fromYAML(t, doc)
+			data, err := json.Marshal(u.Object)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.CommandContext(t.Context(), kubectl, "--kubeconfig", kubeconfig, "apply", "-f", "-")
+			cmd.Stdin = strings.NewReader(string(data))
+			out, err := cmd.CombinedOutput()
+			if err == nil {
+				t.Fatalf("kubectl accepted the object: %s", out)
+			}
+			return string(out)
+		}
+	}
+	doctable.Check(t, root, "crd-", map[string]func(*testing.T) string{
+		"crd-min-greater-than-max": apply(groupYAML(`
+  minSize: 3
+  maxSize: 2`)),
+		"crd-negative-size": apply(groupYAML(`
+  minSize: -1`)),
+		"crd-bad-threshold": apply(groupYAML(`
+  autoscalingOptions: {scaleDownUtilizationThreshold: "1.5"}`)),
+		"crd-two-drivers": apply(nodeYAML(`
+  group: workers
+  power:
+    start:
+      wakeOnLAN: {mac: "aa:bb:cc:dd:ee:01"}
+      ipmi: {address: 192.0.2.20, credentialsSecretRef: {name: bmc}}
+    stop: {ipmi: {address: 192.0.2.20, credentialsSecretRef: {name: bmc}}}`)),
+		"crd-no-driver": apply(nodeYAML(`
+  group: workers
+  power:
+    start: {}
+    stop: {ipmi: {address: 192.0.2.20, credentialsSecretRef: {name: bmc}}}`)),
+		"crd-bad-mac": apply(nodeYAML(`
+  group: workers
+  power:
+    start: {wakeOnLAN: {mac: "aa:bb:cc:dd:ee"}}
+    stop: {ipmi: {address: 192.0.2.20, credentialsSecretRef: {name: bmc}}}`)),
+		"crd-mac-mixed-separators": apply(nodeYAML(`
+  group: workers
+  power:
+    start: {wakeOnLAN: {mac: "aa:bb:cc-dd:ee:ff"}}
+    stop: {ipmi: {address: 192.0.2.20, credentialsSecretRef: {name: bmc}}}`)),
+		"crd-wol-cannot-stop": apply(nodeYAML(`
+  group: workers
+  power:
+    start: {wakeOnLAN: {mac: "aa:bb:cc:dd:ee:01"}}
+    stop: {wakeOnLAN: {mac: "aa:bb:cc:dd:ee:01"}}`)),
+		"crd-ssh-without-host-key": apply(nodeYAML(`
+  group: workers
+  power:
+    start: {wakeOnLAN: {mac: "aa:bb:cc:dd:ee:01"}}
+    stop: {ssh: {address: h, user: root, keySecretRef: {name: k, key: k}}}`)),
+		"crd-inline-password": apply(nodeYAML(`
+  group: workers
+  power:
+    start: {wakeOnLAN: {mac: "aa:bb:cc:dd:ee:01"}}
+    stop: {ipmi: {address: 192.0.2.20, password: hunter2, credentialsSecretRef: {name: bmc}}}`)),
+		"crd-missing-secret-ref": apply(nodeYAML(`
+  group: workers
+  power:
+    start: {ipmi: {address: 192.0.2.20}}
+    stop: {ipmi: {address: 192.0.2.20, credentialsSecretRef: {name: bmc}}}`)),
+		"crd-unquoted-power-state": apply(nodeWith(`
+  powerState: on`)),
+		"crd-unknown-power-state": apply(nodeWith(`
+  powerState: "standby"`)),
+		"crd-zero-duration": apply(nodeWith(`
+  bootTimeout: 0s`)),
+		"crd-bad-duration": apply(nodeWith(`
+  bootTimeout: 1d`)),
+		"crd-missing-group": apply(nodeYAML(`
+  power:
+    start: {wakeOnLAN: {mac: "aa:bb:cc:dd:ee:01"}}
+    stop: {ipmi: {address: 192.0.2.20, credentialsSecretRef: {name: bmc}}}`)),
+	})
+}

@@ -1,0 +1,60 @@
+package cloudprovider_test
+
+import (
+	"fmt"
+	"testing"
+
+	"google.golang.org/grpc/status"
+
+	pb "github.com/homelab-autoscaler/homelab-autoscaler/internal/cloudprovider/externalgrpc"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/doctable"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testenv"
+)
+
+// answer is a call's result as cluster-autoscaler logs it: the code and the message.
+func answer(err error) string {
+	s := status.Convert(err)
+	return fmt.Sprintf("%s: %s", s.Code(), s.Message())
+}
+
+// The gRPC rows of docs/bad-input.md, sent to the real server. The fleet is the fuzz fleet:
+// group g (minSize 1, maxSize 3) of four machines with m0000 on and registered.
+func TestBadInputTableGRPC(t *testing.T) {
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fx := newFuzzFleet(t)
+	g := gid(fx.ns, "g")
+	call := func(f func(t *testing.T) error) func(t *testing.T) string {
+		return func(t *testing.T) string { return answer(f(t)) }
+	}
+	garbage := &pb.ExternalGrpcNode{ProviderID: "aws:///eu-west-1a/i-0abc", Name: "ip-10-0-0-1"}
+	doctable.Check(t, root, "grpc-", map[string]func(*testing.T) string{
+		"grpc-unknown-group": call(func(t *testing.T) error {
+			_, err := fx.c.NodeGroupTargetSize(ctx5s(t), &pb.NodeGroupTargetSizeRequest{Id: fx.ns + "/nope"})
+			return err
+		}),
+		"grpc-malformed-id": call(func(t *testing.T) error {
+			_, err := fx.c.NodeGroupTargetSize(ctx5s(t), &pb.NodeGroupTargetSizeRequest{Id: "workers"})
+			return err
+		}),
+		"grpc-increase-not-positive": call(func(t *testing.T) error { return increase(t, fx.c, g, 0) }),
+		"grpc-increase-past-max":     call(func(t *testing.T) error { return increase(t, fx.c, g, 3) }),
+		"grpc-decrease-not-negative": call(func(t *testing.T) error { return decrease(t, fx.c, g, 1) }),
+		"grpc-decrease-registered":   call(func(t *testing.T) error { return decrease(t, fx.c, g, -1) }),
+		"grpc-delete-no-nodes":       call(func(t *testing.T) error { return deleteNodes(t, fx.c, g) }),
+		"grpc-delete-foreign-node":   call(func(t *testing.T) error { return deleteNodes(t, fx.c, g, garbage) }),
+		"grpc-delete-other-group": call(func(t *testing.T) error {
+			return deleteNodes(t, fx.c, g, node(fx.machines[len(fx.machines)-1]))
+		}),
+		"grpc-delete-below-min": call(func(t *testing.T) error { return deleteNodes(t, fx.c, g, node(fx.machines[0])) }),
+		"grpc-node-not-ours": func(t *testing.T) string {
+			res, err := fx.c.NodeGroupForNode(ctx5s(t), &pb.NodeGroupForNodeRequest{Node: garbage})
+			if err != nil {
+				return answer(err)
+			}
+			return fmt.Sprintf("OK: node group id %q", res.GetNodeGroup().GetId())
+		},
+	})
+}
