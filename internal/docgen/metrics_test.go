@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/cloudprovider"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/controller/group"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/optimistic"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/power"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testenv"
@@ -49,6 +50,7 @@ func TestMetricsDoc(t *testing.T) {
 	all = append(all, power.DefaultMetrics.Collectors()...)
 	all = append(all, cloudprovider.DefaultMetrics.Collectors()...)
 	all = append(all, optimistic.DefaultMetrics.Collectors()...)
+	all = append(all, group.Collectors()...)
 	for _, c := range all {
 		ch := make(chan *prometheus.Desc, 1)
 		c.Describe(ch)

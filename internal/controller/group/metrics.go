@@ -29,8 +29,13 @@ var (
 	}, []string{"group"})
 )
 
+// Collectors returns the group gauges, for documentation checks.
+func Collectors() []prometheus.Collector {
+	return []prometheus.Collector{machinesGauge, targetGauge, maxGauge, minGauge}
+}
+
 func init() {
-	ctrlmetrics.Registry.MustRegister(machinesGauge, targetGauge, maxGauge, minGauge)
+	ctrlmetrics.Registry.MustRegister(Collectors()...)
 }
 
 func groupID(namespace, name string) string { return namespace + "/" + name }
