@@ -79,6 +79,14 @@ test: test-deps controlplane verify-generated lint lint-deploy ## Build what the
 	$(GO) test $(TEST_FLAGS) ./...; \
 	echo "tests: done after $$(( $$(date +%s) - start ))s"
 
+# The soak's length, and the bound on the whole run (raise it with a longer soak).
+SOAK_DURATION ?= 30m
+SOAK_TIMEOUT  ?= 3h
+
+.PHONY: soak
+soak: controlplane ## The fault harness for SOAK_DURATION (default 30m): kills, apiserver restarts, BMC faults; prints a summary.
+	$(GO) test -count=1 -timeout $(SOAK_TIMEOUT) -run '^TestFaults$$/^Soak$$' -v ./internal/faults -soak=$(SOAK_DURATION)
+
 .PHONY: bench
 bench: controlplane ## Run the Go benchmarks against the real control plane.
 	$(GO) test -run '^$$' -bench . -benchtime 2s -count 1 ./...
