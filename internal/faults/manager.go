@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"syscall"
 
@@ -22,7 +21,11 @@ func BuildManager(dir string) (string, error) {
 		return "", err
 	}
 	out := filepath.Join(dir, "homelab-autoscaler")
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	// The go command that runs the tests is on PATH (make and go test put it there).
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		return "", fmt.Errorf("building the manager needs the go command: %w", err)
+	}
 	cmd := exec.Command(goBin, "build", "-o", out, "./cmd/homelab-autoscaler") //nolint:gosec // the project's own build
 	cmd.Dir = root
 	if b, err := cmd.CombinedOutput(); err != nil {

@@ -266,6 +266,7 @@ func (w *World) ScaleUp(ctx context.Context, i int) (int, error) {
 	delta := 1 + w.Rand.IntN(min(free, 2))
 	cctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
+	//nolint:gosec // delta is 1 or 2
 	_, err = w.ca[i].NodeGroupIncreaseSize(cctx, &pb.NodeGroupIncreaseSizeRequest{Id: w.GroupID, Delta: int32(delta)})
 	if status.Code(err) == codes.ResourceExhausted || status.Code(err) == codes.FailedPrecondition {
 		return 0, nil // a concurrent writer took the room: CA sees that too
