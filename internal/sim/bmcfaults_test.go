@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/power"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/sim"
@@ -113,5 +115,35 @@ func TestLateBoot(t *testing.T) {
 	testenv.Eventually(t, 10*time.Second, "the late machine's core Node", func() bool { return coreNode(t, s.Machines()[1].Name) != nil })
 	if took := time.Since(started); took < late-200*time.Millisecond {
 		t.Fatalf("the late machine registered %s after power-on, before its delay of %s", took, late)
+	}
+}
+
+// A flapping machine's core Node alternates between Ready and NotReady, written by the
+// simulator, then is handed to kwok (annotated), which keeps it Ready.
+func TestFlap(t *testing.T) {
+	t.Parallel()
+	cfg := config(t)
+	cfg.BootDelay = 100 * time.Millisecond
+	cfg.Flap = []sim.Fault{{Index: 0, For: 2 * time.Second}}
+	s, objs := start(t, cfg)
+	m := s.Machines()[0]
+	if _, err := (power.Redfish{}).Do(context.Background(), request(objs, 0, power.ActionOn)); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[corev1.ConditionStatus]bool{}
+	testenv.Eventually(t, 10*time.Second, "the core Node to be Ready and NotReady in turn, then handed to kwok", func() bool {
+		core := coreNode(t, m.Name)
+		if core == nil {
+			return false
+		}
+		for _, c := range core.Status.Conditions {
+			if c.Type == corev1.NodeReady {
+				seen[c.Status] = true
+			}
+		}
+		return core.Annotations[sim.KwokNodeAnnotation] == "fake"
+	})
+	if !seen[corev1.ConditionTrue] || !seen[corev1.ConditionFalse] || m.Counters().Flaps < 2 {
+		t.Fatalf("seen %v, flaps %d", seen, m.Counters().Flaps)
 	}
 }

@@ -79,6 +79,9 @@ type Config struct {
 	// every boot: set it beyond the Node's bootTimeout to play a machine that shows up after
 	// the manager gave up on the attempt.
 	LateBoot []Fault
+	// Flap lists machines whose core Node alternates between Ready and NotReady (every
+	// FlapPeriod) for For after each registration, then stays Ready.
+	Flap []Fault
 
 	// NodeBootTimeout, when set, is written into each Node's spec.bootTimeout.
 	NodeBootTimeout time.Duration
@@ -170,12 +173,14 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("bmc fault %s is served by Redfish BMCs only", f.kind()))
 		}
 	}
-	for _, f := range c.LateBoot {
-		if f.Index < 0 || f.Index >= c.Machines {
-			errs = append(errs, fmt.Errorf("late-boot machine index %d is out of range (0-%d)", f.Index, c.Machines-1))
-		}
-		if f.For <= 0 {
-			errs = append(errs, fmt.Errorf("late-boot for machine %d needs a positive duration", f.Index))
+	for name, list := range map[string][]Fault{"late-boot": c.LateBoot, "flap": c.Flap} {
+		for _, f := range list {
+			if f.Index < 0 || f.Index >= c.Machines {
+				errs = append(errs, fmt.Errorf("%s machine index %d is out of range (0-%d)", name, f.Index, c.Machines-1))
+			}
+			if f.For <= 0 {
+				errs = append(errs, fmt.Errorf("%s for machine %d needs a positive duration", name, f.Index))
+			}
 		}
 	}
 	return errors.Join(errs...)

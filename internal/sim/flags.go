@@ -55,6 +55,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 		fs.Var(&kindFaultsFlag{list: &c.BMCFaults, kind: k}, "bmc-"+string(k), bmcFaultUsage[k])
 	}
 	fs.Var((*faultsFlag)(&c.LateBoot), "late-boot", "Machines that register their core Node this much later than the boot delay, on every boot, INDEX:DURATION,... (repeatable).")
+	fs.Var((*faultsFlag)(&c.Flap), "flap", "Machines whose core Node alternates Ready and NotReady every 0.5s for this long after each registration, INDEX:DURATION,... (repeatable).")
 	fs.DurationVar(&c.NodeBootTimeout, "node-boot-timeout", 0, "Written into each Node's spec.bootTimeout; 0 leaves the API's default.")
 	fs.StringVar(&o.ManifestsFile, "manifests", "", "Write the Group, Secrets and Nodes as YAML to this file once every BMC listens.")
 	fs.BoolVar(&o.Apply, "apply", false, "Create the Group, Secrets and Nodes in the cluster (existing ones get this run's endpoints and credentials).")

@@ -52,7 +52,7 @@ func TestFlags(t *testing.T) {
 	if !slices.Equal(c.BMCErrors, []sim.Fault{{Index: 2, For: 30 * time.Second}, {Index: 4, For: time.Minute}}) {
 		t.Fatalf("bmc-errors %v", c.BMCErrors)
 	}
-	more, err := parse(t, "--machines", "4", "--bmc-hang", "0:5s", "--bmc-lie", "1:1m,2:2m", "--bmc-garbage", "3:1s", "--late-boot", "1:20s")
+	more, err := parse(t, "--machines", "4", "--bmc-hang", "0:5s", "--bmc-lie", "1:1m,2:2m", "--bmc-garbage", "3:1s", "--late-boot", "1:20s", "--flap", "2:3s")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +60,8 @@ func TestFlags(t *testing.T) {
 		{Index: 0, For: 5 * time.Second, Kind: sim.FaultHang},
 		{Index: 1, For: time.Minute, Kind: sim.FaultLie}, {Index: 2, For: 2 * time.Minute, Kind: sim.FaultLie},
 		{Index: 3, For: time.Second, Kind: sim.FaultGarbage},
-	}) || !slices.Equal(more.LateBoot, []sim.Fault{{Index: 1, For: 20 * time.Second}}) {
+	}) || !slices.Equal(more.LateBoot, []sim.Fault{{Index: 1, For: 20 * time.Second}}) ||
+		!slices.Equal(more.Flap, []sim.Fault{{Index: 2, For: 3 * time.Second}}) {
 		t.Fatalf("bmc faults %v, late boot %v", more.BMCFaults, more.LateBoot)
 	}
 	if c.MachineName(0) != "workers-00" || c.MachineName(11) != "workers-11" {

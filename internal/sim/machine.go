@@ -63,6 +63,8 @@ type Counters struct {
 	// deleted.
 	Registrations   int `json:"registrations"`
 	Deregistrations int `json:"deregistrations"`
+	// Flaps counts the Ready condition changes of a flapping machine's core Node.
+	Flaps int `json:"flaps,omitempty"`
 	// History lists the last commands, oldest first.
 	History []Received `json:"history"`
 }
@@ -88,6 +90,8 @@ type Machine struct {
 	epoch uint64      // bumped by every transition, so that a stale timer does nothing
 	// faultEnds says until when the BMC misbehaves, by kind.
 	faultEnds map[FaultKind]time.Time
+	// flapFor is how long the core Node flaps after each registration.
+	flapFor time.Duration
 	// lateBy delays every boot's registration beyond the boot delay.
 	lateBy   time.Duration
 	counters Counters

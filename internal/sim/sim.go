@@ -57,6 +57,9 @@ func New(cfg Config, c client.Client, log *slog.Logger) (*Sim, error) {
 			sim: s, neverBoot: slices.Contains(cfg.NeverBoot, i),
 		})
 	}
+	for _, f := range cfg.Flap {
+		s.machines[f.Index].flapFor = f.For
+	}
 	for _, f := range cfg.LateBoot {
 		s.machines[f.Index].lateBy = f.For
 	}
