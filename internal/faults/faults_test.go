@@ -162,11 +162,12 @@ func (w *World) desiredOn(t *testing.T) int {
 
 // Misbehaving BMCs while cluster-autoscaler and a human drive the group: one hangs past the
 // driver's timeout, one answers 500s, one lies about the power state, one answers garbage, one
-// machine registers only after its boot timeout and one never registers. Every machine ends
+// machine registers only after its boot timeout, one never registers, and one's core Node flaps
+// between Ready and NotReady after it registers. Every machine ends
 // as desired or Failed with a reason, and no attempt sent two power-on commands.
 func bmcFaults(t *testing.T, kc string) {
 	w := NewWorld(t, env, managerBin, kc, rng(200), Options{
-		Machines: 6, BootTimeout: 4 * time.Second,
+		Machines: 7, BootTimeout: 4 * time.Second,
 		Sim: func(c *sim.Config) {
 			c.BMCFaults = []sim.Fault{
 				{Index: 0, For: 5 * time.Second, Kind: sim.FaultHang},
@@ -178,9 +179,12 @@ func bmcFaults(t *testing.T, kc string) {
 			// machine on, sends nothing, and adopts it when it registers.
 			c.LateBoot = []sim.Fault{{Index: 4, For: 5 * time.Second}}
 			c.NeverBoot = []int{5}
+			// Ready and NotReady in turn for a while after it registers: no reason to power it
+			// again.
+			c.Flap = []sim.Fault{{Index: 6, For: 3 * time.Second}}
 		},
 	})
-	for _, k := range []string{"bmc:hang", "bmc:error", "bmc:lie", "bmc:garbage", "late-boot", "never-boot"} {
+	for _, k := range []string{"bmc:hang", "bmc:error", "bmc:lie", "bmc:garbage", "late-boot", "never-boot", "flap"} {
 		w.Stats.Fault(k)
 	}
 	ctx := context.Background()
@@ -189,11 +193,22 @@ func bmcFaults(t *testing.T, kc string) {
 			t.Fatal(err)
 		}
 	}
+	// The late and the flapping machine are last in the choice order: a human turns them on.
+	for _, i := range []int{4, 6} {
+		if _, err := w.HumanSet(ctx, w.Sim.Machines()[i].Name, infrav1.PowerOn); err != nil {
+			t.Fatal(err)
+		}
+	}
 	w.Settle(ctx, 90*time.Second, true)
 	late := w.Sim.Machines()[4]
 	if n := w.Recorder.Latest()[late.Name]; n.Spec.PowerState == infrav1.PowerOn &&
 		(n.Status.Progress != infrav1.ProgressReady || late.Counters().PowerOn != 1) {
 		t.Errorf("the late machine: progress %s, %d power-on commands; want Ready after one", n.Status.Progress, late.Counters().PowerOn)
+	}
+	flapper := w.Sim.Machines()[6]
+	if n := w.Recorder.Latest()[flapper.Name]; n.Spec.PowerState == infrav1.PowerOn &&
+		(n.Status.Progress != infrav1.ProgressReady || flapper.Counters().PowerOn != 1) {
+		t.Errorf("the flapping machine: progress %s, %d power-on commands; want Ready after one", n.Status.Progress, flapper.Counters().PowerOn)
 	}
 	never := w.Recorder.Latest()[w.Sim.Machines()[5].Name]
 	if never.Spec.PowerState == infrav1.PowerOn && never.Status.Progress != infrav1.ProgressFailed {

@@ -309,20 +309,29 @@ func (w *World) ScaleDown(ctx context.Context, i int) (string, error) {
 // (through the optimistic write path), and records the edit.
 func (w *World) HumanEdit(ctx context.Context) (HumanEdit, error) {
 	m := w.Sim.Machines()[w.Rand.IntN(len(w.Sim.Machines()))]
-	node := &infrav1.Node{ObjectMeta: metav1.ObjectMeta{Namespace: w.Namespace, Name: m.Name}}
-	var want infrav1.PowerState
+	return w.HumanSet(ctx, m.Name, "")
+}
+
+// HumanSet sets machine's spec.powerState to want (empty: the other state than now) as a human
+// does, and records the edit.
+func (w *World) HumanSet(ctx context.Context, machine string, want infrav1.PowerState) (HumanEdit, error) {
+	node := &infrav1.Node{ObjectMeta: metav1.ObjectMeta{Namespace: w.Namespace, Name: machine}}
+	var wrote infrav1.PowerState
 	_, err := optimistic.Update(ctx, w.writer, node, func(n *infrav1.Node) error {
-		want = infrav1.PowerOn
-		if n.Spec.PowerState == infrav1.PowerOn {
-			want = infrav1.PowerOff
+		wrote = want
+		if wrote == "" {
+			wrote = infrav1.PowerOn
+			if n.Spec.PowerState == infrav1.PowerOn {
+				wrote = infrav1.PowerOff
+			}
 		}
-		n.Spec.PowerState = want
+		n.Spec.PowerState = wrote
 		return nil
 	})
 	if err != nil {
 		return HumanEdit{}, err
 	}
-	e := HumanEdit{Machine: m.Name, PowerState: want, Generation: node.Generation}
+	e := HumanEdit{Machine: machine, PowerState: wrote, Generation: node.Generation}
 	w.edits = append(w.edits, e)
 	w.Stats.Op("human-edit", 1)
 	return e, nil
