@@ -19,8 +19,8 @@ const (
 )
 
 // TestFaults runs the harness's scenarios side by side against one control plane and one kwok:
-// SIGKILLs of the manager at random points, a leader handover, misbehaving BMCs and a short
-// soak (make soak runs a long one).
+// SIGKILLs of the manager at random points, a leader handover, concurrent writers, misbehaving
+// BMCs and a short soak (make soak runs a long one).
 func TestFaults(t *testing.T) {
 	kc := kubeconfig(t)
 	env.StartKwok(t, kc)
@@ -33,6 +33,10 @@ func TestFaults(t *testing.T) {
 	t.Run("LeaderHandover", func(t *testing.T) {
 		t.Parallel()
 		leaderHandover(t, kc)
+	})
+	t.Run("ConcurrentWriters", func(t *testing.T) {
+		t.Parallel()
+		concurrentWriters(t, kc)
 	})
 	t.Run("BMCFaults", func(t *testing.T) {
 		t.Parallel()
@@ -216,9 +220,9 @@ func bmcFaults(t *testing.T, kc string) {
 	}
 	// Faults during scale-downs and human edits: a random BMC misbehaves for a moment each time.
 	for range 4 {
-		m := w.Sim.Machines()[w.Rand.IntN(4)]
-		kind := sim.FaultKinds[w.Rand.IntN(len(sim.FaultKinds))]
-		_ = m.InjectFault(kind, time.Duration(500+w.Rand.IntN(2500))*time.Millisecond)
+		m := w.Sim.Machines()[w.IntN(4)]
+		kind := sim.FaultKinds[w.IntN(len(sim.FaultKinds))]
+		_ = m.InjectFault(kind, time.Duration(500+w.IntN(2500))*time.Millisecond)
 		w.Stats.Fault("bmc:" + string(kind))
 		t.Logf("%s", w.RandomAction(ctx, 0))
 		time.Sleep(time.Second)

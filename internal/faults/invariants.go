@@ -131,7 +131,10 @@ func (w *World) CheckInvariants(ctx context.Context) {
 	}
 
 	last := map[string]HumanEdit{}
-	for _, e := range w.edits {
+	w.mu.Lock()
+	edits := slices.Clone(w.edits)
+	w.mu.Unlock()
+	for _, e := range edits {
 		if seen, ok := w.Recorder.SpecAt(e.Machine, e.Generation); ok && seen != e.PowerState {
 			w.Stats.Violation(fmt.Sprintf("%s: the human wrote %s at generation %d, the API showed %s", e.Machine, e.PowerState, e.Generation, seen))
 		}

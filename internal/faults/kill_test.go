@@ -30,7 +30,7 @@ var triggers = []string{triggerDelay, triggerRecorded, triggerCommandSeen, trigg
 // SIGKILL at a point the trigger picks, and starts it again.
 func (w *World) KillPoint(ctx context.Context, i int) {
 	w.T.Helper()
-	trigger := triggers[w.Rand.IntN(len(triggers))]
+	trigger := triggers[w.IntN(len(triggers))]
 	if trigger == triggerRecorded {
 		for _, m := range w.Sim.Machines() {
 			_ = m.InjectFault(sim.FaultHang, time.Minute)
@@ -47,7 +47,7 @@ func (w *World) KillPoint(ctx context.Context, i int) {
 	defer wcancel()
 	switch trigger {
 	case triggerDelay:
-		time.Sleep(time.Duration(w.Rand.Int64N(int64(1500 * time.Millisecond))))
+		time.Sleep(time.Duration(w.Int64N(int64(1500 * time.Millisecond))))
 	case triggerRecorded:
 		fired = w.Recorder.WaitFor(wctx, func(nodes map[string]*infrav1.Node) bool {
 			for _, n := range nodes {
@@ -87,7 +87,7 @@ func (w *World) KillPoint(ctx context.Context, i int) {
 	}
 	w.Stats.Fault(kind)
 	w.T.Logf("%s: %s, killed %s at %s after %s", w.Namespace, action, w.Managers[i].Name, kind, time.Since(started).Round(time.Millisecond))
-	time.Sleep(time.Duration(w.Rand.Int64N(int64(500 * time.Millisecond))))
+	time.Sleep(time.Duration(w.Int64N(int64(500 * time.Millisecond))))
 	if err := w.Managers[i].Start(); err != nil {
 		w.T.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func (w *World) KillPoint(ctx context.Context, i int) {
 // edit of spec.powerState, through replica i. It says what it did.
 func (w *World) RandomAction(ctx context.Context, i int) string {
 	w.T.Helper()
-	switch w.Rand.IntN(4) {
+	switch w.IntN(4) {
 	case 0, 1:
 		n, err := Retry(ctx, func(ctx context.Context) (int, error) { return w.ScaleUp(ctx, i) })
 		if err != nil {
@@ -141,7 +141,7 @@ func killManager(t *testing.T, stream uint64, kubeconfig string, kills int) {
 	ctx := context.Background()
 	for range kills {
 		w.KillPoint(ctx, 0)
-		time.Sleep(time.Duration(w.Rand.Int64N(int64(time.Second))))
+		time.Sleep(time.Duration(w.Int64N(int64(time.Second))))
 	}
 	w.Finish(ctx, 90*time.Second, false)
 	t.Logf("%s\n%s", w.Namespace, w.Stats.Summary())

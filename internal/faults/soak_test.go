@@ -29,28 +29,28 @@ func soak(t *testing.T, kc string) {
 	const checkEvery = 3 * time.Minute
 	checkpoint := start.Add(checkEvery)
 	for time.Now().Before(deadline) {
-		i := w.Rand.IntN(len(w.Managers))
-		switch w.Rand.IntN(10) {
+		i := w.IntN(len(w.Managers))
+		switch w.IntN(10) {
 		case 0, 1, 2, 3:
 			t.Logf("%s: %s", w.Managers[i].Name, w.RandomAction(ctx, i))
 		case 4, 5:
 			w.KillPoint(ctx, i)
 		case 6, 7:
-			m := w.Sim.Machines()[w.Rand.IntN(len(w.Sim.Machines()))]
-			kind := sim.FaultKinds[w.Rand.IntN(len(sim.FaultKinds))]
-			if err := m.InjectFault(kind, time.Duration(500+w.Rand.IntN(2500))*time.Millisecond); err != nil {
+			m := w.Sim.Machines()[w.IntN(len(w.Sim.Machines()))]
+			kind := sim.FaultKinds[w.IntN(len(sim.FaultKinds))]
+			if err := m.InjectFault(kind, time.Duration(500+w.IntN(2500))*time.Millisecond); err != nil {
 				t.Fatal(err)
 			}
 			w.Stats.Fault("bmc:" + string(kind))
 		case 8:
 			if long {
-				w.restartAPIServer(time.Duration(500+w.Rand.IntN(2500)) * time.Millisecond)
+				w.restartAPIServer(time.Duration(500+w.IntN(2500)) * time.Millisecond)
 			}
 		case 9:
-			time.Sleep(time.Duration(w.Rand.Int64N(int64(2 * time.Second))))
+			time.Sleep(time.Duration(w.Int64N(int64(2 * time.Second))))
 		}
 		w.Revive()
-		time.Sleep(time.Duration(w.Rand.Int64N(int64(700 * time.Millisecond))))
+		time.Sleep(time.Duration(w.Int64N(int64(700 * time.Millisecond))))
 		if long && time.Now().After(checkpoint) {
 			w.Settle(ctx, 2*time.Minute, true)
 			w.CheckInvariants(ctx)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -86,7 +87,6 @@ type World struct {
 	T        testing.TB
 	Env      *testenv.Env
 	Opts     Options
-	Rand     *rand.Rand
 	Stats    *Stats
 	Sim      *sim.Sim
 	Managers []*Manager
@@ -96,7 +96,25 @@ type World struct {
 
 	ca     []pb.CloudProviderClient
 	writer *optimistic.Writer
-	edits  []HumanEdit
+
+	// mu guards the random source and the edits: concurrent writers share them.
+	mu    sync.Mutex
+	rand  *rand.Rand
+	edits []HumanEdit
+}
+
+// IntN returns a random number in [0, n) from the run's seed.
+func (w *World) IntN(n int) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.rand.IntN(n)
+}
+
+// Int64N returns a random number in [0, n) from the run's seed.
+func (w *World) Int64N(n int64) int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.rand.Int64N(n)
 }
 
 var worlds atomic.Int64
@@ -112,7 +130,7 @@ func NewWorld(t testing.TB, env *testenv.Env, managerBin, kubeconfig string, rng
 	n := worlds.Add(1)
 	stamp := time.Now().Unix() % 100000
 	w := &World{
-		T: t, Env: env, Opts: opts, Rand: rng, Stats: NewStats(),
+		T: t, Env: env, Opts: opts, rand: rng, Stats: NewStats(),
 		Namespace: fmt.Sprintf("faults-%d-%d", stamp, n), Group: fmt.Sprintf("f%d-%d", stamp, n),
 	}
 	w.GroupID = cloudprovider.GroupID(w.Namespace, w.Group)
@@ -263,7 +281,7 @@ func (w *World) ScaleUp(ctx context.Context, i int) (int, error) {
 	if free <= 0 {
 		return 0, nil
 	}
-	delta := 1 + w.Rand.IntN(min(free, 2))
+	delta := 1 + w.IntN(min(free, 2))
 	cctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	//nolint:gosec // delta is 1 or 2
@@ -291,7 +309,7 @@ func (w *World) ScaleDown(ctx context.Context, i int) (string, error) {
 	if len(in) == 0 {
 		return "", nil
 	}
-	id := in[w.Rand.IntN(len(in))].GetId()
+	id := in[w.IntN(len(in))].GetId()
 	_, err = w.ca[i].NodeGroupDeleteNodes(cctx, &pb.NodeGroupDeleteNodesRequest{
 		Id: w.GroupID, Nodes: []*pb.ExternalGrpcNode{{Name: id, ProviderID: id}},
 	})
@@ -308,7 +326,7 @@ func (w *World) ScaleDown(ctx context.Context, i int) (string, error) {
 // HumanEdit flips one random machine's spec.powerState, as `homelabctl power on|off` does
 // (through the optimistic write path), and records the edit.
 func (w *World) HumanEdit(ctx context.Context) (HumanEdit, error) {
-	m := w.Sim.Machines()[w.Rand.IntN(len(w.Sim.Machines()))]
+	m := w.Sim.Machines()[w.IntN(len(w.Sim.Machines()))]
 	return w.HumanSet(ctx, m.Name, "")
 }
 
@@ -332,7 +350,9 @@ func (w *World) HumanSet(ctx context.Context, machine string, want infrav1.Power
 		return HumanEdit{}, err
 	}
 	e := HumanEdit{Machine: machine, PowerState: wrote, Generation: node.Generation}
+	w.mu.Lock()
 	w.edits = append(w.edits, e)
+	w.mu.Unlock()
 	w.Stats.Op("human-edit", 1)
 	return e, nil
 }
