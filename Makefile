@@ -94,6 +94,14 @@ fuzz: controlplane ## Run each fuzz target for FUZZTIME (e.g. make fuzz FUZZTIME
 fuzz-short: controlplane ## Run each fuzz target for FUZZTIME_SHORT (part of make test).
 	@GO=$(GO) FUZZTIME=$(FUZZTIME_SHORT) FUZZCACHE=fresh hack/fuzz.sh
 
+# The soak's length, and the bound on the whole run (raise it with a longer soak).
+SOAK_DURATION ?= 30m
+SOAK_TIMEOUT  ?= 3h
+
+.PHONY: soak
+soak: controlplane ## The fault harness for SOAK_DURATION (default 30m): kills, apiserver restarts, BMC faults; prints a summary.
+	$(GO) test -count=1 -timeout $(SOAK_TIMEOUT) -run '^TestFaults$$/^Soak$$' -v ./internal/faults -soak=$(SOAK_DURATION)
+
 .PHONY: bench
 bench: controlplane ## Measure the manager at each fleet size and write docs/performance.md (quick: BENCH_SIZES=10,100 BENCH_REPS=1).
 	$(GO) run ./hack/benchreport -sizes '$(BENCH_SIZES)' -reps '$(BENCH_REPS)'

@@ -23,13 +23,22 @@ const (
 	ProtocolIPMI Protocol = "ipmi"
 )
 
-// Fault makes one machine's BMC answer every request with an error for a while after the
-// simulator starts, as a BMC that is rebooting or overloaded does.
+// Fault makes one machine's BMC misbehave for a while after the simulator starts.
 type Fault struct {
 	// Index is the machine's index (0 is the first machine).
 	Index int
-	// For is how long the BMC fails, from the simulator's start.
+	// For is how long the BMC misbehaves, from the simulator's start (in LateBoot: how much
+	// later than the boot delay the machine registers).
 	For time.Duration
+	// Kind is how it misbehaves; empty means FaultError.
+	Kind FaultKind
+}
+
+func (f Fault) kind() FaultKind {
+	if f.Kind == "" {
+		return FaultError
+	}
+	return f.Kind
 }
 
 // Config describes the homelab to simulate.
@@ -61,8 +70,18 @@ type Config struct {
 
 	// NeverBoot lists the indexes of machines that power on but never register a core Node.
 	NeverBoot []int
-	// BMCErrors lists BMCs that answer errors for a while after the start.
+	// BMCErrors lists BMCs that answer errors for a while after the start (their Kind is
+	// ignored: always FaultError).
 	BMCErrors []Fault
+	// BMCFaults lists BMCs that misbehave, each as its Kind says, for a while after the start.
+	BMCFaults []Fault
+	// LateBoot lists machines that register their core Node For later than the boot delay, on
+	// every boot: set it beyond the Node's bootTimeout to play a machine that shows up after
+	// the manager gave up on the attempt.
+	LateBoot []Fault
+	// Flap lists machines whose core Node alternates between Ready and NotReady (every
+	// FlapPeriod) for For after each registration, then stays Ready.
+	Flap []Fault
 
 	// NodeBootTimeout, when set, is written into each Node's spec.bootTimeout.
 	NodeBootTimeout time.Duration
@@ -141,7 +160,39 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("bmc-errors for machine %d needs a positive duration", f.Index))
 		}
 	}
+	for _, f := range c.BMCFaults {
+		if f.Index < 0 || f.Index >= c.Machines {
+			errs = append(errs, fmt.Errorf("bmc fault machine index %d is out of range (0-%d)", f.Index, c.Machines-1))
+		}
+		if f.For <= 0 {
+			errs = append(errs, fmt.Errorf("bmc fault %s for machine %d needs a positive duration", f.kind(), f.Index))
+		}
+		if !validFaultKind(f.kind()) {
+			errs = append(errs, fmt.Errorf("bmc fault %q for machine %d is not one of %v", f.Kind, f.Index, FaultKinds))
+		} else if f.kind() != FaultError && c.Protocol == ProtocolIPMI {
+			errs = append(errs, fmt.Errorf("bmc fault %s is served by Redfish BMCs only", f.kind()))
+		}
+	}
+	for name, list := range map[string][]Fault{"late-boot": c.LateBoot, "flap": c.Flap} {
+		for _, f := range list {
+			if f.Index < 0 || f.Index >= c.Machines {
+				errs = append(errs, fmt.Errorf("%s machine index %d is out of range (0-%d)", name, f.Index, c.Machines-1))
+			}
+			if f.For <= 0 {
+				errs = append(errs, fmt.Errorf("%s for machine %d needs a positive duration", name, f.Index))
+			}
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// bmcFaults is every fault window to open at the start: BMCErrors and BMCFaults.
+func (c *Config) bmcFaults() []Fault {
+	out := make([]Fault, 0, len(c.BMCErrors)+len(c.BMCFaults))
+	for _, f := range c.BMCErrors {
+		out = append(out, Fault{Index: f.Index, For: f.For, Kind: FaultError})
+	}
+	return append(out, c.BMCFaults...)
 }
 
 // MachineName is the name of machine i: the Group's name and the index, zero-padded so that

@@ -34,6 +34,8 @@ type registration struct {
 	uid        types.UID
 	retry      *time.Timer
 	retryDelay time.Duration
+	// flap is the next Ready/NotReady change of a flapping machine's core Node.
+	flap *time.Timer
 }
 
 // syncNode makes the core Node exist or not, as the machine's phase says. It reads the phase
@@ -98,6 +100,10 @@ func (m *Machine) stopSync() {
 		m.reg.retry.Stop()
 		m.reg.retry = nil
 	}
+	if m.reg.flap != nil {
+		m.reg.flap.Stop()
+		m.reg.flap = nil
+	}
 }
 
 // register creates the core Node. One left over with this machine's provider ID (from an earlier
@@ -114,6 +120,9 @@ func (m *Machine) register(ctx context.Context) error {
 		return fmt.Errorf("creating core Node %s: %w", m.Name, err)
 	}
 	m.reg.uid = core.UID
+	if m.flapFor > 0 {
+		m.startFlapping(core.UID)
+	}
 	return nil
 }
 
@@ -149,11 +158,16 @@ func (s *Sim) coreNode(m *Machine) *corev1.Node {
 	for k, v := range s.cfg.Labels {
 		labels[k] = v
 	}
+	annotations := map[string]string{KwokNodeAnnotation: "fake"}
+	if m.flapFor > 0 {
+		// The simulator flaps the Ready condition first; kwok takes over afterwards.
+		annotations = nil
+	}
 	return &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:        m.Name,
 			Labels:      labels,
-			Annotations: map[string]string{KwokNodeAnnotation: "fake"},
+			Annotations: annotations,
 		},
 		Spec: corev1.NodeSpec{ProviderID: m.ProviderID},
 		// The apiserver keeps the status given at create for Nodes, as kubelets rely on.

@@ -39,6 +39,8 @@ func (m *Machine) Report() MachineReport {
 //	GET  /debug/machines/{name}                 one machine
 //	POST /debug/machines/{name}/bmc-errors?for=30s
 //	                                            the machine's BMC answers errors for that long
+//	POST /debug/machines/{name}/faults?kind=hang&for=30s
+//	                                            the BMC misbehaves (error, hang, lie, garbage)
 //
 // Serve it on loopback only: it can break BMCs and it names their endpoints.
 func (s *Sim) DebugHandler() http.Handler {
@@ -67,6 +69,25 @@ func (s *Sim) DebugHandler() http.Handler {
 		}
 		m.FailBMCFor(d)
 		s.log.Info("BMC errors injected", "machine", m.Name, "for", d.String())
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("POST /debug/machines/{name}/faults", func(w http.ResponseWriter, r *http.Request) {
+		m := s.Machine(r.PathValue("name"))
+		if m == nil {
+			http.Error(w, "no such machine", http.StatusNotFound)
+			return
+		}
+		d, err := time.ParseDuration(r.URL.Query().Get("for"))
+		if err != nil || d < 0 {
+			http.Error(w, "want ?kind=KIND&for=DURATION, e.g. ?kind=hang&for=30s", http.StatusBadRequest)
+			return
+		}
+		kind := FaultKind(r.URL.Query().Get("kind"))
+		if err := m.InjectFault(kind, d); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		s.log.Info("BMC fault injected", "machine", m.Name, "kind", string(kind), "for", d.String())
 		w.WriteHeader(http.StatusNoContent)
 	})
 	return mux

@@ -51,6 +51,11 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.Var((*labelsFlag)(&c.Labels), "labels", "Labels of each core Node and of the Group's template, KEY=VALUE,... (repeatable).")
 	fs.Var((*indexesFlag)(&c.NeverBoot), "never-boot", "Indexes of machines that power on but never register a core Node, I,J,... (repeatable).")
 	fs.Var((*faultsFlag)(&c.BMCErrors), "bmc-errors", "BMCs that answer errors (HTTP 500, IPMI node busy) for a while after the start, INDEX:DURATION,... (repeatable).")
+	for _, k := range []FaultKind{FaultHang, FaultLie, FaultGarbage} {
+		fs.Var(&kindFaultsFlag{list: &c.BMCFaults, kind: k}, "bmc-"+string(k), bmcFaultUsage[k])
+	}
+	fs.Var((*faultsFlag)(&c.LateBoot), "late-boot", "Machines that register their core Node this much later than the boot delay, on every boot, INDEX:DURATION,... (repeatable).")
+	fs.Var((*faultsFlag)(&c.Flap), "flap", "Machines whose core Node alternates Ready and NotReady every 0.5s for this long after each registration, INDEX:DURATION,... (repeatable).")
 	fs.DurationVar(&c.NodeBootTimeout, "node-boot-timeout", 0, "Written into each Node's spec.bootTimeout; 0 leaves the API's default.")
 	fs.StringVar(&o.ManifestsFile, "manifests", "", "Write the Group, Secrets and Nodes as YAML to this file once every BMC listens.")
 	fs.BoolVar(&o.Apply, "apply", false, "Create the Group, Secrets and Nodes in the cluster (existing ones get this run's endpoints and credentials).")
@@ -163,6 +168,43 @@ func (f *faultsFlag) Set(v string) error {
 			return err
 		}
 		*f = append(*f, Fault{Index: i, For: d})
+	}
+	return nil
+}
+
+var bmcFaultUsage = map[FaultKind]string{
+	FaultHang:    "Redfish BMCs that hold every request unanswered (until the client gives up) for a while after the start, INDEX:DURATION,... (repeatable).",
+	FaultLie:     "Redfish BMCs that report the opposite power state for a while after the start, INDEX:DURATION,... (repeatable).",
+	FaultGarbage: "Redfish BMCs that answer 200 with a body that is not JSON for a while after the start, INDEX:DURATION,... (repeatable).",
+}
+
+// kindFaultsFlag collects INDEX:DURATION pairs of one fault kind into a shared list.
+type kindFaultsFlag struct {
+	list *[]Fault
+	kind FaultKind
+}
+
+func (f *kindFaultsFlag) String() string {
+	if f == nil || f.list == nil {
+		return ""
+	}
+	var mine faultsFlag
+	for _, x := range *f.list {
+		if x.Kind == f.kind {
+			mine = append(mine, x)
+		}
+	}
+	return mine.String()
+}
+
+func (f *kindFaultsFlag) Set(v string) error {
+	var parsed faultsFlag
+	if err := parsed.Set(v); err != nil {
+		return err
+	}
+	for _, x := range parsed {
+		x.Kind = f.kind
+		*f.list = append(*f.list, x)
 	}
 	return nil
 }

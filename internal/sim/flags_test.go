@@ -52,6 +52,18 @@ func TestFlags(t *testing.T) {
 	if !slices.Equal(c.BMCErrors, []sim.Fault{{Index: 2, For: 30 * time.Second}, {Index: 4, For: time.Minute}}) {
 		t.Fatalf("bmc-errors %v", c.BMCErrors)
 	}
+	more, err := parse(t, "--machines", "4", "--bmc-hang", "0:5s", "--bmc-lie", "1:1m,2:2m", "--bmc-garbage", "3:1s", "--late-boot", "1:20s", "--flap", "2:3s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(more.BMCFaults, []sim.Fault{
+		{Index: 0, For: 5 * time.Second, Kind: sim.FaultHang},
+		{Index: 1, For: time.Minute, Kind: sim.FaultLie}, {Index: 2, For: 2 * time.Minute, Kind: sim.FaultLie},
+		{Index: 3, For: time.Second, Kind: sim.FaultGarbage},
+	}) || !slices.Equal(more.LateBoot, []sim.Fault{{Index: 1, For: 20 * time.Second}}) ||
+		!slices.Equal(more.Flap, []sim.Fault{{Index: 2, For: 3 * time.Second}}) {
+		t.Fatalf("bmc faults %v, late boot %v", more.BMCFaults, more.LateBoot)
+	}
 	if c.MachineName(0) != "workers-00" || c.MachineName(11) != "workers-11" {
 		t.Fatalf("names %s, %s", c.MachineName(0), c.MachineName(11))
 	}
@@ -76,6 +88,9 @@ func TestFlagsRefused(t *testing.T) {
 		{[]string{"--never-boot", "3"}, "out of range"},
 		{[]string{"--bmc-errors", "1"}, "INDEX:DURATION"},
 		{[]string{"--bmc-errors", "1:0s"}, "positive duration"},
+		{[]string{"--bmc-hang", "0:1s", "--protocol", "ipmi"}, "Redfish BMCs only"},
+		{[]string{"--bmc-lie", "7:1s"}, "out of range"},
+		{[]string{"--late-boot", "1:0s"}, "positive duration"},
 		{[]string{"--group", "Not_A_Host"}, "host names"},
 		{[]string{"--labels", "novalue"}, "KEY=VALUE"},
 		{[]string{"--pods", "0"}, "pods must be positive"},

@@ -55,12 +55,16 @@ type Counters struct {
 	PowerOff int `json:"powerOff"`
 	// Commands counts each command by name.
 	Commands map[Command]int `json:"commands"`
-	// FaultAnswers counts requests the BMC answered with an injected error.
-	FaultAnswers int `json:"faultAnswers"`
+	// FaultAnswers counts requests an injected fault spoiled (answered with an error or garbage,
+	// held, or answered with a lie); Faults counts them by kind.
+	FaultAnswers int               `json:"faultAnswers"`
+	Faults       map[FaultKind]int `json:"faults,omitempty"`
 	// Registrations counts the core Nodes the machine created; Deregistrations the ones it
 	// deleted.
 	Registrations   int `json:"registrations"`
 	Deregistrations int `json:"deregistrations"`
+	// Flaps counts the Ready condition changes of a flapping machine's core Node.
+	Flaps int `json:"flaps,omitempty"`
 	// History lists the last commands, oldest first.
 	History []Received `json:"history"`
 }
@@ -80,11 +84,16 @@ type Machine struct {
 	sim       *Sim
 	neverBoot bool
 
-	mu       sync.Mutex
-	phase    phase
-	timer    *time.Timer // the boot or shutdown in progress
-	epoch    uint64      // bumped by every transition, so that a stale timer does nothing
-	faultEnd time.Time   // the BMC answers errors until then
+	mu    sync.Mutex
+	phase phase
+	timer *time.Timer // the boot or shutdown in progress
+	epoch uint64      // bumped by every transition, so that a stale timer does nothing
+	// faultEnds says until when the BMC misbehaves, by kind.
+	faultEnds map[FaultKind]time.Time
+	// flapFor is how long the core Node flaps after each registration.
+	flapFor time.Duration
+	// lateBy delays every boot's registration beyond the boot delay.
+	lateBy   time.Duration
 	counters Counters
 	endpoint string
 
@@ -122,26 +131,22 @@ func (m *Machine) Counters() Counters {
 		c.Commands[k] = v
 	}
 	c.History = append([]Received(nil), m.counters.History...)
+	if m.counters.Faults != nil {
+		c.Faults = make(map[FaultKind]int, len(m.counters.Faults))
+		for k, v := range m.counters.Faults {
+			c.Faults[k] = v
+		}
+	}
 	return c
 }
 
 // FailBMCFor makes the BMC answer every request with an error for d from now.
 func (m *Machine) FailBMCFor(d time.Duration) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.faultEnd = time.Now().Add(d)
+	_ = m.InjectFault(FaultError, d)
 }
 
 // faulty reports whether the BMC must answer this request with an error, and counts it.
-func (m *Machine) faulty() bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if time.Now().Before(m.faultEnd) {
-		m.counters.FaultAnswers++
-		return true
-	}
-	return false
-}
+func (m *Machine) faulty() bool { return m.faultNow(FaultError) }
 
 // Do carries out a power command as the machine's hardware would. It returns at once: booting
 // and shutting down take their time on timers.
@@ -152,7 +157,7 @@ func (m *Machine) Do(cmd Command) {
 	switch cmd {
 	case CommandOn:
 		if m.phase == phaseOff {
-			m.enter(phaseBooting, jittered(m.sim.cfg.BootDelay, m.sim.cfg.BootJitter))
+			m.enter(phaseBooting, jittered(m.sim.cfg.BootDelay, m.sim.cfg.BootJitter)+m.lateBy)
 			changed = true
 		}
 	case CommandGracefulShutdown:

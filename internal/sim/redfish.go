@@ -88,8 +88,17 @@ func serveRedfish(m *Machine, addr string) (server, string, error) {
 }
 
 func (b *redfishBMC) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !b.m.hang(r.Context()) {
+		return // the client gave up; nothing is served, no command carried out
+	}
 	if b.m.faulty() {
 		redfishError(w, http.StatusInternalServerError, "InternalError", "The request failed due to an internal service error.")
+		return
+	}
+	if b.m.faultNow(FaultGarbage) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, `{"@odata.id": "/redfish/v1/Systems/1", "PowerState": "O`)
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxRequestBody)
@@ -154,8 +163,12 @@ func (b *redfishBMC) serviceRoot() map[string]any {
 
 func (b *redfishBMC) system() map[string]any {
 	m := b.m
+	on := m.PoweredOn()
+	if m.faultNow(FaultLie) {
+		on = !on
+	}
 	power := "Off"
-	if m.PoweredOn() {
+	if on {
 		power = "On"
 	}
 	return map[string]any{

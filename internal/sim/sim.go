@@ -57,6 +57,12 @@ func New(cfg Config, c client.Client, log *slog.Logger) (*Sim, error) {
 			sim: s, neverBoot: slices.Contains(cfg.NeverBoot, i),
 		})
 	}
+	for _, f := range cfg.Flap {
+		s.machines[f.Index].flapFor = f.For
+	}
+	for _, f := range cfg.LateBoot {
+		s.machines[f.Index].lateBy = f.For
+	}
 	return s, nil
 }
 
@@ -91,10 +97,13 @@ func (s *Sim) Start(ctx context.Context) error {
 		return err
 	}
 	start := time.Now()
-	for _, f := range s.cfg.BMCErrors {
+	for _, f := range s.cfg.bmcFaults() {
 		m := s.machines[f.Index]
 		m.mu.Lock()
-		m.faultEnd = start.Add(f.For)
+		if m.faultEnds == nil {
+			m.faultEnds = map[FaultKind]time.Time{}
+		}
+		m.faultEnds[f.kind()] = start.Add(f.For)
 		m.mu.Unlock()
 	}
 	for _, m := range s.machines {

@@ -42,6 +42,8 @@ type Env struct {
 	AssetsDir string
 
 	env *envtest.Environment
+	// certDir holds the apiserver's certificates when the Env may restart it (StartRestartable).
+	certDir string
 }
 
 // RepoRoot returns the root of the repository (the folder holding go.mod).
@@ -79,7 +81,11 @@ func AssetsDir() (string, error) {
 }
 
 // Start starts etcd and kube-apiserver and installs the CRDs from config/crd/bases.
-func Start() (*Env, error) {
+func Start() (*Env, error) { return start("") }
+
+// start is Start with the apiserver's certificates in certDir (empty: a temporary folder
+// envtest removes when the apiserver stops).
+func start(certDir string) (*Env, error) {
 	assets, err := AssetsDir()
 	if err != nil {
 		return nil, err
@@ -96,6 +102,9 @@ func Start() (*Env, error) {
 		ControlPlaneStartTimeout: 90 * time.Second,
 		ControlPlaneStopTimeout:  30 * time.Second,
 		Scheme:                   scheme,
+	}
+	if certDir != "" {
+		env.ControlPlane.APIServer = &envtest.APIServer{CertDir: certDir}
 	}
 	cfg, err := env.Start()
 	if err != nil {
@@ -120,15 +129,23 @@ func Start() (*Env, error) {
 }
 
 // Stop stops the control plane.
-func (e *Env) Stop() error { return e.env.Stop() }
+func (e *Env) Stop() error {
+	err := e.env.Stop()
+	if e.certDir != "" {
+		_ = os.RemoveAll(e.certDir)
+	}
+	return err
+}
 
 // RESTMapper returns a mapper that discovers the apiserver's kinds, CRDs included.
 func (e *Env) RESTMapper() meta.RESTMapper { return e.Client.RESTMapper() }
 
 // Run is a TestMain body: it starts the control plane, hands it to set, runs the package's
 // tests and stops it. A control plane that cannot start fails the package loudly.
-func Run(m *testing.M, set func(*Env)) {
-	env, err := Start()
+func Run(m *testing.M, set func(*Env)) { run(m, Start, set) }
+
+func run(m *testing.M, startEnv func() (*Env, error), set func(*Env)) {
+	env, err := startEnv()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "FAIL: cannot start the test control plane: %v\n", err)
 		os.Exit(1)

@@ -297,7 +297,16 @@ func (r *Reconciler) continueOff(ctx context.Context, s *scope) (ctrl.Result, er
 	}
 	op = n.Status.Operation
 	if (op.CommandDone || slot.Job == nil) && r.confirmedOff(ctx, s) {
-		return ctrl.Result{}, r.finishOff(ctx, s)
+		if err := r.finishOff(ctx, s); err != nil {
+			return ctrl.Result{}, err
+		}
+		if s.node.DesiredPowerState() == infrav1.PowerOn {
+			// Desired on again after the power-off command went out: the off is finished, and
+			// nothing else would wake this machine (its own status write does not), so the
+			// power-on starts now.
+			return r.startOn(ctx, s, 1)
+		}
+		return ctrl.Result{}, nil
 	}
 	deadline := op.AttemptStartedAt.Add(shutdownTimeout(n))
 	if !s.now.Before(deadline) {
