@@ -71,7 +71,11 @@ const (
 	DefaultRetryBase       = 10 * time.Second
 	DefaultRetryCap        = 5 * time.Minute
 	DefaultConfirmInterval = 5 * time.Second
-	DefaultConcurrency     = 10
+	// DefaultConcurrency is how many machines are reconciled at once. A worker spends most of a
+	// power-on waiting on the apiserver and the BMC, so workers are cheap; with 10, a scale-up
+	// of 100 machines queued for more than a second before the last command went out, and ten
+	// hung BMCs would stall every other machine.
+	DefaultConcurrency = 32
 )
 
 // The permissions this needs are kubebuilder markers in internal/rbac.
