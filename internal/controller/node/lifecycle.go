@@ -371,12 +371,15 @@ func (r *Reconciler) prepareOff(ctx context.Context, s *scope) (ctrl.Result, boo
 }
 
 // confirmedOff reports whether the machine is known to be off: by the status driver when there
-// is one, else by its core Node being NotReady or gone.
+// is one, else by its core Node being NotReady or gone. A BMC that says Off while the machine's
+// kubelet still keeps its core Node Ready is not believed: a BMC can answer wrongly (a wedged
+// or rebooting controller), and believing it would leave a running machine unmanaged with its
+// core Node deleted. The attempt then runs into its shutdown timeout and is retried.
 func (r *Reconciler) confirmedOff(ctx context.Context, s *scope) bool {
 	state, err := r.readStatus(ctx, s)
 	switch {
 	case err == nil:
-		return state == infrav1.PowerOff
+		return state == infrav1.PowerOff && !corenode.IsReady(s.core.Node)
 	case !errors.Is(err, errNoStatusDriver):
 		// Said, not hidden: a misconfigured power.status would otherwise go unnoticed.
 		r.eventf(s.node, corev1.EventTypeWarning, "StatusReadFailed", "PowerStatus",

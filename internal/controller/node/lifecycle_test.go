@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -233,5 +234,41 @@ func TestRunningMachineWithoutCoreNodeIsNotTakenAsOff(t *testing.T) {
 	if drv.count("m1", power.ActionOff, 1) != 1 || drv.total("m1", power.ActionOn) != 0 {
 		t.Fatalf("a running machine was not powered off: %d off, %d on; status %+v",
 			drv.count("m1", power.ActionOff, 1), drv.total("m1", power.ActionOn), got.Status)
+	}
+}
+
+// A BMC that wrongly says Off while the machine's core Node is still Ready is not believed: the
+// power-off is not confirmed (the core Node is not deleted, the machine not left running
+// unmanaged), the attempt times out, and the next attempt powers the machine off.
+func TestBMCReportingOffWhileTheNodeIsReadyIsNotBelieved(t *testing.T) {
+	ns := newNamespace(t)
+	drv := newMachineDriver()
+	startManager(t, ns, power.NewRegistry(drv))
+	createGroup(t, ns, "workers")
+	n := createMachine(t, ns, "m1", "workers", infrav1.PowerOn, func(n *infrav1.Node) {
+		n.Spec.ShutdownTimeout = &metav1.Duration{Duration: 2 * time.Second}
+	})
+	waitProgress(t, n, infrav1.ProgressReady, 10*time.Second)
+
+	drv.set(func(d *machineDriver) { d.liesOff["m1"] = true })
+	setDesired(t, n, infrav1.PowerOff)
+	testenv.Eventually(t, 10*time.Second, "the first power-off attempt to time out", func() bool {
+		return drv.count("m1", power.ActionOff, 1) == 1 && drv.count("m1", power.ActionOff, 2) == 0 &&
+			func() bool {
+				cur := &infrav1.Node{}
+				return env.Client.Get(context.Background(), client.ObjectKeyFromObject(n), cur) == nil &&
+					cur.Status.LastErrorReason == "ShutdownTimeout" && cur.Status.Progress == infrav1.ProgressShuttingDown
+			}()
+	})
+	core := &corev1.Node{}
+	if err := env.Client.Get(context.Background(), client.ObjectKey{Name: n.KubernetesNodeNameOrDefault()}, core); err != nil {
+		t.Fatalf("the core Node of a machine still running was deleted: %v", err)
+	}
+
+	// The BMC answers truly again: the next attempt powers the machine off.
+	drv.set(func(d *machineDriver) { d.liesOff["m1"] = false })
+	got := waitProgress(t, n, infrav1.ProgressOff, 15*time.Second)
+	if c := drv.count("m1", power.ActionOff, 2); c != 1 || got.Status.Attempts != 2 {
+		t.Fatalf("second attempt issued %d times; status %+v", c, got.Status)
 	}
 }

@@ -70,14 +70,17 @@ type machineDriver struct {
 	on      map[string]bool
 	neverUp map[string]bool
 	// stuckOn machines ignore power-off commands (they are counted, the machine stays on).
-	stuckOn  map[string]bool
+	stuckOn map[string]bool
+	// liesOff machines' BMCs report Off whatever the machine does, and ignore power-off
+	// commands as a BMC that believes the machine is already off does.
+	liesOff  map[string]bool
 	failWith map[string]error
 	// readSecret, when set, makes every call read the Node's credentials Secret first.
 	readSecret bool
 }
 
 func newMachineDriver() *machineDriver {
-	return &machineDriver{calls: map[string]int{}, on: map[string]bool{}, neverUp: map[string]bool{}, stuckOn: map[string]bool{}, failWith: map[string]error{}}
+	return &machineDriver{calls: map[string]int{}, on: map[string]bool{}, neverUp: map[string]bool{}, stuckOn: map[string]bool{}, liesOff: map[string]bool{}, failWith: map[string]error{}}
 }
 
 func (d *machineDriver) Name() string { return power.DriverIPMI }
@@ -120,7 +123,7 @@ func (d *machineDriver) Do(ctx context.Context, req power.Request) (power.Outcom
 	d.calls[callKey(n.Name, req.Action, req.Attempt)]++
 	fail := d.failWith[n.Name]
 	never := d.neverUp[n.Name]
-	stuck := d.stuckOn[n.Name]
+	stuck := d.stuckOn[n.Name] || (req.Action == power.ActionOff && d.liesOff[n.Name])
 	if !stuck {
 		d.on[n.Name] = req.Action == power.ActionOn
 	}
@@ -140,7 +143,7 @@ func (d *machineDriver) Do(ctx context.Context, req power.Request) (power.Outcom
 func (d *machineDriver) Status(_ context.Context, req power.Request) (infrav1.PowerState, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.on[req.Node.Name] {
+	if d.on[req.Node.Name] && !d.liesOff[req.Node.Name] {
 		return infrav1.PowerOn, nil
 	}
 	return infrav1.PowerOff, nil
