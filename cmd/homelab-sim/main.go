@@ -88,6 +88,16 @@ func run(ctx context.Context, o *sim.Options, log *slog.Logger) error {
 		}
 		log.Info("stopped; the cluster objects stay")
 	}()
+	// The debug endpoint binds before the BMCs: thousands of BMC listeners on ephemeral ports
+	// could otherwise take the port it was given.
+	if o.DebugAddress != "" {
+		stopDebug, addr, err := serveDebug(o.DebugAddress, s.DebugHandler())
+		if err != nil {
+			return err
+		}
+		defer stopDebug()
+		log.Info("debug endpoint", "url", "http://"+addr+"/debug/counters")
+	}
 	if err := s.Start(ctx); err != nil {
 		return err
 	}
@@ -108,14 +118,6 @@ func run(ctx context.Context, o *sim.Options, log *slog.Logger) error {
 			return err
 		}
 		log.Info("applied the Group, Secrets and Nodes", "objects", len(objs.All()), "took", time.Since(start).Round(time.Millisecond).String())
-	}
-	if o.DebugAddress != "" {
-		stopDebug, addr, err := serveDebug(o.DebugAddress, s.DebugHandler())
-		if err != nil {
-			return err
-		}
-		defer stopDebug()
-		log.Info("debug endpoint", "url", "http://"+addr+"/debug/counters")
 	}
 	log.Info("ready", "machines", o.Machines, "group", o.Group, "namespace", o.Namespace)
 	<-ctx.Done()
