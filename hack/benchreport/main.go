@@ -206,7 +206,7 @@ func describeMachine() machine {
 	if v, err := exec.Command("git", "rev-parse", "HEAD").Output(); err == nil {
 		m.Commit = strings.TrimSpace(string(v))
 	}
-	if v, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil {
+	if v, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)docs/performance.md", ":(exclude)docs/performance").Output(); err == nil {
 		m.Dirty = len(strings.TrimSpace(string(v))) > 0
 	}
 	m.Assets = filepath.Base(os.Getenv("KUBEBUILDER_ASSETS"))
