@@ -14,6 +14,7 @@ import (
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/controller/corenode"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/sim"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testenv"
 )
 
 // Converged lists what still differs from the desired state: a machine desired on must be
@@ -68,18 +69,13 @@ func (w *World) Converged(ctx context.Context, allowFailed bool) ([]string, erro
 // Settle waits until the world has converged (see Converged), up to timeout; what still
 // differs then is recorded as violations.
 func (w *World) Settle(ctx context.Context, timeout time.Duration, allowFailed bool) {
-	deadline := time.Now().Add(timeout)
 	var diff []string
-	for {
+	if testenv.Poll(timeout, 200*time.Millisecond, func() bool {
 		var err error
 		diff, err = w.Converged(ctx, allowFailed)
-		if err == nil && len(diff) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
+		return err == nil && len(diff) == 0
+	}) {
+		return
 	}
 	for _, d := range diff {
 		w.Stats.Violation("not converged after " + timeout.String() + ": " + d)
@@ -117,12 +113,10 @@ func (w *World) CheckInvariants(ctx context.Context) {
 		var target int32
 		var err error
 		// The replica's cache may lag the last write by a moment.
-		for range 50 {
-			if target, err = w.TargetSize(ctx, i); err == nil && int(target) == desiredOn {
-				break
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+		testenv.Poll(5*time.Second, 100*time.Millisecond, func() bool {
+			target, err = w.TargetSize(ctx, i)
+			return err == nil && int(target) == desiredOn
+		})
 		if err != nil {
 			w.Stats.Violation(fmt.Sprintf("%s: NodeGroupTargetSize: %v", m.Name, err))
 		} else if int(target) != desiredOn {

@@ -20,6 +20,7 @@ import (
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/optimistic"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/perf"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/sim"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testenv"
 )
 
 const (
@@ -50,7 +51,7 @@ func (r *run) lifecycle(kubeconfig, simBin string) {
 		"--apply", "--debug-address", debug, "--log-level", "warn")
 	t := track(r.env, ns)
 	defer t.stop()
-	if !waitUntil(15*time.Minute, time.Second, func() bool { return t.count(func(*seen) bool { return true }) >= r.size }) {
+	if !testenv.Poll(15*time.Minute, time.Second, func() bool { return t.count(func(*seen) bool { return true }) >= r.size }) {
 		b.Fatalf("homelab-sim did not create %d machines within 15 minutes", r.size)
 	}
 	r.logf("%d machines created in %s; starting the manager", r.size, time.Since(began).Round(time.Second))
@@ -58,7 +59,7 @@ func (r *run) lifecycle(kubeconfig, simBin string) {
 	began = time.Now()
 	m := r.startManager(ns, true)
 	defer m.stop()
-	if !waitUntil(10*time.Minute, 200*time.Millisecond, func() bool { return t.settled(infrav1.ProgressOff) }) {
+	if !testenv.Poll(10*time.Minute, 200*time.Millisecond, func() bool { return t.settled(infrav1.ProgressOff) }) {
 		b.Fatal("the manager did not settle every machine as Off within 10 minutes")
 	}
 	quiet(m.requests, time.Second, 30*time.Second)
@@ -123,7 +124,7 @@ func (r *run) scaleCycle(m *manager, t *tracker, debug, ns, id string, n int, ke
 		r.note("IncreaseSize(+%d) failed after %.1f s: %v", n, returned.Sub(sent).Seconds(), err)
 	}
 	var names []string
-	if !waitUntil(time.Minute+callTimeout, 20*time.Millisecond, func() bool {
+	if !testenv.Poll(time.Minute+callTimeout, 20*time.Millisecond, func() bool {
 		names = t.desiredOn()
 		return len(names) == n
 	}) {
@@ -133,7 +134,7 @@ func (r *run) scaleCycle(m *manager, t *tracker, debug, ns, id string, n int, ke
 		b.Fatalf("IncreaseSize(+%d) powered nothing on", n)
 	}
 	var readyAt time.Time
-	if !waitUntil(3*time.Minute+r.boot, 20*time.Millisecond, func() bool {
+	if !testenv.Poll(3*time.Minute+r.boot, 20*time.Millisecond, func() bool {
 		var ok bool
 		readyAt, ok = t.latest(names, infrav1.ProgressReady)
 		return ok
@@ -150,7 +151,7 @@ func (r *run) scaleCycle(m *manager, t *tracker, debug, ns, id string, n int, ke
 	deleted := time.Now()
 	r.powerOff(m, ns, id, names)
 	var offAt time.Time
-	if !waitUntil(3*time.Minute, 20*time.Millisecond, func() bool {
+	if !testenv.Poll(3*time.Minute, 20*time.Millisecond, func() bool {
 		var ok bool
 		offAt, ok = t.latest(names, infrav1.ProgressOff)
 		return ok
@@ -168,7 +169,7 @@ func (r *run) scaleCycle(m *manager, t *tracker, debug, ns, id string, n int, ke
 		}
 		r.note("%d machines still desired on after the scale-down of %d: powering them off too", len(left), n)
 		r.powerOff(m, ns, id, left)
-		waitUntil(3*time.Minute, 100*time.Millisecond, func() bool { _, ok := t.latest(left, infrav1.ProgressOff); return ok })
+		testenv.Poll(3*time.Minute, 100*time.Millisecond, func() bool { _, ok := t.latest(left, infrav1.ProgressOff); return ok })
 	}
 	if keep {
 		r.res.Requests = append(r.res.Requests, up, down)
@@ -281,7 +282,7 @@ func (r *run) burst(m *manager, t *tracker) {
 	}
 	wg.Wait()
 	wrote := time.Since(began)
-	waitUntil(2*time.Minute, 100*time.Millisecond, func() bool {
+	testenv.Poll(2*time.Minute, 100*time.Millisecond, func() bool {
 		for _, w := range writes {
 			if _, ok := t.observedBy(w.name, w.gen); !ok && w.name != "" {
 				return false

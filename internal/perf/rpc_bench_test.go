@@ -18,6 +18,7 @@ import (
 	pb "github.com/homelab-autoscaler/homelab-autoscaler/internal/cloudprovider/externalgrpc"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/optimistic"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/perf"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testenv"
 )
 
 const (
@@ -45,7 +46,7 @@ func (r *run) rpcs() {
 	defer m.stop()
 	id := cloudprovider.GroupID(ns, rpcGroup)
 	on := int32((r.size + 1) / 2) //nolint:gosec // fleet sizes are small
-	if !waitUntil(5*time.Minute, 100*time.Millisecond, func() bool {
+	if !testenv.Poll(5*time.Minute, 100*time.Millisecond, func() bool {
 		ctx, cancel := ctxFor(5 * time.Second)
 		defer cancel()
 		res, err := m.client.NodeGroupNodes(ctx, &pb.NodeGroupNodesRequest{Id: id})

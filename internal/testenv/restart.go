@@ -49,17 +49,13 @@ func (e *Env) StopAPIServer() error {
 		return fmt.Errorf("killing the kube-apiserver (pid %d): %w", pid, err)
 	}
 	// envtest notices the exit when its wait returns; until then its Stop would signal again.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		err := e.env.ControlPlane.APIServer.Stop()
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("the killed kube-apiserver did not exit: %w", err)
-		}
-		time.Sleep(50 * time.Millisecond)
+	if Poll(10*time.Second, 50*time.Millisecond, func() bool {
+		err = e.env.ControlPlane.APIServer.Stop()
+		return err == nil
+	}) {
+		return nil
 	}
+	return fmt.Errorf("the killed kube-apiserver did not exit: %w", err)
 }
 
 // apiserverPID finds this Env's kube-apiserver by its certificate folder, which no other

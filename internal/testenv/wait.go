@@ -8,16 +8,27 @@ import (
 	"time"
 )
 
+// Poll checks cond every interval until it holds (true) or timeout passes (false). It is the one
+// polling loop of the tests, the benchmarks and the fault harness; product code waits on watches
+// and requeues instead.
+func Poll(timeout, interval time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(interval)
+	}
+	return true
+}
+
 // Eventually polls cond every 50 ms until it holds, failing the test after timeout. It returns how
-// long that took. (Tests only: product code waits on watches.)
+// long that took.
 func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) time.Duration {
 	t.Helper()
 	start := time.Now()
-	for !cond() {
-		if time.Since(start) > timeout {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
+	if !Poll(timeout, 50*time.Millisecond, cond) {
+		t.Fatalf("timed out after %s waiting for %s", timeout, what)
 	}
 	return time.Since(start)
 }
