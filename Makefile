@@ -43,7 +43,6 @@ manifests: ## Generate CRDs into config/crd/bases and the manager's RBAC into co
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
 	$(CONTROLLER_GEN) rbac:roleName=homelab-autoscaler-manager paths=./internal/rbac/cluster output:rbac:artifacts:config=config/rbac
 	$(CONTROLLER_GEN) rbac:roleName=homelab-autoscaler-manager-namespaced paths=./internal/rbac/namespaced output:rbac:artifacts:config=config/rbac/namespaced
-	$(CONTROLLER_GEN) webhook paths=./internal/webhook/... output:webhook:artifacts:config=config/webhook
 	$(GO) run ./hack/gendocs
 
 .PHONY: verify-generated
@@ -53,7 +52,7 @@ verify-generated: ## Check that generated code, manifests and protocol code are 
 	@hack/sync-chart.sh --verify
 
 .PHONY: chart-sync
-chart-sync: ## Copy the CRDs, generated roles and webhook, alerts and dashboard from config/ into the Helm chart.
+chart-sync: ## Copy the CRDs, generated roles, alerts and dashboard from config/ into the Helm chart.
 	@hack/sync-chart.sh
 
 .PHONY: build
@@ -100,7 +99,7 @@ SOAK_TIMEOUT  ?= 3h
 
 .PHONY: soak
 soak: controlplane ## The fault harness for SOAK_DURATION (default 30m): kills, apiserver restarts, BMC faults; prints a summary.
-	$(GO) test -count=1 -timeout $(SOAK_TIMEOUT) -run '^TestFaults$$/^Soak$$' -v ./internal/faults -soak=$(SOAK_DURATION)
+	$(GO) test -count=1 -timeout $(SOAK_TIMEOUT) -run '^TestFaults$$/^Soak$$' -v ./internal/testing/faults -soak=$(SOAK_DURATION)
 
 .PHONY: bench
 bench: controlplane ## Measure the manager at each fleet size and write docs/performance.md (quick: BENCH_SIZES=10,100 BENCH_REPS=1).
@@ -108,7 +107,7 @@ bench: controlplane ## Measure the manager at each fleet size and write docs/per
 
 .PHONY: bench-go
 bench-go: controlplane ## Run the packages' Go benchmarks against the real control plane (the fleet benchmark is make bench).
-	$(GO) test -run '^$$' -bench . -benchtime 2s -count 1 $$($(GO) list ./... | grep -v /internal/perf$$)
+	$(GO) test -run '^$$' -bench . -benchtime 2s -count 1 $$($(GO) list ./... | grep -v /internal/testing/perf$$)
 
 .PHONY: demo
 demo: controlplane build ## Local control plane + manager + four machines, a scripted power-on/off.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The Helm chart carries copies of files generated or kept in config/ (Helm reads nothing outside
-# the chart): the CRDs, the manager's generated roles and webhook, the alerts and the dashboard.
+# the chart): the CRDs, the manager's generated roles, the alerts and the dashboard.
 # Without arguments it copies them; with --verify it fails when a copy differs.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -9,7 +9,6 @@ cd "$root"
 pairs=(
 	"config/rbac/role.yaml files/rbac/role.yaml"
 	"config/rbac/namespaced/role.yaml files/rbac/namespaced-role.yaml"
-	"config/webhook/manifests.yaml files/webhook.yaml"
 	"config/prometheus/prometheusrule.yaml files/prometheusrule.yaml"
 	"config/grafana/homelab-autoscaler.json files/homelab-autoscaler.json"
 )

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/homelab-autoscaler/homelab-autoscaler/internal/doctable"
-	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testenv"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/doctable"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/testenv"
 )
 
 // nodeWith is a valid Node spec (Wake-on-LAN on, IPMI off) with lines added or replaced.

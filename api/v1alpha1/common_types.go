@@ -1,26 +1,30 @@
 package v1alpha1
 
-// Condition types shared by Group and Node.
+// Condition types shared by Group and Machine. Reconciling and Stalled have the meanings kstatus
+// gives them (sigs.k8s.io/cli-utils/pkg/kstatus), so Flux, Argo CD and kubectl wait tell a machine
+// still booting (InProgress) from a failed one (Failed) and from one that is done (Current).
 const (
 	// ConditionReady is the summary condition: True when the object is where its spec asks.
 	ConditionReady = "Ready"
-	// ConditionDegraded is True while something needs a human (a failed boot, a bad reference).
-	ConditionDegraded = "Degraded"
-	// ConditionPowerOperation is True while a power operation on a machine is in flight.
-	ConditionPowerOperation = "PowerOperation"
+	// ConditionReconciling is True while the object is on its way to where its spec asks: a
+	// power-on or power-off in flight, a retry pending.
+	ConditionReconciling = "Reconciling"
+	// ConditionStalled is True when the object cannot get there without a human: a power
+	// operation failed past its attempts, or its configuration is unusable.
+	ConditionStalled = "Stalled"
 )
 
 // Well-known labels and annotations. Everything the project writes onto other objects lives
 // under this prefix.
 const (
-	// LabelGroup is set on core Nodes (and Jobs) to the name of the machine's Group.
+	// LabelGroup is set on Nodes (and Jobs) to the name of the machine's Group.
 	LabelGroup = "homelab-autoscaler.dev/group"
-	// LabelNode is set on core Nodes (and Jobs) to the name of the machine (our Node).
-	LabelNode = "homelab-autoscaler.dev/node"
+	// LabelMachine is set on Nodes (and Jobs) to the name of the Machine.
+	LabelMachine = "homelab-autoscaler.dev/machine"
 	// LabelPowerAction is set on power Jobs to the action they perform ("on" or "off").
 	LabelPowerAction = "homelab-autoscaler.dev/power-action"
 	// AnnotationPowerOffByAutoscaler marks a power-off requested by cluster-autoscaler, which
-	// drains the node itself, so the controller does not drain it again. Its value is the Node's
+	// drains the node itself, so the controller does not drain it again. Its value is the Machine's
 	// metadata.generation that the request produced: a later spec change by anyone else makes it
 	// stale, and that power-off drains.
 	AnnotationPowerOffByAutoscaler = "homelab-autoscaler.dev/power-off-by-cluster-autoscaler"
@@ -64,6 +68,19 @@ type ConfigMapOrSecretKeyReference struct {
 	SecretName string `json:"secretName,omitempty"`
 	// Key within the ConfigMap or Secret.
 	// +kubebuilder:default="ca.crt"
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Key string `json:"key,omitempty"`
+}
+
+// SSHKeySecretReference names the Secret key that holds an SSH private key.
+type SSHKeySecretReference struct {
+	// Name of the Secret, in the same namespace.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+	// Key within the Secret; the key of a kubernetes.io/ssh-auth Secret by default.
+	// +kubebuilder:default="ssh-privatekey"
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
 	Key string `json:"key,omitempty"`

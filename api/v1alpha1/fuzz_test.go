@@ -149,7 +149,7 @@ func FuzzNodeValidation(f *testing.F) {
 		if !valid(mac, address, duration, hostKey, powerState) {
 			return
 		}
-		if checkDryRun(t, nodeObject(mac, address, duration, hostKey, powerState, powerBool), &infrav1.Node{}) {
+		if checkDryRun(t, nodeObject(mac, address, duration, hostKey, powerState, powerBool), &infrav1.Machine{}) {
 			// The Wake-on-LAN driver parses the MAC with net.ParseMAC: an accepted MAC that
 			// it refuses would only fail at the first power-on.
 			if hw, err := net.ParseMAC(mac); err != nil || len(hw) != 6 {

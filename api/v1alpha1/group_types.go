@@ -26,12 +26,12 @@ type GroupSpec struct {
 	MinSize int32 `json:"minSize"`
 
 	// MaxSize is the most machines cluster-autoscaler may have on. Defaults to (and is in effect
-	// capped by) the number of member Nodes; a larger value is reported in status.
+	// capped by) the number of member Machines.
 	// +optional
 	// +kubebuilder:validation:Minimum=0
 	MaxSize *int32 `json:"maxSize,omitempty"`
 
-	// Template describes a member's core Node for cluster-autoscaler's scale-from-zero, used when
+	// Template describes a member's Node for cluster-autoscaler's scale-from-zero, used when
 	// no member is registered.
 	// +optional
 	Template *NodeTemplate `json:"template,omitempty"`
@@ -41,9 +41,47 @@ type GroupSpec struct {
 	// +optional
 	AutoscalingOptions *AutoscalingOptions `json:"autoscalingOptions,omitempty"`
 
-	// PowerOffPolicy says whether a machine's core Node object is deleted after it powers off.
+	// PowerOffPolicy says whether a machine's Node object is deleted after it powers off.
 	// +kubebuilder:default=Delete
 	PowerOffPolicy PowerOffPolicy `json:"powerOffPolicy,omitempty"`
+
+	// MachineDefaults are the values members take for the fields they leave unset: timeouts,
+	// attempts, pricing, the BMC's shared fields (credentials, port, an address pattern) and
+	// whole power slots. A member's own field always wins. homelabctl effective MACHINE prints
+	// the result.
+	// +optional
+	MachineDefaults *MachineDefaults `json:"machineDefaults,omitempty"`
+}
+
+// MachineDefaults are the Group's defaults for its members' specs.
+type MachineDefaults struct {
+	// BMC is merged field by field under each member's spec.bmc (or used whole when a member has
+	// none). Its address or endpoint may contain {name}, replaced by the member's name.
+	// +optional
+	BMC *BMC `json:"bmc,omitempty"`
+	// Power slots are used whole for members that do not set that slot; a slot (the member's or
+	// this one) replaces the BMC for its action. Any address or URL in them may contain {name},
+	// replaced by the member's name.
+	// +optional
+	Power *PowerSpec `json:"power,omitempty"`
+	// BootTimeout for members that set none.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="bootTimeout must be a positive duration such as 10m or 90s"
+	BootTimeout *metav1.Duration `json:"bootTimeout,omitempty"`
+	// ShutdownTimeout for members that set none.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="shutdownTimeout must be a positive duration such as 5m or 90s"
+	ShutdownTimeout *metav1.Duration `json:"shutdownTimeout,omitempty"`
+	// MaxAttempts for members that set none.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	MaxAttempts *int32 `json:"maxAttempts,omitempty"`
+	// Pricing for members that set none.
+	// +optional
+	Pricing *Pricing `json:"pricing,omitempty"`
 }
 
 // NodeTemplate is what a member's core Node looks like once it has registered.
@@ -104,10 +142,10 @@ type GroupStatus struct {
 	// ObservedGeneration is the spec generation this status reflects.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-	// Members is the number of Nodes in the group.
+	// Members is the number of Machines in the group.
 	// +optional
 	Members int32 `json:"members"`
-	// Target is the number of members desired on (spec.powerState "on"): cluster-autoscaler's
+	// Target is the number of members desired on (spec.online true): cluster-autoscaler's
 	// target size.
 	// +optional
 	Target int32 `json:"target"`
@@ -126,7 +164,8 @@ type GroupStatus struct {
 	// Failed counts members whose progress is Failed.
 	// +optional
 	Failed int32 `json:"failed"`
-	// Conditions: Ready, Degraded.
+	// Conditions: Ready (every member is where its spec asks), Reconciling (members are being
+	// powered on or off) and Stalled (a member failed and needs a human), with kstatus meanings.
 	// +optional
 	// +listType=map
 	// +listMapKey=type

@@ -1,5 +1,5 @@
 // Package v1alpha1 holds the infra.homelab-autoscaler.dev/v1alpha1 API: Group (a node group that
-// cluster-autoscaler scales) and Node (one physical machine and how to power it).
+// cluster-autoscaler scales) and Machine (one physical machine and how to power it).
 //
 // +kubebuilder:object:generate=true
 // +groupName=infra.homelab-autoscaler.dev
@@ -23,7 +23,7 @@ var (
 )
 
 func addKnownTypes(s *runtime.Scheme) error {
-	s.AddKnownTypes(GroupVersion, &Group{}, &GroupList{}, &Node{}, &NodeList{})
+	s.AddKnownTypes(GroupVersion, &Group{}, &GroupList{}, &Machine{}, &MachineList{})
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil
 }

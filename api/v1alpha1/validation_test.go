@@ -231,7 +231,7 @@ func TestGroupOfNodeIsImmutable(t *testing.T) {
 	if err := env.Client.Create(ctx, u); err != nil {
 		t.Fatal(err)
 	}
-	n := &infrav1.Node{}
+	n := &infrav1.Machine{}
 	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(u), n); err != nil {
 		t.Fatal(err)
 	}
@@ -244,21 +244,21 @@ func TestGroupOfNodeIsImmutable(t *testing.T) {
 
 func TestDefaultsAndStatusAndGeneration(t *testing.T) {
 	ctx := t.Context()
-	n := &infrav1.Node{
+	n := &infrav1.Machine{
 		ObjectMeta: metav1.ObjectMeta{Name: uniqueName("node"), Namespace: "default"},
-		Spec: infrav1.NodeSpec{
+		Spec: infrav1.MachineSpec{
 			Group: "workers",
-			Power: infrav1.PowerSpec{
-				Start: infrav1.PowerAction{WakeOnLAN: &infrav1.WakeOnLANDriver{MAC: "aa:bb:cc:dd:ee:02"}},
-				Stop:  infrav1.PowerAction{IPMI: &infrav1.IPMIDriver{Address: "192.0.2.30", CredentialsSecretRef: infrav1.SecretReference{Name: "bmc"}}},
+			Power: &infrav1.PowerSpec{
+				Start: &infrav1.PowerDriver{WakeOnLAN: &infrav1.WakeOnLANDriver{MAC: "aa:bb:cc:dd:ee:02"}},
+				Stop:  infrav1.PowerDriver{IPMI: &infrav1.IPMIDriver{Address: "192.0.2.30", CredentialsSecretRef: &infrav1.SecretReference{Name: "bmc"}}},
 			},
 		},
-		Status: infrav1.NodeStatus{Progress: infrav1.ProgressReady, LastError: "set on create"},
+		Status: infrav1.MachineStatus{Progress: infrav1.ProgressReady, LastError: "set on create"},
 	}
 	if err := env.Client.Create(ctx, n); err != nil {
 		t.Fatal(err)
 	}
-	got := &infrav1.Node{}
+	got := &infrav1.Machine{}
 	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(n), got); err != nil {
 		t.Fatal(err)
 	}
@@ -275,7 +275,7 @@ func TestDefaultsAndStatusAndGeneration(t *testing.T) {
 		t.Fatalf("generation %d after create", got.Generation)
 	}
 
-	got.Spec.PowerState = infrav1.PowerOn
+	got.Spec.Online = true
 	if err := env.Client.Update(ctx, got); err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,6 @@
-// Command homelab-autoscaler is the manager: the controllers (machine power lifecycle, core Node
+// Command homelab-autoscaler is the manager: the controllers (machine power lifecycle, Node
 // sync, Group status) on the leader, cluster-autoscaler's externalgrpc server on every replica,
-// the powerState webhook, the metrics endpoint and the health probes. Its flags are listed in
+// the metrics endpoint and the health probes. Its flags are listed in
 // docs/configuration.md.
 package main
 

@@ -1,4 +1,4 @@
-// Command benchreport runs the fleet benchmark (internal/perf) once per fleet size, each in a
+// Command benchreport runs the fleet benchmark (internal/testing/perf) once per fleet size, each in a
 // process of its own, and writes docs/performance.md with its tables and SVG plots from the
 // results. `make bench` runs it; BENCH_SIZES and BENCH_REPS choose the sizes and repetitions.
 package main
@@ -17,7 +17,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/homelab-autoscaler/homelab-autoscaler/internal/perf"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/perf"
 )
 
 // mibPerMachine and baseMiB estimate what one size needs (control plane, simulator and
@@ -73,7 +73,7 @@ func run(sizeList string, reps int, out, assets string) error {
 	if err := command("go", "build", "-o", simBin, "./cmd/homelab-sim").Run(); err != nil {
 		return fmt.Errorf("building homelab-sim: %w", err)
 	}
-	if err := command("go", "test", "-c", "-o", testBin, "./internal/perf").Run(); err != nil {
+	if err := command("go", "test", "-c", "-o", testBin, "./internal/testing/perf").Run(); err != nil {
 		return fmt.Errorf("building the benchmark: %w", err)
 	}
 
@@ -124,7 +124,7 @@ func render(from, out, assets string) error {
 func runSize(testBin, simBin, tmp string, size, reps int) (*perf.Result, error) {
 	file := filepath.Join(tmp, fmt.Sprintf("result-%d.json", size))
 	cmd := exec.Command(testBin, "-test.run=^$", "-test.bench=^BenchmarkFleet$", "-test.benchtime=1x", "-test.timeout=90m") //nolint:gosec // built above
-	cmd.Dir = "internal/perf"
+	cmd.Dir = "internal/testing/perf"
 	cmd.Env = append(os.Environ(), "BENCH_OUT="+file, "BENCH_SIZE="+strconv.Itoa(size), "BENCH_REPS="+strconv.Itoa(reps), "BENCH_SIM="+simBin)
 	// The benchmark prints its progress on stderr; the test framework's own lines (and a
 	// failure's logs) come on stdout.

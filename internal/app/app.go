@@ -13,7 +13,7 @@ import (
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/cloudprovider"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/controller/corenode"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/controller/group"
-	"github.com/homelab-autoscaler/homelab-autoscaler/internal/controller/node"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/controller/machine"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/index"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/optimistic"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/power"
@@ -27,9 +27,9 @@ type Config struct {
 	WriteBackoff optimistic.Backoff
 	// WriteMetrics counts conflicts (default: optimistic.DefaultMetrics).
 	WriteMetrics *optimistic.Metrics
-	// RetryBase, RetryCap, ConfirmInterval and NodeConcurrency tune the node reconciler.
+	// RetryBase, RetryCap, ConfirmInterval and MachineConcurrency tune the machine reconciler.
 	RetryBase, RetryCap, ConfirmInterval time.Duration
-	NodeConcurrency                      int
+	MachineConcurrency                   int
 	// GRPC, when set, runs the cloud-provider server with these options (Cache, Reader and
 	// Writer are filled in here).
 	GRPC *cloudprovider.Options
@@ -58,7 +58,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) (*cloudprovider.Se
 		drivers[power.DriverJob] = power.Instrument(power.JobDriver{Client: mgr.GetClient()}, nil)
 	}
 	setups := []func(ctrl.Manager) error{
-		(&node.Reconciler{
+		(&machine.Reconciler{
 			Client:                  mgr.GetClient(),
 			APIReader:               mgr.GetAPIReader(),
 			Writer:                  writer,
@@ -69,7 +69,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) (*cloudprovider.Se
 			RetryBase:               cfg.RetryBase,
 			RetryCap:                cfg.RetryCap,
 			ConfirmInterval:         cfg.ConfirmInterval,
-			MaxConcurrentReconciles: cfg.NodeConcurrency,
+			MaxConcurrentReconciles: cfg.MachineConcurrency,
 		}).SetupWithManager,
 		(&corenode.Reconciler{Client: mgr.GetClient(), Writer: writer}).SetupWithManager,
 		(&group.Reconciler{Client: mgr.GetClient(), Writer: writer}).SetupWithManager,

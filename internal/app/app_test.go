@@ -36,7 +36,7 @@ import (
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/cloudprovider"
 	pb "github.com/homelab-autoscaler/homelab-autoscaler/internal/cloudprovider/externalgrpc"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/optimistic"
-	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testenv"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/testenv"
 )
 
 var env *testenv.Env
@@ -94,12 +94,12 @@ func TestManagerWithLeastPrivilege(t *testing.T) {
 	t.Cleanup(plugSrv.Close)
 	mustCreate(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "plug"}, StringData: map[string]string{"Authorization": "Bearer plug-token"}})
 	mustCreate(t, &infrav1.Group{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "workers"}})
-	httpAction := func(turn string) infrav1.PowerAction {
-		return infrav1.PowerAction{HTTP: &infrav1.HTTPDriver{URL: plugSrv.URL + "/relay?turn=" + turn, HeadersSecretRef: &infrav1.SecretReference{Name: "plug"}}}
+	httpAction := func(turn string) infrav1.PowerDriver {
+		return infrav1.PowerDriver{HTTP: &infrav1.HTTPDriver{URL: plugSrv.URL + "/relay?turn=" + turn, HeadersSecretRef: &infrav1.SecretReference{Name: "plug"}}}
 	}
-	mustCreate(t, &infrav1.Node{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "lp-1"}, Spec: infrav1.NodeSpec{
-		Group: "workers", PowerState: infrav1.PowerOff,
-		Power: infrav1.PowerSpec{Start: httpAction("on"), Stop: httpAction("off")},
+	mustCreate(t, &infrav1.Machine{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "lp-1"}, Spec: infrav1.MachineSpec{
+		Group: "workers", Online: false,
+		Power: &infrav1.PowerSpec{Start: httpAction("on"), Stop: httpAction("off")},
 	}})
 
 	// Another replica leads, for as long as this lease says.
@@ -183,8 +183,8 @@ func TestManagerWithLeastPrivilege(t *testing.T) {
 		NodeName: "lp-1", Containers: []corev1.Container{{Name: "app", Image: "busybox"}},
 	}}
 	mustCreate(t, pod)
-	if _, err := optimistic.Update(ctx, testWriter(t), &infrav1.Node{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "lp-1"}}, func(n *infrav1.Node) error {
-		n.Spec.PowerState = infrav1.PowerOff
+	if _, err := optimistic.Update(ctx, testWriter(t), &infrav1.Machine{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "lp-1"}}, func(n *infrav1.Machine) error {
+		n.Spec.Online = false
 		return nil
 	}); err != nil {
 		t.Fatal(err)

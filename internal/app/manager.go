@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -20,13 +18,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	"sigs.k8s.io/controller-runtime/pkg/webhook"
-	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/cloudprovider"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/scheme"
-	hlwebhook "github.com/homelab-autoscaler/homelab-autoscaler/internal/webhook"
 )
 
 // Manager is the manager command's controller-runtime manager with everything added to it.
@@ -38,20 +33,10 @@ type Manager struct {
 
 // New builds the manager exactly as the command runs it, acting as the identity of cfg: the
 // cache (limited to what the controllers read), the metrics endpoint, the probes, leader
-// election, the webhook, and Setup's controllers and gRPC server.
+// election, and Setup's controllers and gRPC server.
 func New(ctx context.Context, cfg *rest.Config, o Options) (*Manager, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
-	}
-	log := ctrl.Log.WithName("setup")
-	var hooks webhook.Server
-	if o.WebhookPort != 0 {
-		if _, err := os.Stat(filepath.Join(o.WebhookCertDir, "tls.crt")); err == nil {
-			hooks = webhook.NewServer(webhook.Options{Port: o.WebhookPort, CertDir: o.WebhookCertDir})
-			hooks.Register(hlwebhook.PowerStatePath, &admission.Webhook{Handler: hlwebhook.PowerState{}})
-		} else {
-			log.Info("no webhook certificate; the powerState webhook is not served", "certDir", o.WebhookCertDir)
-		}
 	}
 	shutdown := o.ShutdownTimeout
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
@@ -59,7 +44,6 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (*Manager, error) {
 		Cache:                   cacheOptions(o.Namespace),
 		Metrics:                 metricsOptions(o),
 		HealthProbeBindAddress:  o.ProbeAddr,
-		WebhookServer:           hooks,
 		LeaderElection:          o.LeaderElect,
 		LeaderElectionID:        o.LeaderElectionID,
 		LeaderElectionNamespace: o.LeaderElectionNamespace,
@@ -75,11 +59,11 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (*Manager, error) {
 		return nil, fmt.Errorf("creating the manager: %w", err)
 	}
 	srv, err := Setup(ctx, mgr, Config{
-		WriteBackoff:    o.WriteRetryBackoff,
-		RetryBase:       o.PowerRetryBase,
-		RetryCap:        o.PowerRetryCap,
-		ConfirmInterval: o.PowerConfirmInterval,
-		NodeConcurrency: o.NodeConcurrency,
+		WriteBackoff:       o.WriteRetryBackoff,
+		RetryBase:          o.PowerRetryBase,
+		RetryCap:           o.PowerRetryCap,
+		ConfirmInterval:    o.PowerConfirmInterval,
+		MachineConcurrency: o.MachineConcurrency,
 		GRPC: &cloudprovider.Options{
 			BindAddress: o.GRPCAddr, TLS: o.GRPCTLS, Insecure: o.GRPCInsecure,
 			// The gRPC server stops first and the controllers after it, all within the one
@@ -100,11 +84,6 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (*Manager, error) {
 	// Neither depends on leadership: a replica that is not leading serves gRPC and is ready.
 	if err := mgr.AddReadyzCheck("cache", cacheSynced(mgr.GetCache())); err != nil {
 		return nil, err
-	}
-	if hooks != nil {
-		if err := mgr.AddReadyzCheck("webhook", hooks.StartedChecker()); err != nil {
-			return nil, err
-		}
 	}
 	return &Manager{Manager: mgr, GRPC: srv}, nil
 }

@@ -9,7 +9,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/cloudprovider"
-	"github.com/homelab-autoscaler/homelab-autoscaler/internal/controller/node"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/controller/machine"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/optimistic"
 )
 
@@ -33,12 +33,10 @@ type Options struct {
 	PowerRetryBase           time.Duration
 	PowerRetryCap            time.Duration
 	PowerConfirmInterval     time.Duration
-	NodeConcurrency          int
+	MachineConcurrency       int
 	GRPCAddr                 string
 	GRPCTLS                  cloudprovider.TLSFiles
 	GRPCInsecure             bool
-	WebhookPort              int
-	WebhookCertDir           string
 }
 
 // Defaults of the flags that are not defaults of another package.
@@ -54,8 +52,6 @@ const (
 	// DefaultShutdownTimeout leaves room for a power driver call in flight (30 s by default) to
 	// end by its own timeout after the context is cancelled, and for gRPC calls to finish.
 	DefaultShutdownTimeout = 30 * time.Second
-	DefaultWebhookPort     = 9443
-	DefaultWebhookCertDir  = "/tmp/k8s-webhook-server/serving-certs"
 )
 
 // BindFlags registers every manager flag on fs (the logging flags included) and returns the
@@ -63,7 +59,7 @@ const (
 // flag.CommandLine.
 func BindFlags(fs *flag.FlagSet) (*Options, *zap.Options) {
 	o := &Options{WriteRetryBackoff: optimistic.DefaultBackoff()}
-	fs.StringVar(&o.Namespace, "namespace", "", "Watch Groups and Nodes in this namespace only; empty watches all namespaces.")
+	fs.StringVar(&o.Namespace, "namespace", "", "Watch Groups and Machines in this namespace only; empty watches all namespaces.")
 
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", DefaultMetricsAddr, "Address of the metrics endpoint; 0 disables it.")
 	fs.BoolVar(&o.MetricsSecure, "metrics-secure", true,
@@ -87,19 +83,16 @@ func BindFlags(fs *flag.FlagSet) (*Options, *zap.Options) {
 		"On SIGTERM, how long the manager waits for its parts to stop; the gRPC server lets calls in flight finish within the first half of it.")
 
 	o.WriteRetryBackoff.BindFlags(fs, "write-retry-")
-	fs.DurationVar(&o.PowerRetryBase, "power-retry-base", node.DefaultRetryBase, "Wait after a failed power attempt before the next one (doubling each time).")
-	fs.DurationVar(&o.PowerRetryCap, "power-retry-cap", node.DefaultRetryCap, "Longest wait between two power attempts.")
-	fs.DurationVar(&o.PowerConfirmInterval, "power-confirm-interval", node.DefaultConfirmInterval, "How often a power-off is re-checked, and a blocked drain retried.")
-	fs.IntVar(&o.NodeConcurrency, "node-concurrency", node.DefaultConcurrency, "How many machines are reconciled at once (a slow BMC holds up only its own machine).")
+	fs.DurationVar(&o.PowerRetryBase, "power-retry-base", machine.DefaultRetryBase, "Wait after a failed power attempt before the next one (doubling each time).")
+	fs.DurationVar(&o.PowerRetryCap, "power-retry-cap", machine.DefaultRetryCap, "Longest wait between two power attempts.")
+	fs.DurationVar(&o.PowerConfirmInterval, "power-confirm-interval", machine.DefaultConfirmInterval, "How often a power-off is re-checked, and a blocked drain retried.")
+	fs.IntVar(&o.MachineConcurrency, "machine-concurrency", machine.DefaultConcurrency, "How many machines are reconciled at once (a slow BMC holds up only its own machine).")
 
 	fs.StringVar(&o.GRPCAddr, "grpc-bind-address", cloudprovider.DefaultBindAddress, "Address of cluster-autoscaler's externalgrpc API: host:port, or unix:/path/to.sock.")
 	fs.StringVar(&o.GRPCTLS.CertFile, "grpc-tls-cert", "", "PEM server certificate of the gRPC API (reloaded when it changes).")
 	fs.StringVar(&o.GRPCTLS.KeyFile, "grpc-tls-key", "", "PEM private key of --grpc-tls-cert.")
 	fs.StringVar(&o.GRPCTLS.ClientCAFile, "grpc-client-ca", "", "PEM CA certificates that sign cluster-autoscaler's client certificate; other clients are refused.")
 	fs.BoolVar(&o.GRPCInsecure, "grpc-insecure", false, "Serve without TLS; refused unless the address is loopback or a unix socket.")
-
-	fs.IntVar(&o.WebhookPort, "webhook-port", DefaultWebhookPort, "Port of the admission webhook (it explains an unquoted powerState); 0 disables it.")
-	fs.StringVar(&o.WebhookCertDir, "webhook-cert-dir", DefaultWebhookCertDir, "Folder with the webhook's tls.crt and tls.key; without them the webhook is not served.")
 
 	zo := &zap.Options{}
 	zo.BindFlags(fs)

@@ -33,6 +33,7 @@ func commands() []command {
 		{"status", "groups and machines as a table: desired, observed, progress, since, last error", runStatus},
 		{"power", "power on|off NAME: set a machine's desired power state", runPower},
 		{"cloudprovider", "check | scale-up GROUP N | scale-down GROUP MACHINE...: act like cluster-autoscaler over gRPC", runCloudProvider},
+		{"import", "upstream FILE... | inventory FILE: convert upstream manifests or a machine list into Groups and Machines (YAML)", runImport},
 	}
 }
 

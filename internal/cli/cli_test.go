@@ -13,7 +13,7 @@ import (
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/cli"
-	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testenv"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/testenv"
 )
 
 var env *testenv.Env
@@ -29,12 +29,12 @@ func run(t *testing.T, args ...string) (string, string, error) {
 	return out.String(), errOut.String(), err
 }
 
-func machine(name string) *infrav1.Node {
-	return &infrav1.Node{
+func machine(name string) *infrav1.Machine {
+	return &infrav1.Machine{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name},
-		Spec: infrav1.NodeSpec{Group: "workers", Power: infrav1.PowerSpec{
-			Start: infrav1.PowerAction{WakeOnLAN: &infrav1.WakeOnLANDriver{MAC: "aa:bb:cc:dd:ee:01"}},
-			Stop:  infrav1.PowerAction{IPMI: &infrav1.IPMIDriver{Address: "127.0.0.1", CredentialsSecretRef: infrav1.SecretReference{Name: "bmc"}}},
+		Spec: infrav1.MachineSpec{Group: "workers", Power: &infrav1.PowerSpec{
+			Start: &infrav1.PowerDriver{WakeOnLAN: &infrav1.WakeOnLANDriver{MAC: "aa:bb:cc:dd:ee:01"}},
+			Stop:  infrav1.PowerDriver{IPMI: &infrav1.IPMIDriver{Address: "127.0.0.1", CredentialsSecretRef: &infrav1.SecretReference{Name: "bmc"}}},
 		}},
 	}
 }
@@ -73,8 +73,8 @@ func TestStatusAndPower(t *testing.T) {
 		t.Fatalf("power on again: %q %v", out, err)
 	}
 	got := machine("w2")
-	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(got), got); err != nil || got.Spec.PowerState != infrav1.PowerOn {
-		t.Fatalf("w2 desired %q (%v)", got.Spec.PowerState, err)
+	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(got), got); err != nil || !got.Spec.Online {
+		t.Fatalf("w2 desired %q (%v)", got.Spec.Online, err)
 	}
 
 	out, _, err = run(t, "status", "--kubeconfig", kubeconfig, "-n", "default")

@@ -77,12 +77,12 @@ func TestCloudProviderCommands(t *testing.T) {
 		}
 	}
 	on := []string{}
-	list := &infrav1.NodeList{}
+	list := &infrav1.MachineList{}
 	if err := env.Client.List(ctx, list, client.InNamespace(ns)); err != nil {
 		t.Fatal(err)
 	}
 	for _, n := range list.Items {
-		if n.Spec.PowerState == infrav1.PowerOn {
+		if n.Spec.Online {
 			on = append(on, n.Name)
 		}
 	}

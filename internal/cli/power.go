@@ -19,8 +19,8 @@ func runPower(ctx context.Context, env *Env, args []string) error {
 		fs.Usage()
 		return fmt.Errorf("%w: power needs on|off and a machine name", ErrUsage)
 	}
-	state, name := infrav1.PowerState(args[0]), args[1]
-	if state != infrav1.PowerOn && state != infrav1.PowerOff {
+	state, name := infrav1.PowerAction(args[0]), args[1]
+	if state != infrav1.PowerActionOn && state != infrav1.PowerActionOff {
 		return fmt.Errorf("%w: power state must be on or off, not %q", ErrUsage, args[0])
 	}
 	if err := parse(fs, args[2:]); err != nil {
@@ -34,9 +34,9 @@ func runPower(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	n := &infrav1.Node{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
-	res, err := optimistic.Update(ctx, w, n, func(n *infrav1.Node) error {
-		n.Spec.PowerState = state
+	n := &infrav1.Machine{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+	res, err := optimistic.Update(ctx, w, n, func(n *infrav1.Machine) error {
+		n.Spec.Online = state == infrav1.PowerActionOn
 		return nil
 	}, optimistic.Operation("homelabctl-power"))
 	if err != nil {

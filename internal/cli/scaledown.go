@@ -19,7 +19,7 @@ func grpcNodes(ctx context.Context, kf *kubeFlags, machines []string) ([]*pb.Ext
 	}
 	var out []*pb.ExternalGrpcNode
 	for _, name := range machines {
-		n := &infrav1.Node{}
+		n := &infrav1.Machine{}
 		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, n); err != nil {
 			return nil, fmt.Errorf("machine %s/%s: %w", ns, name, err)
 		}

@@ -77,7 +77,7 @@ func collectStatus(ctx context.Context, c client.Client, ns string, now time.Tim
 	if err := c.List(ctx, groups, client.InNamespace(ns)); err != nil {
 		return nil, fmt.Errorf("listing groups: %w", err)
 	}
-	nodes := &infrav1.NodeList{}
+	nodes := &infrav1.MachineList{}
 	if err := c.List(ctx, nodes, client.InNamespace(ns)); err != nil {
 		return nil, fmt.Errorf("listing machines: %w", err)
 	}
@@ -94,7 +94,7 @@ func collectStatus(ctx context.Context, c client.Client, ns string, now time.Tim
 	}
 	for _, n := range nodes.Items {
 		m := MachineStatus{
-			Namespace: n.Namespace, Name: n.Name, Group: n.Spec.Group, Desired: string(n.DesiredPowerState()),
+			Namespace: n.Namespace, Name: n.Name, Group: n.Spec.Group, Desired: string(n.DesiredAction()),
 			Observed: string(n.Status.PowerState), Progress: string(n.Status.Progress), Attempts: n.Status.Attempts,
 			LastError: n.Status.LastError,
 		}

@@ -7,8 +7,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	pb "github.com/homelab-autoscaler/homelab-autoscaler/internal/cloudprovider/externalgrpc"
-	"github.com/homelab-autoscaler/homelab-autoscaler/internal/doctable"
-	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testenv"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/doctable"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/testenv"
 )
 
 // answer is a call's result as cluster-autoscaler logs it: the code and the message.

@@ -31,7 +31,7 @@ const benchCallers = 4
 type benchFleet struct {
 	ns       string
 	id       string
-	machines []*infrav1.Node
+	machines []*infrav1.Machine
 }
 
 var (
@@ -52,12 +52,12 @@ func fleetOf(b *testing.B, size int) *benchFleet {
 		g.Spec.AutoscalingOptions = &infrav1.AutoscalingOptions{MaxNodeProvisionTime: &metav1.Duration{Duration: 5 * time.Minute}}
 	})
 	past := metav1.NewTime(time.Now().Add(-24 * time.Hour))
-	ms := createMachines(b, ns, "bench", size, func(i int, m *infrav1.Node) {
+	ms := createMachines(b, ns, "bench", size, func(i int, m *infrav1.Machine) {
 		m.Spec.Pricing = &infrav1.Pricing{HourlyRate: resource.MustParse(fmt.Sprintf("0.%02d", 1+i%50))}
 		if i%2 == 0 {
-			m.Spec.PowerState = infrav1.PowerOn
+			m.Spec.Online = true
 			m.Status.Progress = infrav1.ProgressReady
-			m.Status.PowerState = infrav1.PowerOn
+			m.Status.PowerState = infrav1.PoweredOn
 			m.Status.ProviderID = m.ProviderIDOrDefault()
 			return
 		}
@@ -232,13 +232,13 @@ func BenchmarkWriteRPCs(b *testing.B) {
 
 		// Each operation deletes a running machine (one of the even-numbered half) and a human
 		// turns it back on afterwards.
-		running := func(i int) *infrav1.Node { return f.machines[2*((i-1)%(len(f.machines)/2))] }
+		running := func(i int) *infrav1.Machine { return f.machines[2*((i-1)%(len(f.machines)/2))] }
 		del := func(ctx context.Context, i int) error {
 			_, err := c.NodeGroupDeleteNodes(ctx, &pb.NodeGroupDeleteNodesRequest{Id: f.id, Nodes: []*pb.ExternalGrpcNode{node(running(i))}})
 			return err
 		}
 		restore := func(_ context.Context, i int) error {
-			setDesired(b, running(i), infrav1.PowerOn)
+			setDesired(b, running(i), true)
 			return nil
 		}
 		b.Run(fmt.Sprintf("DeleteNodes/machines=%d", size), func(b *testing.B) {

@@ -20,11 +20,11 @@ import (
 //     that is still running or shutting down counts as in use now), spreading wear and keeping
 //     a machine that was just released available to come straight back;
 //  4. by name, so that the choice is deterministic.
-func rankPowerOn(ms []*infrav1.Node) { slices.SortFunc(ms, comparePowerOn) }
+func rankPowerOn(ms []*infrav1.Machine) { slices.SortFunc(ms, comparePowerOn) }
 
 // bestPowerOn is the first machine rankPowerOn would give, found in one pass.
-func bestPowerOn(ms []*infrav1.Node) *infrav1.Node {
-	var best *infrav1.Node
+func bestPowerOn(ms []*infrav1.Machine) *infrav1.Machine {
+	var best *infrav1.Machine
 	for _, m := range ms {
 		if best == nil || comparePowerOn(m, best) < 0 {
 			best = m
@@ -36,7 +36,7 @@ func bestPowerOn(ms []*infrav1.Node) *infrav1.Node {
 // bestPowerOnN returns the first n machines rankPowerOn would give (n <= len(ms)). A scale-up
 // usually asks for a few machines out of many, so for small n it selects in n passes instead of
 // sorting the whole group; ms is reordered.
-func bestPowerOnN(ms []*infrav1.Node, n int) []*infrav1.Node {
+func bestPowerOnN(ms []*infrav1.Machine, n int) []*infrav1.Machine {
 	if n > 8 {
 		rankPowerOn(ms)
 		return ms[:n]
@@ -53,7 +53,7 @@ func bestPowerOnN(ms []*infrav1.Node, n int) []*infrav1.Node {
 	return ms[:n]
 }
 
-func comparePowerOn(a, b *infrav1.Node) int {
+func comparePowerOn(a, b *infrav1.Machine) int {
 	if pa, pb := proven(a), proven(b); pa != pb {
 		if pa {
 			return -1
@@ -69,10 +69,10 @@ func comparePowerOn(a, b *infrav1.Node) int {
 	return strings.Compare(a.Name, b.Name)
 }
 
-func proven(m *infrav1.Node) bool { return m.Status.ProviderID != "" }
+func proven(m *infrav1.Machine) bool { return m.Status.ProviderID != "" }
 
 // comparePrice orders by hourly rate, unpriced last.
-func comparePrice(a, b *infrav1.Node) int {
+func comparePrice(a, b *infrav1.Machine) int {
 	ra, rb := hourlyRate(a), hourlyRate(b)
 	switch {
 	case ra == nil && rb == nil:
@@ -86,7 +86,7 @@ func comparePrice(a, b *infrav1.Node) int {
 	}
 }
 
-func hourlyRate(m *infrav1.Node) *resource.Quantity {
+func hourlyRate(m *infrav1.Machine) *resource.Quantity {
 	if m.Spec.Pricing == nil {
 		return nil
 	}
@@ -96,7 +96,7 @@ func hourlyRate(m *infrav1.Node) *resource.Quantity {
 // farFuture marks a machine in use now.
 var farFuture = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
 
-func lastUsed(m *infrav1.Node) time.Time {
+func lastUsed(m *infrav1.Machine) time.Time {
 	switch m.Status.Progress {
 	case infrav1.ProgressReady, infrav1.ProgressStartingUp, infrav1.ProgressShuttingDown:
 		return farFuture
@@ -114,8 +114,8 @@ func lastUsed(m *infrav1.Node) time.Time {
 // rankCancel orders the unregistered machines NodeGroupDecreaseTargetSize may cancel, first
 // cancelled first: machines whose boot failed, then machines whose power-on has not started,
 // then those that started booting most recently (furthest from registering); by name last.
-func rankCancel(ms []*infrav1.Node) {
-	stage := func(m *infrav1.Node) int {
+func rankCancel(ms []*infrav1.Machine) {
+	stage := func(m *infrav1.Machine) int {
 		switch {
 		case failedPowerOn(m):
 			return 0
@@ -125,13 +125,13 @@ func rankCancel(ms []*infrav1.Node) {
 			return 2
 		}
 	}
-	started := func(m *infrav1.Node) time.Time {
+	started := func(m *infrav1.Machine) time.Time {
 		if m.Status.LastStartupTime == nil {
 			return time.Time{}
 		}
 		return m.Status.LastStartupTime.Time
 	}
-	slices.SortStableFunc(ms, func(a, b *infrav1.Node) int {
+	slices.SortStableFunc(ms, func(a, b *infrav1.Machine) int {
 		if sa, sb := stage(a), stage(b); sa != sb {
 			return sa - sb
 		}

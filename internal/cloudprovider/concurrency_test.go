@@ -105,7 +105,7 @@ func TestConcurrentDeleteNodesDecrementOncePerMachine(t *testing.T) {
 	replicas := []*replica{startReplica(t), startReplica(t)}
 	ns := newNamespace(t)
 	createGroup(t, ns, "g")
-	ms := createMachines(t, ns, "g", 10, func(_ int, m *infrav1.Node) { m.Spec.PowerState = infrav1.PowerOn })
+	ms := createMachines(t, ns, "g", 10, func(_ int, m *infrav1.Machine) { m.Spec.Online = true })
 	id := gid(ns, "g")
 	for _, r := range replicas {
 		r.sync(t, ns)
@@ -140,7 +140,7 @@ func TestConcurrentDeleteNodesDecrementOncePerMachine(t *testing.T) {
 	}
 	for _, m := range ms[:5] {
 		f := fresh(t, m)
-		if f.Spec.PowerState != infrav1.PowerOff || f.Generation != gens[m.Name]+1 {
+		if f.Spec.Online || f.Generation != gens[m.Name]+1 {
 			t.Fatalf("%s: %s at generation %d, want off written once (generation %d)", m.Name, f.Spec.PowerState, f.Generation, gens[m.Name]+1)
 		}
 	}
@@ -172,7 +172,7 @@ func TestTargetSizeShowsEveryWriteAtOnce(t *testing.T) {
 		}
 		want--
 		check(fmt.Sprintf("round %d decrease", round))
-		var victim *infrav1.Node
+		var victim *infrav1.Machine
 		for _, m := range ms {
 			if desiredOn(t, ns)[m.Name] {
 				victim = m

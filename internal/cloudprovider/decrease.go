@@ -30,7 +30,7 @@ func (s *Server) NodeGroupDecreaseTargetSize(ctx context.Context, req *pb.NodeGr
 	ctx, cancel := s.writeContext(ctx)
 	defer cancel()
 	changes, err := s.transact(ctx, methodDecreaseTargetSize, key, func(ctx context.Context, v *view) ([]ledgerChange, error) {
-		var candidates []*infrav1.Node
+		var candidates []*infrav1.Machine
 		for _, m := range v.members() {
 			if !v.desiredOn(m) || v.inFlight(m.Name) || !m.DeletionTimestamp.IsZero() {
 				continue

@@ -9,7 +9,7 @@ import (
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
 	pb "github.com/homelab-autoscaler/homelab-autoscaler/internal/cloudprovider/externalgrpc"
-	"github.com/homelab-autoscaler/homelab-autoscaler/internal/controller/corenode"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/machines"
 )
 
 const methodDeleteNodes = "NodeGroupDeleteNodes"
@@ -64,9 +64,9 @@ func (s *Server) NodeGroupDeleteNodes(ctx context.Context, req *pb.NodeGroupDele
 			anyRegistered = anyRegistered || reg
 			out = append(out, ledgerChange{Name: name, Generation: m.Generation, On: false})
 		}
-		if target, lim := v.size(); anyRegistered && target-int64(len(out)) < int64(lim.min) {
+		if target, lim := v.size(); anyRegistered && target-int64(len(out)) < int64(lim.Min) {
 			return nil, errorf(codes.FailedPrecondition, "node group %s: deleting %d nodes would take the target from %d below minSize %d",
-				req.GetId(), len(out), target, lim.min)
+				req.GetId(), len(out), target, lim.Min)
 		}
 		return out, nil
 	})
@@ -103,11 +103,11 @@ func (s *Server) membersNamed(ctx context.Context, key types.NamespacedName, nod
 }
 
 // registered reports whether a machine's core Node has registered (Ready or not).
-func (s *Server) registered(ctx context.Context, m *infrav1.Node) (bool, error) {
+func (s *Server) registered(ctx context.Context, m *infrav1.Machine) (bool, error) {
 	if m.Status.Progress == infrav1.ProgressReady {
 		return true, nil
 	}
-	match, err := corenode.ForMachine(ctx, s.opts.Reader, m)
+	match, err := machines.NodeFor(ctx, s.opts.Reader, m)
 	if err != nil {
 		return false, fmt.Errorf("looking up the core Node of machine %s/%s: %w", m.Namespace, m.Name, err)
 	}

@@ -17,7 +17,7 @@ import (
 // only replaced by newer versions, and nothing here or in the callers may modify them.
 type fleet struct {
 	mu       sync.RWMutex
-	machines map[types.NamespacedName]*infrav1.Node
+	machines map[types.NamespacedName]*infrav1.Machine
 	groups   map[types.NamespacedName]*groupMembers
 	// versions numbers group changes across the fleet, so that a group deleted and made
 	// again never reuses a version.
@@ -29,7 +29,7 @@ type fleet struct {
 
 // groupMembers are one group's machines by name, and how many are desired on.
 type groupMembers struct {
-	byName map[string]*infrav1.Node
+	byName map[string]*infrav1.Machine
 	on     int32
 	// version changes with every change of the group's members; derived is kept until then.
 	version uint64
@@ -49,7 +49,7 @@ type tally struct {
 
 func newFleet(visible *visibility) *fleet {
 	return &fleet{
-		machines: map[types.NamespacedName]*infrav1.Node{},
+		machines: map[types.NamespacedName]*infrav1.Machine{},
 		groups:   map[types.NamespacedName]*groupMembers{},
 		visible:  visible,
 	}
@@ -65,7 +65,7 @@ func (f *fleet) handler() toolscache.ResourceEventHandler {
 }
 
 func (f *fleet) observe(o any) {
-	n, ok := o.(*infrav1.Node)
+	n, ok := o.(*infrav1.Machine)
 	if !ok {
 		return
 	}
@@ -76,12 +76,12 @@ func (f *fleet) observe(o any) {
 	gk := groupKey(n)
 	g, ok := f.groups[gk]
 	if !ok {
-		g = &groupMembers{byName: map[string]*infrav1.Node{}}
+		g = &groupMembers{byName: map[string]*infrav1.Machine{}}
 		f.groups[gk] = g
 	}
 	g.byName[n.Name] = n
 	g.version = f.nextVersion()
-	if n.DesiredPowerState() == infrav1.PowerOn {
+	if n.Spec.Online {
 		g.on++
 	}
 	f.mu.Unlock()
@@ -92,7 +92,7 @@ func (f *fleet) forget(o any) {
 	if tomb, ok := o.(toolscache.DeletedFinalStateUnknown); ok {
 		o = tomb.Obj
 	}
-	n, ok := o.(*infrav1.Node)
+	n, ok := o.(*infrav1.Machine)
 	if !ok {
 		return
 	}
@@ -113,7 +113,7 @@ func (f *fleet) remove(key types.NamespacedName) {
 	g := f.groups[gk]
 	delete(g.byName, old.Name)
 	g.version = f.nextVersion()
-	if old.DesiredPowerState() == infrav1.PowerOn {
+	if old.Spec.Online {
 		g.on--
 	}
 	if len(g.byName) == 0 {
@@ -127,7 +127,7 @@ func (f *fleet) nextVersion() uint64 {
 	return f.versions
 }
 
-func groupKey(n *infrav1.Node) types.NamespacedName {
+func groupKey(n *infrav1.Machine) types.NamespacedName {
 	return types.NamespacedName{Namespace: n.Namespace, Name: n.Spec.Group}
 }
 
@@ -143,7 +143,7 @@ func (f *fleet) count(gk types.NamespacedName) tally {
 }
 
 // machine returns one machine (shared with the cache: read only), or nil.
-func (f *fleet) machine(key types.NamespacedName) *infrav1.Node {
+func (f *fleet) machine(key types.NamespacedName) *infrav1.Machine {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	return f.machines[key]
@@ -151,14 +151,14 @@ func (f *fleet) machine(key types.NamespacedName) *infrav1.Node {
 
 // members returns a group's machines, in no particular order. They are shared with the cache:
 // read only.
-func (f *fleet) members(gk types.NamespacedName) []*infrav1.Node {
+func (f *fleet) members(gk types.NamespacedName) []*infrav1.Machine {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	g, ok := f.groups[gk]
 	if !ok {
 		return nil
 	}
-	out := make([]*infrav1.Node, 0, len(g.byName))
+	out := make([]*infrav1.Machine, 0, len(g.byName))
 	for _, m := range g.byName {
 		out = append(out, m)
 	}
@@ -168,7 +168,7 @@ func (f *fleet) members(gk types.NamespacedName) []*infrav1.Node {
 // derived returns what build derives from the group's members, built once per version of the
 // group and kept with it (so it goes when the group does). There is one slot per group:
 // NodeGroupNodes' answer, which cluster-autoscaler asks for often and which touches every member.
-func (f *fleet) derived(gk types.NamespacedName, build func([]*infrav1.Node) any) any {
+func (f *fleet) derived(gk types.NamespacedName, build func([]*infrav1.Machine) any) any {
 	f.mu.RLock()
 	g, ok := f.groups[gk]
 	if !ok {
@@ -179,7 +179,7 @@ func (f *fleet) derived(gk types.NamespacedName, build func([]*infrav1.Node) any
 		f.mu.RUnlock()
 		return d.value
 	}
-	members := make([]*infrav1.Node, 0, len(g.byName))
+	members := make([]*infrav1.Machine, 0, len(g.byName))
 	for _, m := range g.byName {
 		members = append(members, m)
 	}
@@ -210,7 +210,7 @@ func (f *fleet) targetWith(gk types.NamespacedName, pending map[string]ledgerCha
 		if !ok {
 			continue
 		}
-		switch on := m.DesiredPowerState() == infrav1.PowerOn; {
+		switch on := m.Spec.Online; {
 		case c.On && !on:
 			target++
 		case !c.On && on:

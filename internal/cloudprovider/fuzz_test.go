@@ -23,7 +23,7 @@ type fuzzFleet struct {
 	r        *replica
 	c        pb.CloudProviderClient
 	ns, nsB  string
-	machines []*infrav1.Node // m0000..m0003 of g, then the other group's machine
+	machines []*infrav1.Machine // m0000..m0003 of g, then the other group's machine
 }
 
 func newFuzzFleet(t testing.TB) *fuzzFleet {
@@ -32,10 +32,10 @@ func newFuzzFleet(t testing.TB) *fuzzFleet {
 	fx.c = fx.r.client(t)
 	createGroup(t, fx.ns, "g", minSize(1), maxSize(3))
 	createGroup(t, fx.nsB, "g")
-	fx.machines = createMachines(t, fx.ns, "g", 4, func(i int, m *infrav1.Node) {
+	fx.machines = createMachines(t, fx.ns, "g", 4, func(i int, m *infrav1.Machine) {
 		if i == 0 {
-			m.Spec.PowerState = infrav1.PowerOn
-			m.Status.Progress, m.Status.PowerState = infrav1.ProgressReady, infrav1.PowerOn
+			m.Spec.Online = true
+			m.Status.Progress, m.Status.PowerState = infrav1.ProgressReady, infrav1.PoweredOn
 		}
 	})
 	registerCore(t, fx.machines[0], true)
@@ -51,7 +51,7 @@ func (fx *fuzzFleet) versions(t *testing.T) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	for _, ns := range []string{fx.ns, fx.nsB} {
-		groups, machines := &infrav1.GroupList{}, &infrav1.NodeList{}
+		groups, machines := &infrav1.GroupList{}, &infrav1.MachineList{}
 		for _, l := range []client.ObjectList{groups, machines} {
 			if err := env.Client.List(context.Background(), l, client.InNamespace(ns)); err != nil {
 				t.Fatal(err)
@@ -72,9 +72,9 @@ func (fx *fuzzFleet) versions(t *testing.T) map[string]string {
 func (fx *fuzzFleet) reset(t *testing.T) {
 	t.Helper()
 	for _, want := range fx.machines {
-		key := &infrav1.Node{}
+		key := &infrav1.Machine{}
 		key.Namespace, key.Name = want.Namespace, want.Name
-		if _, err := optimistic.Update(context.Background(), testWriter, key, func(n *infrav1.Node) error {
+		if _, err := optimistic.Update(context.Background(), testWriter, key, func(n *infrav1.Machine) error {
 			n.Spec.PowerState = want.Spec.PowerState
 			delete(n.Annotations, infrav1.AnnotationPowerOffByAutoscaler)
 			return nil

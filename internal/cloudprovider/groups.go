@@ -12,6 +12,7 @@ import (
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
 	pb "github.com/homelab-autoscaler/homelab-autoscaler/internal/cloudprovider/externalgrpc"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/machines"
 )
 
 // GroupID is the node group id cluster-autoscaler knows a Group by: "<namespace>/<name>".
@@ -50,33 +51,17 @@ func (s *Server) group(ctx context.Context, id string) (*infrav1.Group, error) {
 	return g, nil
 }
 
-// limits are a group's size bounds as cluster-autoscaler must see them.
-type limits struct {
-	min, max int32
-}
-
-// limitsOf derives the bounds from the spec and the member count: maxSize defaults to, and is
-// capped by, the number of members (a machine cannot be powered on twice), and minSize never
-// exceeds the effective maximum, which cluster-autoscaler would take for a broken group.
-func limitsOf(g *infrav1.Group, members int32) limits {
-	maxSize := members
-	if g.Spec.MaxSize != nil && *g.Spec.MaxSize < maxSize {
-		maxSize = *g.Spec.MaxSize
-	}
-	return limits{min: min(g.Spec.MinSize, maxSize), max: maxSize}
-}
-
 // nodeGroup is the protocol's view of a Group, identical in NodeGroups and NodeGroupForNode
 // (cluster-autoscaler takes minSize and maxSize from either).
 func (s *Server) nodeGroup(g *infrav1.Group) *pb.NodeGroup {
 	t := s.fleet.count(types.NamespacedName{Namespace: g.Namespace, Name: g.Name})
-	l := limitsOf(g, t.members)
+	l := machines.LimitsOf(g, t.members)
 	return &pb.NodeGroup{
 		Id:      GroupID(g.Namespace, g.Name),
-		MinSize: l.min,
-		MaxSize: l.max,
+		MinSize: l.Min,
+		MaxSize: l.Max,
 		Debug: fmt.Sprintf("Group %s/%s: %d members, target %d (desired on), min %d, max %d",
-			g.Namespace, g.Name, t.members, t.on, l.min, l.max),
+			g.Namespace, g.Name, t.members, t.on, l.Min, l.Max),
 	}
 }
 

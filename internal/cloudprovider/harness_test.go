@@ -102,7 +102,7 @@ func startReplica(t testing.TB, mutate ...func(*cloudprovider.Options)) *replica
 func (r *replica) sync(t testing.TB, ns string) {
 	t.Helper()
 	want := map[string]string{}
-	groups, machines := &infrav1.GroupList{}, &infrav1.NodeList{}
+	groups, machines := &infrav1.GroupList{}, &infrav1.MachineList{}
 	for _, l := range []client.ObjectList{groups, machines} {
 		if err := env.Client.List(context.Background(), l, client.InNamespace(ns)); err != nil {
 			t.Fatal(err)
@@ -124,7 +124,7 @@ func (r *replica) sync(t testing.TB, ns string) {
 		}
 	}
 	waitFor(t, "the replica's cache to catch up", func() bool {
-		gs, ms := &infrav1.GroupList{}, &infrav1.NodeList{}
+		gs, ms := &infrav1.GroupList{}, &infrav1.MachineList{}
 		for _, l := range []client.ObjectList{gs, ms} {
 			if err := r.cache.List(context.Background(), l, client.InNamespace(ns)); err != nil {
 				t.Fatal(err)
@@ -226,8 +226,8 @@ func minSize(n int32) func(*infrav1.Group) {
 	return func(g *infrav1.Group) { g.Spec.MinSize = n }
 }
 
-func ipmi() infrav1.PowerAction {
-	return infrav1.PowerAction{IPMI: &infrav1.IPMIDriver{Address: "127.0.0.1", CredentialsSecretRef: infrav1.SecretReference{Name: "bmc"}}}
+func ipmi() infrav1.PowerDriver {
+	return infrav1.PowerDriver{IPMI: &infrav1.IPMIDriver{Address: "127.0.0.1", CredentialsSecretRef: &infrav1.SecretReference{Name: "bmc"}}}
 }
 
 func machineName(i int) string { return fmt.Sprintf("m%04d", i) }
@@ -235,9 +235,9 @@ func machineName(i int) string { return fmt.Sprintf("m%04d", i) }
 // createMachines creates n machines m0000... of a group, concurrently (a benchmark fleet has
 // thousands), each with the initial status the lifecycle controller would give it (Off), then
 // mutate's changes. mutate may change spec and status; status is written after creation.
-func createMachines(t testing.TB, ns, group string, n int, mutate func(i int, m *infrav1.Node)) []*infrav1.Node {
+func createMachines(t testing.TB, ns, group string, n int, mutate func(i int, m *infrav1.Machine)) []*infrav1.Machine {
 	t.Helper()
-	out := make([]*infrav1.Node, n)
+	out := make([]*infrav1.Machine, n)
 	errs := make(chan error, n)
 	sem := make(chan struct{}, 16)
 	var wg sync.WaitGroup
@@ -246,13 +246,13 @@ func createMachines(t testing.TB, ns, group string, n int, mutate func(i int, m 
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			m := &infrav1.Node{
+			m := &infrav1.Machine{
 				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: machineName(i)},
-				Spec: infrav1.NodeSpec{
-					Group: group, PowerState: infrav1.PowerOff, KubernetesNodeName: ns + "-" + machineName(i),
-					Power: infrav1.PowerSpec{Start: ipmi(), Stop: ipmi()},
+				Spec: infrav1.MachineSpec{
+					Group: group, Online: false, KubernetesNodeName: ns + "-" + machineName(i),
+					Power: &infrav1.PowerSpec{Start: ipmi(), Stop: ipmi()},
 				},
-				Status: infrav1.NodeStatus{Progress: infrav1.ProgressOff, PowerState: infrav1.PowerOff},
+				Status: infrav1.MachineStatus{Progress: infrav1.ProgressOff, PowerState: infrav1.PoweredOff},
 			}
 			if mutate != nil {
 				mutate(i, m)
@@ -262,7 +262,7 @@ func createMachines(t testing.TB, ns, group string, n int, mutate func(i int, m 
 				errs <- err
 				return
 			}
-			if _, err := optimistic.UpdateStatus(context.Background(), testWriter, m, func(m *infrav1.Node) error {
+			if _, err := optimistic.UpdateStatus(context.Background(), testWriter, m, func(m *infrav1.Machine) error {
 				m.Status = want
 				return nil
 			}); err != nil {
@@ -281,10 +281,10 @@ func createMachines(t testing.TB, ns, group string, n int, mutate func(i int, m 
 }
 
 // setStatus plays the lifecycle controller's status writes.
-func setStatus(t testing.TB, m *infrav1.Node, mutate func(*infrav1.NodeStatus)) {
+func setStatus(t testing.TB, m *infrav1.Machine, mutate func(*infrav1.MachineStatus)) {
 	t.Helper()
-	key := &infrav1.Node{ObjectMeta: metav1.ObjectMeta{Namespace: m.Namespace, Name: m.Name}}
-	if _, err := optimistic.UpdateStatus(context.Background(), testWriter, key, func(n *infrav1.Node) error {
+	key := &infrav1.Machine{ObjectMeta: metav1.ObjectMeta{Namespace: m.Namespace, Name: m.Name}}
+	if _, err := optimistic.UpdateStatus(context.Background(), testWriter, key, func(n *infrav1.Machine) error {
 		mutate(&n.Status)
 		return nil
 	}); err != nil {
@@ -293,11 +293,11 @@ func setStatus(t testing.TB, m *infrav1.Node, mutate func(*infrav1.NodeStatus)) 
 }
 
 // setDesired plays a human editing spec.powerState.
-func setDesired(t testing.TB, m *infrav1.Node, state infrav1.PowerState) {
+func setDesired(t testing.TB, m *infrav1.Machine, online bool) {
 	t.Helper()
-	key := &infrav1.Node{ObjectMeta: metav1.ObjectMeta{Namespace: m.Namespace, Name: m.Name}}
-	if _, err := optimistic.Update(context.Background(), testWriter, key, func(n *infrav1.Node) error {
-		n.Spec.PowerState = state
+	key := &infrav1.Machine{ObjectMeta: metav1.ObjectMeta{Namespace: m.Namespace, Name: m.Name}}
+	if _, err := optimistic.Update(context.Background(), testWriter, key, func(n *infrav1.Machine) error {
+		n.Spec.Online = online
 		return nil
 	}); err != nil {
 		t.Fatal(err)
@@ -305,11 +305,11 @@ func setDesired(t testing.TB, m *infrav1.Node, state infrav1.PowerState) {
 }
 
 // registerCore plays a kubelet registering the machine's core Node with its providerID.
-func registerCore(t testing.TB, m *infrav1.Node, ready bool, mutate ...func(*corev1.Node)) *corev1.Node {
+func registerCore(t testing.TB, m *infrav1.Machine, ready bool, mutate ...func(*corev1.Node)) *corev1.Node {
 	t.Helper()
 	core := &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{Name: m.KubernetesNodeNameOrDefault(), Labels: map[string]string{
-			corev1.LabelHostname: m.KubernetesNodeNameOrDefault(), infrav1.LabelGroup: m.Spec.Group, infrav1.LabelNode: m.Name,
+			corev1.LabelHostname: m.KubernetesNodeNameOrDefault(), infrav1.LabelGroup: m.Spec.Group, infrav1.LabelMachine: m.Name,
 		}},
 		Spec: corev1.NodeSpec{ProviderID: m.ProviderIDOrDefault()},
 	}
@@ -342,9 +342,9 @@ func registerCore(t testing.TB, m *infrav1.Node, ready bool, mutate ...func(*cor
 }
 
 // fresh reads a machine from the apiserver.
-func fresh(t testing.TB, m *infrav1.Node) *infrav1.Node {
+func fresh(t testing.TB, m *infrav1.Machine) *infrav1.Machine {
 	t.Helper()
-	got := &infrav1.Node{}
+	got := &infrav1.Machine{}
 	if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(m), got); err != nil {
 		t.Fatal(err)
 	}
@@ -354,13 +354,13 @@ func fresh(t testing.TB, m *infrav1.Node) *infrav1.Node {
 // desiredOn lists the names of the group's machines desired on, from the apiserver.
 func desiredOn(t testing.TB, ns string) map[string]bool {
 	t.Helper()
-	list := &infrav1.NodeList{}
+	list := &infrav1.MachineList{}
 	if err := env.Client.List(context.Background(), list, client.InNamespace(ns)); err != nil {
 		t.Fatal(err)
 	}
 	out := map[string]bool{}
 	for _, m := range list.Items {
-		if m.Spec.PowerState == infrav1.PowerOn {
+		if m.Spec.Online {
 			out[m.Name] = true
 		}
 	}
@@ -386,13 +386,13 @@ func expectCode(t testing.TB, err error, want codes.Code) {
 }
 
 // node is a node as cluster-autoscaler sends it for a machine.
-func node(m *infrav1.Node) *pb.ExternalGrpcNode {
+func node(m *infrav1.Machine) *pb.ExternalGrpcNode {
 	return &pb.ExternalGrpcNode{ProviderID: m.ProviderIDOrDefault(), Name: m.KubernetesNodeNameOrDefault(),
 		Labels: map[string]string{infrav1.LabelGroup: m.Spec.Group}}
 }
 
 // fakeNode is cluster-autoscaler's stand-in for an instance without a registered node.
-func fakeNode(m *infrav1.Node, reason string) *pb.ExternalGrpcNode {
+func fakeNode(m *infrav1.Machine, reason string) *pb.ExternalGrpcNode {
 	id := m.ProviderIDOrDefault()
 	return &pb.ExternalGrpcNode{ProviderID: id, Name: id,
 		Annotations: map[string]string{"k8s.io/cluster-autoscaler/fake-node-reason": reason}}

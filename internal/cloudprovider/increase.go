@@ -31,11 +31,11 @@ func (s *Server) NodeGroupIncreaseSize(ctx context.Context, req *pb.NodeGroupInc
 	defer cancel()
 	changes, err := s.transact(ctx, methodIncreaseSize, key, func(_ context.Context, v *view) ([]ledgerChange, error) {
 		target, lim := v.size()
-		if target+delta > int64(lim.max) {
+		if target+delta > int64(lim.Max) {
 			return nil, errorf(codes.ResourceExhausted, "node group %s: target %d + %d would exceed its maxSize %d",
-				req.GetId(), target, delta, lim.max)
+				req.GetId(), target, delta, lim.Max)
 		}
-		var candidates []*infrav1.Node
+		var candidates []*infrav1.Machine
 		for _, m := range v.members() {
 			if powerOnCandidate(m) && !v.inFlight(m.Name) {
 				candidates = append(candidates, m)

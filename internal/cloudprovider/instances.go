@@ -33,7 +33,7 @@ func (s *Server) NodeGroupNodes(ctx context.Context, req *pb.NodeGroupNodesReque
 
 // instancesOf builds NodeGroupNodes' answer from a group's members. The answer is shared by
 // every call until the group changes: it is never modified after it is built.
-func instancesOf(members []*infrav1.Node) any {
+func instancesOf(members []*infrav1.Machine) any {
 	// Only when no member could be powered on instead does a failure mean the group is out of
 	// machines (class out-of-resources), which makes cluster-autoscaler look at other groups.
 	outOfMachines := true
@@ -56,18 +56,18 @@ func instancesOf(members []*infrav1.Node) any {
 // instanceOf is a machine as cluster-autoscaler's instance, or nil for a machine that is off
 // and meant to stay off (not an instance at all). The id is the machine's providerID, the key
 // cluster-autoscaler matches core Nodes by.
-func instanceOf(m *infrav1.Node, outOfMachines bool) *pb.Instance {
+func instanceOf(m *infrav1.Machine, outOfMachines bool) *pb.Instance {
 	st := &pb.InstanceStatus{}
 	progress := m.Status.Progress
 	switch {
 	case !m.DeletionTimestamp.IsZero():
 		st.InstanceState = pb.InstanceStatus_instanceDeleting
-	case m.DesiredPowerState() == infrav1.PowerOn && progress == infrav1.ProgressReady:
+	case m.Spec.Online && progress == infrav1.ProgressReady:
 		st.InstanceState = pb.InstanceStatus_instanceRunning
-	case m.DesiredPowerState() == infrav1.PowerOn && failedPowerOn(m):
+	case m.Spec.Online && failedPowerOn(m):
 		st.InstanceState = pb.InstanceStatus_instanceCreating
 		st.ErrorInfo = bootError(m, outOfMachines)
-	case m.DesiredPowerState() == infrav1.PowerOn:
+	case m.Spec.Online:
 		st.InstanceState = pb.InstanceStatus_instanceCreating
 	case progress == infrav1.ProgressOff || progress == "":
 		return nil
@@ -79,12 +79,12 @@ func instanceOf(m *infrav1.Node, outOfMachines bool) *pb.Instance {
 }
 
 // failedPowerOn reports a machine whose power-on failed past its retries.
-func failedPowerOn(m *infrav1.Node) bool {
+func failedPowerOn(m *infrav1.Machine) bool {
 	op := m.Status.Operation
-	return m.Status.Progress == infrav1.ProgressFailed && (op == nil || op.Action == infrav1.PowerOn)
+	return m.Status.Progress == infrav1.ProgressFailed && (op == nil || op.Action == infrav1.PowerActionOn)
 }
 
-func bootError(m *infrav1.Node, outOfMachines bool) *pb.InstanceErrorInfo {
+func bootError(m *infrav1.Machine, outOfMachines bool) *pb.InstanceErrorInfo {
 	code := m.Status.LastErrorReason
 	if code == "" {
 		code = errorCodePowerOnFailed
@@ -102,7 +102,7 @@ func bootError(m *infrav1.Node, outOfMachines bool) *pb.InstanceErrorInfo {
 
 // powerOnCandidate reports whether a machine could be chosen by NodeGroupIncreaseSize (ignoring
 // changes still in flight): desired off, not being deleted, and not failed.
-func powerOnCandidate(m *infrav1.Node) bool {
-	return m.DesiredPowerState() == infrav1.PowerOff && m.DeletionTimestamp.IsZero() &&
+func powerOnCandidate(m *infrav1.Machine) bool {
+	return !m.Spec.Online && m.DeletionTimestamp.IsZero() &&
 		m.Status.Progress != infrav1.ProgressFailed
 }

@@ -49,11 +49,11 @@ type ledgerChange struct {
 	On         bool  `json:"on"`
 }
 
-func (c ledgerChange) state() infrav1.PowerState {
+func (c ledgerChange) action() infrav1.PowerAction {
 	if c.On {
-		return infrav1.PowerOn
+		return infrav1.PowerActionOn
 	}
-	return infrav1.PowerOff
+	return infrav1.PowerActionOff
 }
 
 // readLedger decodes the Group's ledger. A ledger that does not decode (edited by hand) is

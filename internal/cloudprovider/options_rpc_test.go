@@ -68,11 +68,11 @@ func TestPricing(t *testing.T) {
 	c := r.client(t)
 	ns := newNamespace(t)
 	createGroup(t, ns, "priced-pool")
-	ms := createMachines(t, ns, "priced-pool", 3, func(i int, m *infrav1.Node) {
+	ms := createMachines(t, ns, "priced-pool", 3, func(i int, m *infrav1.Machine) {
 		switch i {
 		case 0:
 			m.Spec.Pricing = &infrav1.Pricing{HourlyRate: resource.MustParse("0.30")}
-			m.Spec.PowerState = infrav1.PowerOn
+			m.Spec.Online = true
 		case 1:
 			m.Spec.Pricing = &infrav1.Pricing{HourlyRate: resource.MustParse("0.12")}
 		}

@@ -46,7 +46,7 @@ func (s *Server) PricingNodePrice(ctx context.Context, req *pb.PricingNodePriceR
 // nextMachineForTemplate finds the group a template node's name refers to and returns the
 // member NodeGroupIncreaseSize would choose next (or, when none can be powered on, the best
 // ranked of all members), or nil.
-func (s *Server) nextMachineForTemplate(ctx context.Context, name string) (*infrav1.Node, error) {
+func (s *Server) nextMachineForTemplate(ctx context.Context, name string) (*infrav1.Machine, error) {
 	rest, ok := strings.CutPrefix(name, templateNamePrefix)
 	if !ok {
 		return nil, nil
@@ -74,7 +74,7 @@ func (s *Server) nextMachineForTemplate(ctx context.Context, name string) (*infr
 	if len(members) == 0 {
 		return nil, nil
 	}
-	var candidates []*infrav1.Node
+	var candidates []*infrav1.Machine
 	for _, m := range members {
 		if powerOnCandidate(m) {
 			candidates = append(candidates, m)

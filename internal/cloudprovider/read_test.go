@@ -19,8 +19,8 @@ func TestNodeGroupsReportsLimits(t *testing.T) {
 	createGroup(t, ns, "over", maxSize(50), minSize(9))
 	createGroup(t, ns, "empty")
 	createMachines(t, ns, "default-max", 3, nil)
-	createMachines(t, ns, "capped", 4, func(i int, m *infrav1.Node) { m.Name = "c" + machineName(i) })
-	createMachines(t, ns, "over", 5, func(i int, m *infrav1.Node) { m.Name = "o" + machineName(i) })
+	createMachines(t, ns, "capped", 4, func(i int, m *infrav1.Machine) { m.Name = "c" + machineName(i) })
+	createMachines(t, ns, "over", 5, func(i int, m *infrav1.Machine) { m.Name = "o" + machineName(i) })
 
 	want := map[string][2]int32{
 		gid(ns, "default-max"): {0, 3}, // maxSize defaults to the member count
@@ -54,14 +54,14 @@ func TestNodeGroupForNode(t *testing.T) {
 	c := r.client(t)
 	ns := newNamespace(t)
 	createGroup(t, ns, "workers", maxSize(2))
-	ms := createMachines(t, ns, "workers", 3, func(i int, m *infrav1.Node) {
+	ms := createMachines(t, ns, "workers", 3, func(i int, m *infrav1.Machine) {
 		if i == 1 {
 			m.Spec.ProviderID = "custom://" + ns + "/blade-7"
 		}
 	})
 	createGroup(t, ns, "others")
-	other := createMachines(t, ns, "others", 1, func(_ int, m *infrav1.Node) { m.Name = "other" })[0]
-	orphan := createMachines(t, ns, "no-such-group", 1, func(_ int, m *infrav1.Node) { m.Name = "orphan" })[0]
+	other := createMachines(t, ns, "others", 1, func(_ int, m *infrav1.Machine) { m.Name = "other" })[0]
+	orphan := createMachines(t, ns, "no-such-group", 1, func(_ int, m *infrav1.Machine) { m.Name = "orphan" })[0]
 	r.sync(t, ns)
 
 	groups, err := c.NodeGroups(ctx5s(t), &pb.NodeGroupsRequest{})
@@ -116,9 +116,9 @@ func TestNodeGroupTargetSize(t *testing.T) {
 	c := r.client(t)
 	ns := newNamespace(t)
 	createGroup(t, ns, "g")
-	createMachines(t, ns, "g", 5, func(i int, m *infrav1.Node) {
+	createMachines(t, ns, "g", 5, func(i int, m *infrav1.Machine) {
 		if i < 2 {
-			m.Spec.PowerState = infrav1.PowerOn
+			m.Spec.Online = true
 		}
 	})
 	waitFor(t, "target 2", func() bool { return targetSize(t, c, gid(ns, "g")) == 2 })
@@ -151,7 +151,7 @@ func TestNodeGroupNodesReportsStates(t *testing.T) {
 		{infrav1.PowerOff, infrav1.ProgressFailed, infrav1.PowerOff},       // m0006 deleting (power-off failed)
 		{infrav1.PowerOff, infrav1.ProgressOff, infrav1.PowerOff},          // m0007 not an instance
 	}
-	ms := createMachines(t, ns, "g", len(states), func(i int, m *infrav1.Node) {
+	ms := createMachines(t, ns, "g", len(states), func(i int, m *infrav1.Machine) {
 		m.Spec.PowerState = states[i].desired
 		m.Status.Progress = states[i].progress
 		if states[i].action != "" {
@@ -197,7 +197,7 @@ func TestNodeGroupNodesReportsStates(t *testing.T) {
 	// With no machine left to power on instead (m0004 and m0005 are desired off but running,
 	// so they could be), a failed boot is out-of-resources.
 	for _, i := range []int{4, 5, 7} {
-		setDesired(t, ms[i], infrav1.PowerOn)
+		setDesired(t, ms[i], true)
 	}
 	waitFor(t, "class out-of-resources", func() bool {
 		res, err := c.NodeGroupNodes(ctx5s(t), &pb.NodeGroupNodesRequest{Id: gid(ns, "g")})

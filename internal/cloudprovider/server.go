@@ -103,7 +103,7 @@ func (s *Server) NeedLeaderElection() bool { return false }
 // Start serves until ctx ends: it waits for the machines' informer (and the server's own
 // event handler) to sync, listens, and then reports SERVING on the gRPC health service.
 func (s *Server) Start(ctx context.Context) error {
-	machines, err := s.handle(ctx, &infrav1.Node{}, s.fleet.handler())
+	machines, err := s.handle(ctx, &infrav1.Machine{}, s.fleet.handler())
 	if err != nil {
 		return err
 	}

@@ -13,7 +13,7 @@ import (
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
 	pb "github.com/homelab-autoscaler/homelab-autoscaler/internal/cloudprovider/externalgrpc"
-	"github.com/homelab-autoscaler/homelab-autoscaler/internal/controller/corenode"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/machines"
 )
 
 // defaultMaxPods is the kubelet's default maxPods, used when neither a registered member nor
@@ -57,19 +57,19 @@ func (s *Server) NodeGroupTemplateNodeInfo(ctx context.Context, req *pb.NodeGrou
 
 // templateNode builds the group's template node, or nil when it cannot.
 func (s *Server) templateNode(ctx context.Context, g *infrav1.Group) (*corev1.Node, error) {
-	var ready []*infrav1.Node
+	var ready []*infrav1.Machine
 	for _, m := range s.members(g.Namespace, g.Name) {
 		if m.Status.Progress == infrav1.ProgressReady {
 			ready = append(ready, m)
 		}
 	}
-	slices.SortFunc(ready, func(a, b *infrav1.Node) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(ready, func(a, b *infrav1.Machine) int { return strings.Compare(a.Name, b.Name) })
 	for _, m := range ready {
-		match, err := corenode.ForMachine(ctx, s.opts.Reader, m)
+		match, err := machines.NodeFor(ctx, s.opts.Reader, m)
 		if err != nil {
 			return nil, fmt.Errorf("looking up the core Node of machine %s/%s: %w", m.Namespace, m.Name, err)
 		}
-		if corenode.IsReady(match.Node) {
+		if machines.IsNodeReady(match.Node) {
 			return fromMember(g, m, match.Node), nil
 		}
 	}
@@ -77,7 +77,7 @@ func (s *Server) templateNode(ctx context.Context, g *infrav1.Group) (*corev1.No
 }
 
 // fromMember copies a registered member's core Node, without what belongs to that node alone.
-func fromMember(g *infrav1.Group, m *infrav1.Node, core *corev1.Node) *corev1.Node {
+func fromMember(g *infrav1.Group, m *infrav1.Machine, core *corev1.Node) *corev1.Node {
 	node := &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{Name: templateName(g), Labels: map[string]string{}},
 		Status: corev1.NodeStatus{
@@ -86,7 +86,7 @@ func fromMember(g *infrav1.Group, m *infrav1.Node, core *corev1.Node) *corev1.No
 			NodeInfo:    core.Status.NodeInfo,
 		},
 	}
-	perNode := map[string]bool{corev1.LabelHostname: true, infrav1.LabelNode: true}
+	perNode := map[string]bool{corev1.LabelHostname: true, infrav1.LabelMachine: true}
 	for k, v := range core.Labels {
 		if !perNode[k] {
 			node.Labels[k] = v

@@ -60,8 +60,8 @@ func TestTemplateNodeInfoFromRegisteredMember(t *testing.T) {
 			corev1.ResourceCPU: resource.MustParse("2"), corev1.ResourceMemory: resource.MustParse("4Gi"),
 		}}
 	})
-	ms := createMachines(t, ns, "g", 2, func(i int, m *infrav1.Node) {
-		m.Spec.PowerState = infrav1.PowerOn
+	ms := createMachines(t, ns, "g", 2, func(i int, m *infrav1.Machine) {
+		m.Spec.Online = true
 		m.Spec.TaintsToRemove = []string{"example.com/booting"}
 		if i == 0 {
 			m.Status.Progress = infrav1.ProgressReady
@@ -102,7 +102,7 @@ func TestTemplateNodeInfoFromRegisteredMember(t *testing.T) {
 	if _, ok := n.Labels[corev1.LabelHostname]; ok {
 		t.Fatalf("per-node hostname label kept: %v", n.Labels)
 	}
-	if _, ok := n.Labels[infrav1.LabelNode]; ok {
+	if _, ok := n.Labels[infrav1.LabelMachine]; ok {
 		t.Fatalf("per-node machine label kept: %v", n.Labels)
 	}
 	if !hasTaint(n, "dedicated") || len(n.Spec.Taints) != 1 {

@@ -208,7 +208,7 @@ func (s *Server) applyConcurrently(ctx context.Context, ns string, changes []led
 // the decision is left alone: someone decided about it since.
 func (s *Server) apply(ctx context.Context, ns string, c ledgerChange, guard bool) (string, error) {
 	key := types.NamespacedName{Namespace: ns, Name: c.Name}
-	m := &infrav1.Node{}
+	m := &infrav1.Machine{}
 	// A copy from the cache saves a read; a stale one costs a conflict and a fresh read.
 	if err := s.opts.Reader.Get(ctx, key, m); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -216,13 +216,13 @@ func (s *Server) apply(ctx context.Context, ns string, c ledgerChange, guard boo
 		}
 		return "", fmt.Errorf("reading machine %s: %w", key, err)
 	}
-	want := c.state()
-	_, err := optimistic.Update(ctx, s.opts.Writer, m, func(m *infrav1.Node) error {
-		if (guard && m.Generation != c.Generation) || m.DesiredPowerState() == want {
+	want := c.action()
+	_, err := optimistic.Update(ctx, s.opts.Writer, m, func(m *infrav1.Machine) error {
+		if (guard && m.Generation != c.Generation) || m.Spec.Online == c.On {
 			return nil
 		}
-		m.Spec.PowerState = want
-		if want == infrav1.PowerOff {
+		m.Spec.Online = c.On
+		if !c.On {
 			if m.Annotations == nil {
 				m.Annotations = map[string]string{}
 			}

@@ -4,6 +4,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/machines"
 )
 
 // view is a group as a write decision sees it: the Group at the ledger's version, its members
@@ -25,10 +26,10 @@ func newView(g *infrav1.Group, f *fleet) *view {
 }
 
 // members are the group's machines (shared with the cache: read only).
-func (v *view) members() []*infrav1.Node { return v.fleet.members(v.key) }
+func (v *view) members() []*infrav1.Machine { return v.fleet.members(v.key) }
 
 // member returns the named machine if it is a member of the group, else nil.
-func (v *view) member(name string) *infrav1.Node {
+func (v *view) member(name string) *infrav1.Machine {
 	m := v.fleet.machine(types.NamespacedName{Namespace: v.key.Namespace, Name: name})
 	if m == nil || m.Spec.Group != v.key.Name {
 		return nil
@@ -42,7 +43,7 @@ func (v *view) cached(name string) (machineState, bool) {
 	if m == nil {
 		return machineState{}, false
 	}
-	return machineState{generation: m.Generation, resourceVersion: m.ResourceVersion, on: m.DesiredPowerState() == infrav1.PowerOn}, true
+	return machineState{generation: m.Generation, resourceVersion: m.ResourceVersion, on: m.Spec.Online}, true
 }
 
 // inFlight reports whether an earlier decision's change to the machine may not be applied yet:
@@ -53,18 +54,18 @@ func (v *view) inFlight(name string) bool {
 }
 
 // desiredOn is the machine's desired power state once every decided change is applied.
-func (v *view) desiredOn(m *infrav1.Node) bool {
+func (v *view) desiredOn(m *infrav1.Machine) bool {
 	if c, ok := v.pending[m.Name]; ok {
 		return c.On
 	}
-	return m.DesiredPowerState() == infrav1.PowerOn
+	return m.Spec.Online
 }
 
 // rely records that the call's outcome rests on an earlier decision's pending change.
 func (v *view) rely(c ledgerChange) { v.relied = append(v.relied, c) }
 
 // size is the group's target once every decided change is applied, and its limits.
-func (v *view) size() (int64, limits) {
+func (v *view) size() (int64, machines.Limits) {
 	members, target := v.fleet.targetWith(v.key, v.pending)
-	return target, limitsOf(v.group, members)
+	return target, machines.LimitsOf(v.group, members)
 }

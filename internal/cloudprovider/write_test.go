@@ -51,7 +51,7 @@ func TestIncreaseSizeChoosesByPolicy(t *testing.T) {
 	long := metav1.NewTime(time.Now().Add(-48 * time.Hour))
 	recent := metav1.NewTime(time.Now().Add(-time.Hour))
 	price := func(p string) *infrav1.Pricing { return &infrav1.Pricing{HourlyRate: resource.MustParse(p)} }
-	createMachines(t, ns, "g", 7, func(i int, m *infrav1.Node) {
+	createMachines(t, ns, "g", 7, func(i int, m *infrav1.Machine) {
 		switch i {
 		case 0: // never booted, cheapest: last
 			m.Spec.Pricing = price("0.01")
@@ -73,7 +73,7 @@ func TestIncreaseSizeChoosesByPolicy(t *testing.T) {
 			m.Spec.Pricing = price("0.01")
 			m.Status.Progress = infrav1.ProgressFailed
 		case 6: // already on
-			m.Spec.PowerState = infrav1.PowerOn
+			m.Spec.Online = true
 		}
 	})
 	id := gid(ns, "g")
@@ -100,7 +100,7 @@ func TestIncreaseSizeChoosesByPolicy(t *testing.T) {
 	if got := targetSize(t, c, id); got != int32(len(on)) {
 		t.Fatalf("target after a refused increase: %d, want %d", got, len(on))
 	}
-	if got := fresh(t, &infrav1.Node{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "m0005"}}); got.Spec.PowerState != infrav1.PowerOff {
+	if got := fresh(t, &infrav1.Machine{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "m0005"}}); got.Spec.Online {
 		t.Fatal("the Failed machine was powered on")
 	}
 }
@@ -131,7 +131,7 @@ func TestIncreaseSizeIsAllOrNothing(t *testing.T) {
 
 	// Not enough machines (maxSize allows it, the members do not).
 	createGroup(t, ns, "small")
-	createMachines(t, ns, "small", 3, func(i int, m *infrav1.Node) {
+	createMachines(t, ns, "small", 3, func(i int, m *infrav1.Machine) {
 		m.Name = "s" + machineName(i)
 		if i == 0 {
 			m.Status.Progress = infrav1.ProgressFailed
@@ -172,13 +172,13 @@ func TestDeleteNodes(t *testing.T) {
 	ns := newNamespace(t)
 	createGroup(t, ns, "g")
 	createGroup(t, ns, "other")
-	ms := createMachines(t, ns, "g", 4, func(_ int, m *infrav1.Node) { m.Spec.PowerState = infrav1.PowerOn })
-	other := createMachines(t, ns, "other", 1, func(_ int, m *infrav1.Node) {
+	ms := createMachines(t, ns, "g", 4, func(_ int, m *infrav1.Machine) { m.Spec.Online = true })
+	other := createMachines(t, ns, "other", 1, func(_ int, m *infrav1.Machine) {
 		m.Name = "other"
-		m.Spec.PowerState = infrav1.PowerOn
+		m.Spec.Online = true
 	})[0]
 	registerCore(t, ms[0], true)
-	setStatus(t, ms[0], func(s *infrav1.NodeStatus) { s.Progress = infrav1.ProgressReady })
+	setStatus(t, ms[0], func(s *infrav1.MachineStatus) { s.Progress = infrav1.ProgressReady })
 	id := gid(ns, "g")
 	r.sync(t, ns)
 	waitFor(t, "target 4", func() bool { return targetSize(t, c, id) == 4 })
@@ -199,7 +199,7 @@ func TestDeleteNodes(t *testing.T) {
 		t.Fatalf("target right after delete: %d, want 3", got)
 	}
 	after := fresh(t, ms[0])
-	if after.Spec.PowerState != infrav1.PowerOff {
+	if after.Spec.Online {
 		t.Fatal("machine not desired off")
 	}
 	if want := strconv.FormatInt(before.Generation+1, 10); after.Annotations[infrav1.AnnotationPowerOffByAutoscaler] != want ||
@@ -235,14 +235,14 @@ func TestDeleteNodesRespectsMinSize(t *testing.T) {
 	c := r.client(t)
 	ns := newNamespace(t)
 	createGroup(t, ns, "g", minSize(2))
-	ms := createMachines(t, ns, "g", 3, func(_ int, m *infrav1.Node) { m.Spec.PowerState = infrav1.PowerOn })
+	ms := createMachines(t, ns, "g", 3, func(_ int, m *infrav1.Machine) { m.Spec.Online = true })
 	for _, m := range ms[:2] {
 		registerCore(t, m, true)
-		setStatus(t, m, func(s *infrav1.NodeStatus) { s.Progress = infrav1.ProgressReady })
+		setStatus(t, m, func(s *infrav1.MachineStatus) { s.Progress = infrav1.ProgressReady })
 	}
-	setStatus(t, ms[2], func(s *infrav1.NodeStatus) {
+	setStatus(t, ms[2], func(s *infrav1.MachineStatus) {
 		s.Progress = infrav1.ProgressFailed
-		s.Operation = &infrav1.PowerOperation{Action: infrav1.PowerOn, Attempt: 3}
+		s.Operation = &infrav1.PowerOperation{Action: infrav1.PowerActionOn, Attempt: 3}
 	})
 	id := gid(ns, "g")
 	r.sync(t, ns)
@@ -267,8 +267,8 @@ func TestDecreaseTargetSizeCancelsOnlyUnregistered(t *testing.T) {
 	ns := newNamespace(t)
 	createGroup(t, ns, "g")
 	started := func(ago time.Duration) *metav1.Time { ts := metav1.NewTime(time.Now().Add(-ago)); return &ts }
-	ms := createMachines(t, ns, "g", 6, func(i int, m *infrav1.Node) {
-		m.Spec.PowerState = infrav1.PowerOn
+	ms := createMachines(t, ns, "g", 6, func(i int, m *infrav1.Machine) {
+		m.Spec.Online = true
 		switch i {
 		case 0, 1: // registered and Ready
 			m.Status.Progress = infrav1.ProgressReady
@@ -283,7 +283,7 @@ func TestDecreaseTargetSizeCancelsOnlyUnregistered(t *testing.T) {
 			m.Status.LastStartupTime = started(10 * time.Second)
 		case 5: // failed to boot
 			m.Status.Progress = infrav1.ProgressFailed
-			m.Status.Operation = &infrav1.PowerOperation{Action: infrav1.PowerOn, Attempt: 3}
+			m.Status.Operation = &infrav1.PowerOperation{Action: infrav1.PowerActionOn, Attempt: 3}
 		}
 	})
 	registerCore(t, ms[0], true)

@@ -14,7 +14,7 @@ import (
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/controller/group"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/optimistic"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/power"
-	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testenv"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/testenv"
 )
 
 type metricDoc struct{ typ, labels string }

@@ -12,19 +12,19 @@ import (
 )
 
 const (
-	// CoreNodeProviderID indexes core Nodes by spec.providerID.
-	CoreNodeProviderID = "spec.providerID"
-	// NodeGroup indexes machines by spec.group.
-	NodeGroup = "spec.group"
-	// NodeProviderID indexes machines by their effective provider ID.
-	NodeProviderID = "providerID"
-	// NodeKubernetesName indexes machines by the name their core Node registers as.
-	NodeKubernetesName = "kubernetesNodeName"
+	// NodeProviderID indexes Nodes by spec.providerID.
+	NodeProviderID = "spec.providerID"
+	// MachineGroup indexes machines by spec.group.
+	MachineGroup = "spec.group"
+	// MachineProviderID indexes machines by their effective provider ID.
+	MachineProviderID = "providerID"
+	// MachineNodeName indexes machines by the name their Node registers as.
+	MachineNodeName = "kubernetesNodeName"
 )
 
 // Register adds every index to the manager's field indexer. Call it once, before the cache starts.
 func Register(ctx context.Context, fi client.FieldIndexer) error {
-	if err := fi.IndexField(ctx, &corev1.Node{}, CoreNodeProviderID, func(o client.Object) []string {
+	if err := fi.IndexField(ctx, &corev1.Node{}, NodeProviderID, func(o client.Object) []string {
 		if id := o.(*corev1.Node).Spec.ProviderID; id != "" {
 			return []string{id}
 		}
@@ -32,17 +32,17 @@ func Register(ctx context.Context, fi client.FieldIndexer) error {
 	}); err != nil {
 		return err
 	}
-	if err := fi.IndexField(ctx, &infrav1.Node{}, NodeGroup, func(o client.Object) []string {
-		return []string{o.(*infrav1.Node).Spec.Group}
+	if err := fi.IndexField(ctx, &infrav1.Machine{}, MachineGroup, func(o client.Object) []string {
+		return []string{o.(*infrav1.Machine).Spec.Group}
 	}); err != nil {
 		return err
 	}
-	if err := fi.IndexField(ctx, &infrav1.Node{}, NodeProviderID, func(o client.Object) []string {
-		return []string{o.(*infrav1.Node).ProviderIDOrDefault()}
+	if err := fi.IndexField(ctx, &infrav1.Machine{}, MachineProviderID, func(o client.Object) []string {
+		return []string{o.(*infrav1.Machine).ProviderIDOrDefault()}
 	}); err != nil {
 		return err
 	}
-	return fi.IndexField(ctx, &infrav1.Node{}, NodeKubernetesName, func(o client.Object) []string {
-		return []string{o.(*infrav1.Node).KubernetesNodeNameOrDefault()}
+	return fi.IndexField(ctx, &infrav1.Machine{}, MachineNodeName, func(o client.Object) []string {
+		return []string{o.(*infrav1.Machine).KubernetesNodeNameOrDefault()}
 	})
 }

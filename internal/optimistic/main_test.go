@@ -3,7 +3,7 @@ package optimistic_test
 import (
 	"testing"
 
-	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testenv"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/testenv"
 )
 
 var env *testenv.Env

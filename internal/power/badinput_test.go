@@ -14,11 +14,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
-	"github.com/homelab-autoscaler/homelab-autoscaler/internal/doctable"
-	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testenv"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/doctable"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/testenv"
 )
 
-// The driver rows of docs/bad-input.md: the error a driver call returns is the Node's
+// The driver rows of docs/bad-input.md: the error a driver call returns is the Machine's
 // status.lastError and the text of its Warning event.
 func TestBadInputTableDrivers(t *testing.T) {
 	root, err := testenv.RepoRoot()
@@ -35,7 +35,7 @@ func TestBadInputTableDrivers(t *testing.T) {
 	redfishStatus := func(endpoint, secret string, timeout time.Duration, reader SecretReader) string {
 		slot := redfishSlot(endpoint, timeout)
 		slot.Redfish.CredentialsSecretRef.Name = secret
-		_, err := Redfish{}.Status(ctx, Request{Node: testNode(), Action: ActionStatus, Slot: slot, Attempt: 1, Secrets: reader})
+		_, err := Redfish{}.Status(ctx, Request{Machine: testMachine(), Action: ActionStatus, Slot: slot, Attempt: 1, Secrets: reader})
 		if err == nil {
 			t.Fatal("the call succeeded")
 		}
@@ -63,7 +63,7 @@ func TestBadInputTableDrivers(t *testing.T) {
 		},
 		"driver-ipmi-connection-refused": func(t *testing.T) string {
 			slot := Slot{Timeout: 2 * time.Second, IPMI: &infrav1.IPMIDriver{
-				Address: "127.0.0.1", Port: int32(freeUDPPort(t)), CredentialsSecretRef: infrav1.SecretReference{Name: "bmc"},
+				Address: "127.0.0.1", Port: int32(freeUDPPort(t)), CredentialsSecretRef: &infrav1.SecretReference{Name: "bmc"},
 			}}
 			_, err := IPMI{}.Status(ctx, request(ActionStatus, slot, fakeSecrets{"bmc": {"username": []byte("admin"), "password": []byte("pw")}}))
 			if err == nil {

@@ -24,10 +24,10 @@ func callContext(ctx context.Context, req Request) (context.Context, context.Can
 
 // namespace is where the Node's Secrets and ConfigMaps live.
 func (r Request) namespace() string {
-	if r.Node == nil {
+	if r.Machine == nil {
 		return ""
 	}
-	return r.Node.Namespace
+	return r.Machine.Namespace
 }
 
 // secretValue reads one Secret key for a driver call, attributing a failure to the driver.

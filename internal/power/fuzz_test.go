@@ -104,7 +104,7 @@ func FuzzIPMIMessages(f *testing.F) {
 }
 
 // FuzzIPMIConnectErrors classifies arbitrary library error texts: the answer is always a class
-// and a reason of one line, short enough for a Node's status.
+// and a reason of one line, short enough for a Machine's status.
 func FuzzIPMIConnectErrors(f *testing.F) {
 	for _, s := range []string{
 		"Get Channel Authentication Capabilities failed: read udp 127.0.0.1:1->127.0.0.1:623: i/o timeout",
@@ -192,7 +192,7 @@ func FuzzRedfishResponses(f *testing.F) {
 		req := request(ActionStatus, redfishSlot(srv.URL, 2*time.Second), redfishSecrets(redfishPassword))
 		state, err := Redfish{}.Status(ctx, req)
 		checkDriverAnswer(t, err, redfishPassword)
-		if err == nil && state != infrav1.PowerOn && state != infrav1.PowerOff {
+		if err == nil && state != infrav1.PoweredOn && state != infrav1.PoweredOff {
 			t.Fatalf("Status answered %q without an error", state)
 		}
 		req.Action = ActionOn

@@ -13,7 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
-	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testpeers"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/testpeers"
 )
 
 const testNamespace = "homelab"
@@ -57,12 +57,12 @@ func (f fakeConfigMaps) ConfigMapValue(_ context.Context, namespace, name, key s
 	return []byte(v), nil
 }
 
-func testNode() *infrav1.Node {
-	return &infrav1.Node{ObjectMeta: metav1.ObjectMeta{Namespace: testNamespace, Name: "worker-1"}}
+func testMachine() *infrav1.Machine {
+	return &infrav1.Machine{ObjectMeta: metav1.ObjectMeta{Namespace: testNamespace, Name: "worker-1"}}
 }
 
 func request(action Action, slot Slot, secrets fakeSecrets) Request {
-	return Request{Node: testNode(), Action: action, Slot: slot, Attempt: 1, Secrets: secrets}
+	return Request{Machine: testMachine(), Action: action, Slot: slot, Attempt: 1, Secrets: secrets}
 }
 
 // requireBinary finds a peer program or fails the test: a CI machine without it must go red,

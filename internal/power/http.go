@@ -68,9 +68,9 @@ func (d HTTP) Status(ctx context.Context, req Request) (infrav1.PowerState, erro
 		return infrav1.PowerUnknown, err
 	}
 	if pattern.Match(body) {
-		return infrav1.PowerOn, nil
+		return infrav1.PoweredOn, nil
 	}
-	return infrav1.PowerOff, nil
+	return infrav1.PoweredOff, nil
 }
 
 // send builds and sends the request and checks the status code. It returns the body read.

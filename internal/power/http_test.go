@@ -102,7 +102,7 @@ func TestHTTPSmartPlugOnOffStatus(t *testing.T) {
 	status := httpSlot(srv.URL + "/relay/0")
 	status.HTTP.PoweredOnPattern = `"ison":\s*true`
 
-	if st, err := d.Status(ctx, request(ActionStatus, status, httpSecrets())); err != nil || st != infrav1.PowerOff {
+	if st, err := d.Status(ctx, request(ActionStatus, status, httpSecrets())); err != nil || st != infrav1.PoweredOff {
 		t.Fatalf("status: %v, %v", st, err)
 	}
 	out, err := d.Do(ctx, request(ActionOn, httpSlot(srv.URL+"/relay/0?turn=on"), httpSecrets()))
@@ -116,7 +116,7 @@ func TestHTTPSmartPlugOnOffStatus(t *testing.T) {
 	if got.method != http.MethodGet || got.query != "turn=on" {
 		t.Fatalf("request %s ?%s", got.method, got.query)
 	}
-	if st, err := d.Status(ctx, request(ActionStatus, status, httpSecrets())); err != nil || st != infrav1.PowerOn {
+	if st, err := d.Status(ctx, request(ActionStatus, status, httpSecrets())); err != nil || st != infrav1.PoweredOn {
 		t.Fatalf("status after on: %v, %v", st, err)
 	}
 	if _, err := d.Do(ctx, request(ActionOff, httpSlot(srv.URL+"/relay/0?turn=off"), httpSecrets())); err != nil || plug.isOn() {

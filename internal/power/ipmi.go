@@ -18,8 +18,6 @@ import (
 )
 
 const (
-	ipmiDefaultPort        = 623
-	ipmiDefaultCipherSuite = 3
 	// ipmiPollInterval spaces the chassis status reads while a soft shutdown runs.
 	ipmiPollInterval = time.Second
 	// ipmiCloseGrace bounds closing a session that never opened: the BMC may not answer at all.
@@ -105,9 +103,9 @@ func (d IPMI) Status(ctx context.Context, req Request) (infrav1.PowerState, erro
 		return infrav1.PowerUnknown, err
 	}
 	if on {
-		return infrav1.PowerOn, nil
+		return infrav1.PoweredOn, nil
 	}
-	return infrav1.PowerOff, nil
+	return infrav1.PoweredOff, nil
 }
 
 // ipmiSession is one authenticated RMCP+ session for one driver call.
@@ -126,23 +124,24 @@ func (d IPMI) open(ctx context.Context, req Request) (*ipmiSession, error) {
 	if cfg == nil {
 		return nil, Errorf(DriverIPMI, req.Action, ClassConfig, "the slot has no ipmi configuration")
 	}
+	if cfg.Address == "" || cfg.CredentialsSecretRef == nil {
+		return nil, Errorf(DriverIPMI, req.Action, ClassConfig, "ipmi needs address and credentialsSecretRef, set on the machine or in its Group's machineDefaults.bmc")
+	}
 	user, pass, err := credentials(ctx, DriverIPMI, req, cfg.CredentialsSecretRef.Name)
 	if err != nil {
 		return nil, err
 	}
 	port := int(cfg.Port)
 	if port == 0 {
-		port = ipmiDefaultPort
+		port = int(infrav1.DefaultIPMIPort)
 	}
 	bmc := net.JoinHostPort(cfg.Address, strconv.Itoa(port))
-	// Zero reads as unset (the API defaults it to 3): suite 0 would authenticate nothing, and a
-	// Go value cannot tell an explicit 0 from a missing field.
-	first := types.CipherSuiteID(ipmiDefaultCipherSuite)
-	switch {
-	case cfg.CipherSuite < 0 || cfg.CipherSuite > int32(types.CipherSuiteID19):
-		return nil, Errorf(DriverIPMI, req.Action, ClassConfig, "cipherSuite %d is not an RMCP+ cipher suite (0-19)", cfg.CipherSuite)
-	case cfg.CipherSuite != 0:
-		first = types.CipherSuiteID(uint8(cfg.CipherSuite)) //nolint:gosec // range checked above
+	first := types.CipherSuiteID(infrav1.DefaultIPMICipherSuite)
+	if cs := cfg.CipherSuite; cs != nil {
+		if *cs < 0 || *cs > int32(types.CipherSuiteID19) {
+			return nil, Errorf(DriverIPMI, req.Action, ClassConfig, "cipherSuite %d is not an RMCP+ cipher suite (0-19)", *cs)
+		}
+		first = types.CipherSuiteID(uint8(*cs)) //nolint:gosec // range checked above
 	}
 	suites := []types.CipherSuiteID{first}
 	for _, s := range ipmiFallbackSuites {

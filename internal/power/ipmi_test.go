@@ -7,8 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/utils/ptr"
+
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
-	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testpeers"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/testpeers"
 )
 
 // ipmiSlot is a slot that reaches sim as its BMC, with the credentials in Secret "bmc".
@@ -16,8 +18,8 @@ func ipmiSlot(sim *testpeers.IPMISim, timeout time.Duration) Slot {
 	return Slot{Timeout: timeout, IPMI: &infrav1.IPMIDriver{
 		Address:              sim.Address,
 		Port:                 int32(sim.Port),
-		CredentialsSecretRef: infrav1.SecretReference{Name: "bmc"},
-		CipherSuite:          3,
+		CredentialsSecretRef: &infrav1.SecretReference{Name: "bmc"},
+		CipherSuite:          ptr.To[int32](3),
 	}}
 }
 
@@ -38,7 +40,7 @@ func TestIPMIPowerOnOffAndStatus(t *testing.T) {
 	slot := ipmiSlot(sim, 10*time.Second)
 
 	st, err := d.Status(ctx, request(ActionStatus, slot, secrets))
-	if err != nil || st != infrav1.PowerOff {
+	if err != nil || st != infrav1.PoweredOff {
 		t.Fatalf("status of a fresh simulator: %v, %v; want off", st, err)
 	}
 
@@ -46,10 +48,10 @@ func TestIPMIPowerOnOffAndStatus(t *testing.T) {
 	if err != nil || !out.Done {
 		t.Fatalf("power on: %+v, %v", out, err)
 	}
-	if got := sim.Power(t); got != infrav1.PowerOn {
+	if got := sim.Power(t); got != infrav1.PoweredOn {
 		t.Fatalf("ipmitool sees %s after power on", got)
 	}
-	if st, err := d.Status(ctx, request(ActionStatus, slot, secrets)); err != nil || st != infrav1.PowerOn {
+	if st, err := d.Status(ctx, request(ActionStatus, slot, secrets)); err != nil || st != infrav1.PoweredOn {
 		t.Fatalf("status after power on: %v, %v", st, err)
 	}
 
@@ -67,13 +69,13 @@ func TestIPMIPowerOnOffAndStatus(t *testing.T) {
 	if err != nil || !out.Done {
 		t.Fatalf("power off: %+v, %v", out, err)
 	}
-	if got := sim.Power(t); got != infrav1.PowerOff {
+	if got := sim.Power(t); got != infrav1.PoweredOff {
 		t.Fatalf("ipmitool sees %s after power off", got)
 	}
 	if !strings.Contains(sim.ChassisLog(t), "set power 0") {
 		t.Fatalf("power off without gracefulShutdownTimeout must be a hard power off; chassis log:\n%s", sim.ChassisLog(t))
 	}
-	if st, err := d.Status(ctx, request(ActionStatus, slot, secrets)); err != nil || st != infrav1.PowerOff {
+	if st, err := d.Status(ctx, request(ActionStatus, slot, secrets)); err != nil || st != infrav1.PoweredOff {
 		t.Fatalf("status after power off: %v, %v", st, err)
 	}
 }
@@ -101,7 +103,7 @@ func TestIPMIGracefulShutdown(t *testing.T) {
 		if !strings.Contains(log, "set shutdown 1") || strings.Contains(log, "set power 0") {
 			t.Fatalf("want a soft shutdown and no forced power off; chassis log:\n%s", log)
 		}
-		if got := sim.Power(t); got != infrav1.PowerOff {
+		if got := sim.Power(t); got != infrav1.PoweredOff {
 			t.Fatalf("ipmitool sees %s", got)
 		}
 	})
@@ -124,7 +126,7 @@ func TestIPMIGracefulShutdown(t *testing.T) {
 		if !strings.Contains(log, "set shutdown 1") || !strings.Contains(log, "set power 0") {
 			t.Fatalf("want a soft shutdown, then a forced power off; chassis log:\n%s", log)
 		}
-		if got := sim.Power(t); got != infrav1.PowerOff {
+		if got := sim.Power(t); got != infrav1.PoweredOff {
 			t.Fatalf("ipmitool sees %s", got)
 		}
 	})
@@ -135,10 +137,10 @@ func TestIPMICipherSuiteFallback(t *testing.T) {
 	sim := testpeers.StartIPMISim(t)
 	// ipmi_sim refuses suite 17 ("invalid authentication algorithm"); the driver goes on to 3.
 	slot := ipmiSlot(sim, 10*time.Second)
-	slot.IPMI.CipherSuite = 17
+	slot.IPMI.CipherSuite = ptr.To[int32](17)
 	start := time.Now()
 	st, err := IPMI{}.Status(context.Background(), request(ActionStatus, slot, ipmiSecrets(sim.Username, sim.Password)))
-	if err != nil || st != infrav1.PowerOff {
+	if err != nil || st != infrav1.PoweredOff {
 		t.Fatalf("status with suite 17 configured: %v, %v", st, err)
 	}
 	if took := time.Since(start); took > 3*time.Second {
@@ -156,7 +158,7 @@ func TestIPMIWrongPasswordIsAuthFailed(t *testing.T) {
 	if took := time.Since(start); took > 3*time.Second {
 		t.Fatalf("a refused password took %s to report", took)
 	}
-	if got := sim.Power(t); got != infrav1.PowerOff {
+	if got := sim.Power(t); got != infrav1.PoweredOff {
 		t.Fatalf("the machine is %s after a refused power on", got)
 	}
 	if _, err := (IPMI{}).Status(context.Background(), request(ActionStatus, ipmiSlot(sim, 10*time.Second), ipmiSecrets(sim.Username, wrong))); err == nil {
@@ -170,7 +172,7 @@ func TestIPMINothingListening(t *testing.T) {
 	t.Parallel()
 	t.Run("closed port", func(t *testing.T) {
 		slot := Slot{Timeout: 3 * time.Second, IPMI: &infrav1.IPMIDriver{
-			Address: "127.0.0.1", Port: int32(freeUDPPort(t)), CredentialsSecretRef: infrav1.SecretReference{Name: "bmc"},
+			Address: "127.0.0.1", Port: int32(freeUDPPort(t)), CredentialsSecretRef: &infrav1.SecretReference{Name: "bmc"},
 		}}
 		start := time.Now()
 		_, err := IPMI{}.Do(context.Background(), request(ActionOn, slot, ipmiSecrets("admin", somePassword)))
@@ -188,7 +190,7 @@ func TestIPMINothingListening(t *testing.T) {
 		}
 		defer func() { _ = silent.Close() }()
 		slot := Slot{Timeout: 2 * time.Second, IPMI: &infrav1.IPMIDriver{
-			Address: "127.0.0.1", Port: int32(silent.LocalAddr().(*net.UDPAddr).Port), CredentialsSecretRef: infrav1.SecretReference{Name: "bmc"},
+			Address: "127.0.0.1", Port: int32(silent.LocalAddr().(*net.UDPAddr).Port), CredentialsSecretRef: &infrav1.SecretReference{Name: "bmc"},
 		}}
 		start := time.Now()
 		_, err = IPMI{}.Status(context.Background(), request(ActionStatus, slot, ipmiSecrets("admin", somePassword)))
@@ -201,7 +203,7 @@ func TestIPMINothingListening(t *testing.T) {
 
 func TestIPMIMissingCredentialsIsConfigError(t *testing.T) {
 	t.Parallel()
-	slot := Slot{Timeout: time.Second, IPMI: &infrav1.IPMIDriver{Address: "127.0.0.1", Port: int32(freeUDPPort(t)), CredentialsSecretRef: infrav1.SecretReference{Name: "bmc"}}}
+	slot := Slot{Timeout: time.Second, IPMI: &infrav1.IPMIDriver{Address: "127.0.0.1", Port: int32(freeUDPPort(t)), CredentialsSecretRef: &infrav1.SecretReference{Name: "bmc"}}}
 	_, err := IPMI{}.Do(context.Background(), request(ActionOn, slot, fakeSecrets{}))
 	wantClass(t, err, ClassConfig)
 	_, err = IPMI{}.Do(context.Background(), request(ActionOn, slot, fakeSecrets{"bmc": {"username": []byte("admin")}}))

@@ -50,9 +50,9 @@ func (d JobDriver) Do(ctx context.Context, req Request) (Outcome, error) {
 	if req.Slot.Job == nil {
 		return Outcome{}, Errorf(DriverJob, req.Action, ClassConfig, "no job configured")
 	}
-	name := JobName(req.Node.Name, req.Action, req.Attempt)
+	name := JobName(req.Machine.Name, req.Action, req.Attempt)
 	job := &batchv1.Job{}
-	err := d.Client.Get(ctx, client.ObjectKey{Namespace: req.Node.Namespace, Name: name}, job)
+	err := d.Client.Get(ctx, client.ObjectKey{Namespace: req.Machine.Namespace, Name: name}, job)
 	switch {
 	case apierrors.IsNotFound(err):
 		job, err = d.create(ctx, req, name)
@@ -66,8 +66,8 @@ func (d JobDriver) Do(ctx context.Context, req Request) (Outcome, error) {
 }
 
 func (d JobDriver) create(ctx context.Context, req Request, name string) (*batchv1.Job, error) {
-	job := BuildJob(req.Node, req.Slot, req.Action, req.Attempt, name)
-	if err := controllerutil.SetControllerReference(req.Node, job, d.Client.Scheme()); err != nil {
+	job := BuildJob(req.Machine, req.Slot, req.Action, req.Attempt, name)
+	if err := controllerutil.SetControllerReference(req.Machine, job, d.Client.Scheme()); err != nil {
 		return nil, Errorf(DriverJob, req.Action, ClassConfig, "owning job %s: %w", name, err)
 	}
 	err := d.Client.Create(ctx, job)
@@ -105,7 +105,7 @@ func (JobDriver) Status(context.Context, Request) (infrav1.PowerState, error) {
 }
 
 // BuildJob is the one place a power Job is built from a Node's job driver configuration.
-func BuildJob(n *infrav1.Node, slot Slot, action Action, attempt int32, name string) *batchv1.Job {
+func BuildJob(n *infrav1.Machine, slot Slot, action Action, attempt int32, name string) *batchv1.Job {
 	spec := slot.Job
 	deadline := int64(slot.Timeout.Seconds())
 	if spec.ActiveDeadlineSeconds != nil {
@@ -122,7 +122,7 @@ func BuildJob(n *infrav1.Node, slot Slot, action Action, attempt int32, name str
 		}})
 	}
 	labels := map[string]string{
-		infrav1.LabelNode:        n.Name,
+		infrav1.LabelMachine:     n.Name,
 		infrav1.LabelGroup:       n.Spec.Group,
 		infrav1.LabelPowerAction: string(action),
 		LabelAttempt:             strconv.Itoa(int(attempt)),

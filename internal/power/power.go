@@ -1,33 +1,34 @@
 // Package power holds the one driver interface through which machines are powered on and off,
-// the classified errors drivers return, and the registry that picks a driver for a Node's
-// power.start, power.stop or power.status slot. Each driver lives in its own file.
+// the classified errors drivers return, and the registry that picks a driver for a Machine's
+// BMC or its power.start, power.stop or power.status slot. Each driver lives in its own file.
 package power
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
 )
 
-// Action is what a driver is asked to do.
-type Action string
+// Action is what a driver is asked to do: the API's power actions, and reading the power state.
+// It is the API's type, so the action recorded in status.operation is the action a driver runs.
+type Action = infrav1.PowerAction
 
 const (
 	// ActionOn powers the machine on.
-	ActionOn Action = "on"
+	ActionOn = infrav1.PowerActionOn
 	// ActionOff powers the machine off.
-	ActionOff Action = "off"
-	// ActionStatus reads the machine's power state.
+	ActionOff = infrav1.PowerActionOff
+	// ActionStatus reads the machine's power state. It is never recorded in status.
 	ActionStatus Action = "status"
 )
 
 // Request is one call to a driver.
 type Request struct {
-	// Node is the machine, as last read; drivers must not modify it.
-	Node *infrav1.Node
+	// Machine is the machine as last read, with its Group's defaults applied; drivers must not
+	// modify it.
+	Machine *infrav1.Machine
 	// Action is what to do.
 	Action Action
 	// Slot is the driver configuration for this action.
@@ -130,4 +131,4 @@ func Retryable(err error) bool {
 }
 
 // DefaultTimeout bounds a driver call whose slot sets no timeout.
-const DefaultTimeout = 30 * time.Second
+const DefaultTimeout = infrav1.DefaultPowerTimeout

@@ -128,9 +128,9 @@ func (d Redfish) Status(ctx context.Context, req Request) (infrav1.PowerState, e
 	}
 	switch sys.PowerState {
 	case schemas.OffPowerState:
-		return infrav1.PowerOff, nil
+		return infrav1.PoweredOff, nil
 	case schemas.OnPowerState, schemas.PoweringOnPowerState, schemas.PoweringOffPowerState, schemas.PausedPowerState:
-		return infrav1.PowerOn, nil
+		return infrav1.PoweredOn, nil
 	}
 	return infrav1.PowerUnknown, Errorf(DriverRedfish, req.Action, ClassBMCError, "system %s reports PowerState %q", sys.ID, sys.PowerState)
 }
@@ -162,6 +162,9 @@ func (d Redfish) connect(ctx context.Context, req Request) (*redfishSession, err
 	endpoint, err := url.Parse(strings.TrimRight(cfg.Endpoint, "/"))
 	if err != nil || (endpoint.Scheme != "http" && endpoint.Scheme != "https") || endpoint.Host == "" {
 		return nil, Errorf(DriverRedfish, req.Action, ClassConfig, "endpoint is not an absolute http(s) URL")
+	}
+	if cfg.CredentialsSecretRef == nil {
+		return nil, Errorf(DriverRedfish, req.Action, ClassConfig, "redfish needs credentialsSecretRef, set on the machine or in its Group's machineDefaults.bmc")
 	}
 	user, pass, err := credentials(ctx, DriverRedfish, req, cfg.CredentialsSecretRef.Name)
 	if err != nil {

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
-	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testenv"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/testenv"
 )
 
 const (
@@ -256,7 +256,7 @@ func redfishSecrets(password string) fakeSecrets {
 
 func redfishSlot(endpoint string, timeout time.Duration) Slot {
 	return Slot{Timeout: timeout, Redfish: &infrav1.RedfishDriver{
-		Endpoint: endpoint, CredentialsSecretRef: infrav1.SecretReference{Name: "bmc"},
+		Endpoint: endpoint, CredentialsSecretRef: &infrav1.SecretReference{Name: "bmc"},
 	}}
 }
 
@@ -281,12 +281,12 @@ func TestRedfishPowerOnLandsSecondsLater(t *testing.T) {
 		t.Fatalf("resets sent: %v; want [On]", got)
 	}
 	// The BMC accepted the request; the machine comes on a little later, as real ones do.
-	if st, err := (Redfish{}).Status(ctx, request(ActionStatus, slot, secrets)); err != nil || st != infrav1.PowerOff {
+	if st, err := (Redfish{}).Status(ctx, request(ActionStatus, slot, secrets)); err != nil || st != infrav1.PoweredOff {
 		t.Fatalf("status right after the request: %v, %v; want off (the change has not landed)", st, err)
 	}
 	testenv.Eventually(t, 5*time.Second, "the power change to land", func() bool {
 		st, err := Redfish{}.Status(ctx, request(ActionStatus, slot, secrets))
-		return err == nil && st == infrav1.PowerOn
+		return err == nil && st == infrav1.PoweredOn
 	})
 	if took := time.Since(start); took < time.Second {
 		t.Fatalf("status reported on after %s, before the change landed", took)
@@ -389,7 +389,7 @@ func TestRedfishBasicAuthFallback(t *testing.T) {
 	srv := httptest.NewServer(bmc)
 	defer srv.Close()
 	st, err := Redfish{}.Status(context.Background(), request(ActionStatus, redfishSlot(srv.URL, 5*time.Second), redfishSecrets(redfishPassword)))
-	if err != nil || st != infrav1.PowerOn {
+	if err != nil || st != infrav1.PoweredOn {
 		t.Fatalf("status: %v, %v", st, err)
 	}
 	if _, _, basic, _ := bmc.counts(); basic == 0 {
@@ -505,7 +505,7 @@ func TestRedfishTLS(t *testing.T) {
 		slot.Redfish.CABundleRef = &infrav1.ConfigMapOrSecretKeyReference{ConfigMapName: "bmc-ca", Key: "ca.crt"}
 		req := request(ActionStatus, slot, redfishSecrets(redfishPassword))
 		req.ConfigMaps = fakeConfigMaps{"bmc-ca": {"ca.crt": caPEM}}
-		if st, err := (Redfish{}).Status(ctx, req); err != nil || st != infrav1.PowerOn {
+		if st, err := (Redfish{}).Status(ctx, req); err != nil || st != infrav1.PoweredOn {
 			t.Fatalf("status with the CA bundle: %v, %v", st, err)
 		}
 	})
@@ -522,7 +522,7 @@ func TestRedfishTLS(t *testing.T) {
 	t.Run("insecureSkipVerify", func(t *testing.T) {
 		slot := redfishSlot(srv.URL, 5*time.Second)
 		slot.Redfish.InsecureSkipVerify = true
-		if st, err := (Redfish{}).Status(ctx, request(ActionStatus, slot, redfishSecrets(redfishPassword))); err != nil || st != infrav1.PowerOn {
+		if st, err := (Redfish{}).Status(ctx, request(ActionStatus, slot, redfishSecrets(redfishPassword))); err != nil || st != infrav1.PoweredOn {
 			t.Fatalf("status: %v, %v", st, err)
 		}
 	})

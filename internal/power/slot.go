@@ -16,8 +16,8 @@ const (
 	DriverJob       = "job"
 )
 
-// Slot is one configured driver of a Node (power.start, power.stop or power.status) with the
-// timeout of one call. Exactly one driver field is set; the API's validation guarantees it.
+// Slot is one configured driver of a Machine (its BMC, or power.start, power.stop or power.status)
+// with the timeout of one call. Exactly one driver field is set; the API's validation guarantees it.
 type Slot struct {
 	Timeout   time.Duration
 	WakeOnLAN *infrav1.WakeOnLANDriver
@@ -47,7 +47,7 @@ func (s Slot) DriverName() string {
 	return ""
 }
 
-func slotFrom(a infrav1.PowerAction) Slot {
+func slotFrom(a infrav1.PowerDriver) Slot {
 	timeout := DefaultTimeout
 	if a.Timeout != nil && a.Timeout.Duration > 0 {
 		timeout = a.Timeout.Duration
@@ -58,24 +58,43 @@ func slotFrom(a infrav1.PowerAction) Slot {
 	}
 }
 
-// SlotFor returns the slot that performs action for n: power.start for ActionOn, power.stop for
-// ActionOff, and for ActionStatus power.status when set, else whichever of power.start and
-// power.stop can report status (ipmi, redfish, http). ok is false when no slot can.
-func SlotFor(n *infrav1.Node, action Action) (Slot, bool) {
-	p := n.Spec.Power
+func bmcSlot(b *infrav1.BMC) Slot {
+	return slotFrom(infrav1.PowerDriver{Timeout: b.Timeout, IPMI: b.IPMI, Redfish: b.Redfish})
+}
+
+// SlotFor returns the slot that performs action for m, which must carry its Group's defaults
+// already (machines.Effective): power.start (ActionOn) or power.stop (ActionOff) when set, else
+// spec.bmc. For ActionStatus: power.status, else spec.bmc, else whichever of power.start and
+// power.stop can report status (ipmi, redfish, http with a poweredOnPattern). ok is false when
+// nothing is configured for the action.
+func SlotFor(m *infrav1.Machine, action Action) (Slot, bool) {
+	var p infrav1.PowerSpec
+	if m.Spec.Power != nil {
+		p = *m.Spec.Power
+	}
+	bmc := m.Spec.BMC
 	switch action {
-	case ActionOn:
-		return slotFrom(p.Start), true
-	case ActionOff:
-		return slotFrom(p.Stop), true
-	case ActionStatus:
-		if p.Status != nil {
-			a := infrav1.PowerAction{Timeout: p.Status.Timeout, IPMI: p.Status.IPMI, Redfish: p.Status.Redfish, HTTP: p.Status.HTTP}
-			return slotFrom(a), true
+	case ActionOn, ActionOff:
+		d := p.Start
+		if action == ActionOff {
+			d = p.Stop
 		}
-		for _, a := range []infrav1.PowerAction{p.Stop, p.Start} {
-			if a.IPMI != nil || a.Redfish != nil || (a.HTTP != nil && a.HTTP.PoweredOnPattern != "") {
-				return slotFrom(a), true
+		switch {
+		case d != nil:
+			return slotFrom(*d), true
+		case bmc != nil:
+			return bmcSlot(bmc), true
+		}
+	case ActionStatus:
+		switch {
+		case p.Status != nil:
+			return slotFrom(infrav1.PowerDriver{Timeout: p.Status.Timeout, IPMI: p.Status.IPMI, Redfish: p.Status.Redfish, HTTP: p.Status.HTTP}), true
+		case bmc != nil:
+			return bmcSlot(bmc), true
+		}
+		for _, d := range []*infrav1.PowerDriver{p.Stop, p.Start} {
+			if d != nil && (d.IPMI != nil || d.Redfish != nil || (d.HTTP != nil && d.HTTP.PoweredOnPattern != "")) {
+				return slotFrom(*d), true
 			}
 		}
 	}

@@ -17,8 +17,6 @@ import (
 )
 
 const (
-	sshDefaultPort    = 22
-	sshDefaultCommand = "systemctl poweroff"
 	// sshOutputLimit bounds how much of the command's output is kept for messages.
 	sshOutputLimit = 4096
 )
@@ -44,7 +42,11 @@ func (d SSH) Do(ctx context.Context, req Request) (Outcome, error) {
 	ctx, cancel := callContext(ctx, req)
 	defer cancel()
 
-	keyPEM, err := secretValue(ctx, DriverSSH, req, cfg.KeySecretRef.Name, cfg.KeySecretRef.Key)
+	keyName := cfg.KeySecretRef.Key
+	if keyName == "" {
+		keyName = infrav1.DefaultSSHKeySecretKey
+	}
+	keyPEM, err := secretValue(ctx, DriverSSH, req, cfg.KeySecretRef.Name, keyName)
 	if err != nil {
 		return Outcome{}, err
 	}
@@ -55,7 +57,7 @@ func (d SSH) Do(ctx context.Context, req Request) (Outcome, error) {
 		if errors.As(err, &missing) {
 			reason = "it is encrypted with a passphrase, which the driver cannot enter"
 		}
-		return Outcome{}, Errorf(DriverSSH, req.Action, ClassConfig, "secret %s/%s key %q: %s", req.namespace(), cfg.KeySecretRef.Name, cfg.KeySecretRef.Key, reason)
+		return Outcome{}, Errorf(DriverSSH, req.Action, ClassConfig, "secret %s/%s key %q: %s", req.namespace(), cfg.KeySecretRef.Name, keyName, reason)
 	}
 	pinned, err := d.pinnedHostKeys(ctx, req)
 	if err != nil {
@@ -64,12 +66,12 @@ func (d SSH) Do(ctx context.Context, req Request) (Outcome, error) {
 
 	port := int(cfg.Port)
 	if port == 0 {
-		port = sshDefaultPort
+		port = int(infrav1.DefaultSSHPort)
 	}
 	addr := net.JoinHostPort(cfg.Address, strconv.Itoa(port))
 	command := cfg.Command
 	if command == "" {
-		command = sshDefaultCommand
+		command = infrav1.DefaultSSHCommand
 	}
 
 	// The callback runs on the handshake's goroutine; the mismatch it finds is read after

@@ -164,7 +164,7 @@ func (s *sshd) slot(command string) Slot {
 		Address:      "127.0.0.1",
 		Port:         int32(s.port),
 		User:         s.user,
-		KeySecretRef: infrav1.SecretKeyReference{Name: "ssh", Key: "ssh-privatekey"},
+		KeySecretRef: infrav1.SSHKeySecretReference{Name: "ssh", Key: "ssh-privatekey"},
 		HostKey:      s.hostKey,
 		Command:      command,
 	}}

@@ -18,7 +18,6 @@ import (
 const (
 	wolSends   = 3
 	wolSpacing = 100 * time.Millisecond
-	wolPort    = 9
 )
 
 // WakeOnLAN powers machines on with a magic packet. It cannot power off or read the power state.
@@ -125,11 +124,11 @@ func parseSecureOn(raw []byte) ([]byte, error) {
 func wolTarget(ctx context.Context, cfg *infrav1.WakeOnLANDriver) (netip.AddrPort, error) {
 	host := cfg.BroadcastAddress
 	if host == "" {
-		host = "255.255.255.255"
+		host = infrav1.DefaultWakeOnLANBroadcast
 	}
 	port := int(cfg.Port)
 	if port == 0 {
-		port = wolPort
+		port = int(infrav1.DefaultWakeOnLANPort)
 	}
 	if port < 1 || port > 65535 {
 		return netip.AddrPort{}, &Error{Class: ClassConfig, Err: fmt.Errorf("port %d is out of range", port)}

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testenv"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/testenv"
 )
 
 // TestMarkersOnlyHere fails on an RBAC marker outside internal/rbac: controller-gen reads only

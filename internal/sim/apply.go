@@ -41,8 +41,8 @@ func Apply(ctx context.Context, c client.Client, w *optimistic.Writer, o Objects
 	if err != nil {
 		return err
 	}
-	return forEach(ctx, o.Nodes, func(want *infrav1.Node) error {
-		return createOrUpdate(ctx, c, w, want, func(have *infrav1.Node) error {
+	return forEach(ctx, o.Machines, func(want *infrav1.Machine) error {
+		return createOrUpdate(ctx, c, w, want, func(have *infrav1.Machine) error {
 			if have.Spec.Group != want.Spec.Group {
 				return fmt.Errorf("node %s/%s belongs to group %q, not %q (delete it to move it)", have.Namespace, have.Name, have.Spec.Group, want.Spec.Group)
 			}

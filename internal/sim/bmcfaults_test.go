@@ -12,7 +12,7 @@ import (
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/power"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/sim"
-	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testenv"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/testenv"
 )
 
 // A hung BMC holds requests until the driver's timeout: the command in a request the client gave

@@ -16,7 +16,7 @@ import (
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/app"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/optimistic"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/sim"
-	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testenv"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/testenv"
 )
 
 // The whole chain with nothing faked but the machines: the manager's reconcilers with the real
@@ -40,17 +40,17 @@ func TestEndToEnd(t *testing.T) {
 	s := run(t, cfg)
 	createManifests(t, s)
 
-	nodes := make([]*infrav1.Node, 3)
+	nodes := make([]*infrav1.Machine, 3)
 	for i, m := range s.Machines() {
-		nodes[i] = &infrav1.Node{}
+		nodes[i] = &infrav1.Machine{}
 		nodes[i].Namespace, nodes[i].Name = cfg.Namespace, m.Name
 		waitProgress(t, nodes[i], infrav1.ProgressOff, 20*time.Second)
 	}
-	setDesired(t, nodes[0], infrav1.PowerOn)
-	setDesired(t, nodes[1], infrav1.PowerOn)
+	setDesired(t, nodes[0], true)
+	setDesired(t, nodes[1], true)
 	for _, n := range nodes[:2] {
 		got := waitProgress(t, n, infrav1.ProgressReady, 30*time.Second)
-		if got.Status.PowerState != infrav1.PowerOn || got.Status.KubernetesNode != n.Name || got.Status.Attempts != 1 {
+		if got.Status.PowerState != infrav1.PoweredOn || got.Status.KubernetesNode != n.Name || got.Status.Attempts != 1 {
 			t.Fatalf("%s status: %+v", n.Name, got.Status)
 		}
 		// The core Node sync labels the core Node beside the lifecycle, not before it.
@@ -61,9 +61,9 @@ func TestEndToEnd(t *testing.T) {
 	}
 	t.Logf("two machines Ready after %s", time.Since(started).Round(time.Millisecond))
 
-	setDesired(t, nodes[1], infrav1.PowerOff)
+	setDesired(t, nodes[1], false)
 	got := waitProgress(t, nodes[1], infrav1.ProgressOff, 30*time.Second)
-	if got.Status.PowerState != infrav1.PowerOff || coreNode(t, nodes[1].Name) != nil {
+	if got.Status.PowerState != infrav1.PoweredOff || coreNode(t, nodes[1].Name) != nil {
 		t.Fatalf("%s after power-off: status %+v, core Node still there: %v", nodes[1].Name, got.Status, coreNode(t, nodes[1].Name) != nil)
 	}
 	if s.Machines()[1].PoweredOn() {
@@ -118,21 +118,21 @@ func startManager(t *testing.T, namespace string) {
 }
 
 // setDesired plays a human editing spec.powerState.
-func setDesired(t *testing.T, n *infrav1.Node, state infrav1.PowerState) {
+func setDesired(t *testing.T, n *infrav1.Machine, state infrav1.PowerState) {
 	t.Helper()
-	key := &infrav1.Node{}
+	key := &infrav1.Machine{}
 	key.Namespace, key.Name = n.Namespace, n.Name
-	if _, err := optimistic.Update(context.Background(), writer, key, func(n *infrav1.Node) error {
-		n.Spec.PowerState = state
+	if _, err := optimistic.Update(context.Background(), writer, key, func(n *infrav1.Machine) error {
+		n.Spec.Online = online
 		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func waitProgress(t *testing.T, n *infrav1.Node, p infrav1.Progress, timeout time.Duration) *infrav1.Node {
+func waitProgress(t *testing.T, n *infrav1.Machine, p infrav1.Progress, timeout time.Duration) *infrav1.Machine {
 	t.Helper()
-	var got *infrav1.Node
+	var got *infrav1.Machine
 	testenv.Eventually(t, timeout, n.Name+" to be "+string(p), func() bool {
 		got = getNode(t, n)
 		return got.Status.Progress == p

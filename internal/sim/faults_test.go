@@ -11,7 +11,7 @@ import (
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/power"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/sim"
-	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testenv"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/testenv"
 )
 
 // A never-booting machine powers on (its BMC says On) but no core Node ever registers; it

@@ -11,7 +11,7 @@ import (
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/power"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/sim"
-	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testenv"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/testenv"
 )
 
 // The project's IPMI driver (RMCP+ sessions, cipher suite 3) powers a simulated machine on, reads

@@ -17,7 +17,7 @@ import (
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/optimistic"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/power"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/sim"
-	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testenv"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/testenv"
 )
 
 var (
@@ -91,7 +91,7 @@ func run(t *testing.T, cfg sim.Config) *sim.Sim {
 // request is a driver call for machine i, with credentials read from the cluster as the
 // manager reads them.
 func request(objs sim.Objects, i int, action power.Action) power.Request {
-	n := objs.Nodes[i].DeepCopy()
+	n := objs.Machines[i].DeepCopy()
 	slot, _ := power.SlotFor(n, action)
 	return power.Request{Node: n, Action: action, Slot: slot, Attempt: 1, Secrets: power.ClientSecrets{Reader: env.Client}}
 }
@@ -119,9 +119,9 @@ func wantClass(t *testing.T, err error, class power.Class, mention string) {
 	}
 }
 
-func getNode(t *testing.T, n *infrav1.Node) *infrav1.Node {
+func getNode(t *testing.T, n *infrav1.Machine) *infrav1.Machine {
 	t.Helper()
-	got := &infrav1.Node{}
+	got := &infrav1.Machine{}
 	if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(n), got); err != nil {
 		t.Fatal(err)
 	}

@@ -17,31 +17,31 @@ import (
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
 )
 
-// gracefulMargin is added to the longest shutdown when a Node's graceful shutdown window is
+// gracefulMargin is added to the longest shutdown when a Machine's graceful shutdown window is
 // written, so the driver waits for a shutdown that takes as long as configured.
 const gracefulMargin = 5 * time.Second
 
 // Objects are the cluster objects that describe the simulated homelab to homelab-autoscaler.
 type Objects struct {
-	Group   *infrav1.Group
-	Secrets []*corev1.Secret
-	Nodes   []*infrav1.Node
+	Group    *infrav1.Group
+	Secrets  []*corev1.Secret
+	Machines []*infrav1.Machine
 }
 
-// All lists the objects in the order they should be created: the Group, the Secrets, the Nodes.
+// All lists the objects in the order they should be created: the Group, the Secrets, the Machines.
 func (o Objects) All() []client.Object {
 	all := []client.Object{o.Group}
 	for _, s := range o.Secrets {
 		all = append(all, s)
 	}
-	for _, n := range o.Nodes {
-		all = append(all, n)
+	for _, m := range o.Machines {
+		all = append(all, m)
 	}
 	return all
 }
 
-// Objects returns the Group, one credentials Secret per machine, and one Node per machine whose
-// power drivers point at the machine's BMC, desired "off". Call it after Start: the endpoints
+// Objects returns the Group, one credentials Secret per machine, and one Machine per machine
+// whose spec.bmc points at the machine's BMC, desired off. Call it after Start: the endpoints
 // are known then.
 func (s *Sim) Objects() Objects {
 	cfg := s.cfg
@@ -61,67 +61,44 @@ func (s *Sim) Objects() Objects {
 			},
 		},
 	}}
+	if cfg.NodeBootTimeout > 0 {
+		o.Group.Spec.MachineDefaults = &infrav1.MachineDefaults{BootTimeout: &metav1.Duration{Duration: cfg.NodeBootTimeout}}
+	}
 	for _, m := range s.machines {
 		o.Secrets = append(o.Secrets, &corev1.Secret{
 			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
 			ObjectMeta: metav1.ObjectMeta{Namespace: cfg.Namespace, Name: cfg.secretName(m.Index)},
-			Type:       corev1.SecretTypeOpaque,
-			Data:       map[string][]byte{"username": []byte(m.Username), "password": []byte(m.Password)},
-		})
-		n := &infrav1.Node{
-			TypeMeta:   metav1.TypeMeta{APIVersion: infrav1.GroupVersion.String(), Kind: "Node"},
-			ObjectMeta: metav1.ObjectMeta{Namespace: cfg.Namespace, Name: m.Name},
-			Spec: infrav1.NodeSpec{
-				Group:      cfg.Group,
-				PowerState: infrav1.PowerOff,
-				Power:      s.powerSpec(m),
+			Type:       corev1.SecretTypeBasicAuth,
+			Data: map[string][]byte{
+				corev1.BasicAuthUsernameKey: []byte(m.Username), corev1.BasicAuthPasswordKey: []byte(m.Password),
 			},
-		}
-		if cfg.NodeBootTimeout > 0 {
-			n.Spec.BootTimeout = &metav1.Duration{Duration: cfg.NodeBootTimeout}
-		}
-		o.Nodes = append(o.Nodes, n)
+		})
+		o.Machines = append(o.Machines, &infrav1.Machine{
+			TypeMeta:   metav1.TypeMeta{APIVersion: infrav1.GroupVersion.String(), Kind: "Machine"},
+			ObjectMeta: metav1.ObjectMeta{Namespace: cfg.Namespace, Name: m.Name},
+			Spec:       infrav1.MachineSpec{Group: cfg.Group, Online: false, BMC: s.bmc(m)},
+		})
 	}
 	return o
 }
 
-// powerSpec points all three power slots at m's BMC. The stop slot's graceful shutdown window
-// covers the longest shutdown the simulator plays, so the driver sees the machine go off by
-// itself and sends no ForceOff.
-func (s *Sim) powerSpec(m *Machine) infrav1.PowerSpec {
-	graceful := s.cfg.ShutdownDelay + s.cfg.ShutdownJitter + gracefulMargin
-	stopTimeout := max(30*time.Second, 2*graceful)
-	secret := infrav1.SecretReference{Name: s.cfg.secretName(m.Index)}
+// bmc points the machine at its simulated BMC. The graceful shutdown window covers the longest
+// shutdown the simulator plays, so the driver sees the machine go off by itself and sends no
+// ForceOff; the call timeout leaves room for that window.
+func (s *Sim) bmc(m *Machine) *infrav1.BMC {
+	graceful := &metav1.Duration{Duration: s.cfg.ShutdownDelay + s.cfg.ShutdownJitter + gracefulMargin}
+	secret := &infrav1.SecretReference{Name: s.cfg.secretName(m.Index)}
 	endpoint := m.Endpoint()
-	action := func(stop bool) infrav1.PowerAction {
-		a := infrav1.PowerAction{}
-		switch s.cfg.Protocol {
-		case ProtocolIPMI:
-			host, portText, _ := net.SplitHostPort(endpoint)
-			port, _ := strconv.Atoi(portText)
-			a.IPMI = &infrav1.IPMIDriver{Address: host, Port: int32(port), CredentialsSecretRef: secret} //nolint:gosec // a port
-			if stop {
-				a.IPMI.GracefulShutdownTimeout = &metav1.Duration{Duration: graceful}
-			}
-		default:
-			a.Redfish = &infrav1.RedfishDriver{Endpoint: endpoint, CredentialsSecretRef: secret}
-			if stop {
-				a.Redfish.GracefulShutdownTimeout = &metav1.Duration{Duration: graceful}
-			}
-		}
-		if stop {
-			a.Timeout = &metav1.Duration{Duration: stopTimeout}
-		}
-		return a
+	b := &infrav1.BMC{Timeout: &metav1.Duration{Duration: max(30*time.Second, 2*graceful.Duration)}}
+	switch s.cfg.Protocol {
+	case ProtocolIPMI:
+		host, portText, _ := net.SplitHostPort(endpoint)
+		port, _ := strconv.Atoi(portText)
+		b.IPMI = &infrav1.IPMIDriver{Address: host, Port: int32(port), CredentialsSecretRef: secret, GracefulShutdownTimeout: graceful} //nolint:gosec // a port
+	default:
+		b.Redfish = &infrav1.RedfishDriver{Endpoint: endpoint, CredentialsSecretRef: secret, GracefulShutdownTimeout: graceful}
 	}
-	status := action(false)
-	return infrav1.PowerSpec{
-		Start: action(false),
-		Stop:  action(true),
-		Status: &infrav1.PowerStatusSource{
-			IPMI: status.IPMI, Redfish: status.Redfish,
-		},
-	}
+	return b
 }
 
 // WriteManifests writes objs as a multi-document YAML stream, without the fields the apiserver
@@ -137,8 +114,6 @@ func WriteManifests(w io.Writer, objs []client.Object) error {
 		if meta, ok := u["metadata"].(map[string]any); ok {
 			delete(meta, "creationTimestamp")
 		}
-		// sigs.k8s.io/yaml quotes strings that YAML 1.1 reads as booleans, powerState "off"
-		// among them.
 		doc, err := yaml.Marshal(u)
 		if err != nil {
 			return fmt.Errorf("writing %s as YAML: %w", obj.GetName(), err)

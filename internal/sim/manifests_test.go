@@ -58,7 +58,7 @@ func TestManifestsCreateStrictly(t *testing.T) {
 			}
 
 			// What the apiserver stored drives the machine.
-			n := &infrav1.Node{}
+			n := &infrav1.Machine{}
 			if err := env.Client.Get(ctx, client.ObjectKey{Namespace: cfg.Namespace, Name: s.Machines()[2].Name}, n); err != nil {
 				t.Fatal(err)
 			}
@@ -89,25 +89,25 @@ func TestApplyUpdatesExistingObjects(t *testing.T) {
 	cfg := config(t)
 	_, first := start(t, cfg)
 	ctx := context.Background()
-	n := first.Nodes[0]
+	n := first.Machines[0]
 	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(n), n); err != nil {
 		t.Fatal(err)
 	}
-	n.Spec.PowerState = infrav1.PowerOn
+	n.Spec.Online = true
 	if err := env.Client.Update(ctx, n); err != nil {
 		t.Fatal(err)
 	}
 
 	second := run(t, cfg)
 	objs := second.Objects()
-	if objs.Nodes[0].Spec.Power.Start.Redfish.Endpoint == first.Nodes[0].Spec.Power.Start.Redfish.Endpoint {
+	if objs.Machines[0].Spec.Power.Start.Redfish.Endpoint == first.Machines[0].Spec.Power.Start.Redfish.Endpoint {
 		t.Fatal("the second run got the same port; the test proves nothing")
 	}
 	if err := sim.Apply(ctx, env.Client, writer, objs); err != nil {
 		t.Fatal(err)
 	}
 	got := getNode(t, n)
-	if got.Spec.PowerState != infrav1.PowerOn {
+	if !got.Spec.Online {
 		t.Fatalf("apply changed powerState to %q", got.Spec.PowerState)
 	}
 	if got.Spec.Power.Start.Redfish.Endpoint != second.Machines()[0].Endpoint() ||

@@ -46,9 +46,6 @@ name: {{ include "hla.fullname" . }}-ca
 
 {{/* Checks of value combinations that cannot work. */}}
 {{- define "hla.validate" -}}
-{{- if and .Values.webhook.enabled (not .Values.grpc.tls.certManager.enabled) -}}
-{{- fail "webhook.enabled needs grpc.tls.certManager.enabled (the webhook's serving certificate comes from cert-manager)" -}}
-{{- end -}}
 {{- if and .Values.clusterAutoscaler.enabled (not .Values.grpc.tls.certManager.enabled) (not .Values.clusterAutoscaler.clientSecret) -}}
 {{- fail "clusterAutoscaler.enabled needs grpc.tls.certManager.enabled or clusterAutoscaler.clientSecret (its client certificate)" -}}
 {{- end -}}

@@ -1,3 +1,6 @@
+// Package corenode keeps the Node side of each machine in order: the machine's providerID written
+// onto a Node that registered without one, and the group and machine labels. Which Node stands for
+// which machine is decided by internal/machines.
 package corenode
 
 import (
@@ -15,11 +18,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/machines"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/optimistic"
 )
 
-// Reconciler labels core Nodes with their machine's group and name, and writes the machine's
-// providerID onto a core Node that registered without one. It never overwrites a different
+// Reconciler labels Nodes with their machine's group and name, and writes the machine's
+// providerID onto a Node that registered without one. It never overwrites a different
 // providerID (the machine's reconciler reports that conflict).
 type Reconciler struct {
 	Client client.Client
@@ -34,12 +38,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err := r.Client.Get(ctx, req.NamespacedName, core); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	machines, err := MachinesFor(ctx, r.Client, core)
-	if err != nil || len(machines) != 1 {
+	claims, err := machines.ForNode(ctx, r.Client, core.Spec.ProviderID, core.Name)
+	if err != nil || len(claims) != 1 {
 		// Not ours (or claimed twice, which the machines' own status reports).
 		return ctrl.Result{}, err
 	}
-	m := &machines[0]
+	m := &claims[0]
 	if !needsSync(core, m) {
 		return ctrl.Result{}, nil
 	}
@@ -51,22 +55,22 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			c.Labels = map[string]string{}
 		}
 		c.Labels[infrav1.LabelGroup] = m.Spec.Group
-		c.Labels[infrav1.LabelNode] = m.Name
+		c.Labels[infrav1.LabelMachine] = m.Name
 		return nil
-	}, optimistic.Operation("sync-core-node"))
+	}, optimistic.Operation("sync-node"))
 	if apierrors.IsNotFound(err) {
 		return ctrl.Result{}, nil
 	}
 	if err != nil {
-		return ctrl.Result{}, fmt.Errorf("syncing core node %s with machine %s/%s: %w", core.Name, m.Namespace, m.Name, err)
+		return ctrl.Result{}, fmt.Errorf("syncing Node %s with machine %s/%s: %w", core.Name, m.Namespace, m.Name, err)
 	}
 	return ctrl.Result{}, nil
 }
 
-func needsSync(core *corev1.Node, m *infrav1.Node) bool {
+func needsSync(core *corev1.Node, m *infrav1.Machine) bool {
 	return core.Spec.ProviderID == "" ||
 		core.Labels[infrav1.LabelGroup] != m.Spec.Group ||
-		core.Labels[infrav1.LabelNode] != m.Name
+		core.Labels[infrav1.LabelMachine] != m.Name
 }
 
 // SetupWithManager registers the reconciler. Core Nodes are watched for registration and for
@@ -79,13 +83,13 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 				o, n := e.ObjectOld.(*corev1.Node), e.ObjectNew.(*corev1.Node)
 				return o.Spec.ProviderID != n.Spec.ProviderID ||
 					o.Labels[infrav1.LabelGroup] != n.Labels[infrav1.LabelGroup] ||
-					o.Labels[infrav1.LabelNode] != n.Labels[infrav1.LabelNode]
+					o.Labels[infrav1.LabelMachine] != n.Labels[infrav1.LabelMachine]
 			},
 			DeleteFunc: func(event.DeleteEvent) bool { return false },
 		})).
-		// A machine created (or renamed) after its core Node registered.
-		Watches(&infrav1.Node{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
-			m := o.(*infrav1.Node)
+		// A machine created (or renamed) after its Node registered.
+		Watches(&infrav1.Machine{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+			m := o.(*infrav1.Machine)
 			return []reconcile.Request{{NamespacedName: client.ObjectKey{Name: m.KubernetesNodeNameOrDefault()}}}
 		}), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Complete(r)

@@ -5,6 +5,7 @@ import (
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/machines"
 )
 
 // The group gauges are labelled with the group's cluster-autoscaler id (namespace/name) rather
@@ -52,13 +53,10 @@ func observe(g *infrav1.Group, st infrav1.GroupStatus) {
 	} {
 		machinesGauge.WithLabelValues(id, string(progress)).Set(float64(n))
 	}
-	maxSize := st.Members
-	if g.Spec.MaxSize != nil && *g.Spec.MaxSize < maxSize {
-		maxSize = *g.Spec.MaxSize
-	}
+	limits := machines.LimitsOf(g, st.Members)
 	targetGauge.WithLabelValues(id).Set(float64(st.Target))
-	maxGauge.WithLabelValues(id).Set(float64(maxSize))
-	minGauge.WithLabelValues(id).Set(float64(min(g.Spec.MinSize, maxSize)))
+	maxGauge.WithLabelValues(id).Set(float64(limits.Max))
+	minGauge.WithLabelValues(id).Set(float64(limits.Min))
 }
 
 // forget drops a deleted group's series.

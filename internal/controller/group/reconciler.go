@@ -1,6 +1,7 @@
 // Package group aggregates a Group's members into its status: counts by progress, the target
-// (members desired on: what cluster-autoscaler sees as the target size), and conditions,
-// including min/max that the members cannot satisfy, reported rather than silently clamped.
+// (members desired on: what cluster-autoscaler sees as the target size), and the Ready,
+// Reconciling and Stalled conditions, including min/max that the members cannot satisfy, reported
+// rather than silently clamped.
 package group
 
 import (
@@ -20,6 +21,7 @@ import (
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/index"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/machines"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/optimistic"
 )
 
@@ -40,8 +42,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	members := &infrav1.NodeList{}
-	if err := r.Client.List(ctx, members, client.InNamespace(g.Namespace), client.MatchingFields{index.NodeGroup: g.Name}); err != nil {
+	members := &infrav1.MachineList{}
+	if err := r.Client.List(ctx, members, client.InNamespace(g.Namespace), client.MatchingFields{index.MachineGroup: g.Name}); err != nil {
 		return ctrl.Result{}, err
 	}
 	want := Summarize(g, members.Items)
@@ -58,11 +60,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 }
 
 // Summarize counts a group's members by progress and desired state.
-func Summarize(g *infrav1.Group, members []infrav1.Node) infrav1.GroupStatus {
+func Summarize(g *infrav1.Group, members []infrav1.Machine) infrav1.GroupStatus {
 	st := infrav1.GroupStatus{Members: int32(len(members))} //nolint:gosec // a group never has 2^31 members
 	for i := range members {
 		m := &members[i]
-		if m.DesiredPowerState() == infrav1.PowerOn {
+		if m.Spec.Online {
 			st.Target++
 		}
 		switch m.Status.Progress {
@@ -81,6 +83,9 @@ func Summarize(g *infrav1.Group, members []infrav1.Node) infrav1.GroupStatus {
 	return st
 }
 
+// setConditions sets Ready, Reconciling and Stalled with the meanings kstatus gives them: Stalled
+// while a human must act (a failed member, a minSize the members cannot reach), Reconciling while
+// members are on their way to where their specs ask, Ready when every member is there.
 func setConditions(g *infrav1.Group) {
 	st := &g.Status
 	set := func(t string, status metav1.ConditionStatus, reason, msg string) {
@@ -94,28 +99,35 @@ func setConditions(g *infrav1.Group) {
 		problems = append(problems, fmt.Sprintf("%d members failed", st.Failed))
 		reason = "MembersFailed"
 	}
-	if g.Spec.MaxSize != nil && *g.Spec.MaxSize > st.Members {
-		problems = append(problems, fmt.Sprintf("maxSize %d exceeds the %d members; the effective maximum is %d", *g.Spec.MaxSize, st.Members, st.Members))
-		reason = "MaxSizeExceedsMembers"
-	}
 	if g.Spec.MinSize > st.Members {
 		problems = append(problems, fmt.Sprintf("minSize %d exceeds the %d members", g.Spec.MinSize, st.Members))
 		reason = "MinSizeExceedsMembers"
 	}
 	if len(problems) > 0 {
-		set(infrav1.ConditionDegraded, metav1.ConditionTrue, reason, join(problems))
+		set(infrav1.ConditionStalled, metav1.ConditionTrue, reason, join(problems))
 	} else {
-		set(infrav1.ConditionDegraded, metav1.ConditionFalse, reason, "no failure")
+		set(infrav1.ConditionStalled, metav1.ConditionFalse, reason, "no member needs a human")
+	}
+	limits := machines.LimitsOf(g, st.Members)
+	capped := ""
+	if g.Spec.MaxSize != nil && *g.Spec.MaxSize > st.Members {
+		capped = fmt.Sprintf("; maxSize %d exceeds the %d members, so the effective maximum is %d", *g.Spec.MaxSize, st.Members, limits.Max)
 	}
 	settled := st.StartingUp == 0 && st.ShuttingDown == 0 && st.Ready == st.Target
+	if settled {
+		set(infrav1.ConditionReconciling, metav1.ConditionFalse, "Settled", "no member is powering on or off")
+	} else {
+		set(infrav1.ConditionReconciling, metav1.ConditionTrue, "Scaling",
+			fmt.Sprintf("target %d: %d ready, %d starting, %d shutting down", st.Target, st.Ready, st.StartingUp, st.ShuttingDown))
+	}
 	switch {
 	case st.Failed > 0:
 		set(infrav1.ConditionReady, metav1.ConditionFalse, "MembersFailed", join(problems))
 	case settled:
-		set(infrav1.ConditionReady, metav1.ConditionTrue, "Settled", fmt.Sprintf("%d of %d members on, as desired", st.Ready, st.Members))
+		set(infrav1.ConditionReady, metav1.ConditionTrue, "Settled", fmt.Sprintf("%d of %d members on, as desired%s", st.Ready, st.Members, capped))
 	default:
 		set(infrav1.ConditionReady, metav1.ConditionFalse, "Scaling",
-			fmt.Sprintf("target %d: %d ready, %d starting, %d shutting down", st.Target, st.Ready, st.StartingUp, st.ShuttingDown))
+			fmt.Sprintf("target %d: %d ready, %d starting, %d shutting down%s", st.Target, st.Ready, st.StartingUp, st.ShuttingDown, capped))
 	}
 }
 
@@ -127,8 +139,8 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("group").
 		For(&infrav1.Group{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Watches(&infrav1.Node{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
-			return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: o.GetNamespace(), Name: o.(*infrav1.Node).Spec.Group}}}
+		Watches(&infrav1.Machine{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+			return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: o.GetNamespace(), Name: o.(*infrav1.Machine).Spec.Group}}}
 		})).
 		Complete(r)
 }

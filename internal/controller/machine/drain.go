@@ -1,0 +1,160 @@
+package machine
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/optimistic"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/power"
+)
+
+// annotationCordoned marks a core Node the controller cordoned, so that it lifts only its own
+// cordon and never a human's.
+const annotationCordoned = "homelab-autoscaler.dev/cordoned"
+
+func (r *Reconciler) cordon(ctx context.Context, core *corev1.Node) error {
+	if core.Spec.Unschedulable {
+		return nil
+	}
+	_, err := optimistic.Update(ctx, r.Writer, core, func(c *corev1.Node) error {
+		if c.Spec.Unschedulable {
+			return nil
+		}
+		c.Spec.Unschedulable = true
+		if c.Annotations == nil {
+			c.Annotations = map[string]string{}
+		}
+		c.Annotations[annotationCordoned] = "true"
+		return nil
+	}, optimistic.Operation("cordon"))
+	return client.IgnoreNotFound(err)
+}
+
+func (r *Reconciler) uncordon(ctx context.Context, core *corev1.Node) error {
+	if core == nil || core.Annotations[annotationCordoned] == "" {
+		return nil
+	}
+	_, err := optimistic.Update(ctx, r.Writer, core, func(c *corev1.Node) error {
+		if c.Annotations[annotationCordoned] == "" {
+			return nil
+		}
+		c.Spec.Unschedulable = false
+		delete(c.Annotations, annotationCordoned)
+		return nil
+	}, optimistic.Operation("uncordon"))
+	return client.IgnoreNotFound(err)
+}
+
+// drain evicts the pods of a core Node through the Eviction API, which honours
+// PodDisruptionBudgets. It returns how many pods remain and, when evictions were refused, why.
+func (r *Reconciler) drain(ctx context.Context, core *corev1.Node) (int, string, error) {
+	pods := &corev1.PodList{}
+	if err := r.APIReader.List(ctx, pods, client.MatchingFields{"spec.nodeName": core.Name}); err != nil {
+		return 0, "", fmt.Errorf("listing pods on %s: %w", core.Name, err)
+	}
+	remaining := 0
+	var blocked []string
+	for i := range pods.Items {
+		p := &pods.Items[i]
+		if !needsEviction(p) {
+			continue
+		}
+		remaining++
+		if !p.DeletionTimestamp.IsZero() {
+			continue
+		}
+		ev := &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: p.Namespace}}
+		err := r.Client.SubResource("eviction").Create(ctx, p, ev)
+		switch {
+		case err == nil, apierrors.IsNotFound(err):
+		case apierrors.IsTooManyRequests(err):
+			blocked = append(blocked, fmt.Sprintf("pod %s/%s: %s", p.Namespace, p.Name, evictionRefusal(err)))
+		default:
+			return remaining, "", fmt.Errorf("evicting pod %s/%s: %w", p.Namespace, p.Name, err)
+		}
+	}
+	sort.Strings(blocked)
+	return remaining, strings.Join(blocked, "; "), nil
+}
+
+func evictionRefusal(err error) string {
+	var se apierrors.APIStatus
+	if ok := asAPIStatus(err, &se); ok {
+		if d := se.Status().Details; d != nil {
+			for _, c := range d.Causes {
+				if c.Message != "" {
+					return c.Message
+				}
+			}
+		}
+		return se.Status().Message
+	}
+	return err.Error()
+}
+
+func asAPIStatus(err error, out *apierrors.APIStatus) bool {
+	s, ok := err.(apierrors.APIStatus) //nolint:errorlint // the client returns *StatusError unwrapped
+	if ok {
+		*out = s
+	}
+	return ok
+}
+
+// needsEviction skips what a drain leaves alone: finished pods, mirror pods and DaemonSet pods.
+func needsEviction(p *corev1.Pod) bool {
+	if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+		return false
+	}
+	if _, mirror := p.Annotations[corev1.MirrorPodAnnotationKey]; mirror {
+		return false
+	}
+	for _, o := range p.OwnerReferences {
+		if o.Kind == "DaemonSet" && o.Controller != nil && *o.Controller {
+			return false
+		}
+	}
+	return true
+}
+
+func (r *Reconciler) deleteCoreNode(ctx context.Context, core *corev1.Node) error {
+	uid := core.UID
+	err := r.Client.Delete(ctx, core, client.Preconditions{UID: &uid})
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		return fmt.Errorf("deleting core node %s: %w", core.Name, err)
+	}
+	return nil
+}
+
+// cleanupJobs deletes the machine's power Jobs except the current attempt's, with background
+// propagation so their pods go too.
+func (r *Reconciler) cleanupJobs(ctx context.Context, n *infrav1.Machine) error {
+	jobs := &batchv1.JobList{}
+	if err := r.Client.List(ctx, jobs, client.InNamespace(n.Namespace), client.MatchingLabels{infrav1.LabelMachine: n.Name}); err != nil {
+		return err
+	}
+	keep := ""
+	if op := n.Status.Operation; op != nil {
+		keep = power.JobName(n.Name, power.Action(op.Action), op.Attempt)
+	}
+	for i := range jobs.Items {
+		j := &jobs.Items[i]
+		if j.Name == keep || !j.DeletionTimestamp.IsZero() || !metav1.IsControlledBy(j, n) {
+			continue
+		}
+		err := r.Client.Delete(ctx, j, client.PropagationPolicy(metav1.DeletePropagationBackground))
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("deleting old power job %s: %w", j.Name, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,180 @@
+package perf_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/optimistic"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/perf"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/testenv"
+)
+
+// The benchmark is configured by the environment, because hack/benchreport runs it once per
+// fleet size in a process of its own (so that memory is measured per size, not accumulated).
+const (
+	envOut       = "BENCH_OUT"        // where the Result goes as JSON; without it the benchmark is skipped
+	envSize      = "BENCH_SIZE"       // machines in the fleet (default 100)
+	envReps      = "BENCH_REPS"       // repetitions of each measurement (default 3)
+	envSim       = "BENCH_SIM"        // the homelab-sim binary (default bin/homelab-sim)
+	envBootDelay = "BENCH_BOOT_DELAY" // the simulated machines' boot delay (default 2s)
+)
+
+// BenchmarkFleet measures one fleet size and writes the Result to BENCH_OUT, which `make bench`
+// sets (`make bench-go` leaves this package out); it ignores b.N, since each measurement repeats
+// itself.
+func BenchmarkFleet(b *testing.B) {
+	out := os.Getenv(envOut)
+	if out == "" {
+		b.Fatal(envOut + " is not set: run this benchmark with `make bench`, which sets it and renders the report")
+	}
+	ctrl.SetLogger(logr.Discard())
+	r := &run{b: b, start: time.Now(), size: envInt(b, envSize, 100), reps: envInt(b, envReps, 3), boot: 2 * time.Second}
+	if v := os.Getenv(envBootDelay); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			b.Fatalf("%s: %v", envBootDelay, err)
+		}
+		r.boot = d
+	}
+	simBin := os.Getenv(envSim)
+	if simBin == "" {
+		root, err := testenv.RepoRoot()
+		if err != nil {
+			b.Fatal(err)
+		}
+		simBin = root + "/bin/homelab-sim"
+	}
+	r.res = &perf.Result{Size: r.size, Repetitions: r.reps, BootDelay: r.boot}
+
+	r.logf("starting etcd and kube-apiserver")
+	env, err := testenv.Start()
+	if err != nil {
+		b.Fatal(err)
+	}
+	// The first cleanup runs last: after kwok, homelab-sim and the managers have stopped, so the
+	// apiserver has no client left to wait for.
+	b.Cleanup(func() {
+		if err := env.Stop(); err != nil {
+			b.Logf("stopping the control plane: %v", err)
+		}
+	})
+	r.env = env
+	w, err := optimistic.New(env.Client, env.Client, optimistic.WithMetrics(optimistic.NewMetrics()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	r.writer = w
+	kubeconfig, err := env.WriteKubeconfig(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	env.StartKwok(b, kubeconfig)
+
+	r.lifecycle(kubeconfig, simBin)
+	r.rpcs()
+
+	r.res.Took = time.Since(r.start)
+	data, err := json.MarshalIndent(r.res, "", "  ")
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(out, data, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	r.logf("done; results in %s", out)
+}
+
+// run is one benchmark run at one fleet size.
+type run struct {
+	b      *testing.B
+	start  time.Time
+	size   int
+	reps   int
+	boot   time.Duration
+	env    *testenv.Env
+	writer *optimistic.Writer // the load generator's own writes (a human editing specs)
+	res    *perf.Result
+}
+
+// logf prints progress at once (b.Logf would hold it until the end).
+func (r *run) logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "  [%4.0fs machines=%d] %s\n", time.Since(r.start).Seconds(), r.size, fmt.Sprintf(format, args...))
+}
+
+func (r *run) note(format string, args ...any) {
+	r.res.Notes = append(r.res.Notes, fmt.Sprintf(format, args...))
+	r.logf("note: "+format, args...)
+}
+
+func envInt(b *testing.B, name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		b.Fatalf("%s=%q: want a positive number", name, v)
+	}
+	return n
+}
+
+// quiet waits until counter has seen no request for window (at most max): the work that a
+// phase started has settled.
+func quiet(c *perf.Counter, window, limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	last, since := c.Total(), time.Now()
+	for time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+		if n := c.Total(); n != last {
+			last, since = n, time.Now()
+		} else if time.Since(since) >= window {
+			return
+		}
+	}
+}
+
+// freeAddr returns a loopback address with a port that was free a moment ago.
+func freeAddr(b *testing.B) string {
+	b.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close()
+	return addr
+}
+
+// startProcess runs another program until the benchmark ends, its output kept for failures.
+func startProcess(b *testing.B, name string, args ...string) *exec.Cmd {
+	b.Helper()
+	out := &testenv.SyncBuffer{}
+	cmd := exec.Command(name, args...) //nolint:gosec // the project's own binary
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		b.Fatalf("starting %s: %v", name, err)
+	}
+	b.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if b.Failed() {
+			s := out.String()
+			b.Logf("%s output (last 3000 bytes):\n%s", name, s[max(0, len(s)-3000):])
+		}
+	})
+	return cmd
+}
+
+func ctxFor(d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), d)
+}
