@@ -12,9 +12,9 @@ import (
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/testenv"
 )
 
-// nodeWith is a valid Node spec (Wake-on-LAN on, IPMI off) with lines added or replaced.
-func nodeWith(lines string) string {
-	return nodeYAML(`
+// machineWith is a valid Machine spec (Wake-on-LAN on, IPMI off) with lines added.
+func machineWith(lines string) string {
+	return machineYAML(`
   group: workers
   power:
     start: {wakeOnLAN: {mac: "aa:bb:cc:dd:ee:01"}}
@@ -60,57 +60,62 @@ func TestBadInputTableCRD(t *testing.T) {
   minSize: -1`)),
 		"crd-bad-threshold": apply(groupYAML(`
   autoscalingOptions: {scaleDownUtilizationThreshold: "1.5"}`)),
-		"crd-two-drivers": apply(nodeYAML(`
+		"crd-two-drivers": apply(machineYAML(`
   group: workers
   power:
     start:
       wakeOnLAN: {mac: "aa:bb:cc:dd:ee:01"}
       ipmi: {address: 192.0.2.20, credentialsSecretRef: {name: bmc}}
     stop: {ipmi: {address: 192.0.2.20, credentialsSecretRef: {name: bmc}}}`)),
-		"crd-no-driver": apply(nodeYAML(`
+		"crd-no-driver": apply(machineYAML(`
   group: workers
   power:
     start: {}
     stop: {ipmi: {address: 192.0.2.20, credentialsSecretRef: {name: bmc}}}`)),
-		"crd-bad-mac": apply(nodeYAML(`
+		"crd-bad-mac": apply(machineYAML(`
   group: workers
   power:
     start: {wakeOnLAN: {mac: "aa:bb:cc:dd:ee"}}
     stop: {ipmi: {address: 192.0.2.20, credentialsSecretRef: {name: bmc}}}`)),
-		"crd-mac-mixed-separators": apply(nodeYAML(`
+		"crd-mac-mixed-separators": apply(machineYAML(`
   group: workers
   power:
     start: {wakeOnLAN: {mac: "aa:bb:cc-dd:ee:ff"}}
     stop: {ipmi: {address: 192.0.2.20, credentialsSecretRef: {name: bmc}}}`)),
-		"crd-wol-cannot-stop": apply(nodeYAML(`
+		"crd-wol-cannot-stop": apply(machineYAML(`
   group: workers
   power:
     start: {wakeOnLAN: {mac: "aa:bb:cc:dd:ee:01"}}
     stop: {wakeOnLAN: {mac: "aa:bb:cc:dd:ee:01"}}`)),
-		"crd-ssh-without-host-key": apply(nodeYAML(`
+		"crd-ssh-without-host-key": apply(machineYAML(`
   group: workers
   power:
     start: {wakeOnLAN: {mac: "aa:bb:cc:dd:ee:01"}}
     stop: {ssh: {address: h, user: root, keySecretRef: {name: k, key: k}}}`)),
-		"crd-inline-password": apply(nodeYAML(`
+		"crd-inline-password": apply(machineYAML(`
   group: workers
   power:
     start: {wakeOnLAN: {mac: "aa:bb:cc:dd:ee:01"}}
     stop: {ipmi: {address: 192.0.2.20, password: hunter2, credentialsSecretRef: {name: bmc}}}`)),
-		"crd-missing-secret-ref": apply(nodeYAML(`
+		"crd-slot-missing-secret-ref": apply(machineYAML(`
   group: workers
   power:
     start: {ipmi: {address: 192.0.2.20}}
     stop: {ipmi: {address: 192.0.2.20, credentialsSecretRef: {name: bmc}}}`)),
-		"crd-unquoted-power-state": apply(nodeWith(`
-  powerState: on`)),
-		"crd-unknown-power-state": apply(nodeWith(`
-  powerState: "standby"`)),
-		"crd-zero-duration": apply(nodeWith(`
+		"crd-online-not-boolean": apply(machineWith(`
+  online: "yes"`)),
+		"crd-old-power-state": apply(machineWith(`
+  powerState: "on"`)),
+		"crd-two-bmc-kinds": apply(machineYAML(`
+  group: workers
+  bmc: {ipmi: {address: 192.0.2.20}, redfish: {endpoint: "https://192.0.2.20"}}`)),
+		"crd-default-bad-attempts": apply(groupYAML(`
+  machineDefaults: {maxAttempts: 0}`)),
+		"crd-zero-duration": apply(machineWith(`
   bootTimeout: 0s`)),
-		"crd-bad-duration": apply(nodeWith(`
+		"crd-bad-duration": apply(machineWith(`
   bootTimeout: 1d`)),
-		"crd-missing-group": apply(nodeYAML(`
+		"crd-missing-group": apply(machineYAML(`
   power:
     start: {wakeOnLAN: {mac: "aa:bb:cc:dd:ee:01"}}
     stop: {ipmi: {address: 192.0.2.20, credentialsSecretRef: {name: bmc}}}`)),

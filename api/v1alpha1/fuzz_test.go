@@ -19,24 +19,24 @@ import (
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
 )
 
-// nodeObject is a Node as a user's file may have it: any string in the fields a human types,
-// and powerState as the string, or as the boolean YAML makes of an unquoted on/off.
-func nodeObject(mac, address, bootTimeout, hostKey, powerState string, powerBool uint8) *unstructured.Unstructured {
-	var ps any = powerState
-	switch powerBool % 4 {
+// machineObject is a Machine as a user's file may have it: any string in the fields a human
+// types, and online as the boolean it must be, or as a string someone typed ("on", "yes").
+func machineObject(mac, address, bootTimeout, hostKey, online string, onlineBool uint8) *unstructured.Unstructured {
+	var on any = online
+	switch onlineBool % 4 {
 	case 1:
-		ps = true
+		on = true
 	case 2:
-		ps = false
+		on = false
 	}
 	spec := map[string]any{
-		"group":      "workers",
-		"powerState": ps,
+		"group":  "workers",
+		"online": on,
 		"power": map[string]any{
 			"start": map[string]any{"wakeOnLAN": map[string]any{"mac": mac}},
 			"stop": map[string]any{"ssh": map[string]any{
 				"address": address, "user": "root", "hostKey": hostKey,
-				"keySecretRef": map[string]any{"name": "node-ssh", "key": "ssh-privatekey"},
+				"keySecretRef": map[string]any{"name": "machine-ssh"},
 			}},
 			"status": map[string]any{"ipmi": map[string]any{
 				"address": address, "credentialsSecretRef": map[string]any{"name": "bmc"},
@@ -46,10 +46,10 @@ func nodeObject(mac, address, bootTimeout, hostKey, powerState string, powerBool
 		"bootTimeout": bootTimeout,
 	}
 	u := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": infrav1.GroupVersion.String(), "kind": "Node", "spec": spec,
+		"apiVersion": infrav1.GroupVersion.String(), "kind": "Machine", "spec": spec,
 	}}
 	u.SetNamespace("default")
-	u.SetName("fuzz-node")
+	u.SetName("fuzz-machine")
 	return u
 }
 
@@ -122,12 +122,12 @@ func valid(ss ...string) bool {
 	return true
 }
 
-// FuzzNodeValidation submits Nodes with arbitrary MACs, addresses, durations, host keys and
-// powerState values to the real apiserver's validation and defaulting (dry run).
-func FuzzNodeValidation(f *testing.F) {
+// FuzzMachineValidation submits Machines with arbitrary MACs, addresses, durations, host keys and
+// online values to the real apiserver's validation and defaulting (dry run).
+func FuzzMachineValidation(f *testing.F) {
 	for _, s := range []struct {
-		mac, addr, dur, hostKey, ps string
-		psBool                      uint8
+		mac, addr, dur, hostKey, online string
+		onlineBool                      uint8
 	}{
 		{"aa:bb:cc:dd:ee:01", "192.0.2.10", "90s", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeHostKeyForTestsOnly", "off", 0},
 		{"AA-BB-CC-DD-EE-FF", "machine.lan", "10m", "ssh-ed25519 AAAA", "on", 0},
@@ -143,13 +143,13 @@ func FuzzNodeValidation(f *testing.F) {
 		{"aa:bb:cc:dd:ee:01", "h", ".5s", "", "off", 0},
 		{"aa:bb:cc:dd:ee:01", strings.Repeat("a", 254), "1µs", "k", "off", 0},
 	} {
-		f.Add(s.mac, s.addr, s.dur, s.hostKey, s.ps, s.psBool)
+		f.Add(s.mac, s.addr, s.dur, s.hostKey, s.online, s.onlineBool)
 	}
-	f.Fuzz(func(t *testing.T, mac, address, duration, hostKey, powerState string, powerBool uint8) {
-		if !valid(mac, address, duration, hostKey, powerState) {
+	f.Fuzz(func(t *testing.T, mac, address, duration, hostKey, online string, onlineBool uint8) {
+		if !valid(mac, address, duration, hostKey, online) {
 			return
 		}
-		if checkDryRun(t, nodeObject(mac, address, duration, hostKey, powerState, powerBool), &infrav1.Machine{}) {
+		if checkDryRun(t, machineObject(mac, address, duration, hostKey, online, onlineBool), &infrav1.Machine{}) {
 			// The Wake-on-LAN driver parses the MAC with net.ParseMAC: an accepted MAC that
 			// it refuses would only fail at the first power-on.
 			if hw, err := net.ParseMAC(mac); err != nil || len(hw) != 6 {

@@ -6,9 +6,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -37,9 +39,9 @@ func fromYAML(t *testing.T, doc string) *unstructured.Unstructured {
 	return u
 }
 
-const validNodeSpec = `
+const validMachineSpec = `
   group: workers
-  powerState: "off"
+  online: false
   power:
     start:
       wakeOnLAN:
@@ -52,8 +54,8 @@ const validNodeSpec = `
         hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeHostKeyForTestsOnly"
 `
 
-func nodeYAML(spec string) string {
-	return "apiVersion: infra.homelab-autoscaler.dev/v1alpha1\nkind: Node\nspec:" + spec
+func machineYAML(spec string) string {
+	return "apiVersion: infra.homelab-autoscaler.dev/v1alpha1\nkind: Machine\nspec:" + spec
 }
 
 func groupYAML(spec string) string {
@@ -62,21 +64,36 @@ func groupYAML(spec string) string {
 
 func TestValidObjectsAreAccepted(t *testing.T) {
 	for name, doc := range map[string]string{
-		"node with wol and ssh": nodeYAML(validNodeSpec),
-		"node with ipmi": nodeYAML(`
+		"machine with wol and ssh": machineYAML(validMachineSpec),
+		"machine with a bmc": machineYAML(`
   group: workers
-  powerState: "on"
+  online: true
   bootTimeout: 90s
+  bmc: {ipmi: {address: 192.0.2.20, credentialsSecretRef: {name: bmc}}}
   power:
-    start: {ipmi: {address: 192.0.2.20, credentialsSecretRef: {name: bmc}}}
-    stop: {ipmi: {address: 192.0.2.20, credentialsSecretRef: {name: bmc}}}
     status: {redfish: {endpoint: "https://192.0.2.20", credentialsSecretRef: {name: bmc}}}
 `),
-		"node with job": nodeYAML(`
+		"machine whose bmc comes from its group": machineYAML(`
+  group: workers
+  bmc: {ipmi: {address: 192.0.2.21}}
+`),
+		"machine with only a group": machineYAML(`
+  group: workers
+`),
+		"machine with job": machineYAML(`
   group: workers
   power:
     start: {job: {image: "busybox:1.37", command: [sh, -c, "echo on"], env: [{name: TOKEN, valueFrom: {secretKeyRef: {name: t, key: token}}}]}}
     stop: {http: {url: "http://plug.local/relay/0?turn=off", headersSecretRef: {name: plug}}}
+`),
+		"group with machine defaults": groupYAML(`
+  machineDefaults:
+    bmc: {redfish: {endpoint: "https://{name}-bmc.lan", credentialsSecretRef: {name: bmc}, insecureSkipVerify: true}}
+    power:
+      stop: {ssh: {address: "{name}.lan", user: root, keySecretRef: {name: ssh}, hostKeySecretRef: {name: hostkeys, key: "{name}"}}}
+    bootTimeout: 15m
+    maxAttempts: 5
+    pricing: {hourlyRate: "0.05"}
 `),
 		"group": groupYAML(`
   minSize: 0
@@ -113,7 +130,7 @@ func TestInvalidObjectsAreRejectedWithClearMessages(t *testing.T) {
   autoscalingOptions: {scaleDownUtilizationThreshold: "1.5"}`), "spec.autoscalingOptions.scaleDownUtilizationThreshold in body should match"},
 		{"negative duration in group", groupYAML(`
   autoscalingOptions: {scaleDownUnneededTime: "-5m"}`), "scaleDownUnneededTime must be a positive duration"},
-		{"two drivers in one slot", nodeYAML(`
+		{"two drivers in one slot", machineYAML(`
   group: workers
   power:
     start:
@@ -121,66 +138,77 @@ func TestInvalidObjectsAreRejectedWithClearMessages(t *testing.T) {
       ipmi: {address: 192.0.2.20, credentialsSecretRef: {name: bmc}}
     stop: {ipmi: {address: 192.0.2.20, credentialsSecretRef: {name: bmc}}}`),
 			"set exactly one power driver: one of wakeOnLAN, ipmi, redfish, ssh, http or job"},
-		{"no driver in a slot", nodeYAML(`
+		{"no driver in a slot", machineYAML(`
   group: workers
   power:
     start: {}
     stop: {ipmi: {address: 192.0.2.20, credentialsSecretRef: {name: bmc}}}`),
 			"set exactly one power driver"},
-		{"bad MAC", nodeYAML(`
+		{"bad MAC", machineYAML(`
   group: workers
   power:
     start: {wakeOnLAN: {mac: "aa:bb:cc:dd:ee"}}
     stop: {ipmi: {address: 192.0.2.20, credentialsSecretRef: {name: bmc}}}`),
 			"mac must be six hex byte pairs separated by : or by - (the same throughout), e.g. aa:bb:cc:dd:ee:ff"},
-		{"wol cannot power off", nodeYAML(`
+		{"wol cannot power off", machineYAML(`
   group: workers
   power:
     start: {wakeOnLAN: {mac: "aa:bb:cc:dd:ee:01"}}
     stop: {wakeOnLAN: {mac: "aa:bb:cc:dd:ee:01"}}`),
 			"power.stop cannot use wakeOnLAN"},
-		{"ssh cannot power on", nodeYAML(`
+		{"ssh cannot power on", machineYAML(`
   group: workers
   power:
     start: {ssh: {address: h, user: root, keySecretRef: {name: k, key: k}, hostKey: "ssh-ed25519 AAAA"}}
     stop: {ipmi: {address: 192.0.2.20, credentialsSecretRef: {name: bmc}}}`),
 			"power.start cannot use ssh"},
-		{"ssh without a pinned host key", nodeYAML(`
+		{"ssh without a pinned host key", machineYAML(`
   group: workers
   power:
     start: {wakeOnLAN: {mac: "aa:bb:cc:dd:ee:01"}}
     stop: {ssh: {address: h, user: root, keySecretRef: {name: k, key: k}}}`),
 			"the machine's host key must be pinned"},
-		{"ipmi without credentials", nodeYAML(`
+		{"ipmi without credentials", machineYAML(`
   group: workers
   power:
     start: {ipmi: {address: 192.0.2.20}}
     stop: {ipmi: {address: 192.0.2.20, credentialsSecretRef: {name: bmc}}}`),
-			"spec.power.start.ipmi.credentialsSecretRef: Required value"},
-		// The schema's own message; the powerState webhook (internal/webhook), where installed,
-		// answers first with one that says to quote the value.
-		{"boolean powerState (unquoted on)", nodeYAML(`
+			"ipmi in a power slot needs address and credentialsSecretRef (only spec.bmc takes them from the Group's machineDefaults)"},
+		{"online as a string", machineYAML(`
   group: workers
-  powerState: on
-  power:
-    start: {wakeOnLAN: {mac: "aa:bb:cc:dd:ee:01"}}
-    stop: {ipmi: {address: 192.0.2.20, credentialsSecretRef: {name: bmc}}}`),
-			`spec.powerState: Invalid value: "boolean": spec.powerState in body must be of type string`},
-		{"unknown powerState", nodeYAML(`
+  online: "yes"`),
+			`spec.online: Invalid value: "string": spec.online in body must be of type boolean: "string"`},
+		{"two BMC kinds", machineYAML(`
   group: workers
-  powerState: "standby"
+  bmc: {ipmi: {address: 192.0.2.20}, redfish: {endpoint: "https://192.0.2.20"}}`),
+			"set exactly one BMC kind: ipmi or redfish"},
+		{"empty bmc", machineYAML(`
+  group: workers
+  bmc: {}`),
+			"set exactly one BMC kind: ipmi or redfish"},
+		{"redfish slot without an endpoint", machineYAML(`
+  group: workers
   power:
-    start: {wakeOnLAN: {mac: "aa:bb:cc:dd:ee:01"}}
-    stop: {ipmi: {address: 192.0.2.20, credentialsSecretRef: {name: bmc}}}`),
-			`spec.powerState: Unsupported value: "standby": supported values: "on", "off"`},
-		{"zero boot timeout", nodeYAML(`
+    status: {redfish: {credentialsSecretRef: {name: bmc}}}`),
+			"redfish in a power slot needs endpoint and credentialsSecretRef (only spec.bmc takes them from the Group's machineDefaults)"},
+		{"group default with two BMC kinds", groupYAML(`
+  machineDefaults:
+    bmc: {ipmi: {credentialsSecretRef: {name: bmc}}, redfish: {credentialsSecretRef: {name: bmc}}}`),
+			"set exactly one BMC kind: ipmi or redfish"},
+		{"group default zero boot timeout", groupYAML(`
+  machineDefaults: {bootTimeout: 0s}`),
+			"bootTimeout must be a positive duration"},
+		{"group default max attempts", groupYAML(`
+  machineDefaults: {maxAttempts: 0}`),
+			"spec.machineDefaults.maxAttempts in body should be greater than or equal to 1"},
+		{"zero boot timeout", machineYAML(`
   group: workers
   bootTimeout: 0s
   power:
     start: {wakeOnLAN: {mac: "aa:bb:cc:dd:ee:01"}}
     stop: {ipmi: {address: 192.0.2.20, credentialsSecretRef: {name: bmc}}}`),
 			"bootTimeout must be a positive duration"},
-		{"missing group", nodeYAML(`
+		{"missing group", machineYAML(`
   power:
     start: {wakeOnLAN: {mac: "aa:bb:cc:dd:ee:01"}}
     stop: {ipmi: {address: 192.0.2.20, credentialsSecretRef: {name: bmc}}}`),
@@ -202,7 +230,7 @@ func TestInvalidObjectsAreRejectedWithClearMessages(t *testing.T) {
 // An inline password has nowhere to go: with strict field validation (kubectl's default) the
 // apiserver names the unknown field; without it, the field is pruned and never stored.
 func TestInlinePasswordIsImpossible(t *testing.T) {
-	doc := nodeYAML(`
+	doc := machineYAML(`
   group: workers
   power:
     start: {wakeOnLAN: {mac: "aa:bb:cc:dd:ee:01"}}
@@ -225,9 +253,9 @@ func TestInlinePasswordIsImpossible(t *testing.T) {
 	}
 }
 
-func TestGroupOfNodeIsImmutable(t *testing.T) {
+func TestGroupOfMachineIsImmutable(t *testing.T) {
 	ctx := t.Context()
-	u := fromYAML(t, nodeYAML(validNodeSpec))
+	u := fromYAML(t, machineYAML(validMachineSpec))
 	if err := env.Client.Create(ctx, u); err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +265,7 @@ func TestGroupOfNodeIsImmutable(t *testing.T) {
 	}
 	n.Spec.Group = "other"
 	err := env.Client.Update(ctx, n)
-	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "group is immutable: to move a machine to another group, delete this Node and create it again") {
+	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "group is immutable: to move a machine to another group, delete this Machine and create it again") {
 		t.Fatalf("changing the group: %v", err)
 	}
 }
@@ -245,12 +273,12 @@ func TestGroupOfNodeIsImmutable(t *testing.T) {
 func TestDefaultsAndStatusAndGeneration(t *testing.T) {
 	ctx := t.Context()
 	n := &infrav1.Machine{
-		ObjectMeta: metav1.ObjectMeta{Name: uniqueName("node"), Namespace: "default"},
+		ObjectMeta: metav1.ObjectMeta{Name: uniqueName("machine"), Namespace: "default"},
 		Spec: infrav1.MachineSpec{
 			Group: "workers",
 			Power: &infrav1.PowerSpec{
 				Start: &infrav1.PowerDriver{WakeOnLAN: &infrav1.WakeOnLANDriver{MAC: "aa:bb:cc:dd:ee:02"}},
-				Stop:  infrav1.PowerDriver{IPMI: &infrav1.IPMIDriver{Address: "192.0.2.30", CredentialsSecretRef: &infrav1.SecretReference{Name: "bmc"}}},
+				Stop:  &infrav1.PowerDriver{IPMI: &infrav1.IPMIDriver{Address: "192.0.2.30", CredentialsSecretRef: &infrav1.SecretReference{Name: "bmc"}}},
 			},
 		},
 		Status: infrav1.MachineStatus{Progress: infrav1.ProgressReady, LastError: "set on create"},
@@ -266,9 +294,13 @@ func TestDefaultsAndStatusAndGeneration(t *testing.T) {
 		t.Fatalf("status set on create was stored: %+v", got.Status)
 	}
 	s := got.Spec
-	if s.PowerState != infrav1.PowerOff || s.BootTimeout.Duration.String() != "10m0s" || s.ShutdownTimeout.Duration.String() != "5m0s" ||
-		s.MaxAttempts != 3 || s.Power.Start.WakeOnLAN.Port != 9 || s.Power.Start.WakeOnLAN.BroadcastAddress != "255.255.255.255" ||
-		s.Power.Stop.IPMI.Port != 623 || s.Power.Stop.IPMI.CipherSuite != 3 || s.Power.Start.Timeout.Duration.String() != "30s" {
+	// Fields a Group's machineDefaults may fill have no schema default: unset stays unset.
+	if s.Online || s.BootTimeout != nil || s.ShutdownTimeout != nil || s.MaxAttempts != nil ||
+		s.Power.Stop.IPMI.Port != 0 || s.Power.Stop.IPMI.CipherSuite != nil {
+		t.Fatalf("fields the Group may default were defaulted by the schema: %+v", s)
+	}
+	if s.Power.Start.WakeOnLAN.Port != infrav1.DefaultWakeOnLANPort || s.Power.Start.WakeOnLAN.BroadcastAddress != infrav1.DefaultWakeOnLANBroadcast ||
+		s.Power.Start.Timeout.Duration != infrav1.DefaultPowerTimeout {
 		t.Fatalf("defaults not applied: %+v", s)
 	}
 	if got.Generation != 1 {
@@ -355,14 +387,15 @@ func TestKubectlFindsKindsByCategoryAndShortName(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u := fromYAML(t, nodeYAML(validNodeSpec))
+	u := fromYAML(t, machineYAML(validMachineSpec))
 	if err := env.Client.Create(t.Context(), u); err != nil {
 		t.Fatal(err)
 	}
 	for _, args := range [][]string{
 		{"get", "homelab", "-n", "default"},
-		{"get", "hln", "-n", "default"},
-		{"get", "hlnode", "-n", "default"},
+		{"get", "hlm", "-n", "default"},
+		{"get", "hlmachine", "-n", "default"},
+		{"get", "machines.infra.homelab-autoscaler.dev", "-n", "default"},
 		{"get", "hlg", "-n", "default"},
 		{"get", "hlgroup", "-n", "default"},
 	} {
@@ -370,10 +403,131 @@ func TestKubectlFindsKindsByCategoryAndShortName(t *testing.T) {
 		if err != nil {
 			t.Fatalf("kubectl %v: %v\n%s", args, err, out)
 		}
-		if args[1] == "homelab" || strings.HasPrefix(args[1], "hln") {
-			if !strings.Contains(string(out), u.GetName()) || !strings.Contains(string(out), "PROGRESS") {
-				t.Fatalf("kubectl %v does not list the node with its columns:\n%s", args, out)
+		if args[1] == "homelab" || strings.HasPrefix(args[1], "hlm") || strings.HasPrefix(args[1], "machines") {
+			if !strings.Contains(string(out), u.GetName()) || !strings.Contains(string(out), "PROGRESS") || !strings.Contains(string(out), "ONLINE") {
+				t.Fatalf("kubectl %v does not list the machine with its columns:\n%s", args, out)
 			}
 		}
 	}
+}
+
+// kubectl wait, as Flux and scripts use it, sees a machine's Ready condition.
+func TestKubectlWaitsForReady(t *testing.T) {
+	kubectl := filepath.Join(env.AssetsDir, "kubectl")
+	kubeconfig, err := env.WriteKubeconfig(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := fromYAML(t, machineYAML(validMachineSpec))
+	if err := env.Client.Create(t.Context(), u); err != nil {
+		t.Fatal(err)
+	}
+	m := &infrav1.Machine{}
+	if err := env.Client.Get(t.Context(), client.ObjectKeyFromObject(u), m); err != nil {
+		t.Fatal(err)
+	}
+	wait := func() ([]byte, error) {
+		return exec.CommandContext(t.Context(), kubectl, "--kubeconfig", kubeconfig, "-n", "default",
+			"wait", "--for=condition=Ready", "--timeout=2s", "machine/"+m.Name).CombinedOutput()
+	}
+	if out, err := wait(); err == nil {
+		t.Fatalf("kubectl wait returned before the machine was Ready:\n%s", out)
+	}
+	m.Status.ObservedGeneration = m.Generation
+	m.Status.Progress = infrav1.ProgressOff
+	m.Status.Conditions = []metav1.Condition{{
+		Type: infrav1.ConditionReady, Status: metav1.ConditionTrue, Reason: "PoweredOff", Message: "the machine is off, as desired",
+		LastTransitionTime: metav1.Now(), ObservedGeneration: m.Generation,
+	}}
+	if err := env.Client.Status().Update(t.Context(), m); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := wait(); err != nil || !strings.Contains(string(out), "condition met") {
+		t.Fatalf("kubectl wait --for=condition=Ready: %v\n%s", err, out)
+	}
+}
+
+// Every default the CRD schemas carry is one of the constants the code falls back to, so the
+// apiserver and the code never disagree; a new +kubebuilder:default marker needs its constant here.
+func TestCRDDefaultsAreTheConstants(t *testing.T) {
+	want := map[string]any{
+		"spec.online":                 false,
+		"spec.minSize":                int64(infrav1.DefaultMinSize),
+		"spec.powerOffPolicy":         string(infrav1.DefaultPowerOffPolicy),
+		"start.timeout":               infrav1.DefaultPowerTimeout.String(),
+		"stop.timeout":                infrav1.DefaultPowerTimeout.String(),
+		"status.timeout":              infrav1.DefaultPowerTimeout.String(),
+		"wakeOnLAN.broadcastAddress":  infrav1.DefaultWakeOnLANBroadcast,
+		"wakeOnLAN.port":              int64(infrav1.DefaultWakeOnLANPort),
+		"ssh.port":                    int64(infrav1.DefaultSSHPort),
+		"ssh.command":                 infrav1.DefaultSSHCommand,
+		"keySecretRef.key":            infrav1.DefaultSSHKeySecretKey,
+		"http.method":                 infrav1.DefaultHTTPMethod,
+		"caBundleRef.key":             infrav1.DefaultCABundleKey,
+		"job.backoffLimit":            int64(infrav1.DefaultJobBackoffLimit),
+		"job.ttlSecondsAfterFinished": int64(infrav1.DefaultJobTTLSecondsAfterFinished),
+	}
+	files, err := filepath.Glob("../../config/crd/bases/*.yaml")
+	if err != nil || len(files) != 2 {
+		t.Fatalf("CRDs: %v %v", files, err)
+	}
+	seen := 0
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		crd := map[string]any{}
+		if err := yaml.Unmarshal(data, &crd); err != nil {
+			t.Fatal(err)
+		}
+		versions, _, _ := unstructured.NestedSlice(crd, "spec", "versions")
+		for _, v := range versions {
+			schema, _, _ := unstructured.NestedMap(v.(map[string]any), "schema", "openAPIV3Schema")
+			walkDefaults(schema, nil, func(path []string, def any) {
+				seen++
+				key := strings.Join(path[max(0, len(path)-2):], ".")
+				expected, ok := want[key]
+				if !ok {
+					t.Errorf("%s: %s has default %v but no constant in defaults.go (add one and list it here)", filepath.Base(f), strings.Join(path, "."), def)
+					return
+				}
+				if fmt.Sprint(normalizeDefault(def)) != fmt.Sprint(expected) {
+					t.Errorf("%s: %s defaults to %v in the schema, the code uses %v", filepath.Base(f), strings.Join(path, "."), def, expected)
+				}
+			})
+		}
+	}
+	if seen < len(want) {
+		t.Errorf("found %d defaults in the schemas, expected at least %d", seen, len(want))
+	}
+}
+
+func walkDefaults(schema map[string]any, path []string, visit func([]string, any)) {
+	if def, ok := schema["default"]; ok {
+		visit(path, def)
+	}
+	if props, ok := schema["properties"].(map[string]any); ok {
+		for name, sub := range props {
+			if m, ok := sub.(map[string]any); ok {
+				walkDefaults(m, append(slices.Clone(path), name), visit)
+			}
+		}
+	}
+	if items, ok := schema["items"].(map[string]any); ok {
+		walkDefaults(items, path, visit)
+	}
+}
+
+// normalizeDefault makes a YAML number and a Go duration comparable with the constants.
+func normalizeDefault(v any) any {
+	switch x := v.(type) {
+	case float64:
+		return int64(x)
+	case string:
+		if d, err := time.ParseDuration(x); err == nil && strings.ContainsAny(x, "smh") && !strings.Contains(x, " ") {
+			return d.String()
+		}
+	}
+	return v
 }

@@ -141,7 +141,7 @@ func TestConcurrentDeleteNodesDecrementOncePerMachine(t *testing.T) {
 	for _, m := range ms[:5] {
 		f := fresh(t, m)
 		if f.Spec.Online || f.Generation != gens[m.Name]+1 {
-			t.Fatalf("%s: %s at generation %d, want off written once (generation %d)", m.Name, f.Spec.PowerState, f.Generation, gens[m.Name]+1)
+			t.Fatalf("%s: online %t at generation %d, want offline written once (generation %d)", m.Name, f.Spec.Online, f.Generation, gens[m.Name]+1)
 		}
 	}
 }

@@ -226,8 +226,8 @@ func minSize(n int32) func(*infrav1.Group) {
 	return func(g *infrav1.Group) { g.Spec.MinSize = n }
 }
 
-func ipmi() infrav1.PowerDriver {
-	return infrav1.PowerDriver{IPMI: &infrav1.IPMIDriver{Address: "127.0.0.1", CredentialsSecretRef: &infrav1.SecretReference{Name: "bmc"}}}
+func bmc() *infrav1.BMC {
+	return &infrav1.BMC{IPMI: &infrav1.IPMIDriver{Address: "127.0.0.1", CredentialsSecretRef: &infrav1.SecretReference{Name: "bmc"}}}
 }
 
 func machineName(i int) string { return fmt.Sprintf("m%04d", i) }
@@ -250,7 +250,7 @@ func createMachines(t testing.TB, ns, group string, n int, mutate func(i int, m 
 				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: machineName(i)},
 				Spec: infrav1.MachineSpec{
 					Group: group, Online: false, KubernetesNodeName: ns + "-" + machineName(i),
-					Power: &infrav1.PowerSpec{Start: ipmi(), Stop: ipmi()},
+					BMC: bmc(),
 				},
 				Status: infrav1.MachineStatus{Progress: infrav1.ProgressOff, PowerState: infrav1.PoweredOff},
 			}

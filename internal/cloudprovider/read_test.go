@@ -137,22 +137,22 @@ func TestNodeGroupNodesReportsStates(t *testing.T) {
 	ns := newNamespace(t)
 	createGroup(t, ns, "g")
 	type st struct {
-		desired  infrav1.PowerState
+		online   bool
 		progress infrav1.Progress
-		action   infrav1.PowerState
+		action   infrav1.PowerAction
 	}
 	states := []st{
-		{infrav1.PowerOn, infrav1.ProgressReady, infrav1.PowerOn},          // m0000 running
-		{infrav1.PowerOn, infrav1.ProgressStartingUp, infrav1.PowerOn},     // m0001 creating
-		{infrav1.PowerOn, infrav1.ProgressOff, ""},                         // m0002 creating (not started yet)
-		{infrav1.PowerOn, infrav1.ProgressFailed, infrav1.PowerOn},         // m0003 creating + error
-		{infrav1.PowerOff, infrav1.ProgressShuttingDown, infrav1.PowerOff}, // m0004 deleting
-		{infrav1.PowerOff, infrav1.ProgressReady, infrav1.PowerOn},         // m0005 deleting (not started yet)
-		{infrav1.PowerOff, infrav1.ProgressFailed, infrav1.PowerOff},       // m0006 deleting (power-off failed)
-		{infrav1.PowerOff, infrav1.ProgressOff, infrav1.PowerOff},          // m0007 not an instance
+		{true, infrav1.ProgressReady, infrav1.PowerActionOn},          // m0000 running
+		{true, infrav1.ProgressStartingUp, infrav1.PowerActionOn},     // m0001 creating
+		{true, infrav1.ProgressOff, ""},                               // m0002 creating (not started yet)
+		{true, infrav1.ProgressFailed, infrav1.PowerActionOn},         // m0003 creating + error
+		{false, infrav1.ProgressShuttingDown, infrav1.PowerActionOff}, // m0004 deleting
+		{false, infrav1.ProgressReady, infrav1.PowerActionOn},         // m0005 deleting (not started yet)
+		{false, infrav1.ProgressFailed, infrav1.PowerActionOff},       // m0006 deleting (power-off failed)
+		{false, infrav1.ProgressOff, infrav1.PowerActionOff},          // m0007 not an instance
 	}
 	ms := createMachines(t, ns, "g", len(states), func(i int, m *infrav1.Machine) {
-		m.Spec.PowerState = states[i].desired
+		m.Spec.Online = states[i].online
 		m.Status.Progress = states[i].progress
 		if states[i].action != "" {
 			m.Status.Operation = &infrav1.PowerOperation{Action: states[i].action, Attempt: 3}

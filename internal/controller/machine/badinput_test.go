@@ -14,7 +14,7 @@ import (
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/testenv"
 )
 
-// reconciles returns how many times the node controller has reconciled so far (all managers in
+// reconciles returns how many times the machine controller has reconciled so far (all managers in
 // this process share controller-runtime's registry).
 func reconciles(t *testing.T) float64 {
 	t.Helper()
@@ -29,7 +29,7 @@ func reconciles(t *testing.T) float64 {
 		}
 		for _, m := range f.GetMetric() {
 			for _, l := range m.GetLabel() {
-				if l.GetName() == "controller" && l.GetValue() == "node" {
+				if l.GetName() == "controller" && l.GetValue() == "machine" {
 					total += m.GetCounter().GetValue()
 				}
 			}
@@ -56,10 +56,12 @@ func TestMachineWithMissingGroup(t *testing.T) {
 	var got *infrav1.Machine
 	testenv.Eventually(t, 10*time.Second, "the missing group to be reported", func() bool {
 		got = get(t, n)
-		c := condition(got, infrav1.ConditionDegraded)
+		c := condition(got, infrav1.ConditionStalled)
 		return c != nil && c.Reason == "GroupNotFound"
 	})
+	expectCondition(t, got, infrav1.ConditionStalled, metav1.ConditionTrue, "GroupNotFound")
 	expectCondition(t, got, infrav1.ConditionReady, metav1.ConditionFalse, "GroupNotFound")
+	expectCondition(t, got, infrav1.ConditionReconciling, metav1.ConditionFalse, "GroupNotFound")
 	expectQuiet(t)
 	if drv.total("orphan", power.ActionOn) != 0 {
 		t.Fatalf("a machine without a group was powered on")
@@ -83,7 +85,8 @@ func TestMissingSecretFailsClearly(t *testing.T) {
 	if got.Status.Attempts != 1 {
 		t.Fatalf("a configuration error was retried %d times", got.Status.Attempts)
 	}
-	expectCondition(t, got, infrav1.ConditionDegraded, metav1.ConditionTrue, "ConfigError")
+	expectCondition(t, got, infrav1.ConditionStalled, metav1.ConditionTrue, "ConfigError")
+	expectCondition(t, got, infrav1.ConditionReconciling, metav1.ConditionFalse, "Idle")
 	waitEvent(t, n, "Failed")
 	expectQuiet(t)
 
@@ -103,7 +106,7 @@ func TestJobRejectedByTheAPIFailsClearly(t *testing.T) {
 	startManager(t, ns, nil)
 	createGroup(t, ns, "workers")
 	n := createMachine(t, ns, "m1", "workers", true, func(n *infrav1.Machine) {
-		n.Spec.Power.Start = infrav1.PowerDriver{Job: &infrav1.JobDriver{
+		n.Spec.Power.Start = &infrav1.PowerDriver{Job: &infrav1.JobDriver{
 			Image: "busybox:1.37",
 			Env:   []corev1.EnvVar{{Name: "1-not-a-valid-name=", Value: "x"}},
 		}}
@@ -112,7 +115,7 @@ func TestJobRejectedByTheAPIFailsClearly(t *testing.T) {
 	if got.Status.LastErrorReason != string(power.ClassConfig) || !strings.Contains(got.Status.LastError, "the API refused job") {
 		t.Fatalf("status: %q %q", got.Status.LastErrorReason, got.Status.LastError)
 	}
-	expectCondition(t, got, infrav1.ConditionDegraded, metav1.ConditionTrue, "ConfigError")
+	expectCondition(t, got, infrav1.ConditionStalled, metav1.ConditionTrue, "ConfigError")
 	waitEvent(t, n, "Failed")
 	expectQuiet(t)
 }

@@ -2,6 +2,7 @@ package machine_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -105,7 +106,13 @@ func TestHumanPowerOffDrainsAndReportsABlockingPDB(t *testing.T) {
 	if got.Status.Progress != infrav1.ProgressShuttingDown || drv.total("m1", power.ActionOff) != 0 {
 		t.Fatalf("power-off went ahead despite the PDB: %+v, %d off commands", got.Status, drv.total("m1", power.ActionOff))
 	}
-	expectCondition(t, got, infrav1.ConditionDegraded, metav1.ConditionTrue, "DrainBlocked")
+	// A blocked drain is still on its way (kstatus InProgress), not stalled: the PDB may allow the
+	// eviction any moment; the reason and the blocked pod show in the Reconciling message.
+	expectCondition(t, got, infrav1.ConditionReconciling, metav1.ConditionTrue, "PoweringOff")
+	expectCondition(t, got, infrav1.ConditionStalled, metav1.ConditionFalse, "AsExpected")
+	if msg := condition(got, infrav1.ConditionReconciling).Message; !strings.Contains(msg, "DrainBlocked") || !strings.Contains(msg, "pod "+ns+"/web") {
+		t.Fatalf("the Reconciling condition does not say the drain is blocked: %q", msg)
+	}
 	waitEvent(t, n, "DrainBlocked")
 	if core := coreNode(t, ns+"-m1"); core == nil || !core.Spec.Unschedulable {
 		t.Fatalf("the core Node was not cordoned before the drain")

@@ -38,6 +38,6 @@ func TestDesiredOnAgainAfterPowerOffCommand(t *testing.T) {
 	testenv.Eventually(t, 10*time.Second, "a second power-on command", func() bool { return drv.total("m1", power.ActionOn) == 2 })
 	got := waitProgress(t, n, infrav1.ProgressStartingUp, 10*time.Second)
 	if !got.Spec.Online || drv.total("m1", power.ActionOff) != 1 || got.Status.Operation.Action != infrav1.PowerActionOn {
-		t.Fatalf("after the flip back: spec %s, %d off commands; status %+v", got.Spec.PowerState, drv.total("m1", power.ActionOff), got.Status)
+		t.Fatalf("after the flip back: spec online %v, %d off commands; status %+v", got.Spec.Online, drv.total("m1", power.ActionOff), got.Status)
 	}
 }

@@ -38,13 +38,13 @@ func TestIPMIMachineFullCycleAgainstIPMISim(t *testing.T) {
 	metrics := power.NewMetrics()
 	startManager(t, ns, power.NewRegistry(power.Instrument(power.IPMI{}, metrics)))
 	createGroup(t, ns, "workers")
-	bmc := func() infrav1.PowerDriver {
-		return infrav1.PowerDriver{IPMI: &infrav1.IPMIDriver{
+	bmc := func() *infrav1.PowerDriver {
+		return &infrav1.PowerDriver{IPMI: &infrav1.IPMIDriver{
 			Address: sim.Address, Port: int32(sim.Port), CredentialsSecretRef: &infrav1.SecretReference{Name: "bmc"},
 		}}
 	}
 	n := createMachine(t, ns, "m1", "workers", false, func(n *infrav1.Machine) {
-		n.Spec.Power = infrav1.PowerSpec{Start: bmc(), Stop: bmc()}
+		n.Spec.Power = &infrav1.PowerSpec{Start: bmc(), Stop: bmc()}
 	})
 	coreName := n.Spec.KubernetesNodeName
 	kubelet := playKubelet(t, sim, coreName)
@@ -58,7 +58,7 @@ func TestIPMIMachineFullCycleAgainstIPMISim(t *testing.T) {
 	if c := sim.ChassisControls(t); len(c) != 0 {
 		t.Fatalf("a machine that is off and should be off got chassis commands %q", c)
 	}
-	if got := sim.Power(t); got != infrav1.PowerOff {
+	if got := sim.Power(t); got != infrav1.PoweredOff {
 		t.Fatalf("ipmitool sees the chassis %s before anything happened", got)
 	}
 
@@ -73,9 +73,9 @@ func TestIPMIMachineFullCycleAgainstIPMISim(t *testing.T) {
 		t.Fatalf("status after power-on: %+v (operation %+v)", st, st.Operation)
 	}
 	expectCondition(t, got, infrav1.ConditionReady, metav1.ConditionTrue, "Running")
-	expectCondition(t, got, infrav1.ConditionPowerOperation, metav1.ConditionFalse, "Idle")
-	expectCondition(t, got, infrav1.ConditionDegraded, metav1.ConditionFalse, "AsExpected")
-	if got := sim.Power(t); got != infrav1.PowerOn {
+	expectCondition(t, got, infrav1.ConditionReconciling, metav1.ConditionFalse, "Idle")
+	expectCondition(t, got, infrav1.ConditionStalled, metav1.ConditionFalse, "AsExpected")
+	if got := sim.Power(t); got != infrav1.PoweredOn {
 		t.Fatalf("the machine is Ready but ipmitool sees the chassis %s", got)
 	}
 	if c := sim.ChassisControls(t); !slices.Equal(c, []string{"set power 1"}) {
@@ -98,9 +98,9 @@ func TestIPMIMachineFullCycleAgainstIPMISim(t *testing.T) {
 		t.Fatalf("status after power-off: %+v (operation %+v)", st, st.Operation)
 	}
 	expectCondition(t, got, infrav1.ConditionReady, metav1.ConditionTrue, "PoweredOff")
-	expectCondition(t, got, infrav1.ConditionPowerOperation, metav1.ConditionFalse, "Idle")
-	expectCondition(t, got, infrav1.ConditionDegraded, metav1.ConditionFalse, "AsExpected")
-	if got := sim.Power(t); got != infrav1.PowerOff {
+	expectCondition(t, got, infrav1.ConditionReconciling, metav1.ConditionFalse, "Idle")
+	expectCondition(t, got, infrav1.ConditionStalled, metav1.ConditionFalse, "AsExpected")
+	if got := sim.Power(t); got != infrav1.PoweredOff {
 		t.Fatalf("the machine is Off but ipmitool sees the chassis %s", got)
 	}
 	if c := sim.ChassisControls(t); !slices.Equal(c, []string{"set power 1", "set power 0"}) {
@@ -128,7 +128,7 @@ func TestIPMIMachineFullCycleAgainstIPMISim(t *testing.T) {
 	}
 	wantOps(t, metrics, power.ActionOn, map[string]float64{power.ResultSuccess: 1})
 	wantOps(t, metrics, power.ActionOff, map[string]float64{power.ResultSuccess: 1})
-	if seen := kubelet.stop(); !slices.Equal(seen, []infrav1.PowerState{infrav1.PowerOn, infrav1.PowerOff}) {
+	if seen := kubelet.stop(); !slices.Equal(seen, []infrav1.PowerState{infrav1.PoweredOn, infrav1.PoweredOff}) {
 		t.Fatalf("the kubelet saw the chassis power go %v, want on then off", seen)
 	}
 }
@@ -149,7 +149,7 @@ func playKubelet(t *testing.T, sim *testpeers.IPMISim, coreName string) *kubelet
 	k := &kubelet{cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(k.done)
-		last := infrav1.PowerOff // ipmi_sim starts with the chassis off
+		last := infrav1.PoweredOff // ipmi_sim starts with the chassis off
 		failures := 0
 		tick := time.NewTicker(200 * time.Millisecond)
 		defer tick.Stop()
@@ -171,9 +171,9 @@ func playKubelet(t *testing.T, sim *testpeers.IPMISim, coreName string) *kubelet
 				continue
 			}
 			switch state {
-			case infrav1.PowerOn:
+			case infrav1.PoweredOn:
 				err = registerCoreNode(ctx, coreName, true)
-			case infrav1.PowerOff:
+			case infrav1.PoweredOff:
 				err = setCoreNodeReady(ctx, coreName, false)
 			}
 			if err != nil {

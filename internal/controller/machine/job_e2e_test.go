@@ -41,7 +41,7 @@ func TestRealJobUnderControllerManagerAndKwok(t *testing.T) {
 	startManager(t, ns, nil)
 	createGroup(t, ns, "workers")
 	n := createMachine(t, ns, "m1", "workers", true, func(n *infrav1.Machine) {
-		n.Spec.Power.Start = infrav1.PowerDriver{
+		n.Spec.Power.Start = &infrav1.PowerDriver{
 			Timeout: &metav1.Duration{Duration: time.Minute},
 			Job: &infrav1.JobDriver{
 				Image:        "busybox:1.37",

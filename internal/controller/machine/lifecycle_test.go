@@ -9,9 +9,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/optimistic"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/power"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/testenv"
 )
@@ -37,8 +39,8 @@ func TestFullCycleOneMachine(t *testing.T) {
 		t.Fatalf("status after power-on: %+v", st)
 	}
 	expectCondition(t, got, infrav1.ConditionReady, metav1.ConditionTrue, "Running")
-	expectCondition(t, got, infrav1.ConditionPowerOperation, metav1.ConditionFalse, "Idle")
-	expectCondition(t, got, infrav1.ConditionDegraded, metav1.ConditionFalse, "AsExpected")
+	expectCondition(t, got, infrav1.ConditionReconciling, metav1.ConditionFalse, "Idle")
+	expectCondition(t, got, infrav1.ConditionStalled, metav1.ConditionFalse, "AsExpected")
 	if c := drv.count("m1", power.ActionOn, 1); c != 1 {
 		t.Fatalf("power-on attempt 1 issued %d times", c)
 	}
@@ -73,7 +75,7 @@ func TestTenMachinesAtOnce(t *testing.T) {
 	createGroup(t, ns, "rack", func(g *infrav1.Group) { g.Spec.PowerOffPolicy = infrav1.PowerOffKeep })
 	var machines []*infrav1.Machine
 	for i := range 10 {
-		machines = append(machines, createMachine(t, ns, fmt.Sprintf("m%d", i), "rack", infrav1.PowerOff))
+		machines = append(machines, createMachine(t, ns, fmt.Sprintf("m%d", i), "rack", false))
 	}
 	for _, n := range machines {
 		waitProgress(t, n, infrav1.ProgressOff, 10*time.Second)
@@ -149,7 +151,8 @@ func TestBootTimeoutRetriesThenFailsAndRecovers(t *testing.T) {
 	if got.Status.LastErrorReason != "BootTimeout" || got.Status.Attempts != 3 {
 		t.Fatalf("failed status: %+v", got.Status)
 	}
-	expectCondition(t, got, infrav1.ConditionDegraded, metav1.ConditionTrue, "BootTimeout")
+	expectCondition(t, got, infrav1.ConditionStalled, metav1.ConditionTrue, "BootTimeout")
+	expectCondition(t, got, infrav1.ConditionReconciling, metav1.ConditionFalse, "Idle")
 	expectCondition(t, got, infrav1.ConditionReady, metav1.ConditionFalse, "Failed")
 	waitEvent(t, n, "PowerOnFailed")
 	waitEvent(t, n, "Failed")
@@ -195,31 +198,57 @@ func TestDesiredStateChangesMidTransition(t *testing.T) {
 	}
 }
 
+// Limits the members cannot meet are reported, never clamped in the spec: a maxSize above the
+// member count shows in the Ready message with the effective maximum; a minSize above it stalls
+// the group, since only a human can add machines.
 func TestGroupReportsLimitsTheMembersCannotMeet(t *testing.T) {
 	ns := newNamespace(t)
 	startManager(t, ns, power.NewRegistry(newMachineDriver()))
-	createGroup(t, ns, "small", func(g *infrav1.Group) { g.Spec.MinSize = 1; g.Spec.MaxSize = ptrInt32(5) })
+	createGroup(t, ns, "small", func(g *infrav1.Group) { g.Spec.MinSize = 1; g.Spec.MaxSize = ptr.To[int32](5) })
 	createMachine(t, ns, "m1", "small", false)
 	createMachine(t, ns, "m2", "small", false)
-	var g *infrav1.Group
-	testenv.Eventually(t, 10*time.Second, "the group's Degraded condition", func() bool {
-		g = &infrav1.Group{}
+	readGroup := func() *infrav1.Group {
+		g := &infrav1.Group{}
 		if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "small"}, g); err != nil {
 			t.Fatal(err)
 		}
-		c := meta.FindStatusCondition(g.Status.Conditions, infrav1.ConditionDegraded)
-		return c != nil && c.Reason == "MaxSizeExceedsMembers" && g.Status.Members == 2
+		return g
+	}
+	var g *infrav1.Group
+	testenv.Eventually(t, 10*time.Second, "the group to report its effective maximum", func() bool {
+		g = readGroup()
+		c := meta.FindStatusCondition(g.Status.Conditions, infrav1.ConditionReady)
+		return c != nil && c.Reason == "Settled" && g.Status.Members == 2 && g.Status.PoweredOff == 2
 	})
-	c := meta.FindStatusCondition(g.Status.Conditions, infrav1.ConditionDegraded)
-	if c.Status != metav1.ConditionTrue || c.Message != "maxSize 5 exceeds the 2 members; the effective maximum is 2" {
-		t.Fatalf("degraded condition: %+v", c)
+	c := meta.FindStatusCondition(g.Status.Conditions, infrav1.ConditionReady)
+	if c.Status != metav1.ConditionTrue || c.Message != "0 of 2 members on, as desired; maxSize 5 exceeds the 2 members, so the effective maximum is 2" {
+		t.Fatalf("ready condition: %+v", c)
+	}
+	if c := meta.FindStatusCondition(g.Status.Conditions, infrav1.ConditionStalled); c == nil || c.Status != metav1.ConditionFalse {
+		t.Fatalf("a maxSize above the members stalled the group: %+v", c)
 	}
 	if *g.Spec.MaxSize != 5 {
 		t.Fatalf("maxSize was clamped in spec")
 	}
-}
 
-func ptrInt32(v int32) *int32 { return &v }
+	if _, err := optimistic.Update(context.Background(), testWriter, g, func(g *infrav1.Group) error {
+		g.Spec.MinSize = 3
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 10*time.Second, "the group to stall on a minSize above its members", func() bool {
+		g = readGroup()
+		c := meta.FindStatusCondition(g.Status.Conditions, infrav1.ConditionStalled)
+		return c != nil && c.Status == metav1.ConditionTrue && g.Status.ObservedGeneration == g.Generation
+	})
+	if c := meta.FindStatusCondition(g.Status.Conditions, infrav1.ConditionStalled); c.Reason != "MinSizeExceedsMembers" || c.Message != "minSize 3 exceeds the 2 members" {
+		t.Fatalf("stalled condition: %+v", c)
+	}
+	if g.Spec.MinSize != 3 {
+		t.Fatalf("minSize was clamped in spec")
+	}
+}
 
 // A machine found running (its BMC says on) without a Ready core Node is not taken as off: with
 // desired off, it is powered off.

@@ -8,6 +8,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
@@ -85,7 +86,7 @@ func TestRestartWithAJobRunningNeverLaunchesASecondJob(t *testing.T) {
 	createGroup(t, ns, "workers")
 	n := createMachine(t, ns, "m1", "workers", true, func(n *infrav1.Machine) {
 		n.Spec.BootTimeout = &metav1.Duration{Duration: time.Minute}
-		n.Spec.Power.Start = infrav1.PowerDriver{Job: &infrav1.JobDriver{Image: "busybox:1.37", Command: []string{"true"}}}
+		n.Spec.Power.Start = &infrav1.PowerDriver{Job: &infrav1.JobDriver{Image: "busybox:1.37", Command: []string{"true"}}}
 	})
 	jobs := func() []batchv1.Job {
 		list := &batchv1.JobList{}
@@ -154,7 +155,7 @@ func TestOldPowerJobsAreCleanedUp(t *testing.T) {
 	n := createMachine(t, ns, "m1", "workers", true, func(n *infrav1.Machine) {
 		n.Spec.BootTimeout = &metav1.Duration{Duration: time.Second}
 		n.Spec.MaxAttempts = ptr.To[int32](2)
-		n.Spec.Power.Start = infrav1.PowerDriver{Job: &infrav1.JobDriver{Image: "busybox:1.37", Command: []string{"true"}}}
+		n.Spec.Power.Start = &infrav1.PowerDriver{Job: &infrav1.JobDriver{Image: "busybox:1.37", Command: []string{"true"}}}
 	})
 	jobNames := func() map[string]bool {
 		list := &batchv1.JobList{}

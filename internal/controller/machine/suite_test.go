@@ -75,7 +75,7 @@ type machineDriver struct {
 	// commands as a BMC that believes the machine is already off does.
 	liesOff  map[string]bool
 	failWith map[string]error
-	// readSecret, when set, makes every call read the Node's credentials Secret first.
+	// readSecret, when set, makes every call read the machine's credentials Secret first.
 	readSecret bool
 }
 
@@ -112,7 +112,7 @@ func (d *machineDriver) set(f func(d *machineDriver)) {
 }
 
 func (d *machineDriver) Do(ctx context.Context, req power.Request) (power.Outcome, error) {
-	n := req.Node
+	n := req.Machine
 	if d.readSecret {
 		ref := req.Slot.IPMI.CredentialsSecretRef
 		if _, err := req.Secrets.SecretValue(ctx, n.Namespace, ref.Name, "password"); err != nil {
@@ -143,10 +143,10 @@ func (d *machineDriver) Do(ctx context.Context, req power.Request) (power.Outcom
 func (d *machineDriver) Status(_ context.Context, req power.Request) (infrav1.PowerState, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.on[req.Node.Name] && !d.liesOff[req.Node.Name] {
-		return infrav1.PowerOn, nil
+	if d.on[req.Machine.Name] && !d.liesOff[req.Machine.Name] {
+		return infrav1.PoweredOn, nil
 	}
-	return infrav1.PowerOff, nil
+	return infrav1.PoweredOff, nil
 }
 
 // registerCoreNode plays a kubelet registering (without a providerID, as kubeadm nodes do).
@@ -199,8 +199,8 @@ func createGroup(t *testing.T, ns, name string, mutate ...func(*infrav1.Group)) 
 	return g
 }
 
-func ipmiAction() infrav1.PowerDriver {
-	return infrav1.PowerDriver{IPMI: &infrav1.IPMIDriver{Address: "127.0.0.1", CredentialsSecretRef: &infrav1.SecretReference{Name: "bmc"}}}
+func ipmiAction() *infrav1.PowerDriver {
+	return &infrav1.PowerDriver{IPMI: &infrav1.IPMIDriver{Address: "127.0.0.1", CredentialsSecretRef: &infrav1.SecretReference{Name: "bmc"}}}
 }
 
 func createMachine(t *testing.T, ns, name, grp string, online bool, mutate ...func(*infrav1.Machine)) *infrav1.Machine {
@@ -211,7 +211,7 @@ func createMachine(t *testing.T, ns, name, grp string, online bool, mutate ...fu
 			Group:              grp,
 			Online:             online,
 			KubernetesNodeName: ns + "-" + name,
-			Power:              infrav1.PowerSpec{Start: ipmiAction(), Stop: ipmiAction()},
+			Power:              &infrav1.PowerSpec{Start: ipmiAction(), Stop: ipmiAction()},
 		},
 	}
 	for _, m := range mutate {
@@ -223,8 +223,8 @@ func createMachine(t *testing.T, ns, name, grp string, online bool, mutate ...fu
 	return n
 }
 
-// setDesired plays a human editing spec.powerState.
-func setDesired(t *testing.T, n *infrav1.Machine, state infrav1.PowerState) {
+// setDesired plays a human editing spec.online.
+func setDesired(t *testing.T, n *infrav1.Machine, online bool) {
 	t.Helper()
 	key := &infrav1.Machine{ObjectMeta: metav1.ObjectMeta{Namespace: n.Namespace, Name: n.Name}}
 	if _, err := optimistic.Update(context.Background(), testWriter, key, func(n *infrav1.Machine) error {
@@ -295,7 +295,7 @@ func eventReasons(t *testing.T, n *infrav1.Machine) []string {
 	}
 	var out []string
 	for _, e := range list.Items {
-		if e.Regarding.Name == n.Name && e.Regarding.Kind == "Node" {
+		if e.Regarding.Name == n.Name && e.Regarding.Kind == "Machine" {
 			out = append(out, e.Reason)
 		}
 	}

@@ -4,8 +4,8 @@ package namespaced
 
 // Groups and machines: read through the cache; the controllers write status, the gRPC server
 // writes machines' desired power state and each Group's scale ledger, all as optimistic patches.
-// +kubebuilder:rbac:groups=infra.homelab-autoscaler.dev,resources=groups;nodes,verbs=get;list;watch;patch
-// +kubebuilder:rbac:groups=infra.homelab-autoscaler.dev,resources=groups/status;nodes/status,verbs=get;patch
+// +kubebuilder:rbac:groups=infra.homelab-autoscaler.dev,resources=groups;machines,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=infra.homelab-autoscaler.dev,resources=groups/status;machines/status,verbs=get;patch
 
 // Power drivers read credentials and CA bundles at call time, by name: get only, never list.
 // +kubebuilder:rbac:groups="",resources=secrets;configmaps,verbs=get
