@@ -5,15 +5,15 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// PowerOffPolicy says what happens to a machine's core Node object after the machine is off.
+// PowerOffPolicy says what happens to a machine's Node object after the machine is off.
 // +kubebuilder:validation:Enum=Delete;Keep
 type PowerOffPolicy string
 
 const (
-	// PowerOffDelete deletes the core Node after power-off, so cluster-autoscaler does not count an
+	// PowerOffDelete deletes the Node after power-off, so cluster-autoscaler does not count an
 	// unready node (the default).
 	PowerOffDelete PowerOffPolicy = "Delete"
-	// PowerOffKeep keeps the core Node (cordoned, NotReady) after power-off.
+	// PowerOffKeep keeps the Node (cordoned, NotReady) after power-off.
 	PowerOffKeep PowerOffPolicy = "Keep"
 )
 
@@ -84,19 +84,19 @@ type MachineDefaults struct {
 	Pricing *Pricing `json:"pricing,omitempty"`
 }
 
-// NodeTemplate is what a member's core Node looks like once it has registered.
+// NodeTemplate is what a member's Node looks like once it has registered.
 type NodeTemplate struct {
-	// Labels of the core Node.
+	// Labels of the Node.
 	// +optional
 	Labels map[string]string `json:"labels,omitempty"`
-	// Taints of the core Node.
+	// Taints of the Node.
 	// +optional
 	Taints []corev1.Taint `json:"taints,omitempty"`
-	// Capacity of the core Node: at least cpu, memory and pods.
+	// Capacity of the Node: at least cpu, memory and pods.
 	// +optional
 	// +kubebuilder:validation:MaxProperties=64
 	Capacity corev1.ResourceList `json:"capacity,omitempty"`
-	// Allocatable of the core Node; defaults to Capacity.
+	// Allocatable of the Node; defaults to Capacity.
 	// +optional
 	// +kubebuilder:validation:MaxProperties=64
 	Allocatable corev1.ResourceList `json:"allocatable,omitempty"`

@@ -485,6 +485,9 @@ func TestCRDDefaultsAreTheConstants(t *testing.T) {
 		for _, v := range versions {
 			schema, _, _ := unstructured.NestedMap(v.(map[string]any), "schema", "openAPIV3Schema")
 			walkDefaults(schema, nil, func(path []string, def any) {
+				if i := slices.Index(path, "job"); i >= 0 && len(path) > i+2 {
+					return // inside the Kubernetes types a Job driver embeds (env, volumes): Kubernetes' own defaults
+				}
 				seen++
 				key := strings.Join(path[max(0, len(path)-2):], ".")
 				expected, ok := want[key]

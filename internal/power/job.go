@@ -104,7 +104,7 @@ func (JobDriver) Status(context.Context, Request) (infrav1.PowerState, error) {
 	return infrav1.PowerUnknown, Errorf(DriverJob, ActionStatus, ClassUnsupported, "a job cannot report the power state")
 }
 
-// BuildJob is the one place a power Job is built from a Node's job driver configuration.
+// BuildJob is the one place a power Job is built from a Machine's job driver configuration.
 func BuildJob(n *infrav1.Machine, slot Slot, action Action, attempt int32, name string) *batchv1.Job {
 	spec := slot.Job
 	deadline := int64(slot.Timeout.Seconds())

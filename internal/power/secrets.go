@@ -51,7 +51,7 @@ func (s ClientSecrets) SecretValue(ctx context.Context, namespace, name, key str
 	return v, nil
 }
 
-// ConfigMapReader reads one key of a ConfigMap, for data that is public but configured per Node
+// ConfigMapReader reads one key of a ConfigMap, for data that is public but configured per Machine
 // (a CA bundle).
 type ConfigMapReader interface {
 	ConfigMapValue(ctx context.Context, namespace, name, key string) ([]byte, error)

@@ -15,7 +15,7 @@ import (
 const defaultCABundleKey = "ca.crt"
 
 // tlsConfig builds the client TLS configuration of an HTTPS driver. Verification is on unless the
-// Node says insecureSkipVerify. A CA bundle replaces the system roots rather than adding to them:
+// Machine says insecureSkipVerify. A CA bundle replaces the system roots rather than adding to them:
 // a BMC's certificate is signed by the homelab's own CA, and no public CA should be able to
 // impersonate it.
 func tlsConfig(ctx context.Context, driver string, req Request, ref *infrav1.ConfigMapOrSecretKeyReference, insecure bool) (*tls.Config, error) {
@@ -61,7 +61,7 @@ func tlsConfig(ctx context.Context, driver string, req Request, ref *infrav1.Con
 }
 
 // httpClient is a client for one driver call: a fresh transport (so that a CA bundle or
-// insecureSkipVerify of one Node never leaks to another) that keeps no idle connections once the
+// insecureSkipVerify of one Machine never leaks to another) that keeps no idle connections once the
 // call is over. Every request carries the call's context, which bounds it.
 func httpClient(cfg *tls.Config) *http.Client {
 	return &http.Client{Transport: &http.Transport{

@@ -27,7 +27,7 @@ type WakeOnLAN struct{}
 func (WakeOnLAN) Name() string { return DriverWakeOnLAN }
 
 // Do sends the magic packet for ActionOn. The outcome is Done once the packets are sent: whether
-// the machine wakes shows only when its core Node registers.
+// the machine wakes shows only when its Node registers.
 func (w WakeOnLAN) Do(ctx context.Context, req Request) (Outcome, error) {
 	if req.Action != ActionOn {
 		return Outcome{}, Errorf(DriverWakeOnLAN, req.Action, ClassUnsupported, "Wake-on-LAN can only power a machine on")

@@ -2,7 +2,7 @@
 // Nothing here may be namespaced data other than what a drain must see on any node.
 package cluster
 
-// Core Nodes are cluster-scoped and the only kind watched cluster-wide. The core Node sync
+// Nodes are cluster-scoped and the only kind watched cluster-wide. The Node sync
 // writes providerID and group labels, the power lifecycle cordons (both optimistic patches),
 // and a powered-off machine's Node is deleted when the Group's powerOffPolicy says so.
 // +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch;patch;delete
