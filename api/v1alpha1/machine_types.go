@@ -126,6 +126,8 @@ type MachineSpec struct {
 // BMC is a baseboard management controller: exactly one of ipmi or redfish. In a Machine, fields
 // it leaves unset are taken from the Group's machineDefaults.bmc when that names the same kind.
 // +kubebuilder:validation:XValidation:rule="[has(self.ipmi), has(self.redfish)].filter(x, x).size() == 1",message="set exactly one BMC kind: ipmi or redfish"
+// +kubebuilder:validation:XValidation:rule="!has(self.ipmi) || !has(self.ipmi.gracefulShutdownTimeout) || !has(self.timeout) || duration(self.ipmi.gracefulShutdownTimeout) < duration(self.timeout)",message="ipmi.gracefulShutdownTimeout must be shorter than timeout: the forced power-off that follows it happens within the same call"
+// +kubebuilder:validation:XValidation:rule="!has(self.redfish) || !has(self.redfish.gracefulShutdownTimeout) || !has(self.timeout) || duration(self.redfish.gracefulShutdownTimeout) < duration(self.timeout)",message="redfish.gracefulShutdownTimeout must be shorter than timeout: the forced power-off that follows it happens within the same call"
 type BMC struct {
 	// Timeout bounds one call to the BMC. Default: 30s.
 	// +optional
