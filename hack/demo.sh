@@ -39,7 +39,7 @@ start=$(date +%s)
 echo "demo: control plane up after $(( $(date +%s) - start ))s"
 
 kubectl apply --server-side -f "$root/config/crd/bases/" >/dev/null
-kubectl wait --for condition=Established crd/groups.infra.homelab-autoscaler.dev crd/nodes.infra.homelab-autoscaler.dev >/dev/null
+kubectl wait --for condition=Established crd/groups.infra.homelab-autoscaler.dev crd/machines.infra.homelab-autoscaler.dev >/dev/null
 
 "$root/bin/homelab-autoscaler" --kubeconfig "$KUBECONFIG" --namespace default \
 	--metrics-bind-address 127.0.0.1:0 --health-probe-bind-address 127.0.0.1:0 \
@@ -57,7 +57,7 @@ echo "demo: homelab-sim plays four machines, each with its own Redfish BMC on 12
 show() {
 	echo
 	echo "---- $1 ($(date +%T))"
-	kubectl get hlg,hln -n default
+	kubectl get hlg,hlm -n default
 }
 wait_for() { # wait_for DESCRIPTION SECONDS CONDITION...
 	local what=$1 limit=$2; shift 2
@@ -68,7 +68,7 @@ wait_for() { # wait_for DESCRIPTION SECONDS CONDITION...
 	echo "demo: timed out waiting for $what" >&2
 	return 1
 }
-progress_is() { [ "$(kubectl get hln -n default "$1" -o jsonpath='{.status.progress}')" = "$2" ]; }
+progress_is() { [ "$(kubectl get hlm -n default "$1" -o jsonpath='{.status.progress}')" = "$2" ]; }
 
 wait_for "the machines to settle" 60 progress_is workers-3 Off
 show "four machines, all off"
@@ -82,12 +82,12 @@ echo "demo: scale up by 2, as cluster-autoscaler would: homelabctl cloudprovider
 homelabctl cloudprovider scale-up default/workers 2 "${grpc[@]}"
 sleep 2
 show "the BMCs were told to power on; the machines boot"
-wait_for "two machines to be Ready" 90 bash -c "[ \"\$($TOOLS_BIN/kubectl get hln -n default -o jsonpath='{range .items[*]}{.status.progress}{\"\\n\"}{end}' | grep -c Ready)\" = 2 ]"
+wait_for "two machines to be Ready" 90 bash -c "[ \"\$($TOOLS_BIN/kubectl get hlm -n default -o jsonpath='{range .items[*]}{.status.progress}{\"\\n\"}{end}' | grep -c Ready)\" = 2 ]"
 show "two machines joined the cluster"
 kubectl get nodes -L homelab-autoscaler.dev/group
 
 echo
-victim=$(kubectl get hln -n default -o jsonpath='{range .items[?(@.status.progress=="Ready")]}{.metadata.name}{"\n"}{end}' | tail -1)
+victim=$(kubectl get hlm -n default -o jsonpath='{range .items[?(@.status.progress=="Ready")]}{.metadata.name}{"\n"}{end}' | tail -1)
 echo "demo: scale down by 1, as cluster-autoscaler would: homelabctl cloudprovider scale-down default/workers $victim"
 echo "      (cordon, graceful shutdown through Redfish, core Node removed; no second drain: CA drained it)"
 homelabctl cloudprovider scale-down default/workers "$victim" "${grpc[@]}" -n default

@@ -218,9 +218,9 @@ func (r *report) targets(p printer) {
 	obsOK := worstObs < observedP99Target
 	why = ""
 	if bu := obs.Burst; !obsOK && bu.WriteSeconds > 0 && bu.WriteP50Millis > 0 {
-		why = fmt.Sprintf("most of it is waiting in the node queue (its p99 lies in the %s s bucket): the changes arrived at %.0f/s, while %d workers that each make one status write "+
+		why = fmt.Sprintf("most of it is waiting in the machine controller's queue (its p99 lies in the %s s bucket): the changes arrived at %.0f/s, while %d workers that each make one status write "+
 			"per change, at the %.0f ms p50 a read and a write took meanwhile (the burst's own), handle on the order of %.0f/s",
-			decade(bu.QueueP99["node"]), float64(bu.Changes)/bu.WriteSeconds, bu.Workers, bu.WriteP50Millis, float64(bu.Workers)*1000/bu.WriteP50Millis)
+			decade(bu.QueueP99["machine"]), float64(bu.Changes)/bu.WriteSeconds, bu.Workers, bu.WriteP50Millis, float64(bu.Workers)*1000/bu.WriteP50Millis)
 		if bu.WriteConflicts > bu.Changes/10 {
 			why += fmt.Sprintf("; with %d changes per machine, spec writes and the controller's status writes of the same machine conflicted %d times",
 				bu.Changes/max(1, obs.Size), bu.WriteConflicts)
@@ -266,14 +266,15 @@ func (r *report) method(p printer) {
 	p("")
 	p("1. **Lifecycle**: `homelab-sim` (a separate process) plays the machines, each with a Redfish BMC on")
 	p("   loopback, and registers a machine's core Node %s after power-on (kwok keeps it Ready); the", r.bootDelay())
-	p("   manager runs in the benchmark's process with everything `app.Setup` wires (the three controllers with")
-	p("   the real power drivers, and the gRPC server), watching one namespace, without a client-side rate")
-	p("   limit, as the manager command does. IncreaseSize(+N) and DeleteNodes are called over loopback gRPC;")
-	p("   the times of the power-on commands are the BMCs' own (`/debug/counters` history), Ready and Off are")
-	p("   seen by a watch of the benchmark, outside the manager.")
+	p("   manager runs in the benchmark's process, built by `app.New` as the manager command builds it (its")
+	p("   cache, the three controllers with the real power drivers, and the gRPC server), watching one")
+	p("   namespace, without a client-side rate limit, as the command does. IncreaseSize(+N) and")
+	p("   DeleteNodes are called over loopback gRPC; the times of the power-on commands are the BMCs' own")
+	p("   (`/debug/counters` history), Ready and Off are seen by a watch of the benchmark, outside the manager.")
 	p("2. **RPCs**: a fleet whose status the benchmark wrote (half the machines on and Ready, half off, priced)")
-	p("   is served by a manager running only the gRPC server, so that every call meets the same fleet. Reads")
-	p("   are timed one after another on one connection (as cluster-autoscaler's loop calls them), %d calls", readCallsOf(r))
+	p("   is served by a manager built the same way but without its controllers (`GRPCOnly`), so that every")
+	p("   call meets the same fleet. Reads are timed one after another on one connection (as")
+	p("   cluster-autoscaler's loop calls them), %d calls", readCallsOf(r))
 	p("   per repetition. Writes are timed under 1, 8 and 32 concurrent callers on one connection; each")
 	p("   IncreaseSize(+1) is undone (untimed) by DecreaseTargetSize(−1) and each DeleteNodes by a human")
 	p("   turning the machine back on, so the numbers for IncreaseSize include the undo's conflicts and writes.")
@@ -379,7 +380,7 @@ func (r *report) requestTables(p printer) {
 	p("## API requests")
 	p("")
 	p("Requests the manager sent per machine moved, in each phase (first repetition). Machine writes are")
-	p("successful writes of the machines' own objects (hlnodes spec and status, core Nodes); Group writes")
+	p("successful writes of the machines' own objects (Machines' spec and status, core Nodes); Group writes")
 	p("(the scale ledger and the Group's status) and Events are shown on their own; conflicts are the 409")
 	p("answers, retried. A scale-up counts from the IncreaseSize call until every machine is Ready and the")
 	p("manager is quiet; a scale-down from DeleteNodes until every machine is Off and the manager is quiet.")
@@ -432,7 +433,8 @@ func byResource(q perf.Requests) string {
 	return strings.Join(parts, ", ") + " (" + strings.Join(verbs, ", ") + ")"
 }
 
-// resourceName tells this project's Nodes from core Nodes.
+// resourceName tells this project's resources (hlmachines, hlgroups) from core ones (core
+// nodes).
 func resourceName(r string) string {
 	if rest, ok := strings.CutPrefix(r, "infra.homelab-autoscaler.dev/"); ok {
 		return "hl" + rest

@@ -1,7 +1,8 @@
-// Package app wires homelab-autoscaler into a controller-runtime manager: cache indexes, the
-// optimistic writer, the three reconcilers with their power drivers, and (optionally) the
-// cluster-autoscaler gRPC server. The manager command and the tests use this one wiring, so the
-// tests exercise what runs in production.
+// Package app wires homelab-autoscaler into a controller-runtime manager: the cache, its
+// indexes, the optimistic writer, the three reconcilers with their power drivers, the
+// cluster-autoscaler gRPC server, the metrics endpoint and the probes. New builds the manager
+// the command runs; a test runs the same one through internal/testing/testenv/testmanager,
+// differing only in the Options it sets, so that it exercises what runs in production.
 package app
 
 import (
@@ -19,7 +20,8 @@ import (
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/power"
 )
 
-// Config is what may differ between installations (and tests). Zero fields take the defaults.
+// Config is what Setup adds to a manager; New fills it from Options. Zero fields take the
+// defaults.
 type Config struct {
 	// Drivers replaces the built-in power drivers; a registry without "job" gets the Job driver.
 	Drivers power.Registry
@@ -30,12 +32,17 @@ type Config struct {
 	// RetryBase, RetryCap, ConfirmInterval and MachineConcurrency tune the machine reconciler.
 	RetryBase, RetryCap, ConfirmInterval time.Duration
 	MachineConcurrency                   int
+	// GRPCOnly adds no controllers (see Options.GRPCOnly).
+	GRPCOnly bool
 	// GRPC, when set, runs the cloud-provider server with these options (Cache, Reader and
 	// Writer are filled in here).
 	GRPC *cloudprovider.Options
 }
 
-// Setup adds everything to mgr. It returns the gRPC server when one was asked for.
+// Setup adds the indexes, the controllers and the gRPC server to mgr, and returns the server
+// when one was asked for. New calls it on the manager it builds; a test calls New too
+// (testmanager.Start), not Setup on a manager of its own, whose cache and probes would not be
+// production's.
 func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) (*cloudprovider.Server, error) {
 	if err := index.Register(ctx, mgr.GetFieldIndexer()); err != nil {
 		return nil, err
@@ -51,6 +58,32 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) (*cloudprovider.Se
 	if err != nil {
 		return nil, err
 	}
+	if !cfg.GRPCOnly {
+		if err := addControllers(mgr, writer, cfg); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.GRPC == nil {
+		return nil, nil
+	}
+	// The gRPC server runs on every replica, leader or not: its writes are optimistic.
+	o := *cfg.GRPC
+	o.Cache, o.Reader, o.Writer = mgr.GetCache(), mgr.GetClient(), writer
+	srv, err := cloudprovider.NewServer(o)
+	if err != nil {
+		return nil, err
+	}
+	if err := mgr.Add(srv); err != nil {
+		return nil, err
+	}
+	if err := mgr.AddReadyzCheck("grpc", srv.ReadyCheck); err != nil {
+		return nil, err
+	}
+	return srv, nil
+}
+
+// addControllers adds the machine, core Node and Group reconcilers, with the power drivers.
+func addControllers(mgr ctrl.Manager, writer *optimistic.Writer, cfg Config) error {
 	drivers := cfg.Drivers
 	if drivers == nil {
 		drivers = BuiltinDrivers(mgr)
@@ -76,26 +109,10 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) (*cloudprovider.Se
 	}
 	for _, setup := range setups {
 		if err := setup(mgr); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	if cfg.GRPC == nil {
-		return nil, nil
-	}
-	// The gRPC server runs on every replica, leader or not: its writes are optimistic.
-	o := *cfg.GRPC
-	o.Cache, o.Reader, o.Writer = mgr.GetCache(), mgr.GetClient(), writer
-	srv, err := cloudprovider.NewServer(o)
-	if err != nil {
-		return nil, err
-	}
-	if err := mgr.Add(srv); err != nil {
-		return nil, err
-	}
-	if err := mgr.AddReadyzCheck("grpc", srv.ReadyCheck); err != nil {
-		return nil, err
-	}
-	return srv, nil
+	return nil
 }
 
 // BuiltinDrivers is the registry of every built-in power driver, each counted in the power

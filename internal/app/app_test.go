@@ -37,6 +37,7 @@ import (
 	pb "github.com/homelab-autoscaler/homelab-autoscaler/internal/cloudprovider/externalgrpc"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/optimistic"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/testenv"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/testenv/testmanager"
 )
 
 var env *testenv.Env
@@ -94,8 +95,8 @@ func TestManagerWithLeastPrivilege(t *testing.T) {
 	t.Cleanup(plugSrv.Close)
 	mustCreate(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "plug"}, StringData: map[string]string{"Authorization": "Bearer plug-token"}})
 	mustCreate(t, &infrav1.Group{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "workers"}})
-	httpAction := func(turn string) infrav1.PowerDriver {
-		return infrav1.PowerDriver{HTTP: &infrav1.HTTPDriver{URL: plugSrv.URL + "/relay?turn=" + turn, HeadersSecretRef: &infrav1.SecretReference{Name: "plug"}}}
+	httpAction := func(turn string) *infrav1.PowerDriver {
+		return &infrav1.PowerDriver{HTTP: &infrav1.HTTPDriver{URL: plugSrv.URL + "/relay?turn=" + turn, HeadersSecretRef: &infrav1.SecretReference{Name: "plug"}}}
 	}
 	mustCreate(t, &infrav1.Machine{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "lp-1"}, Spec: infrav1.MachineSpec{
 		Group: "workers", Online: false,
@@ -111,21 +112,15 @@ func TestManagerWithLeastPrivilege(t *testing.T) {
 
 	o := options(t, ns)
 	ctrl.SetLogger(logr.FromSlogHandler(testenv.TestLogger(t, "manager").Handler()))
-	mctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	m, err := app.New(mctx, managerCfg, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stopped := make(chan error, 1)
-	go func() { stopped <- m.Start(mctx) }()
+	began := time.Now()
+	_, addr, stop := testmanager.Start(t, managerCfg, o)
 
 	// Not leading, yet ready and serving.
-	ready := testenv.Eventually(t, 30*time.Second, "/readyz to pass on a replica that is not leading", func() bool {
+	testenv.Eventually(t, 30*time.Second, "/readyz to pass on a replica that is not leading", func() bool {
 		return httpStatus(t, "http://"+o.ProbeAddr+"/readyz", "") == http.StatusOK
 	})
-	<-m.GRPC.Started()
-	conn, err := grpc.NewClient(m.GRPC.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	ready := time.Since(began)
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,8 +198,9 @@ func TestManagerWithLeastPrivilege(t *testing.T) {
 		return apierrors.IsNotFound(admin.Get(ctx, client.ObjectKey{Name: "lp-1"}, &corev1.Node{}))
 	})
 
-	cancel()
 	stopStart := time.Now()
+	stopped := make(chan error, 1)
+	go func() { stopped <- stop() }()
 	select {
 	case err := <-stopped:
 		if err != nil {
@@ -220,19 +216,17 @@ func TestManagerWithLeastPrivilege(t *testing.T) {
 	}
 }
 
-// options are the command's defaults (as BindFlags sets them) with loopback addresses.
+// options are a test's manager options (the command's defaults) with the metrics endpoint
+// (HTTPS, as by default) and the probes on known loopback addresses, leader election in ns,
+// and short power retries.
 func options(t *testing.T, ns string) app.Options {
 	t.Helper()
-	o, _ := app.BindFlags(newFlagSet())
-	o.Namespace = ns
+	o := testmanager.Options(ns)
 	o.MetricsAddr, o.ProbeAddr = freeAddr(t), freeAddr(t)
-	o.GRPCAddr, o.GRPCInsecure = "127.0.0.1:0", true
-	o.WebhookPort = 0
 	o.LeaderElect, o.LeaderElectionNamespace = true, ns
 	o.LeaderElectRetryPeriod = 500 * time.Millisecond
 	o.PowerRetryBase, o.PowerConfirmInterval = 200*time.Millisecond, 200*time.Millisecond
-	o.ShutdownTimeout = 10 * time.Second
-	return *o
+	return o
 }
 
 func newFlagSet() *flag.FlagSet { return flag.NewFlagSet("test", flag.ContinueOnError) }

@@ -12,9 +12,11 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -41,7 +43,9 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (*Manager, error) {
 	shutdown := o.ShutdownTimeout
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme.New(),
+		Logger:                  o.Logger,
 		Cache:                   cacheOptions(o.Namespace),
+		Controller:              config.Controller{SkipNameValidation: ptr.To(o.SkipControllerNameValidation)},
 		Metrics:                 metricsOptions(o),
 		HealthProbeBindAddress:  o.ProbeAddr,
 		LeaderElection:          o.LeaderElect,
@@ -59,18 +63,23 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (*Manager, error) {
 		return nil, fmt.Errorf("creating the manager: %w", err)
 	}
 	srv, err := Setup(ctx, mgr, Config{
+		Drivers:            o.Drivers,
 		WriteBackoff:       o.WriteRetryBackoff,
+		WriteMetrics:       o.WriteMetrics,
 		RetryBase:          o.PowerRetryBase,
 		RetryCap:           o.PowerRetryCap,
 		ConfirmInterval:    o.PowerConfirmInterval,
 		MachineConcurrency: o.MachineConcurrency,
+		GRPCOnly:           o.GRPCOnly,
 		GRPC: &cloudprovider.Options{
 			BindAddress: o.GRPCAddr, TLS: o.GRPCTLS, Insecure: o.GRPCInsecure,
+			CallTimeout: o.GRPCCallTimeout,
 			// The gRPC server stops first and the controllers after it, all within the one
 			// shutdown timeout: the gRPC calls in flight get half of it (more than a call may
 			// last by default), the controllers at least the rest.
 			ShutdownGrace: o.ShutdownTimeout / 2,
-			Logger:        ctrl.Log.WithName("cloudprovider"),
+			Logger:        mgr.GetLogger().WithName("cloudprovider"),
+			Metrics:       o.GRPCMetrics,
 		},
 	})
 	if err != nil {

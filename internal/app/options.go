@@ -6,14 +6,17 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/go-logr/logr"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/cloudprovider"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/controller/machine"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/optimistic"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/power"
 )
 
-// Options are the manager command's settings, one field per flag.
+// Options are the manager command's settings: one field per flag, then the few fields without
+// a flag that tests set and the command leaves zero.
 type Options struct {
 	Namespace string
 
@@ -37,6 +40,30 @@ type Options struct {
 	GRPCAddr                 string
 	GRPCTLS                  cloudprovider.TLSFiles
 	GRPCInsecure             bool
+
+	// Logger is the manager's logger, its controllers' and gRPC server's included (default
+	// ctrl.Log): a test running several managers tells their logs apart, or reads one's.
+	Logger logr.Logger
+	// Drivers replaces the built-in power drivers (a registry without "job" gets the Job
+	// driver): tests stand in for BMCs with drivers of their own.
+	Drivers power.Registry
+	// WriteMetrics counts the optimistic writes' conflicts (default
+	// optimistic.DefaultMetrics): a test or benchmark reads one manager's alone.
+	WriteMetrics *optimistic.Metrics
+	// GRPCMetrics receives the gRPC calls' metrics (default cloudprovider.DefaultMetrics),
+	// likewise.
+	GRPCMetrics *cloudprovider.Metrics
+	// GRPCCallTimeout bounds every gRPC call (default cloudprovider.DefaultCallTimeout): a test
+	// makes calls run out of time.
+	GRPCCallTimeout time.Duration
+	// GRPCOnly runs the gRPC server without the controllers, as a replica that is not leading
+	// does, but for good: tests of the server play the controllers' status writes themselves,
+	// and the RPC benchmark keeps the fleet as it wrote it from one call to the next.
+	GRPCOnly bool
+	// SkipControllerNameValidation lets one process run several managers: controller-runtime
+	// refuses a controller name it has seen before in the process, and tests start a manager
+	// per test (or several).
+	SkipControllerNameValidation bool
 }
 
 // Defaults of the flags that are not defaults of another package.

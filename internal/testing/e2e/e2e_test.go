@@ -1,7 +1,7 @@
 // Package e2e_test drives the whole product the way cluster-autoscaler does: over a real gRPC
-// connection to the cloud-provider server, running in one manager with the node, corenode and
-// group reconcilers and the real power drivers, against simulated Redfish machines whose core
-// Nodes kwok keeps Ready.
+// connection to the cloud-provider server, running in one manager (app.New) with the machine,
+// core Node and Group reconcilers and the real power drivers, against simulated Redfish machines
+// whose core Nodes kwok keeps Ready.
 package e2e_test
 
 import (
@@ -11,6 +11,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
 	pb "github.com/homelab-autoscaler/homelab-autoscaler/internal/cloudprovider/externalgrpc"
@@ -132,7 +133,7 @@ func TestScaleUpAndDownThroughTheCloudProvider(t *testing.T) {
 		_, stillThere := in[goneCore.Spec.ProviderID]
 		return len(in) == 1 && !stillThere
 	})
-	if got := h.node(t, kept); got.Status.Progress != infrav1.ProgressReady {
+	if got := h.machine(t, kept); got.Status.Progress != infrav1.ProgressReady {
 		t.Fatalf("%s left Ready: %+v", kept, got.Status)
 	}
 	if got := h.targetSize(t); got != 1 {
@@ -170,13 +171,13 @@ func TestMachineThatNeverBootsIsReportedAndAvoided(t *testing.T) {
 	// stuck machine is the cheapest, so it is chosen first. Only it gets the short boot timeout
 	// and a single attempt; the others keep the defaults, so a slow boot cannot fail them.
 	h := startHomelab(t, cfg, func(o sim.Objects) {
-		for _, n := range o.Machines {
-			n.Spec.Pricing = &infrav1.Pricing{HourlyRate: resource.MustParse("0.20")}
+		for _, m := range o.Machines {
+			m.Spec.Pricing = &infrav1.Pricing{HourlyRate: resource.MustParse("0.20")}
 		}
-		n := o.Machines[stuckIndex]
-		n.Spec.Pricing = &infrav1.Pricing{HourlyRate: resource.MustParse("0.05")}
-		n.Spec.BootTimeout = &metav1.Duration{Duration: 2 * time.Second}
-		n.Spec.MaxAttempts = ptr.To[int32](1)
+		m := o.Machines[stuckIndex]
+		m.Spec.Pricing = &infrav1.Pricing{HourlyRate: resource.MustParse("0.05")}
+		m.Spec.BootTimeout = &metav1.Duration{Duration: 2 * time.Second}
+		m.Spec.MaxAttempts = ptr.To[int32](1)
 	})
 	h.waitMembers(t, 4)
 
@@ -189,8 +190,8 @@ func TestMachineThatNeverBootsIsReportedAndAvoided(t *testing.T) {
 		t.Fatalf("IncreaseSize(1) chose %v, want the cheapest machine %s", on, stuck)
 	}
 	failed := h.waitProgress(t, stuck, infrav1.ProgressFailed, 20*time.Second)
-	if failed.Status.LastErrorReason != node.ReasonBootTimeout || failed.Status.Attempts != 1 {
-		t.Fatalf("%s failed with %+v; want reason %s after one attempt", stuck, failed.Status, node.ReasonBootTimeout)
+	if failed.Status.LastErrorReason != machine.ReasonBootTimeout || failed.Status.Attempts != 1 {
+		t.Fatalf("%s failed with %+v; want reason %s after one attempt", stuck, failed.Status, machine.ReasonBootTimeout)
 	}
 	if coreNode(t, stuck) != nil {
 		t.Fatalf("the never-booting machine %s has a core Node", stuck)
@@ -211,8 +212,8 @@ func TestMachineThatNeverBootsIsReportedAndAvoided(t *testing.T) {
 	}
 	// Other machines could still be powered on, so the failure is class "other" (99), not
 	// out-of-resources (1), as instances.go documents.
-	if e := st.GetErrorInfo(); e.GetInstanceErrorClass() != 99 || e.GetErrorCode() != node.ReasonBootTimeout || e.GetErrorMessage() == "" {
-		t.Fatalf("errorInfo of the failed machine: %+v; want class 99, code %s and a message", e, node.ReasonBootTimeout)
+	if e := st.GetErrorInfo(); e.GetInstanceErrorClass() != 99 || e.GetErrorCode() != machine.ReasonBootTimeout || e.GetErrorMessage() == "" {
+		t.Fatalf("errorInfo of the failed machine: %+v; want class 99, code %s and a message", e, machine.ReasonBootTimeout)
 	}
 	if got := h.targetSize(t); got != 1 {
 		t.Fatalf("target size with the failed machine still desired on: %d", got)
@@ -240,7 +241,7 @@ func TestMachineThatNeverBootsIsReportedAndAvoided(t *testing.T) {
 		got := h.instances(t)[ready.ProviderIDOrDefault()]
 		return got != nil && got.GetStatus().GetInstanceState() == pb.InstanceStatus_instanceRunning
 	})
-	if got := h.node(t, stuck); got.Status.Progress != infrav1.ProgressFailed {
+	if got := h.machine(t, stuck); got.Status.Progress != infrav1.ProgressFailed {
 		t.Fatalf("%s left Failed before it was deleted: %+v", stuck, got.Status)
 	}
 	t.Logf("%s Ready after %s", next, time.Since(started).Round(time.Millisecond))

@@ -15,16 +15,15 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
-	"github.com/homelab-autoscaler/homelab-autoscaler/internal/app"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/cloudprovider"
 	pb "github.com/homelab-autoscaler/homelab-autoscaler/internal/cloudprovider/externalgrpc"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/optimistic"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/sim"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/testenv"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/testenv/testmanager"
 )
 
 // homelab is one test's world: kwok, the manager (reconcilers and the cloud-provider server),
@@ -107,27 +106,17 @@ func startHomelab(t *testing.T, cfg sim.Config, edit func(sim.Objects)) *homelab
 	}
 }
 
-// startManager runs the manager as cmd/homelab-autoscaler wires it (app.Setup: reconcilers, the
-// built-in drivers, the cloud-provider gRPC server, here plaintext on loopback) with short retry
-// intervals, watching one namespace. It returns the server's address once it serves.
+// startManager runs the manager as cmd/homelab-autoscaler does (app.New: the cache, the
+// reconcilers with the built-in drivers, the cloud-provider gRPC server, here plaintext on
+// loopback) with short retry intervals, watching one namespace. It returns the server's
+// address once it serves.
 func startManager(t *testing.T, namespace string) string {
 	t.Helper()
-	var srv *cloudprovider.Server
-	env.StartManager(t, namespace, func(ctx context.Context, mgr ctrl.Manager) error {
-		var err error
-		srv, err = app.Setup(ctx, mgr, app.Config{
-			WriteMetrics: optimistic.NewMetrics(),
-			RetryBase:    200 * time.Millisecond, RetryCap: time.Second, ConfirmInterval: 200 * time.Millisecond,
-			GRPC: &cloudprovider.Options{BindAddress: "127.0.0.1:0", Insecure: true},
-		})
-		return err
-	})
-	select {
-	case <-srv.Started():
-	case <-time.After(30 * time.Second):
-		t.Fatal("the cloud-provider gRPC server did not start")
-	}
-	return srv.Addr().String()
+	o := testmanager.Options(namespace)
+	o.WriteMetrics = optimistic.NewMetrics()
+	o.PowerRetryBase, o.PowerRetryCap, o.PowerConfirmInterval = 200*time.Millisecond, time.Second, 200*time.Millisecond
+	_, addr, _ := testmanager.Start(t, env.Config, o)
+	return addr
 }
 
 // waitMembers waits until the server's cache holds the group with n members (its maxSize is
@@ -195,28 +184,28 @@ func (h *homelab) desiredOn(t *testing.T) map[string]bool {
 		t.Fatal(err)
 	}
 	on := map[string]bool{}
-	for _, n := range list.Items {
-		if n.Spec.Online {
-			on[n.Name] = true
+	for _, m := range list.Items {
+		if m.Spec.Online {
+			on[m.Name] = true
 		}
 	}
 	return on
 }
 
-func (h *homelab) node(t *testing.T, name string) *infrav1.Machine {
+func (h *homelab) machine(t *testing.T, name string) *infrav1.Machine {
 	t.Helper()
-	n := &infrav1.Machine{}
-	if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: h.cfg.Namespace, Name: name}, n); err != nil {
+	m := &infrav1.Machine{}
+	if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: h.cfg.Namespace, Name: name}, m); err != nil {
 		t.Fatal(err)
 	}
-	return n
+	return m
 }
 
 func (h *homelab) waitProgress(t *testing.T, name string, p infrav1.Progress, timeout time.Duration) *infrav1.Machine {
 	t.Helper()
 	var got *infrav1.Machine
 	testenv.Eventually(t, timeout, name+" to be "+string(p), func() bool {
-		got = h.node(t, name)
+		got = h.machine(t, name)
 		return got.Status.Progress == p
 	})
 	return got

@@ -25,9 +25,9 @@ func TestAPIServerRestartDuringScaleUp(t *testing.T) {
 	}
 	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	if err := w.Recorder.WaitFor(wctx, func(nodes map[string]*infrav1.Machine) bool {
-		for _, n := range nodes {
-			if n.Status.Progress == infrav1.ProgressStartingUp {
+	if err := w.Recorder.WaitFor(wctx, func(machines map[string]*infrav1.Machine) bool {
+		for _, m := range machines {
+			if m.Status.Progress == infrav1.ProgressStartingUp {
 				return true
 			}
 		}

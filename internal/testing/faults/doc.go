@@ -4,13 +4,13 @@
 // BMCs, conflicting writers) and checks, after every run, the invariants that say nothing was
 // lost and nothing done twice:
 //
-//   - every machine converges to its desired power state (spec.powerState), or is Failed with
-//     a reason;
+//   - every machine converges to its desired power state (spec.online), or is Failed with a
+//     reason;
 //   - no machine received two power-on commands for one power-on attempt (the BMC's commands,
 //     by their times, against the attempts the manager recorded in status.operation);
 //   - the target size cluster-autoscaler reads (NodeGroupTargetSize over gRPC) equals the
 //     number of machines desired on;
-//   - every edit a human made to spec.powerState survives unless a later write replaced it.
+//   - every edit a human made to spec.online survives unless a later write replaced it.
 //
 // The tests in this package are the harness's runs; docs/reliability.md describes them.
 package faults

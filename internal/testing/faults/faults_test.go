@@ -85,9 +85,9 @@ func leaderHandover(t *testing.T, kc string) {
 	}
 	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	if err := w.Recorder.WaitFor(wctx, func(nodes map[string]*infrav1.Machine) bool {
-		for _, n := range nodes {
-			if op := n.Status.Operation; op != nil && op.Action == infrav1.PowerActionOn && op.AttemptStartedAt != nil && op.AttemptStartedAt.After(started) {
+	if err := w.Recorder.WaitFor(wctx, func(machines map[string]*infrav1.Machine) bool {
+		for _, m := range machines {
+			if op := m.Status.Operation; op != nil && op.Action == infrav1.PowerActionOn && op.AttemptStartedAt != nil && op.AttemptStartedAt.After(started) {
 				return true
 			}
 		}
@@ -156,8 +156,8 @@ func lastRun(out string) string {
 func (w *World) desiredOn(t *testing.T) int {
 	t.Helper()
 	n := 0
-	for _, node := range w.Recorder.Latest() {
-		if node.Spec.Online {
+	for _, m := range w.Recorder.Latest() {
+		if m.Spec.Online {
 			n++
 		}
 	}

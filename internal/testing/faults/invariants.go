@@ -129,8 +129,8 @@ func (w *World) CheckInvariants(ctx context.Context) {
 	edits := slices.Clone(w.edits)
 	w.mu.Unlock()
 	for _, e := range edits {
-		if seen, ok := w.Recorder.SpecAt(e.Machine, e.Generation); ok && seen != e.PowerState {
-			w.Stats.Violation(fmt.Sprintf("%s: the human wrote %s at generation %d, the API showed %s", e.Machine, e.PowerState, e.Generation, seen))
+		if seen, ok := w.Recorder.SpecAt(e.Machine, e.Generation); ok && seen != e.Desired {
+			w.Stats.Violation(fmt.Sprintf("%s: the human wrote %s at generation %d, the API showed %s", e.Machine, e.Desired, e.Generation, seen))
 		}
 		if e.Generation > last[e.Machine].Generation {
 			last[e.Machine] = e
@@ -143,8 +143,8 @@ func (w *World) CheckInvariants(ctx context.Context) {
 			w.Stats.Violation(name + ": the machine is gone")
 		case n.Generation < e.Generation:
 			w.Stats.Violation(fmt.Sprintf("%s: generation went back from %d to %d", name, e.Generation, n.Generation))
-		case n.Generation == e.Generation && n.DesiredAction() != e.PowerState:
-			w.Stats.Violation(fmt.Sprintf("%s: the human's last edit (%s) was lost: spec says %s", name, e.PowerState, n.DesiredAction()))
+		case n.Generation == e.Generation && n.DesiredAction() != e.Desired:
+			w.Stats.Violation(fmt.Sprintf("%s: the human's last edit (%s) was lost: spec says %s", name, e.Desired, n.DesiredAction()))
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/sim"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/testenv"
 )
 
 // Kill triggers: when, after an action, the manager is killed.
@@ -49,24 +50,20 @@ func (w *World) KillPoint(ctx context.Context, i int) {
 	case triggerDelay:
 		time.Sleep(time.Duration(w.Int64N(int64(1500 * time.Millisecond))))
 	case triggerRecorded:
-		fired = w.Recorder.WaitFor(wctx, func(nodes map[string]*infrav1.Machine) bool {
-			for _, n := range nodes {
-				if op := n.Status.Operation; op != nil && op.AttemptStartedAt != nil && !op.AttemptStartedAt.Time.Before(started.Truncate(time.Microsecond)) {
+		fired = w.Recorder.WaitFor(wctx, func(machines map[string]*infrav1.Machine) bool {
+			for _, m := range machines {
+				if op := m.Status.Operation; op != nil && op.AttemptStartedAt != nil && !op.AttemptStartedAt.Time.Before(started.Truncate(time.Microsecond)) {
 					return true
 				}
 			}
 			return false
 		}) == nil
 	case triggerCommandSeen:
-		fired = false
-		for wctx.Err() == nil && !fired {
-			fired = w.commands() > before
-			time.Sleep(2 * time.Millisecond)
-		}
+		fired = testenv.Poll(5*time.Second, 2*time.Millisecond, func() bool { return w.commands() > before })
 	case triggerTransition:
-		fired = w.Recorder.WaitFor(wctx, func(nodes map[string]*infrav1.Machine) bool {
-			for _, n := range nodes {
-				if p := n.Status.Progress; p == infrav1.ProgressStartingUp || p == infrav1.ProgressShuttingDown {
+		fired = w.Recorder.WaitFor(wctx, func(machines map[string]*infrav1.Machine) bool {
+			for _, m := range machines {
+				if p := m.Status.Progress; p == infrav1.ProgressStartingUp || p == infrav1.ProgressShuttingDown {
 					return true
 				}
 			}
@@ -95,7 +92,7 @@ func (w *World) KillPoint(ctx context.Context, i int) {
 }
 
 // RandomAction does what cluster-autoscaler or a human would: a scale-up, a scale-down or an
-// edit of spec.powerState, through replica i. It says what it did.
+// edit of spec.online, through replica i. It says what it did.
 func (w *World) RandomAction(ctx context.Context, i int) string {
 	w.T.Helper()
 	switch w.IntN(4) {
@@ -121,7 +118,7 @@ func (w *World) RandomAction(ctx context.Context, i int) string {
 	if err != nil {
 		w.T.Fatalf("human edit: %v", err)
 	}
-	return fmt.Sprintf("human set %s %s", e.Machine, e.PowerState)
+	return fmt.Sprintf("human set %s %s", e.Machine, e.Desired)
 }
 
 // commands counts the power commands every BMC received.

@@ -14,8 +14,8 @@ import (
 )
 
 // Recorder watches the machines of one namespace and keeps what the invariants need: every
-// power-on attempt the manager recorded (by its start time), every spec.powerState by
-// generation, and the transitions that finished an operation. A watch delivers every write, so
+// power-on attempt the manager recorded (by its start time), every desired power state
+// (spec.online) by generation, and the transitions that finished an operation. A watch delivers every write, so
 // an attempt recorded and replaced a moment later is still seen; a broken watch (an apiserver
 // restart) resumes from the last resourceVersion.
 type Recorder struct {
@@ -27,7 +27,7 @@ type Recorder struct {
 	changed chan struct{}
 	// onAttempts: machine -> attempt start -> attempt number.
 	onAttempts map[string]map[time.Time]int32
-	// specs: machine -> generation -> spec.powerState.
+	// specs: machine -> generation -> desired action (spec.online).
 	specs map[string]map[int64]infrav1.PowerAction
 	// finished counts finished operations: StartingUp to Ready, ShuttingDown to Off, and any
 	// change into Failed.
@@ -180,7 +180,7 @@ func (r *Recorder) OnAttempts(machine string) map[time.Time]int32 {
 	return out
 }
 
-// SpecAt returns the spec.powerState seen at generation gen of machine, if seen.
+// SpecAt returns the desired action (spec.online) seen at generation gen of machine, if seen.
 func (r *Recorder) SpecAt(machine string, gen int64) (infrav1.PowerAction, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

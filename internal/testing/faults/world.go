@@ -34,10 +34,12 @@ type Options struct {
 	Machines int
 	// BootDelay, BootJitter and ShutdownDelay are the simulated machines'.
 	BootDelay, BootJitter, ShutdownDelay time.Duration
-	// BootTimeout and ShutdownTimeout go into every Node's spec: a killed attempt whose command
-	// never went out is retried after them.
+	// BootTimeout (the Group's machineDefaults) and ShutdownTimeout (every Machine's spec)
+	// bound a power operation: a killed attempt whose command never went out is retried after
+	// them.
 	BootTimeout, ShutdownTimeout time.Duration
-	// DriverTimeout bounds every BMC call (start, stop and status slots' timeout).
+	// DriverTimeout bounds every power-on and status call to a BMC; a power-off keeps the
+	// simulator's longer timeout, which covers its graceful shutdown window.
 	DriverTimeout time.Duration
 	// Replicas is the number of manager processes; with more than one they elect a leader.
 	Replicas int
@@ -74,10 +76,11 @@ func (o *Options) defaults() {
 	}
 }
 
-// HumanEdit is one write a human made to a machine's spec.powerState.
+// HumanEdit is one write a human made to a machine's spec.online (Desired on for true, off
+// for false).
 type HumanEdit struct {
 	Machine    string
-	PowerState infrav1.PowerAction
+	Desired    infrav1.PowerAction
 	Generation int64
 }
 
@@ -165,12 +168,20 @@ func NewWorld(t testing.TB, env *testenv.Env, managerBin, kubeconfig string, rng
 		}
 	})
 	objs := s.Objects()
-	timeout := &metav1.Duration{Duration: opts.DriverTimeout}
-	for _, node := range objs.Machines {
-		node.Spec.ShutdownTimeout = &metav1.Duration{Duration: opts.ShutdownTimeout}
-		node.Spec.Power.Start.Timeout = timeout
-		if node.Spec.Power.Status != nil {
-			node.Spec.Power.Status.Timeout = timeout
+	for _, m := range objs.Machines {
+		m.Spec.ShutdownTimeout = &metav1.Duration{Duration: opts.ShutdownTimeout}
+		// The power-off goes through a stop slot with the simulator's BMC settings (a timeout
+		// that covers the graceful shutdown window); spec.bmc keeps power-on and status, bounded
+		// by the driver timeout, and needs no graceful window of its own.
+		stop := m.Spec.BMC.DeepCopy()
+		m.Spec.Power = &infrav1.PowerSpec{Stop: &infrav1.PowerDriver{Timeout: stop.Timeout, IPMI: stop.IPMI, Redfish: stop.Redfish}}
+		bmc := m.Spec.BMC
+		bmc.Timeout = &metav1.Duration{Duration: opts.DriverTimeout}
+		if bmc.IPMI != nil {
+			bmc.IPMI.GracefulShutdownTimeout = nil
+		}
+		if bmc.Redfish != nil {
+			bmc.Redfish.GracefulShutdownTimeout = nil
 		}
 	}
 	if err := sim.Apply(ctx, env.Client, writer, objs); err != nil {
@@ -189,7 +200,7 @@ func NewWorld(t testing.TB, env *testenv.Env, managerBin, kubeconfig string, rng
 		args := []string{
 			"--kubeconfig=" + kubeconfig, "--namespace=" + w.Namespace,
 			"--grpc-bind-address=" + addr, "--grpc-insecure",
-			"--metrics-bind-address=0", "--health-probe-bind-address=0", "--webhook-port=0",
+			"--metrics-bind-address=0", "--health-probe-bind-address=0",
 			"--power-retry-base=200ms", "--power-retry-cap=1s", "--power-confirm-interval=200ms",
 			"--zap-log-level=info",
 		}
@@ -323,19 +334,19 @@ func (w *World) ScaleDown(ctx context.Context, i int) (string, error) {
 	return id, nil
 }
 
-// HumanEdit flips one random machine's spec.powerState, as `homelabctl power on|off` does
+// HumanEdit flips one random machine's spec.online, as `homelabctl power on|off` does
 // (through the optimistic write path), and records the edit.
 func (w *World) HumanEdit(ctx context.Context) (HumanEdit, error) {
 	m := w.Sim.Machines()[w.IntN(len(w.Sim.Machines()))]
 	return w.HumanSet(ctx, m.Name, "")
 }
 
-// HumanSet sets machine's spec.powerState to want (empty: the other state than now) as a human
-// does, and records the edit.
+// HumanSet sets machine's spec.online as want says (empty: the other state than now) as a
+// human does, and records the edit.
 func (w *World) HumanSet(ctx context.Context, machine string, want infrav1.PowerAction) (HumanEdit, error) {
-	node := &infrav1.Machine{ObjectMeta: metav1.ObjectMeta{Namespace: w.Namespace, Name: machine}}
+	key := &infrav1.Machine{ObjectMeta: metav1.ObjectMeta{Namespace: w.Namespace, Name: machine}}
 	var wrote infrav1.PowerAction
-	_, err := optimistic.Update(ctx, w.writer, node, func(n *infrav1.Machine) error {
+	_, err := optimistic.Update(ctx, w.writer, key, func(n *infrav1.Machine) error {
 		wrote = want
 		if wrote == "" {
 			wrote = infrav1.PowerActionOn
@@ -349,7 +360,7 @@ func (w *World) HumanSet(ctx context.Context, machine string, want infrav1.Power
 	if err != nil {
 		return HumanEdit{}, err
 	}
-	e := HumanEdit{Machine: machine, PowerState: wrote, Generation: node.Generation}
+	e := HumanEdit{Machine: machine, Desired: wrote, Generation: key.Generation}
 	w.mu.Lock()
 	w.edits = append(w.edits, e)
 	w.mu.Unlock()

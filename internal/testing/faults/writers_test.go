@@ -11,7 +11,7 @@ import (
 )
 
 // Cluster-autoscaler through both replicas (scale-ups and scale-downs) and a human flipping
-// spec.powerState, all at once on one group: every grant is applied once (the target size
+// spec.online, all at once on one group: every grant is applied once (the target size
 // equals the machines desired on), the last writer of each machine wins, and every machine
 // ends as its final spec says.
 func concurrentWriters(t *testing.T, kc string) {

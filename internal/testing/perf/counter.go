@@ -122,7 +122,7 @@ func resourceVersion(r io.Reader) string {
 }
 
 // Classify names an API request's verb the way the apiserver's audit log does, and its
-// resource ("nodes", "infra.homelab-autoscaler.dev/nodes/status"). watch is the request's
+// resource ("nodes", "infra.homelab-autoscaler.dev/machines/status"). watch is the request's
 // watch query parameter.
 func Classify(method, path, watch string) (verb, resource string) {
 	segs := strings.Split(strings.Trim(path, "/"), "/")

@@ -22,7 +22,7 @@ import (
 // The benchmark is configured by the environment, because hack/benchreport runs it once per
 // fleet size in a process of its own (so that memory is measured per size, not accumulated).
 const (
-	envOut       = "BENCH_OUT"        // where the Result goes as JSON; without it the benchmark is skipped
+	envOut       = "BENCH_OUT"        // where the Result goes as JSON; without it the benchmark fails
 	envSize      = "BENCH_SIZE"       // machines in the fleet (default 100)
 	envReps      = "BENCH_REPS"       // repetitions of each measurement (default 3)
 	envSim       = "BENCH_SIM"        // the homelab-sim binary (default bin/homelab-sim)
@@ -128,19 +128,17 @@ func envInt(b *testing.B, name string, def int) int {
 	return n
 }
 
-// quiet waits until counter has seen no request for window (at most max): the work that a
+// quiet waits until counter has seen no request for window (at most limit): the work that a
 // phase started has settled.
 func quiet(c *perf.Counter, window, limit time.Duration) {
-	deadline := time.Now().Add(limit)
 	last, since := c.Total(), time.Now()
-	for time.Now().Before(deadline) {
-		time.Sleep(100 * time.Millisecond)
+	testenv.Poll(limit, 100*time.Millisecond, func() bool {
 		if n := c.Total(); n != last {
 			last, since = n, time.Now()
-		} else if time.Since(since) >= window {
-			return
+			return false
 		}
-	}
+		return time.Since(since) >= window
+	})
 }
 
 // freeAddr returns a loopback address with a port that was free a moment ago.

@@ -18,8 +18,8 @@ import (
 	pb "github.com/homelab-autoscaler/homelab-autoscaler/internal/cloudprovider/externalgrpc"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/controller/machine"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/optimistic"
-	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/perf"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/sim"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/perf"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/testenv"
 )
 
@@ -316,7 +316,7 @@ func (r *run) burst(m *manager, t *tracker) {
 	}
 	r.res.Burst = perf.Burst{
 		Changes: burstChanges, WriteSeconds: wrote.Seconds(), ObservedP50: sec(0.5), ObservedP99: sec(0.99), ObservedMax: maxLat,
-		Missing: missing, QueueP99: q, Workers: node.DefaultConcurrency,
+		Missing: missing, QueueP99: q, Workers: machine.DefaultConcurrency,
 		WriteP50Millis: perf.Percentile(took, 0.5), WriteP99Millis: perf.Percentile(took, 0.99), WriteConflicts: conflicts, Requests: m.requests.Take(fmt.Sprintf("burst of %d spec changes", burstChanges), burstChanges),
 	}
 	r.logf("burst: written in %.1f s; spec→observedGeneration p50 %.3f s, p99 %.3f s, max %.3f s, %d missing; queue p99 %v",

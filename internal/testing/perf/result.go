@@ -1,6 +1,9 @@
 package perf
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // Result is everything measured at one fleet size.
 type Result struct {
@@ -105,7 +108,7 @@ type Burst struct {
 	QueueP99 map[string]float64 `json:"queueP99"`
 	// Requests is what the manager sent during the burst.
 	Requests Requests `json:"requests"`
-	// Workers is the node controller's concurrent reconciles.
+	// Workers is the machine controller's concurrent reconciles.
 	Workers int `json:"workers"`
 	// WriteP50Millis and WriteP99Millis time the burst's own writes (a read and a patch each,
 	// plus retries): how fast the apiserver answered writes meanwhile. WriteConflicts counts
@@ -134,18 +137,17 @@ type Requests struct {
 // ObjectWrites is the writes to anything but Events.
 func (r Requests) ObjectWrites() int { return r.sum(func(res string) bool { return !isEvent(res) }) }
 
-// MachineWrites is the writes to machines: Nodes of this project and core Nodes, spec and
-// status.
+// MachineWrites is the writes to machines: core Nodes and every object of this project but
+// Groups (Machines), spec and status. It names the project's kinds by their API group alone, so
+// that results measured before the Machine kind had its name count the same.
 func (r Requests) MachineWrites() int {
 	return r.sum(func(res string) bool {
-		return res == "nodes" || res == "nodes/status" || res == apiGroup+"/nodes" || res == apiGroup+"/nodes/status"
+		return res == "nodes" || res == "nodes/status" || (strings.HasPrefix(res, apiGroup+"/") && !isGroup(res))
 	})
 }
 
 // GroupWrites is the writes to Groups, spec (the scale ledger) and status.
-func (r Requests) GroupWrites() int {
-	return r.sum(func(res string) bool { return res == apiGroup+"/groups" || res == apiGroup+"/groups/status" })
-}
+func (r Requests) GroupWrites() int { return r.sum(isGroup) }
 
 // EventWrites is the writes of Events.
 func (r Requests) EventWrites() int { return r.sum(isEvent) }
@@ -163,3 +165,7 @@ func (r Requests) sum(match func(resource string) bool) int {
 const apiGroup = "infra.homelab-autoscaler.dev"
 
 func isEvent(resource string) bool { return resource == "events" || resource == "events.k8s.io/events" }
+
+func isGroup(resource string) bool {
+	return resource == apiGroup+"/groups" || resource == apiGroup+"/groups/status"
+}

@@ -69,7 +69,6 @@ func (r *run) staticFleet(ns string) []*infrav1.Machine {
 		b.Fatal(err)
 	}
 	past := metav1.NewTime(time.Now().Add(-24 * time.Hour))
-	ipmi := infrav1.PowerDriver{IPMI: &infrav1.IPMIDriver{Address: "127.0.0.1", CredentialsSecretRef: &infrav1.SecretReference{Name: "bmc"}}}
 	out := make([]*infrav1.Machine, r.size)
 	sem := make(chan struct{}, 16)
 	var wg sync.WaitGroup
@@ -83,7 +82,9 @@ func (r *run) staticFleet(ns string) []*infrav1.Machine {
 				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 				Spec: infrav1.MachineSpec{
 					Group: rpcGroup, Online: false, KubernetesNodeName: ns + "-" + name,
-					Power:   infrav1.PowerSpec{Start: ipmi, Stop: ipmi},
+					BMC: &infrav1.BMC{IPMI: &infrav1.IPMIDriver{
+						Address: "127.0.0.1", CredentialsSecretRef: &infrav1.SecretReference{Name: "bmc"},
+					}},
 					Pricing: &infrav1.Pricing{HourlyRate: resource.MustParse(fmt.Sprintf("0.%02d", 1+i%50))},
 				},
 			}

@@ -109,7 +109,7 @@ func (t *tracker) count(match func(*seen) bool) int {
 	return n
 }
 
-// desiredOn lists the machines whose spec.powerState is on.
+// desiredOn lists the machines whose spec.online is true.
 func (t *tracker) desiredOn() []string {
 	t.mu.Lock()
 	defer t.mu.Unlock()

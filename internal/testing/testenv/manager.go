@@ -12,10 +12,11 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 )
 
-// StartManager runs a controller-runtime manager against the test control plane. Like the
-// manager's --namespace, it watches only namespace, so machines left by other tests are not its
-// business. setup adds what it runs (usually app.Setup). The returned stop (also run at the end
-// of the test) stops it and waits until it has.
+// StartManager runs a controller-runtime manager against the test control plane, watching only
+// namespace, with what setup adds to it. Its cache and probes are not production's: tests run
+// the manager through testmanager.Start instead, which builds it with app.New. This stays only
+// until the suites that still call it have moved to testmanager.Start. The returned stop (also
+// run at the end of the test) stops it and waits until it has.
 func (e *Env) StartManager(t testing.TB, namespace string, setup func(context.Context, ctrl.Manager) error) (stop func()) {
 	t.Helper()
 	mgr, err := ctrl.NewManager(e.Config, ctrl.Options{

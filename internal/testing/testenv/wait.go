@@ -8,9 +8,9 @@ import (
 	"time"
 )
 
-// Poll checks cond every interval until it holds (true) or timeout passes (false). It is the one
-// polling loop of the tests, the benchmarks and the fault harness; product code waits on watches
-// and requeues instead.
+// Poll checks cond every interval until it holds (true) or timeout passes (false). It is for
+// tests, benchmarks and the fault harness, which wait through it (or Eventually) instead of loops
+// of their own; product code waits on watches and requeues instead.
 func Poll(timeout, interval time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(timeout)
 	for !cond() {

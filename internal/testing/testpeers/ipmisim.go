@@ -11,6 +11,7 @@ import (
 	"time"
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/testenv"
 )
 
 // IPMISim is OpenIPMI's BMC simulator, ipmi_sim, serving IPMI v2.0 (RMCP+, "lanplus", cipher
@@ -99,14 +100,16 @@ mc_enable 0x20
 			t.Fatal(err)
 		}
 		p := StartPeer(t, simBin, "-c", filepath.Join(s.dir, "lan.conf"), "-f", filepath.Join(s.dir, "bmc.emu"), "-s", stateDir, "-n")
-		deadline := time.Now().Add(10 * time.Second)
-		for time.Now().Before(deadline) && !p.Exited() {
-			if out, err := s.IPMITool("chassis", "power", "status"); err == nil && strings.Contains(out, "Chassis Power is") {
-				// The readiness probe's "get power" is not part of what the test does.
-				writeFile(t, s.logFile, "", 0o644)
-				return s
-			}
-			time.Sleep(100 * time.Millisecond)
+		answered := false
+		testenv.Poll(10*time.Second, 100*time.Millisecond, func() bool {
+			out, err := s.IPMITool("chassis", "power", "status")
+			answered = err == nil && strings.Contains(out, "Chassis Power is")
+			return answered || p.Exited()
+		})
+		if answered {
+			// The readiness probe's "get power" is not part of what the test does.
+			writeFile(t, s.logFile, "", 0o644)
+			return s
 		}
 		if !p.Exited() {
 			t.Fatalf("ipmi_sim did not answer ipmitool on %s:%d within 10s:\n%s", s.Address, s.Port, p.Out.String())
