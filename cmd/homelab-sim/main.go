@@ -1,7 +1,7 @@
 // Command homelab-sim is the virtual homelab: it plays N machines, each with its own BMC on a
-// loopback port (Redfish over HTTP, or IPMI over UDP), that register their core Nodes after a
+// loopback port (Redfish over HTTP, or IPMI over UDP), that register their Nodes after a
 // boot delay when powered on and remove them after a shutdown delay when powered off. kwok must
-// run against the same cluster to keep those core Nodes Ready. See docs/homelab-sim.md.
+// run against the same cluster to keep those Nodes Ready. See docs/homelab-sim.md.
 package main
 
 import (
@@ -70,7 +70,7 @@ func run(ctx context.Context, o *sim.Options, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("loading the Kubernetes configuration: %w", err)
 	}
-	// A thousand machines booting at once create a thousand core Nodes; client-go's default
+	// A thousand machines booting at once create a thousand Nodes; client-go's default
 	// limit (5 per second) would stretch that over minutes.
 	cfg.QPS, cfg.Burst = 200, 400
 	c, err := client.New(cfg, client.Options{Scheme: scheme.New()})
@@ -117,7 +117,7 @@ func run(ctx context.Context, o *sim.Options, log *slog.Logger) error {
 		if err := sim.Apply(ctx, c, w, objs); err != nil {
 			return err
 		}
-		log.Info("applied the Group, Secrets and Nodes", "objects", len(objs.All()), "took", time.Since(start).Round(time.Millisecond).String())
+		log.Info("applied the Group, Secrets and Machines", "objects", len(objs.All()), "took", time.Since(start).Round(time.Millisecond).String())
 	}
 	log.Info("ready", "machines", o.Machines, "group", o.Group, "namespace", o.Namespace)
 	<-ctx.Done()

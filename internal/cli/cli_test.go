@@ -34,7 +34,7 @@ func machine(name string) *infrav1.Machine {
 		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name},
 		Spec: infrav1.MachineSpec{Group: "workers", Power: &infrav1.PowerSpec{
 			Start: &infrav1.PowerDriver{WakeOnLAN: &infrav1.WakeOnLANDriver{MAC: "aa:bb:cc:dd:ee:01"}},
-			Stop:  infrav1.PowerDriver{IPMI: &infrav1.IPMIDriver{Address: "127.0.0.1", CredentialsSecretRef: &infrav1.SecretReference{Name: "bmc"}}},
+			Stop:  &infrav1.PowerDriver{IPMI: &infrav1.IPMIDriver{Address: "127.0.0.1", CredentialsSecretRef: &infrav1.SecretReference{Name: "bmc"}}},
 		}},
 	}
 }
@@ -59,29 +59,30 @@ func TestStatusAndPower(t *testing.T) {
 		t.Fatal(err)
 	}
 	w1.Status.Progress = infrav1.ProgressFailed
+	w1.Status.PowerState = infrav1.PoweredOff
 	w1.Status.LastError = "power on failed after 3 attempts: BootTimeout"
 	if err := env.Client.Status().Update(ctx, w1); err != nil {
 		t.Fatal(err)
 	}
 
 	out, _, err := run(t, "power", "on", "w2", "--kubeconfig", kubeconfig, "-n", "default")
-	if err != nil || !strings.Contains(out, "default/w2: desired power state on") {
+	if err != nil || !strings.Contains(out, "Machine default/w2: online set to true") {
 		t.Fatalf("power on: %q %v", out, err)
 	}
 	out, _, err = run(t, "power", "on", "w2", "--kubeconfig", kubeconfig, "-n", "default")
-	if err != nil || !strings.Contains(out, "already desired on") {
+	if err != nil || !strings.Contains(out, "online is already true") {
 		t.Fatalf("power on again: %q %v", out, err)
 	}
 	got := machine("w2")
 	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(got), got); err != nil || !got.Spec.Online {
-		t.Fatalf("w2 desired %q (%v)", got.Spec.Online, err)
+		t.Fatalf("w2 online %t (%v)", got.Spec.Online, err)
 	}
 
 	out, _, err = run(t, "status", "--kubeconfig", kubeconfig, "-n", "default")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"GROUP", "workers", "MACHINE", "LAST ERROR", "w1", "Failed", "BootTimeout", "w2"} {
+	for _, want := range []string{"GROUP", "workers", "MACHINE", "ONLINE", "POWER", "PROGRESS", "LAST ERROR", "w1", "PoweredOff", "Failed", "BootTimeout", "w2", "true"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("status table lacks %q:\n%s", want, out)
 		}
@@ -94,7 +95,7 @@ func TestStatusAndPower(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &st); err != nil {
 		t.Fatalf("status -o json is not JSON: %v\n%s", err, out)
 	}
-	if len(st.Machines) != 2 || st.Machines[1].Desired != "on" || st.Machines[0].Progress != "Failed" {
+	if len(st.Machines) != 2 || !st.Machines[1].Online || st.Machines[0].Online || st.Machines[0].Power != "PoweredOff" || st.Machines[0].Progress != "Failed" {
 		t.Fatalf("status json: %+v", st)
 	}
 

@@ -17,12 +17,13 @@ func runPower(ctx context.Context, env *Env, args []string) error {
 	fs.Usage = func() { fmt.Fprintln(env.Err, "usage: homelabctl power on|off NAME [-n NAMESPACE]") }
 	if len(args) < 2 {
 		fs.Usage()
-		return fmt.Errorf("%w: power needs on|off and a machine name", ErrUsage)
+		return fmt.Errorf("%w: power needs on|off and a Machine name", ErrUsage)
 	}
-	state, name := infrav1.PowerAction(args[0]), args[1]
-	if state != infrav1.PowerActionOn && state != infrav1.PowerActionOff {
-		return fmt.Errorf("%w: power state must be on or off, not %q", ErrUsage, args[0])
+	action, name := infrav1.PowerAction(args[0]), args[1]
+	if action != infrav1.PowerActionOn && action != infrav1.PowerActionOff {
+		return fmt.Errorf("%w: power takes on or off, not %q", ErrUsage, args[0])
 	}
+	online := action == infrav1.PowerActionOn
 	if err := parse(fs, args[2:]); err != nil {
 		return err
 	}
@@ -34,18 +35,18 @@ func runPower(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	n := &infrav1.Machine{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
-	res, err := optimistic.Update(ctx, w, n, func(n *infrav1.Machine) error {
-		n.Spec.Online = state == infrav1.PowerActionOn
+	m := &infrav1.Machine{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+	res, err := optimistic.Update(ctx, w, m, func(m *infrav1.Machine) error {
+		m.Spec.Online = online
 		return nil
 	}, optimistic.Operation("homelabctl-power"))
 	if err != nil {
-		return fmt.Errorf("setting %s/%s to %s: %w", ns, name, state, err)
+		return fmt.Errorf("setting spec.online of Machine %s/%s to %t: %w", ns, name, online, err)
 	}
 	if res.Skipped {
-		fmt.Fprintf(env.Out, "%s/%s is already desired %s (progress %s)\n", ns, name, state, dash(string(n.Status.Progress)))
+		fmt.Fprintf(env.Out, "Machine %s/%s: online is already %t (progress %s)\n", ns, name, online, dash(string(m.Status.Progress)))
 		return nil
 	}
-	fmt.Fprintf(env.Out, "%s/%s: desired power state %s\n", ns, name, state)
+	fmt.Fprintf(env.Out, "Machine %s/%s: online set to %t\n", ns, name, online)
 	return nil
 }

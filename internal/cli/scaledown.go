@@ -10,8 +10,8 @@ import (
 	pb "github.com/homelab-autoscaler/homelab-autoscaler/internal/cloudprovider/externalgrpc"
 )
 
-// grpcNodes names machines the way cluster-autoscaler does: by the core Node's name and the
-// machine's providerID.
+// grpcNodes names Machines the way cluster-autoscaler does: by their Node's name and the
+// Machine's providerID.
 func grpcNodes(ctx context.Context, kf *kubeFlags, machines []string) ([]*pb.ExternalGrpcNode, error) {
 	c, ns, err := kf.client()
 	if err != nil {
@@ -19,11 +19,11 @@ func grpcNodes(ctx context.Context, kf *kubeFlags, machines []string) ([]*pb.Ext
 	}
 	var out []*pb.ExternalGrpcNode
 	for _, name := range machines {
-		n := &infrav1.Machine{}
-		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, n); err != nil {
-			return nil, fmt.Errorf("machine %s/%s: %w", ns, name, err)
+		m := &infrav1.Machine{}
+		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, m); err != nil {
+			return nil, fmt.Errorf("reading Machine %s/%s: %w", ns, name, err)
 		}
-		out = append(out, &pb.ExternalGrpcNode{Name: n.KubernetesNodeNameOrDefault(), ProviderID: n.ProviderIDOrDefault()})
+		out = append(out, &pb.ExternalGrpcNode{Name: m.KubernetesNodeNameOrDefault(), ProviderID: m.ProviderIDOrDefault()})
 	}
 	return out, nil
 }

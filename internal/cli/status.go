@@ -11,20 +11,22 @@ import (
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
 )
 
-// MachineStatus is one machine in `homelabctl status -o json`.
+// MachineStatus is one Machine in `homelabctl status -o json`.
 type MachineStatus struct {
 	Namespace string `json:"namespace"`
 	Name      string `json:"name"`
 	Group     string `json:"group"`
-	Desired   string `json:"desired"`
-	Observed  string `json:"observed"`
+	// Online is spec.online: whether the machine should run.
+	Online bool `json:"online"`
+	// Power is status.powerState, the observed power state ("" until first observed).
+	Power     string `json:"power"`
 	Progress  string `json:"progress"`
 	Since     string `json:"since,omitempty"`
 	Attempts  int32  `json:"attempts"`
 	LastError string `json:"lastError,omitempty"`
 }
 
-// GroupStatus is one group in `homelabctl status -o json`.
+// GroupStatus is one Group in `homelabctl status -o json`.
 type GroupStatus struct {
 	Namespace string `json:"namespace"`
 	Name      string `json:"name"`
@@ -75,11 +77,11 @@ func runStatus(ctx context.Context, env *Env, args []string) error {
 func collectStatus(ctx context.Context, c client.Client, ns string, now time.Time) (*Status, error) {
 	groups := &infrav1.GroupList{}
 	if err := c.List(ctx, groups, client.InNamespace(ns)); err != nil {
-		return nil, fmt.Errorf("listing groups: %w", err)
+		return nil, fmt.Errorf("listing Groups: %w", err)
 	}
-	nodes := &infrav1.MachineList{}
-	if err := c.List(ctx, nodes, client.InNamespace(ns)); err != nil {
-		return nil, fmt.Errorf("listing machines: %w", err)
+	list := &infrav1.MachineList{}
+	if err := c.List(ctx, list, client.InNamespace(ns)); err != nil {
+		return nil, fmt.Errorf("listing Machines: %w", err)
 	}
 	st := &Status{Groups: []GroupStatus{}, Machines: []MachineStatus{}}
 	for _, g := range groups.Items {
@@ -92,16 +94,16 @@ func collectStatus(ctx context.Context, c client.Client, ns string, now time.Tim
 			Target: g.Status.Target, Ready: g.Status.Ready, Members: g.Status.Members,
 		})
 	}
-	for _, n := range nodes.Items {
-		m := MachineStatus{
-			Namespace: n.Namespace, Name: n.Name, Group: n.Spec.Group, Desired: string(n.DesiredAction()),
-			Observed: string(n.Status.PowerState), Progress: string(n.Status.Progress), Attempts: n.Status.Attempts,
-			LastError: n.Status.LastError,
+	for _, m := range list.Items {
+		ms := MachineStatus{
+			Namespace: m.Namespace, Name: m.Name, Group: m.Spec.Group, Online: m.Spec.Online,
+			Power: string(m.Status.PowerState), Progress: string(m.Status.Progress), Attempts: m.Status.Attempts,
+			LastError: m.Status.LastError,
 		}
-		if n.Status.ProgressSince != nil {
-			m.Since = now.Sub(n.Status.ProgressSince.Time).Round(time.Second).String()
+		if m.Status.ProgressSince != nil {
+			ms.Since = now.Sub(m.Status.ProgressSince.Time).Round(time.Second).String()
 		}
-		st.Machines = append(st.Machines, m)
+		st.Machines = append(st.Machines, ms)
 	}
 	sort.Slice(st.Machines, func(i, j int) bool {
 		a, b := st.Machines[i], st.Machines[j]
@@ -129,9 +131,9 @@ func printStatus(env *Env, st *Status) {
 		if len(lastErr) > 60 {
 			lastErr = lastErr[:57] + "..."
 		}
-		rows = append(rows, []string{m.Namespace, m.Group, m.Name, m.Desired, dash(m.Observed), dash(m.Progress), dash(m.Since), fmt.Sprint(m.Attempts), dash(lastErr)})
+		rows = append(rows, []string{m.Namespace, m.Group, m.Name, fmt.Sprint(m.Online), dash(m.Power), dash(m.Progress), dash(m.Since), fmt.Sprint(m.Attempts), dash(lastErr)})
 	}
-	table(env.Out, []string{"NAMESPACE", "GROUP", "MACHINE", "DESIRED", "OBSERVED", "PROGRESS", "SINCE", "ATTEMPTS", "LAST ERROR"}, rows)
+	table(env.Out, []string{"NAMESPACE", "GROUP", "MACHINE", "ONLINE", "POWER", "PROGRESS", "SINCE", "ATTEMPTS", "LAST ERROR"}, rows)
 }
 
 func dash(s string) string {

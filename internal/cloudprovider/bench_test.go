@@ -26,7 +26,7 @@ var benchSizes = []int{100, 1000, 5000}
 const benchCallers = 4
 
 // benchFleet is a group of machines made once per size for the whole benchmark run: half of
-// them on and Ready (one with a registered core Node), half off, some of those having booted
+// them on and Ready (one with a registered Node), half off, some of those having booted
 // before and some priced.
 type benchFleet struct {
 	ns       string

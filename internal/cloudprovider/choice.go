@@ -12,7 +12,7 @@ import (
 
 // rankPowerOn orders the machines NodeGroupIncreaseSize may power on, best first:
 //
-//  1. machines that have registered a Ready core Node before (status.providerID is recorded
+//  1. machines that have registered a Ready Node before (status.providerID is recorded
 //     then) ahead of machines never seen to boot;
 //  2. cheaper ahead of dearer (spec.pricing.hourlyRate; a machine without pricing counts as the
 //     dearest, since its cost is unknown);

@@ -11,7 +11,7 @@ import (
 
 const methodDecreaseTargetSize = "NodeGroupDecreaseTargetSize"
 
-// NodeGroupDecreaseTargetSize cancels -delta requested machines that have not registered a core
+// NodeGroupDecreaseTargetSize cancels -delta requested machines that have not registered a
 // Node yet (booting, not started, or failed), chosen by rankCancel. It never touches a machine
 // whose node registered: when fewer unregistered machines are desired on than asked, it fails
 // with FailedPrecondition and changes nothing (cluster-autoscaler removes registered nodes with

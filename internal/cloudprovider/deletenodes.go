@@ -102,14 +102,14 @@ func (s *Server) membersNamed(ctx context.Context, key types.NamespacedName, nod
 	return names, nil
 }
 
-// registered reports whether a machine's core Node has registered (Ready or not).
+// registered reports whether a machine's Node has registered (Ready or not).
 func (s *Server) registered(ctx context.Context, m *infrav1.Machine) (bool, error) {
 	if m.Status.Progress == infrav1.ProgressReady {
 		return true, nil
 	}
 	match, err := machines.NodeFor(ctx, s.opts.Reader, m)
 	if err != nil {
-		return false, fmt.Errorf("looking up the core Node of machine %s/%s: %w", m.Namespace, m.Name, err)
+		return false, fmt.Errorf("looking up the Node of Machine %s/%s: %w", m.Namespace, m.Name, err)
 	}
 	return match.Node != nil, nil
 }

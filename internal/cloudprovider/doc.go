@@ -1,6 +1,6 @@
 // Package cloudprovider serves cluster-autoscaler's externalgrpc CloudProvider service over the
-// project's API: a Group is a node group, its member Nodes (machines) are the instances, and a
-// group's target size is the number of members whose spec.powerState is "on".
+// project's API: a Group is a node group, its member Machines are the instances, and a group's
+// target size is the number of members whose spec.online is true.
 //
 // Reads are answered from the manager's informer cache: the per-group counts that
 // NodeGroupTargetSize and NodeGroups need are kept up to date by an event handler (fleet), and

@@ -61,7 +61,7 @@ func (fx *fuzzFleet) versions(t *testing.T) map[string]string {
 			out[ns+"/group/"+g.Name] = g.ResourceVersion
 		}
 		for _, m := range machines.Items {
-			out[ns+"/node/"+m.Name] = m.ResourceVersion
+			out[ns+"/machine/"+m.Name] = m.ResourceVersion
 		}
 	}
 	return out

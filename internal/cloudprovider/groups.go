@@ -60,7 +60,7 @@ func (s *Server) nodeGroup(g *infrav1.Group) *pb.NodeGroup {
 		Id:      GroupID(g.Namespace, g.Name),
 		MinSize: l.Min,
 		MaxSize: l.Max,
-		Debug: fmt.Sprintf("Group %s/%s: %d members, target %d (desired on), min %d, max %d",
+		Debug: fmt.Sprintf("Group %s/%s: %d members, target %d (online), min %d, max %d",
 			g.Namespace, g.Name, t.members, t.on, l.Min, l.Max),
 	}
 }

@@ -112,7 +112,7 @@ func (r *replica) sync(t testing.TB, ns string) {
 		want["group/"+g.Name] = g.ResourceVersion
 	}
 	for _, m := range machines.Items {
-		want["node/"+m.Name] = m.ResourceVersion
+		want["machine/"+m.Name] = m.ResourceVersion
 	}
 	cores := &corev1.NodeList{}
 	if err := env.Client.List(context.Background(), cores); err != nil {
@@ -135,7 +135,7 @@ func (r *replica) sync(t testing.TB, ns string) {
 			got["group/"+g.Name] = g.ResourceVersion
 		}
 		for _, m := range ms.Items {
-			got["node/"+m.Name] = m.ResourceVersion
+			got["machine/"+m.Name] = m.ResourceVersion
 		}
 		cs := &corev1.NodeList{}
 		if err := r.cache.List(context.Background(), cs); err != nil {
@@ -292,7 +292,7 @@ func setStatus(t testing.TB, m *infrav1.Machine, mutate func(*infrav1.MachineSta
 	}
 }
 
-// setDesired plays a human editing spec.powerState.
+// setDesired plays a human editing spec.online.
 func setDesired(t testing.TB, m *infrav1.Machine, online bool) {
 	t.Helper()
 	key := &infrav1.Machine{ObjectMeta: metav1.ObjectMeta{Namespace: m.Namespace, Name: m.Name}}
@@ -304,7 +304,7 @@ func setDesired(t testing.TB, m *infrav1.Machine, online bool) {
 	}
 }
 
-// registerCore plays a kubelet registering the machine's core Node with its providerID.
+// registerCore plays a kubelet registering the machine's Node with its providerID.
 func registerCore(t testing.TB, m *infrav1.Machine, ready bool, mutate ...func(*corev1.Node)) *corev1.Node {
 	t.Helper()
 	core := &corev1.Node{

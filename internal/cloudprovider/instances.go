@@ -18,8 +18,8 @@ const (
 // errorCodePowerOnFailed is reported for a failed boot whose reason is unknown.
 const errorCodePowerOnFailed = "PowerOnFailed"
 
-// NodeGroupNodes lists the group's instances: every member desired on (creating until its core
-// Node is Ready, then running) and every member on its way off (deleting). A member whose boot
+// NodeGroupNodes lists the group's instances: every member online (creating until its Node is
+// Ready, then running) and every member on its way off (deleting). A member whose boot
 // failed for good is reported creating with errorInfo, so cluster-autoscaler records a failed
 // scale-up, backs the group off and deletes the instance instead of waiting for it to register.
 func (s *Server) NodeGroupNodes(ctx context.Context, req *pb.NodeGroupNodesRequest) (*pb.NodeGroupNodesResponse, error) {
@@ -55,7 +55,7 @@ func instancesOf(members []*infrav1.Machine) any {
 
 // instanceOf is a machine as cluster-autoscaler's instance, or nil for a machine that is off
 // and meant to stay off (not an instance at all). The id is the machine's providerID, the key
-// cluster-autoscaler matches core Nodes by.
+// cluster-autoscaler matches Nodes by.
 func instanceOf(m *infrav1.Machine, outOfMachines bool) *pb.Instance {
 	st := &pb.InstanceStatus{}
 	progress := m.Status.Progress

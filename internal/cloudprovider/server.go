@@ -28,7 +28,7 @@ import (
 	pb "github.com/homelab-autoscaler/homelab-autoscaler/internal/cloudprovider/externalgrpc"
 )
 
-// The server reads Groups, machines and core Nodes, writes machines' desired power state, and
+// The server reads Groups, Machines and Nodes, writes Machines' spec.online, and
 // writes each Group's scale ledger annotation.
 // The permissions this needs are kubebuilder markers in internal/rbac.
 

@@ -32,7 +32,7 @@ const (
 
 // NodeGroupTemplateNodeInfo describes the node the group would add, as raw v1.Node protobuf
 // (Node.Marshal(), the only encoding cluster-autoscaler's client decodes): built from a
-// registered, Ready member's core Node when there is one, else from Group.spec.template. Per-node
+// registered, Ready member's Node when there is one, else from Group.spec.template. Per-node
 // labels and the member's taintsToRemove are left out, and the pods capacity is always set.
 // Unimplemented when neither source can describe an honest node (no Ready member, and no
 // template with cpu and memory): cluster-autoscaler then cannot scale the group from zero.
@@ -67,7 +67,7 @@ func (s *Server) templateNode(ctx context.Context, g *infrav1.Group) (*corev1.No
 	for _, m := range ready {
 		match, err := machines.NodeFor(ctx, s.opts.Reader, m)
 		if err != nil {
-			return nil, fmt.Errorf("looking up the core Node of machine %s/%s: %w", m.Namespace, m.Name, err)
+			return nil, fmt.Errorf("looking up the Node of Machine %s/%s: %w", m.Namespace, m.Name, err)
 		}
 		if machines.IsNodeReady(match.Node) {
 			return fromMember(g, m, match.Node), nil
@@ -76,7 +76,7 @@ func (s *Server) templateNode(ctx context.Context, g *infrav1.Group) (*corev1.No
 	return fromSpec(g), nil
 }
 
-// fromMember copies a registered member's core Node, without what belongs to that node alone.
+// fromMember copies a registered member's Node, without what belongs to that node alone.
 func fromMember(g *infrav1.Group, m *infrav1.Machine, core *corev1.Node) *corev1.Node {
 	node := &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{Name: templateName(g), Labels: map[string]string{}},

@@ -83,7 +83,7 @@ func TestTemplateNodeInfoFromRegisteredMember(t *testing.T) {
 	id := gid(ns, "g")
 	r.sync(t, ns)
 	var n *corev1.Node
-	waitFor(t, "the member's core Node in the cache", func() bool {
+	waitFor(t, "the member's Node in the cache", func() bool {
 		var err error
 		n, err = templateOf(t, c, id)
 		if err != nil {

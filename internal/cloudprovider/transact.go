@@ -201,7 +201,7 @@ func (s *Server) applyConcurrently(ctx context.Context, ns string, changes []led
 	return visible, failed, err
 }
 
-// apply writes one machine's desired power state and returns the resourceVersion the cache must
+// apply writes one machine's spec.online and returns the resourceVersion the cache must
 // reach to show it. A power-off is marked as cluster-autoscaler's, in the same write, so that
 // the lifecycle controller does not drain the node again (cluster-autoscaler drained it). With
 // guard set (rolling another replica's operation forward), a machine whose spec changed since
@@ -214,7 +214,7 @@ func (s *Server) apply(ctx context.Context, ns string, c ledgerChange, guard boo
 		if apierrors.IsNotFound(err) {
 			return "", nil
 		}
-		return "", fmt.Errorf("reading machine %s: %w", key, err)
+		return "", fmt.Errorf("reading Machine %s: %w", key, err)
 	}
 	want := c.action()
 	_, err := optimistic.Update(ctx, s.opts.Writer, m, func(m *infrav1.Machine) error {

@@ -48,6 +48,18 @@ func Effective(m *infrav1.Machine, g *infrav1.Group) *infrav1.Machine {
 		substituteBMC(d.BMC, m.Name)
 	}
 	s.BMC = mergeBMC(s.BMC, d.BMC)
+	if b := s.BMC; b != nil {
+		// The drivers would apply these too; written here, homelabctl effective shows them.
+		if b.Timeout == nil {
+			b.Timeout = &metav1.Duration{Duration: infrav1.DefaultPowerTimeout}
+		}
+		if b.IPMI != nil && b.IPMI.Port == 0 {
+			b.IPMI.Port = infrav1.DefaultIPMIPort
+		}
+		if b.IPMI != nil && b.IPMI.CipherSuite == nil {
+			b.IPMI.CipherSuite = ptr.To(infrav1.DefaultIPMICipherSuite)
+		}
+	}
 	if d.Power != nil {
 		substitutePower(d.Power, m.Name)
 		if s.Power == nil {
@@ -84,6 +96,12 @@ func mergeBMC(own, group *infrav1.BMC) *infrav1.BMC {
 		return group
 	}
 	out := own.DeepCopy()
+	sameKind := (out.IPMI != nil && group.IPMI != nil) || (out.Redfish != nil && group.Redfish != nil)
+	if !sameKind {
+		// The Group's BMC is another machine's kind of controller: none of its fields, its
+		// timeout included, says anything about this one.
+		return out
+	}
 	if out.Timeout == nil {
 		out.Timeout = group.Timeout
 	}
@@ -170,7 +188,7 @@ func Check(eff *infrav1.Machine) error {
 		problems = append(problems, "nothing powers it off: set spec.bmc or spec.power.stop, or machineDefaults in Group "+eff.Spec.Group)
 	}
 	if b := eff.Spec.BMC; b != nil {
-		where := "on the machine or in Group " + eff.Spec.Group + "'s machineDefaults.bmc"
+		where := "on the machine nor in Group " + eff.Spec.Group + "'s machineDefaults.bmc"
 		if b.IPMI != nil {
 			if b.IPMI.Address == "" {
 				problems = append(problems, "bmc.ipmi.address is set neither "+where)

@@ -85,6 +85,11 @@ const (
 	ClassConfig Class = "ConfigError"
 	// ClassFailed: the action ran and reported failure (a Job that failed).
 	ClassFailed Class = "Failed"
+	// ClassIncompleteConfig: the machine's effective spec (its own fields and its Group's
+	// machineDefaults) names no driver for the action, or a BMC without its address or
+	// credentials. No driver is called. Unlike ClassConfig, the manager notices the fix by itself:
+	// a Failed machine of this class is tried again once its effective spec is complete.
+	ClassIncompleteConfig Class = "IncompleteConfig"
 )
 
 // Error is a classified driver failure. Its message never contains a credential.
@@ -123,7 +128,7 @@ func ClassOf(err error) Class {
 // Retryable reports whether another attempt may succeed without a human changing anything.
 func Retryable(err error) bool {
 	switch ClassOf(err) {
-	case ClassConfig, ClassUnsupported, ClassAuthFailed:
+	case ClassConfig, ClassIncompleteConfig, ClassUnsupported, ClassAuthFailed:
 		return false
 	default:
 		return true

@@ -20,9 +20,9 @@ const applyWorkers = 16
 
 // Apply creates the namespace (when missing) and the objects in the cluster. Objects that exist
 // already are updated where a new run changes them, through optimistic writes: the Secrets get
-// this run's credentials and the Nodes this run's BMC endpoints (ports change per run). Nothing
-// else of an existing object is touched: its spec.powerState belongs to cluster-autoscaler and
-// humans, and an existing Group keeps its limits.
+// this run's credentials and the Machines this run's BMC endpoints (ports change per run). Nothing
+// else of an existing object is touched: its spec.online belongs to cluster-autoscaler and
+// humans, and an existing Group keeps its limits and machineDefaults.
 func Apply(ctx context.Context, c client.Client, w *optimistic.Writer, o Objects) error {
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: o.Group.Namespace}}
 	if err := c.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
@@ -31,7 +31,7 @@ func Apply(ctx context.Context, c client.Client, w *optimistic.Writer, o Objects
 	if err := create(ctx, c, o.Group.DeepCopy()); err != nil && !apierrors.IsAlreadyExists(err) {
 		return err
 	}
-	// Secrets first: a Node's driver reads its Secret at call time.
+	// Secrets first: a Machine's driver reads its Secret at call time.
 	err := forEach(ctx, o.Secrets, func(want *corev1.Secret) error {
 		return createOrUpdate(ctx, c, w, want, func(have *corev1.Secret) error {
 			have.Data = want.Data
@@ -44,9 +44,9 @@ func Apply(ctx context.Context, c client.Client, w *optimistic.Writer, o Objects
 	return forEach(ctx, o.Machines, func(want *infrav1.Machine) error {
 		return createOrUpdate(ctx, c, w, want, func(have *infrav1.Machine) error {
 			if have.Spec.Group != want.Spec.Group {
-				return fmt.Errorf("node %s/%s belongs to group %q, not %q (delete it to move it)", have.Namespace, have.Name, have.Spec.Group, want.Spec.Group)
+				return fmt.Errorf("existing Machine %s/%s belongs to Group %q, not %q (delete it to move it)", have.Namespace, have.Name, have.Spec.Group, want.Spec.Group)
 			}
-			have.Spec.Power = want.Spec.Power
+			have.Spec.BMC = want.Spec.BMC
 			return nil
 		})
 	})

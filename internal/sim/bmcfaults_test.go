@@ -64,14 +64,14 @@ func TestBMCLiesAndGarbage(t *testing.T) {
 
 	liar, garbage := s.Machines()[0], s.Machines()[1]
 	inject(liar.Name, sim.FaultLie, "1h")
-	if st, err := (power.Redfish{}).Status(ctx, request(objs, 0, power.ActionStatus)); err != nil || st != infrav1.PowerOn {
+	if st, err := (power.Redfish{}).Status(ctx, request(objs, 0, power.ActionStatus)); err != nil || st != infrav1.PoweredOn {
 		t.Fatalf("a lying BMC of a machine that is off: %v, %v; want it to say on", st, err)
 	}
 	if liar.PoweredOn() || liar.Counters().Faults[sim.FaultLie] == 0 {
 		t.Fatalf("the liar: on %v, counters %+v", liar.PoweredOn(), liar.Counters())
 	}
 	inject(liar.Name, sim.FaultLie, "0s")
-	if st, err := (power.Redfish{}).Status(ctx, request(objs, 0, power.ActionStatus)); err != nil || st != infrav1.PowerOff {
+	if st, err := (power.Redfish{}).Status(ctx, request(objs, 0, power.ActionStatus)); err != nil || st != infrav1.PoweredOff {
 		t.Fatalf("after the window: %v, %v", st, err)
 	}
 
@@ -93,7 +93,7 @@ func TestBMCLiesAndGarbage(t *testing.T) {
 	}
 }
 
-// A late machine registers its core Node the late-boot delay after the boot delay, every boot.
+// A late machine registers its Node the late-boot delay after the boot delay, every boot.
 func TestLateBoot(t *testing.T) {
 	t.Parallel()
 	cfg := config(t)
@@ -108,17 +108,17 @@ func TestLateBoot(t *testing.T) {
 		}
 	}
 	started := time.Now()
-	testenv.Eventually(t, 10*time.Second, "the punctual machine's core Node", func() bool { return coreNode(t, s.Machines()[0].Name) != nil })
+	testenv.Eventually(t, 10*time.Second, "the punctual machine's Node", func() bool { return coreNode(t, s.Machines()[0].Name) != nil })
 	if coreNode(t, s.Machines()[1].Name) != nil {
 		t.Fatal("the late machine registered with the punctual one")
 	}
-	testenv.Eventually(t, 10*time.Second, "the late machine's core Node", func() bool { return coreNode(t, s.Machines()[1].Name) != nil })
+	testenv.Eventually(t, 10*time.Second, "the late machine's Node", func() bool { return coreNode(t, s.Machines()[1].Name) != nil })
 	if took := time.Since(started); took < late-200*time.Millisecond {
 		t.Fatalf("the late machine registered %s after power-on, before its delay of %s", took, late)
 	}
 }
 
-// A flapping machine's core Node alternates between Ready and NotReady, written by the
+// A flapping machine's Node alternates between Ready and NotReady, written by the
 // simulator, then is handed to kwok (annotated), which keeps it Ready.
 func TestFlap(t *testing.T) {
 	t.Parallel()
@@ -131,7 +131,7 @@ func TestFlap(t *testing.T) {
 		t.Fatal(err)
 	}
 	seen := map[corev1.ConditionStatus]bool{}
-	testenv.Eventually(t, 10*time.Second, "the core Node to be Ready and NotReady in turn, then handed to kwok", func() bool {
+	testenv.Eventually(t, 10*time.Second, "the Node to be Ready and NotReady in turn, then handed to kwok", func() bool {
 		core := coreNode(t, m.Name)
 		if core == nil {
 			return false

@@ -43,7 +43,7 @@ func (f Fault) kind() FaultKind {
 
 // Config describes the homelab to simulate.
 type Config struct {
-	// Namespace of the Group, Nodes and Secrets.
+	// Namespace of the Group, Machines and Secrets.
 	Namespace string
 	// Group is the name of the Group; the machines are named <group>-<index>.
 	Group string
@@ -56,34 +56,35 @@ type Config struct {
 	// Username is the BMC account; every machine gets its own random password.
 	Username string
 
-	// BootDelay is how long a machine takes from power-on until its core Node registers, give or
+	// BootDelay is how long a machine takes from power-on until its Node registers, give or
 	// take BootJitter (uniformly).
 	BootDelay, BootJitter time.Duration
-	// ShutdownDelay is how long a graceful shutdown takes until the power is off and the core
+	// ShutdownDelay is how long a graceful shutdown takes until the power is off and the
 	// Node is gone, give or take ShutdownJitter.
 	ShutdownDelay, ShutdownJitter time.Duration
 
-	// Capacity of each machine's core Node (cpu, memory, pods, ...); allocatable is the same.
+	// Capacity of each machine's Node (cpu, memory, pods, ...); allocatable is the same.
 	Capacity corev1.ResourceList
-	// Labels are added to each core Node and to the Group's template, as kubelet's --node-labels.
+	// Labels are added to each Node and to the Group's template, as kubelet's --node-labels.
 	Labels map[string]string
 
-	// NeverBoot lists the indexes of machines that power on but never register a core Node.
+	// NeverBoot lists the indexes of machines that power on but never register a Node.
 	NeverBoot []int
 	// BMCErrors lists BMCs that answer errors for a while after the start (their Kind is
 	// ignored: always FaultError).
 	BMCErrors []Fault
 	// BMCFaults lists BMCs that misbehave, each as its Kind says, for a while after the start.
 	BMCFaults []Fault
-	// LateBoot lists machines that register their core Node For later than the boot delay, on
-	// every boot: set it beyond the Node's bootTimeout to play a machine that shows up after
+	// LateBoot lists machines that register their Node For later than the boot delay, on
+	// every boot: set it beyond the boot timeout to play a machine that shows up after
 	// the manager gave up on the attempt.
 	LateBoot []Fault
-	// Flap lists machines whose core Node alternates between Ready and NotReady (every
+	// Flap lists machines whose Node alternates between Ready and NotReady (every
 	// FlapPeriod) for For after each registration, then stays Ready.
 	Flap []Fault
 
-	// NodeBootTimeout, when set, is written into each Node's spec.bootTimeout.
+	// NodeBootTimeout, when set, is written into the Group's machineDefaults.bootTimeout: how long
+	// the manager lets a power-on take until the machine's Node is Ready.
 	NodeBootTimeout time.Duration
 }
 
@@ -115,7 +116,7 @@ func (c *Config) Validate() error {
 	if c.Machines < 1 {
 		errs = append(errs, fmt.Errorf("machines must be at least 1, not %d", c.Machines))
 	}
-	// The longest name derived from the group is the Secret's, <group>-<index>-bmc; core Node
+	// The longest name derived from the group is the Secret's, <group>-<index>-bmc; Node
 	// names are also host names, hence the label rule.
 	if c.Machines >= 1 {
 		if msgs := validation.IsDNS1123Label(c.secretName(c.Machines - 1)); len(msgs) > 0 {
@@ -205,7 +206,7 @@ func (c *Config) MachineName(i int) string {
 // secretName is the Secret holding machine i's BMC credentials.
 func (c *Config) secretName(i int) string { return c.MachineName(i) + "-bmc" }
 
-// providerID is machine i's provider ID, the default homelab-autoscaler derives for a Node.
+// providerID is machine i's provider ID, the default homelab-autoscaler derives for a Machine.
 func (c *Config) providerID(i int) string {
 	return "homelab://" + c.Namespace + "/" + c.MachineName(i)
 }

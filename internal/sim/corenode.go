@@ -13,19 +13,19 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
-// KwokNodeAnnotation marks a core Node that kwok manages: a running kwok sets it Ready and keeps
+// KwokNodeAnnotation marks a Node that kwok manages: a running kwok sets it Ready and keeps
 // its lease, as the kubelet of a real machine would.
 const KwokNodeAnnotation = "kwok.x-k8s.io/node"
 
 const (
-	// apiCallTimeout bounds one create or delete of a core Node.
+	// apiCallTimeout bounds one create or delete of a Node.
 	apiCallTimeout = 15 * time.Second
-	// retryFirst and retryCap space the retries of a failed core Node create or delete.
+	// retryFirst and retryCap space the retries of a failed Node create or delete.
 	retryFirst = 500 * time.Millisecond
 	retryCap   = 30 * time.Second
 )
 
-// registration is the machine's core Node as the simulator last made it.
+// registration is the machine's Node as the simulator last made it.
 type registration struct {
 	// mu serializes the machine's API calls, so that a delete never overtakes the create it
 	// follows.
@@ -34,11 +34,11 @@ type registration struct {
 	uid        types.UID
 	retry      *time.Timer
 	retryDelay time.Duration
-	// flap is the next Ready/NotReady change of a flapping machine's core Node.
+	// flap is the next Ready/NotReady change of a flapping machine's Node.
 	flap *time.Timer
 }
 
-// syncNode makes the core Node exist or not, as the machine's phase says. It reads the phase
+// syncNode makes the Node exist or not, as the machine's phase says. It reads the phase
 // after taking the registration lock, so whichever call runs last acts on the latest phase.
 // A failed call is retried on a timer with a doubling delay.
 func (m *Machine) syncNode() {
@@ -64,7 +64,7 @@ func (m *Machine) syncNode() {
 		if r.retryDelay == 0 {
 			r.retryDelay = retryFirst
 		}
-		m.sim.log.Error("core Node change failed; retrying", "machine", m.Name, "register", want, "in", r.retryDelay.String(), "err", err)
+		m.sim.log.Error("Node change failed; retrying", "machine", m.Name, "register", want, "in", r.retryDelay.String(), "err", err)
 		if r.retry == nil {
 			r.retry = time.AfterFunc(r.retryDelay, func() {
 				r.mu.Lock()
@@ -88,7 +88,7 @@ func (m *Machine) syncNode() {
 	if !want {
 		verb = "deregistered"
 	}
-	m.sim.log.Info("core Node "+verb, "machine", m.Name)
+	m.sim.log.Info("Node "+verb, "machine", m.Name)
 }
 
 // stopSync waits for an API call in flight (the simulator's context is cancelled by then, so
@@ -106,18 +106,18 @@ func (m *Machine) stopSync() {
 	}
 }
 
-// register creates the core Node. One left over with this machine's provider ID (from an earlier
+// register creates the Node. One left over with this machine's provider ID (from an earlier
 // run) is taken over; one that belongs to something else is an error.
 func (m *Machine) register(ctx context.Context) error {
 	core := m.sim.coreNode(m)
 	err := m.sim.client.Create(ctx, core)
 	if apierrors.IsAlreadyExists(err) {
 		if err = m.sim.client.Get(ctx, client.ObjectKey{Name: m.Name}, core); err == nil && core.Spec.ProviderID != m.ProviderID {
-			err = fmt.Errorf("core Node %s exists with providerID %q, not %q", m.Name, core.Spec.ProviderID, m.ProviderID)
+			err = fmt.Errorf("existing Node %s has providerID %q, not %q", m.Name, core.Spec.ProviderID, m.ProviderID)
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("creating core Node %s: %w", m.Name, err)
+		return fmt.Errorf("creating Node %s: %w", m.Name, err)
 	}
 	m.reg.uid = core.UID
 	if m.flapFor > 0 {
@@ -126,7 +126,7 @@ func (m *Machine) register(ctx context.Context) error {
 	return nil
 }
 
-// deregister deletes the core Node, but only the one this machine made (by UID): a Node of the
+// deregister deletes the Node, but only the one this machine made (by UID): a Node of the
 // same name registered by someone else meanwhile is left alone. One already gone is fine: the
 // controller deletes it too once the machine is confirmed off.
 func (m *Machine) deregister(ctx context.Context) error {
@@ -139,9 +139,9 @@ func (m *Machine) deregister(ctx context.Context) error {
 	switch {
 	case err == nil, apierrors.IsNotFound(err):
 	case apierrors.IsConflict(err):
-		m.sim.log.Info("core Node was replaced by another object; leaving it", "machine", m.Name)
+		m.sim.log.Info("Node was replaced by another object; leaving it", "machine", m.Name)
 	default:
-		return fmt.Errorf("deleting core Node %s: %w", m.Name, err)
+		return fmt.Errorf("deleting Node %s: %w", m.Name, err)
 	}
 	m.reg.uid = ""
 	return nil

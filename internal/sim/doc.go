@@ -2,7 +2,7 @@
 // its own BMC on a loopback port that speaks a real management protocol (Redfish over HTTP, or
 // IPMI v2.0 over UDP), so that homelab-autoscaler's real power drivers drive it.
 //
-// A machine powered on through its BMC registers its core Node after a boot delay (annotated for
+// A machine powered on through its BMC registers its Node after a boot delay (annotated for
 // kwok, which keeps it Ready), and one powered off deletes it after a shutdown delay. Every power
 // command a BMC receives is counted per machine, for reliability checks such as "no machine was
 // powered on twice for one attempt". Faults can be injected: machines that power on but never

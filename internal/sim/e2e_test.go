@@ -20,9 +20,9 @@ import (
 )
 
 // The whole chain with nothing faked but the machines: the manager's reconcilers with the real
-// power drivers, kwok keeping core Nodes Ready, and three simulated machines whose manifests are
+// power drivers, kwok keeping Nodes Ready, and three simulated machines whose manifests are
 // created as a user would. Two machines are powered on and reach Ready, one is powered off again
-// and reaches Off with its core Node gone, and every BMC received exactly the commands asked for.
+// and reaches Off with its Node gone, and every BMC received exactly the commands asked for.
 func TestEndToEnd(t *testing.T) {
 	t.Parallel()
 	started := time.Now()
@@ -40,31 +40,31 @@ func TestEndToEnd(t *testing.T) {
 	s := run(t, cfg)
 	createManifests(t, s)
 
-	nodes := make([]*infrav1.Machine, 3)
+	ms := make([]*infrav1.Machine, 3)
 	for i, m := range s.Machines() {
-		nodes[i] = &infrav1.Machine{}
-		nodes[i].Namespace, nodes[i].Name = cfg.Namespace, m.Name
-		waitProgress(t, nodes[i], infrav1.ProgressOff, 20*time.Second)
+		ms[i] = &infrav1.Machine{}
+		ms[i].Namespace, ms[i].Name = cfg.Namespace, m.Name
+		waitProgress(t, ms[i], infrav1.ProgressOff, 20*time.Second)
 	}
-	setDesired(t, nodes[0], true)
-	setDesired(t, nodes[1], true)
-	for _, n := range nodes[:2] {
-		got := waitProgress(t, n, infrav1.ProgressReady, 30*time.Second)
-		if got.Status.PowerState != infrav1.PoweredOn || got.Status.KubernetesNode != n.Name || got.Status.Attempts != 1 {
-			t.Fatalf("%s status: %+v", n.Name, got.Status)
+	setOnline(t, ms[0], true)
+	setOnline(t, ms[1], true)
+	for _, m := range ms[:2] {
+		got := waitProgress(t, m, infrav1.ProgressReady, 30*time.Second)
+		if got.Status.PowerState != infrav1.PoweredOn || got.Status.KubernetesNode != m.Name || got.Status.Attempts != 1 {
+			t.Fatalf("%s status: %+v", m.Name, got.Status)
 		}
-		// The core Node sync labels the core Node beside the lifecycle, not before it.
-		testenv.Eventually(t, 10*time.Second, n.Name+"'s core Node labelled with its group", func() bool {
-			core := coreNode(t, n.Name)
+		// The Node sync labels the Node beside the lifecycle, not before it.
+		testenv.Eventually(t, 10*time.Second, m.Name+"'s Node labelled with its group", func() bool {
+			core := coreNode(t, m.Name)
 			return core != nil && core.Labels[infrav1.LabelGroup] == cfg.Group
 		})
 	}
 	t.Logf("two machines Ready after %s", time.Since(started).Round(time.Millisecond))
 
-	setDesired(t, nodes[1], false)
-	got := waitProgress(t, nodes[1], infrav1.ProgressOff, 30*time.Second)
-	if got.Status.PowerState != infrav1.PoweredOff || coreNode(t, nodes[1].Name) != nil {
-		t.Fatalf("%s after power-off: status %+v, core Node still there: %v", nodes[1].Name, got.Status, coreNode(t, nodes[1].Name) != nil)
+	setOnline(t, ms[1], false)
+	got := waitProgress(t, ms[1], infrav1.ProgressOff, 30*time.Second)
+	if got.Status.PowerState != infrav1.PoweredOff || coreNode(t, ms[1].Name) != nil {
+		t.Fatalf("%s after power-off: status %+v, Node still there: %v", ms[1].Name, got.Status, coreNode(t, ms[1].Name) != nil)
 	}
 	if s.Machines()[1].PoweredOn() {
 		t.Fatal("the machine powered off through the manager is still on")
@@ -80,7 +80,7 @@ func TestEndToEnd(t *testing.T) {
 	if c := s.Machines()[1].Counters(); c.Commands[sim.CommandForceOff] != 0 {
 		t.Errorf("the graceful shutdown was forced: %+v", c.History)
 	}
-	if ready := getNode(t, nodes[0]); ready.Status.Progress != infrav1.ProgressReady {
+	if ready := getMachine(t, ms[0]); ready.Status.Progress != infrav1.ProgressReady {
 		t.Errorf("machine 0 left Ready: %+v", ready.Status)
 	}
 }
@@ -117,24 +117,24 @@ func startManager(t *testing.T, namespace string) {
 	})
 }
 
-// setDesired plays a human editing spec.powerState.
-func setDesired(t *testing.T, n *infrav1.Machine, state infrav1.PowerState) {
+// setOnline plays a human editing spec.online.
+func setOnline(t *testing.T, m *infrav1.Machine, online bool) {
 	t.Helper()
 	key := &infrav1.Machine{}
-	key.Namespace, key.Name = n.Namespace, n.Name
-	if _, err := optimistic.Update(context.Background(), writer, key, func(n *infrav1.Machine) error {
-		n.Spec.Online = online
+	key.Namespace, key.Name = m.Namespace, m.Name
+	if _, err := optimistic.Update(context.Background(), writer, key, func(m *infrav1.Machine) error {
+		m.Spec.Online = online
 		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func waitProgress(t *testing.T, n *infrav1.Machine, p infrav1.Progress, timeout time.Duration) *infrav1.Machine {
+func waitProgress(t *testing.T, m *infrav1.Machine, p infrav1.Progress, timeout time.Duration) *infrav1.Machine {
 	t.Helper()
 	var got *infrav1.Machine
-	testenv.Eventually(t, timeout, n.Name+" to be "+string(p), func() bool {
-		got = getNode(t, n)
+	testenv.Eventually(t, timeout, m.Name+" to be "+string(p), func() bool {
+		got = getMachine(t, m)
 		return got.Status.Progress == p
 	})
 	return got

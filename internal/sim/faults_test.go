@@ -14,7 +14,7 @@ import (
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/testenv"
 )
 
-// A never-booting machine powers on (its BMC says On) but no core Node ever registers; it
+// A never-booting machine powers on (its BMC says On) but no Node ever registers; it
 // powers off normally.
 func TestNeverBoot(t *testing.T) {
 	t.Parallel()
@@ -30,14 +30,14 @@ func TestNeverBoot(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	testenv.Eventually(t, 10*time.Second, "the good machine's core Node", func() bool { return coreNode(t, good.Name) != nil })
+	testenv.Eventually(t, 10*time.Second, "the good machine's Node", func() bool { return coreNode(t, good.Name) != nil })
 	testenv.Eventually(t, 5*time.Second, "the stuck machine to finish booting", func() bool { return stuck.Phase() == "Running" })
 	// Give a late registration every chance to show up.
 	time.Sleep(5 * cfg.BootDelay)
 	if coreNode(t, stuck.Name) != nil {
-		t.Fatal("a never-booting machine registered a core Node")
+		t.Fatal("a never-booting machine registered a Node")
 	}
-	if st, err := (power.Redfish{}).Status(ctx, request(objs, 1, power.ActionStatus)); err != nil || st != infrav1.PowerOn {
+	if st, err := (power.Redfish{}).Status(ctx, request(objs, 1, power.ActionStatus)); err != nil || st != infrav1.PoweredOn {
 		t.Fatalf("the stuck machine's power: %v, %v; want on", st, err)
 	}
 	if _, err := (power.Redfish{}).Do(ctx, request(objs, 1, power.ActionOff)); err != nil {
@@ -74,7 +74,7 @@ func TestBMCErrorWindow(t *testing.T) {
 	wantClass(t, err, power.ClassBMCError, "500")
 	_, err = power.Redfish{}.Do(ctx, call(1, power.ActionOn))
 	wantClass(t, err, power.ClassBMCError, "500")
-	if st, err := (power.Redfish{}).Status(ctx, call(0, power.ActionStatus)); err != nil || st != infrav1.PowerOff {
+	if st, err := (power.Redfish{}).Status(ctx, call(0, power.ActionStatus)); err != nil || st != infrav1.PoweredOff {
 		t.Fatalf("the healthy machine: %v, %v", st, err)
 	}
 	testenv.Eventually(t, 3*window, "the error window to end", func() bool {
@@ -113,7 +113,7 @@ func TestBMCErrorWindow(t *testing.T) {
 	}
 }
 
-// A simulator started again finds the machines whose core Nodes are registered running: a
+// A simulator started again finds the machines whose Nodes are registered running: a
 // machine keeps running while its BMC restarts.
 func TestRestartAdoptsRunningMachines(t *testing.T) {
 	t.Parallel()
@@ -125,7 +125,7 @@ func TestRestartAdoptsRunningMachines(t *testing.T) {
 		t.Fatal(err)
 	}
 	name := first.Machines()[0].Name
-	testenv.Eventually(t, 10*time.Second, "the core Node", func() bool { return coreNode(t, name) != nil })
+	testenv.Eventually(t, 10*time.Second, "the Node", func() bool { return coreNode(t, name) != nil })
 	if err := first.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -134,11 +134,11 @@ func TestRestartAdoptsRunningMachines(t *testing.T) {
 	if !second.Machines()[0].PoweredOn() || second.Machines()[1].PoweredOn() {
 		t.Fatal("after a restart, machine 0 should be on and machine 1 off")
 	}
-	if st, err := (power.Redfish{}).Status(ctx, request(objs, 0, power.ActionStatus)); err != nil || st != infrav1.PowerOn {
+	if st, err := (power.Redfish{}).Status(ctx, request(objs, 0, power.ActionStatus)); err != nil || st != infrav1.PoweredOn {
 		t.Fatalf("status after the restart: %v, %v", st, err)
 	}
 	if _, err := (power.Redfish{}).Do(ctx, request(objs, 0, power.ActionOff)); err != nil {
 		t.Fatal(err)
 	}
-	testenv.Eventually(t, 5*time.Second, "the core Node to go", func() bool { return coreNode(t, name) == nil })
+	testenv.Eventually(t, 5*time.Second, "the Node to go", func() bool { return coreNode(t, name) == nil })
 }

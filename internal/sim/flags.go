@@ -18,7 +18,7 @@ type Options struct {
 	Config
 	// Kubeconfig reaches the cluster; empty means $KUBECONFIG, ~/.kube/config or in-cluster.
 	Kubeconfig string
-	// ManifestsFile, when set, receives the Group, Secrets and Nodes as YAML once every BMC
+	// ManifestsFile, when set, receives the Group, Secrets and Machines as YAML once every BMC
 	// listens.
 	ManifestsFile string
 	// Apply creates (or updates) those objects in the cluster.
@@ -32,12 +32,12 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	o.Config = DefaultConfig()
 	c := &o.Config
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "Kubeconfig of the cluster; empty uses $KUBECONFIG, ~/.kube/config or the in-cluster configuration.")
-	fs.StringVar(&c.Namespace, "namespace", c.Namespace, "Namespace of the Group, Nodes and Secrets.")
+	fs.StringVar(&c.Namespace, "namespace", c.Namespace, "Namespace of the Group, Machines and Secrets.")
 	fs.StringVar(&c.Group, "group", c.Group, "Name of the Group; machines are named GROUP-INDEX.")
 	fs.IntVar(&c.Machines, "machines", c.Machines, "Number of machines.")
-	fs.DurationVar(&c.BootDelay, "boot-delay", c.BootDelay, "Time from power-on until the machine's core Node registers.")
+	fs.DurationVar(&c.BootDelay, "boot-delay", c.BootDelay, "Time from power-on until the machine's Node registers.")
 	fs.DurationVar(&c.BootJitter, "boot-jitter", 0, "Random spread of the boot delay (± this much).")
-	fs.DurationVar(&c.ShutdownDelay, "shutdown-delay", c.ShutdownDelay, "Time a graceful shutdown takes until the power is off and the core Node is gone.")
+	fs.DurationVar(&c.ShutdownDelay, "shutdown-delay", c.ShutdownDelay, "Time a graceful shutdown takes until the power is off and the Node is gone.")
 	fs.DurationVar(&c.ShutdownJitter, "shutdown-jitter", 0, "Random spread of the shutdown delay (± this much).")
 	fs.Func("protocol", "BMC protocol: redfish (HTTP) or ipmi (IPMI v2.0 lanplus over UDP). (default redfish)", func(v string) error {
 		c.Protocol = Protocol(v)
@@ -48,17 +48,17 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.Var(quantityFlag{c.Capacity, corev1.ResourceCPU}, "cpu", "CPU capacity of each machine.")
 	fs.Var(quantityFlag{c.Capacity, corev1.ResourceMemory}, "memory", "Memory capacity of each machine.")
 	fs.Var(quantityFlag{c.Capacity, corev1.ResourcePods}, "pods", "Pod capacity of each machine.")
-	fs.Var((*labelsFlag)(&c.Labels), "labels", "Labels of each core Node and of the Group's template, KEY=VALUE,... (repeatable).")
-	fs.Var((*indexesFlag)(&c.NeverBoot), "never-boot", "Indexes of machines that power on but never register a core Node, I,J,... (repeatable).")
+	fs.Var((*labelsFlag)(&c.Labels), "labels", "Labels of each Node and of the Group's template, KEY=VALUE,... (repeatable).")
+	fs.Var((*indexesFlag)(&c.NeverBoot), "never-boot", "Indexes of machines that power on but never register a Node, I,J,... (repeatable).")
 	fs.Var((*faultsFlag)(&c.BMCErrors), "bmc-errors", "BMCs that answer errors (HTTP 500, IPMI node busy) for a while after the start, INDEX:DURATION,... (repeatable).")
 	for _, k := range []FaultKind{FaultHang, FaultLie, FaultGarbage} {
 		fs.Var(&kindFaultsFlag{list: &c.BMCFaults, kind: k}, "bmc-"+string(k), bmcFaultUsage[k])
 	}
-	fs.Var((*faultsFlag)(&c.LateBoot), "late-boot", "Machines that register their core Node this much later than the boot delay, on every boot, INDEX:DURATION,... (repeatable).")
-	fs.Var((*faultsFlag)(&c.Flap), "flap", "Machines whose core Node alternates Ready and NotReady every 0.5s for this long after each registration, INDEX:DURATION,... (repeatable).")
-	fs.DurationVar(&c.NodeBootTimeout, "node-boot-timeout", 0, "Written into each Node's spec.bootTimeout; 0 leaves the API's default.")
-	fs.StringVar(&o.ManifestsFile, "manifests", "", "Write the Group, Secrets and Nodes as YAML to this file once every BMC listens.")
-	fs.BoolVar(&o.Apply, "apply", false, "Create the Group, Secrets and Nodes in the cluster (existing ones get this run's endpoints and credentials).")
+	fs.Var((*faultsFlag)(&c.LateBoot), "late-boot", "Machines that register their Node this much later than the boot delay, on every boot, INDEX:DURATION,... (repeatable).")
+	fs.Var((*faultsFlag)(&c.Flap), "flap", "Machines whose Node alternates Ready and NotReady every 0.5s for this long after each registration, INDEX:DURATION,... (repeatable).")
+	fs.DurationVar(&c.NodeBootTimeout, "node-boot-timeout", 0, "How long a power-on may take until the machine's Node is Ready, written into the Group's spec.machineDefaults.bootTimeout; 0 leaves the built-in default (10m).")
+	fs.StringVar(&o.ManifestsFile, "manifests", "", "Write the Group, Secrets and Machines as YAML to this file once every BMC listens.")
+	fs.BoolVar(&o.Apply, "apply", false, "Create the Group, Secrets and Machines in the cluster (existing ones get this run's endpoints and credentials).")
 	fs.StringVar(&o.DebugAddress, "debug-address", "127.0.0.1:8090", "Address of the /debug/counters endpoint (keep it on loopback); empty turns it off.")
 }
 

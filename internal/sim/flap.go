@@ -10,10 +10,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
-// FlapPeriod is how long a flapping machine's core Node stays Ready, then NotReady, in turn.
+// FlapPeriod is how long a flapping machine's Node stays Ready, then NotReady, in turn.
 const FlapPeriod = 500 * time.Millisecond
 
-// startFlapping makes the core Node just registered (uid) alternate between Ready and NotReady
+// startFlapping makes the Node just registered (uid) alternate between Ready and NotReady
 // until the machine's flapping time is over, then sets it Ready and hands it to kwok, which
 // keeps it so. The
 // simulator writes the Ready condition itself meanwhile, as a kubelet whose network comes and
@@ -38,25 +38,25 @@ func (m *Machine) startFlapping(uid types.UID) {
 				err = m.handToKwok(ctx)
 			}
 			if err != nil {
-				m.sim.log.Error("handing the core Node to kwok failed; retrying", "machine", m.Name, "err", err)
+				m.sim.log.Error("handing the Node to kwok failed; retrying", "machine", m.Name, "err", err)
 				r.flap = time.AfterFunc(FlapPeriod, func() { tick(ready) })
 			}
 			return
 		}
 		if err := m.setReady(ctx, ready); err != nil {
-			m.sim.log.Error("flapping the core Node failed", "machine", m.Name, "err", err)
+			m.sim.log.Error("flapping the Node failed", "machine", m.Name, "err", err)
 		} else {
 			m.mu.Lock()
 			m.counters.Flaps++
 			m.mu.Unlock()
-			m.sim.log.Debug("core Node flapped", "machine", m.Name, "ready", ready)
+			m.sim.log.Debug("Node flapped", "machine", m.Name, "ready", ready)
 		}
 		r.flap = time.AfterFunc(FlapPeriod, func() { tick(!ready) })
 	}
 	m.reg.flap = time.AfterFunc(0, func() { tick(true) })
 }
 
-// setReady writes the core Node's Ready condition.
+// setReady writes the Node's Ready condition.
 func (m *Machine) setReady(ctx context.Context, ready bool) error {
 	core := &corev1.Node{}
 	if err := m.sim.client.Get(ctx, client.ObjectKey{Name: m.Name}, core); err != nil {
@@ -68,7 +68,7 @@ func (m *Machine) setReady(ctx context.Context, ready bool) error {
 	}
 	now := metav1.Now()
 	cond := corev1.NodeCondition{Type: corev1.NodeReady, Status: status, Reason: reason,
-		Message: "homelab-sim: this machine's core Node flaps", LastHeartbeatTime: now, LastTransitionTime: now}
+		Message: "homelab-sim: this machine's Node flaps", LastHeartbeatTime: now, LastTransitionTime: now}
 	replaced := false
 	for i, c := range core.Status.Conditions {
 		if c.Type == corev1.NodeReady {
@@ -81,7 +81,7 @@ func (m *Machine) setReady(ctx context.Context, ready bool) error {
 	return m.sim.client.Status().Update(ctx, core)
 }
 
-// handToKwok annotates the core Node for kwok, which sets it Ready and keeps it so.
+// handToKwok annotates the Node for kwok, which sets it Ready and keeps it so.
 func (m *Machine) handToKwok(ctx context.Context) error {
 	core := &corev1.Node{}
 	if err := m.sim.client.Get(ctx, client.ObjectKey{Name: m.Name}, core); err != nil {

@@ -10,9 +10,9 @@ type phase int
 
 const (
 	phaseOff phase = iota
-	// phaseBooting: the power is on, the operating system boots, no core Node yet.
+	// phaseBooting: the power is on, the operating system boots, no Node yet.
 	phaseBooting
-	// phaseRunning: booted; the core Node is registered (unless the machine never boots).
+	// phaseRunning: booted; the Node is registered (unless the machine never boots).
 	phaseRunning
 	// phaseShuttingDown: the operating system shuts down; the power is still on.
 	phaseShuttingDown
@@ -59,11 +59,11 @@ type Counters struct {
 	// held, or answered with a lie); Faults counts them by kind.
 	FaultAnswers int               `json:"faultAnswers"`
 	Faults       map[FaultKind]int `json:"faults,omitempty"`
-	// Registrations counts the core Nodes the machine created; Deregistrations the ones it
+	// Registrations counts the Nodes the machine created; Deregistrations the ones it
 	// deleted.
 	Registrations   int `json:"registrations"`
 	Deregistrations int `json:"deregistrations"`
-	// Flaps counts the Ready condition changes of a flapping machine's core Node.
+	// Flaps counts the Ready condition changes of a flapping machine's Node.
 	Flaps int `json:"flaps,omitempty"`
 	// History lists the last commands, oldest first.
 	History []Received `json:"history"`
@@ -74,9 +74,9 @@ type Counters struct {
 type Machine struct {
 	// Index numbers the machine from 0.
 	Index int
-	// Name is the machine's name: its Node's and its core Node's.
+	// Name is the name of both its Machine and its Node.
 	Name string
-	// ProviderID is the core Node's spec.providerID.
+	// ProviderID is the Node's spec.providerID.
 	ProviderID string
 	// Username and Password are the BMC's credentials.
 	Username, Password string
@@ -90,7 +90,7 @@ type Machine struct {
 	epoch uint64      // bumped by every transition, so that a stale timer does nothing
 	// faultEnds says until when the BMC misbehaves, by kind.
 	faultEnds map[FaultKind]time.Time
-	// flapFor is how long the core Node flaps after each registration.
+	// flapFor is how long the Node flaps after each registration.
 	flapFor time.Duration
 	// lateBy delays every boot's registration beyond the boot delay.
 	lateBy   time.Duration
@@ -176,7 +176,7 @@ func (m *Machine) Do(cmd Command) {
 	m.mu.Unlock()
 	m.sim.log.Info("power command", "machine", m.Name, "command", cmd, "changed", changed)
 	if changed {
-		// The BMC answers without waiting for the API: a ForceOff's core Node delete happens
+		// The BMC answers without waiting for the API: a ForceOff's Node delete happens
 		// beside the answer, as the power cut and the kubelet's disappearance would.
 		go m.syncNode()
 	}
@@ -248,7 +248,7 @@ func (m *Machine) stop() {
 	m.epoch++
 }
 
-// wantsNode reports whether the machine's core Node should exist now.
+// wantsNode reports whether the machine's Node should exist now.
 func (m *Machine) wantsNode() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/machines"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/optimistic"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/power"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/sim"
@@ -39,7 +40,7 @@ func TestMain(m *testing.M) {
 var seq atomic.Int64
 
 // config is a small fast homelab in a namespace of its own, with a group name no other test
-// uses (core Nodes are cluster-wide).
+// uses (Nodes are cluster-wide).
 func config(t *testing.T) sim.Config {
 	t.Helper()
 	n := seq.Add(1)
@@ -91,9 +92,9 @@ func run(t *testing.T, cfg sim.Config) *sim.Sim {
 // request is a driver call for machine i, with credentials read from the cluster as the
 // manager reads them.
 func request(objs sim.Objects, i int, action power.Action) power.Request {
-	n := objs.Machines[i].DeepCopy()
-	slot, _ := power.SlotFor(n, action)
-	return power.Request{Node: n, Action: action, Slot: slot, Attempt: 1, Secrets: power.ClientSecrets{Reader: env.Client}}
+	m := machines.Effective(objs.Machines[i], objs.Group)
+	slot, _ := power.SlotFor(m, action)
+	return power.Request{Machine: m, Action: action, Slot: slot, Attempt: 1, Secrets: power.ClientSecrets{Reader: env.Client}}
 }
 
 func coreNode(t *testing.T, name string) *corev1.Node {
@@ -119,10 +120,10 @@ func wantClass(t *testing.T, err error, class power.Class, mention string) {
 	}
 }
 
-func getNode(t *testing.T, n *infrav1.Machine) *infrav1.Machine {
+func getMachine(t *testing.T, m *infrav1.Machine) *infrav1.Machine {
 	t.Helper()
 	got := &infrav1.Machine{}
-	if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(n), got); err != nil {
+	if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(m), got); err != nil {
 		t.Fatal(err)
 	}
 	return got

@@ -41,7 +41,7 @@ func (o Objects) All() []client.Object {
 }
 
 // Objects returns the Group, one credentials Secret per machine, and one Machine per machine
-// whose spec.bmc points at the machine's BMC, desired off. Call it after Start: the endpoints
+// whose spec.bmc points at the machine's BMC, offline. Call it after Start: the endpoints
 // are known then.
 func (s *Sim) Objects() Objects {
 	cfg := s.cfg

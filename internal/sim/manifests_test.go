@@ -13,12 +13,13 @@ import (
 	"sigs.k8s.io/yaml"
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/machines"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/power"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/sim"
 )
 
 // The manifests are valid as they are: the apiserver creates every object with strict field
-// validation, and a YAML 1.1 reader takes powerState as the string "off".
+// validation, each Machine is written offline, and its BMC's credentials are a basic-auth Secret.
 func TestManifestsCreateStrictly(t *testing.T) {
 	t.Parallel()
 	for _, protocol := range []sim.Protocol{sim.ProtocolRedfish, sim.ProtocolIPMI} {
@@ -34,12 +35,12 @@ func TestManifestsCreateStrictly(t *testing.T) {
 				t.Fatal(err)
 			}
 			text := out.String()
-			if strings.Count(text, `powerState: "off"`) != 3 {
-				t.Fatalf("want three quoted powerState \"off\":\n%s", text)
+			if strings.Count(text, "online: false") != 3 {
+				t.Fatalf("want three Machines with online: false:\n%s", text)
 			}
 			docs := strings.Split(text, "\n---\n")
 			if len(docs) != 1+2*cfg.Machines {
-				t.Fatalf("%d documents, want the Group, %d Secrets and %d Nodes", len(docs), cfg.Machines, cfg.Machines)
+				t.Fatalf("%d documents, want the Group, %d Secrets and %d Machines", len(docs), cfg.Machines, cfg.Machines)
 			}
 			ctx := context.Background()
 			for _, doc := range docs {
@@ -50,26 +51,23 @@ func TestManifestsCreateStrictly(t *testing.T) {
 				if err := env.Client.Create(ctx, u, client.FieldValidation("Strict")); err != nil {
 					t.Fatalf("creating %s %s: %v\n%s", u.GetKind(), u.GetName(), err, doc)
 				}
-				if u.GetKind() == "Node" {
-					if ps, _, _ := unstructured.NestedFieldNoCopy(u.Object, "spec", "powerState"); ps != "off" {
-						t.Fatalf("powerState read back as %#v", ps)
+				switch u.GetKind() {
+				case "Machine":
+					if online, found, err := unstructured.NestedBool(u.Object, "spec", "online"); !found || err != nil || online {
+						t.Fatalf("Machine %s: online read back as %v (found %t, %v), want false", u.GetName(), online, found, err)
+					}
+				case "Secret":
+					if typ, _, _ := unstructured.NestedString(u.Object, "type"); typ != string(corev1.SecretTypeBasicAuth) {
+						t.Fatalf("Secret %s of type %q, want %s", u.GetName(), typ, corev1.SecretTypeBasicAuth)
 					}
 				}
 			}
 
-			// What the apiserver stored drives the machine.
-			n := &infrav1.Machine{}
-			if err := env.Client.Get(ctx, client.ObjectKey{Namespace: cfg.Namespace, Name: s.Machines()[2].Name}, n); err != nil {
+			// What the apiserver stored, with the Group's defaults applied as the manager applies
+			// them, drives the machine.
+			stored := &infrav1.Machine{}
+			if err := env.Client.Get(ctx, client.ObjectKey{Namespace: cfg.Namespace, Name: s.Machines()[2].Name}, stored); err != nil {
 				t.Fatal(err)
-			}
-			if n.Spec.BootTimeout.Duration != 90*time.Second || n.Spec.Power.Status == nil {
-				t.Fatalf("stored spec: %+v", n.Spec)
-			}
-			slot, _ := power.SlotFor(n, power.ActionStatus)
-			req := power.Request{Node: n, Action: power.ActionStatus, Slot: slot, Secrets: power.ClientSecrets{Reader: env.Client}}
-			drv := power.NewRegistry(power.Builtin()...)[slot.DriverName()]
-			if st, err := drv.Status(ctx, req); err != nil || st != infrav1.PowerOff {
-				t.Fatalf("status through the stored Node: %v, %v", st, err)
 			}
 			g := &infrav1.Group{}
 			if err := env.Client.Get(ctx, client.ObjectKey{Namespace: cfg.Namespace, Name: cfg.Group}, g); err != nil {
@@ -78,12 +76,28 @@ func TestManifestsCreateStrictly(t *testing.T) {
 			if *g.Spec.MaxSize != 3 || g.Spec.Template.Labels["homelab.example/gpu"] != "none" || g.Spec.Template.Capacity.Pods().Value() != 110 {
 				t.Fatalf("group: %+v", g.Spec)
 			}
+			if stored.Spec.BMC == nil || stored.Spec.Power != nil || stored.Spec.BootTimeout != nil {
+				t.Fatalf("stored spec: %+v, want spec.bmc only (the boot timeout comes from the Group)", stored.Spec)
+			}
+			n := machines.Effective(stored, g)
+			if err := machines.Check(n); err != nil {
+				t.Fatalf("effective spec: %v", err)
+			}
+			if n.Spec.BootTimeout.Duration != 90*time.Second {
+				t.Fatalf("effective bootTimeout %s, want the Group's machineDefaults.bootTimeout 90s", n.Spec.BootTimeout.Duration)
+			}
+			slot, _ := power.SlotFor(n, power.ActionStatus)
+			req := power.Request{Machine: n, Action: power.ActionStatus, Slot: slot, Secrets: power.ClientSecrets{Reader: env.Client}}
+			drv := power.NewRegistry(power.Builtin()...)[slot.DriverName()]
+			if st, err := drv.Status(ctx, req); err != nil || st != infrav1.PoweredOff {
+				t.Fatalf("status through the stored Machine: %v, %v", st, err)
+			}
 		})
 	}
 }
 
-// Applying again (a new run: new ports, new passwords) updates the drivers and credentials of
-// the existing objects and leaves the desired power state alone.
+// Applying again (a new run: new ports, new passwords) updates the BMCs and credentials of the
+// existing objects and leaves spec.online alone.
 func TestApplyUpdatesExistingObjects(t *testing.T) {
 	t.Parallel()
 	cfg := config(t)
@@ -100,25 +114,24 @@ func TestApplyUpdatesExistingObjects(t *testing.T) {
 
 	second := run(t, cfg)
 	objs := second.Objects()
-	if objs.Machines[0].Spec.Power.Start.Redfish.Endpoint == first.Machines[0].Spec.Power.Start.Redfish.Endpoint {
+	if objs.Machines[0].Spec.BMC.Redfish.Endpoint == first.Machines[0].Spec.BMC.Redfish.Endpoint {
 		t.Fatal("the second run got the same port; the test proves nothing")
 	}
 	if err := sim.Apply(ctx, env.Client, writer, objs); err != nil {
 		t.Fatal(err)
 	}
-	got := getNode(t, n)
+	got := getMachine(t, n)
 	if !got.Spec.Online {
-		t.Fatalf("apply changed powerState to %q", got.Spec.PowerState)
+		t.Fatal("apply turned spec.online off")
 	}
-	if got.Spec.Power.Start.Redfish.Endpoint != second.Machines()[0].Endpoint() ||
-		got.Spec.Power.Status.Redfish.Endpoint != second.Machines()[0].Endpoint() {
-		t.Fatalf("endpoints not updated: %+v", got.Spec.Power)
+	if got.Spec.BMC.Redfish.Endpoint != second.Machines()[0].Endpoint() {
+		t.Fatalf("endpoint not updated: %+v", got.Spec.BMC.Redfish)
 	}
 	secret := &corev1.Secret{}
-	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: cfg.Namespace, Name: got.Spec.Power.Start.Redfish.CredentialsSecretRef.Name}, secret); err != nil {
+	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: cfg.Namespace, Name: got.Spec.BMC.Redfish.CredentialsSecretRef.Name}, secret); err != nil {
 		t.Fatal(err)
 	}
-	if string(secret.Data["password"]) != second.Machines()[0].Password {
+	if string(secret.Data[infrav1.CredentialsPasswordKey]) != second.Machines()[0].Password {
 		t.Fatal("the Secret still holds the first run's password")
 	}
 }

@@ -18,7 +18,7 @@ import (
 )
 
 // The project's own Redfish driver powers a simulated machine on and off and reads its state;
-// the core Node follows after the boot and shutdown delays.
+// the Node follows after the boot and shutdown delays.
 func TestRedfishDriverPowersMachine(t *testing.T) {
 	t.Parallel()
 	cfg := config(t)
@@ -28,7 +28,7 @@ func TestRedfishDriverPowersMachine(t *testing.T) {
 	m := s.Machines()[0]
 	drv := power.Redfish{}
 
-	if st, err := drv.Status(ctx, request(objs, 0, power.ActionStatus)); err != nil || st != infrav1.PowerOff {
+	if st, err := drv.Status(ctx, request(objs, 0, power.ActionStatus)); err != nil || st != infrav1.PoweredOff {
 		t.Fatalf("status before power-on: %v, %v", st, err)
 	}
 	poweredAt := time.Now()
@@ -36,21 +36,21 @@ func TestRedfishDriverPowersMachine(t *testing.T) {
 	if err != nil || !out.Done {
 		t.Fatalf("power on: %+v, %v", out, err)
 	}
-	if st, err := drv.Status(ctx, request(objs, 0, power.ActionStatus)); err != nil || st != infrav1.PowerOn {
+	if st, err := drv.Status(ctx, request(objs, 0, power.ActionStatus)); err != nil || st != infrav1.PoweredOn {
 		t.Fatalf("status after power-on: %v, %v", st, err)
 	}
 	if coreNode(t, m.Name) != nil && time.Since(poweredAt) < cfg.BootDelay {
-		t.Fatal("the core Node registered before the boot delay")
+		t.Fatal("the Node registered before the boot delay")
 	}
-	testenv.Eventually(t, 10*time.Second, "the core Node", func() bool { return coreNode(t, m.Name) != nil })
+	testenv.Eventually(t, 10*time.Second, "the Node", func() bool { return coreNode(t, m.Name) != nil })
 	if took := time.Since(poweredAt); took < cfg.BootDelay {
-		t.Fatalf("the core Node registered %s after power-on, before the %s boot delay", took, cfg.BootDelay)
+		t.Fatalf("the Node registered %s after power-on, before the %s boot delay", took, cfg.BootDelay)
 	}
 	core := coreNode(t, m.Name)
 	if core.Spec.ProviderID != "homelab://"+cfg.Namespace+"/"+m.Name ||
 		core.Annotations[sim.KwokNodeAnnotation] != "fake" ||
 		core.Labels["homelab.example/rack"] != "r1" || core.Labels[corev1.LabelHostname] != m.Name {
-		t.Fatalf("core Node: providerID %q, annotations %v, labels %v", core.Spec.ProviderID, core.Annotations, core.Labels)
+		t.Fatalf("Node: providerID %q, annotations %v, labels %v", core.Spec.ProviderID, core.Annotations, core.Labels)
 	}
 	for name, want := range map[corev1.ResourceName]string{corev1.ResourceCPU: "4", corev1.ResourceMemory: "16Gi", corev1.ResourcePods: "110"} {
 		if q := core.Status.Capacity[name]; q.Cmp(resource.MustParse(want)) != 0 {
@@ -76,8 +76,8 @@ func TestRedfishDriverPowersMachine(t *testing.T) {
 	if took := time.Since(offAt); took < cfg.ShutdownDelay {
 		t.Fatalf("off after %s, before the %s shutdown delay", took, cfg.ShutdownDelay)
 	}
-	testenv.Eventually(t, 5*time.Second, "the core Node to go", func() bool { return coreNode(t, m.Name) == nil })
-	if st, err := drv.Status(ctx, request(objs, 0, power.ActionStatus)); err != nil || st != infrav1.PowerOff {
+	testenv.Eventually(t, 5*time.Second, "the Node to go", func() bool { return coreNode(t, m.Name) == nil })
+	if st, err := drv.Status(ctx, request(objs, 0, power.ActionStatus)); err != nil || st != infrav1.PoweredOff {
 		t.Fatalf("status after power-off: %v, %v", st, err)
 	}
 
@@ -165,7 +165,7 @@ func TestRedfishAuthentication(t *testing.T) {
 	}
 }
 
-// A hard power-off (ForceOff) cuts the power at once: the core Node goes without waiting for a
+// A hard power-off (ForceOff) cuts the power at once: the Node goes without waiting for a
 // shutdown. An unknown ResetType is refused as Redfish says.
 func TestRedfishForceOff(t *testing.T) {
 	t.Parallel()
@@ -193,14 +193,14 @@ func TestRedfishForceOff(t *testing.T) {
 	if code := reset("On"); code != http.StatusNoContent {
 		t.Fatalf("On: %d", code)
 	}
-	testenv.Eventually(t, 10*time.Second, "the core Node", func() bool { return coreNode(t, m.Name) != nil })
+	testenv.Eventually(t, 10*time.Second, "the Node", func() bool { return coreNode(t, m.Name) != nil })
 	if code := reset("ForceOff"); code != http.StatusNoContent {
 		t.Fatalf("ForceOff: %d", code)
 	}
 	if m.PoweredOn() {
 		t.Fatal("still on after ForceOff")
 	}
-	testenv.Eventually(t, 5*time.Second, "the core Node to go", func() bool { return coreNode(t, m.Name) == nil })
+	testenv.Eventually(t, 5*time.Second, "the Node to go", func() bool { return coreNode(t, m.Name) == nil })
 	if c := m.Counters(); c.PowerOn != 1 || c.PowerOff != 1 || c.Commands[sim.CommandForceOff] != 1 {
 		t.Fatalf("counters: %+v", c)
 	}

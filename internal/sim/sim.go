@@ -38,7 +38,7 @@ type server interface {
 }
 
 // New builds the machines of cfg, each with fresh random BMC credentials. Nothing listens until
-// Start. c creates and deletes the core Nodes; it should not be a caching client.
+// Start. c creates and deletes the Nodes; it should not be a caching client.
 func New(cfg Config, c client.Client, log *slog.Logger) (*Sim, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -89,7 +89,7 @@ func (s *Sim) Machine(name string) *Machine {
 	return nil
 }
 
-// Start takes over core Nodes that earlier runs left registered (those machines start on: a
+// Start takes over Nodes that earlier runs left registered (those machines start on: a
 // machine keeps running while its BMC restarts), then opens every BMC's listener. When Start
 // returns, every BMC answers.
 func (s *Sim) Start(ctx context.Context) error {
@@ -130,11 +130,11 @@ func (s *Sim) Start(ctx context.Context) error {
 	return nil
 }
 
-// adopt marks the machines whose core Node exists (with their provider ID) as running.
+// adopt marks the machines whose Node exists (with their provider ID) as running.
 func (s *Sim) adopt(ctx context.Context) error {
 	list := &corev1.NodeList{}
 	if err := s.client.List(ctx, list); err != nil {
-		return fmt.Errorf("listing core Nodes: %w", err)
+		return fmt.Errorf("listing Nodes: %w", err)
 	}
 	byName := map[string]*corev1.Node{}
 	for i := range list.Items {
@@ -153,9 +153,9 @@ func (s *Sim) adopt(ctx context.Context) error {
 		adopted++
 	}
 	if adopted > 0 {
-		s.log.Info("machines already running: their core Nodes exist", "machines", adopted)
+		s.log.Info("machines already running: their Nodes exist", "machines", adopted)
 	}
-	// A never-booting machine cannot have a core Node: remove what an earlier run left.
+	// A never-booting machine cannot have a Node: remove what an earlier run left.
 	for _, m := range s.machines {
 		if m.neverBoot && m.reg.registered {
 			m.syncNode()
@@ -165,7 +165,7 @@ func (s *Sim) adopt(ctx context.Context) error {
 }
 
 // Close stops every BMC and cancels the boots and shutdowns in progress; when it returns, the
-// simulator makes no more API calls. The cluster objects (core Nodes included) stay as they are.
+// simulator makes no more API calls. The cluster objects (Nodes included) stay as they are.
 func (s *Sim) Close() error {
 	var errs []error
 	s.closeOnce.Do(func() {

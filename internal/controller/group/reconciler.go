@@ -114,7 +114,11 @@ func setConditions(g *infrav1.Group) {
 		capped = fmt.Sprintf("; maxSize %d exceeds the %d members, so the effective maximum is %d", *g.Spec.MaxSize, st.Members, limits.Max)
 	}
 	settled := st.StartingUp == 0 && st.ShuttingDown == 0 && st.Ready == st.Target
-	if settled {
+	// A failed member explains the gap to the target by itself (Stalled says so): the group is
+	// reconciling only while a member is on its way on or off, or a gap remains that no failure
+	// explains. Reconciling and Stalled both true would leave kstatus's verdict to their order.
+	inFlight := st.StartingUp > 0 || st.ShuttingDown > 0 || (st.Ready != st.Target && st.Failed == 0)
+	if !inFlight {
 		set(infrav1.ConditionReconciling, metav1.ConditionFalse, "Settled", "no member is powering on or off")
 	} else {
 		set(infrav1.ConditionReconciling, metav1.ConditionTrue, "Scaling",

@@ -1,6 +1,7 @@
 package machine_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -118,4 +119,36 @@ func TestJobRejectedByTheAPIFailsClearly(t *testing.T) {
 	expectCondition(t, got, infrav1.ConditionStalled, metav1.ConditionTrue, "ConfigError")
 	waitEvent(t, n, "Failed")
 	expectQuiet(t)
+}
+
+// A Node with the machine's node name that registered with another providerID is some other
+// machine: it is never taken as this one's, and the conflict stalls the machine for a human.
+func TestProviderIDConflictStalls(t *testing.T) {
+	ns := newNamespace(t)
+	drv := newMachineDriver()
+	startManager(t, ns, power.NewRegistry(drv))
+	createGroup(t, ns, "workers")
+	other := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: ns + "-m1"}, Spec: corev1.NodeSpec{ProviderID: "other://" + ns}}
+	if err := env.Client.Create(t.Context(), other); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.Client.Delete(context.Background(), other) })
+	n := createMachine(t, ns, "m1", "workers", false)
+	var got *infrav1.Machine
+	testenv.Eventually(t, 10*time.Second, "the conflict to be reported", func() bool {
+		got = get(t, n)
+		c := condition(got, infrav1.ConditionStalled)
+		return c != nil && c.Reason == "ProviderIDConflict"
+	})
+	expectCondition(t, got, infrav1.ConditionStalled, metav1.ConditionTrue, "ProviderIDConflict")
+	want := "Node " + ns + "-m1 registered with providerID \"other://" + ns + "\", not \"homelab://" + ns + "/m1\""
+	if msg := condition(got, infrav1.ConditionStalled).Message; msg != want {
+		t.Fatalf("Stalled message %q, want %q", msg, want)
+	}
+	if got.Status.KubernetesNode != "" {
+		t.Fatalf("the other machine's Node was taken as this one's: %+v", got.Status)
+	}
+	if drv.total("m1", power.ActionOn)+drv.total("m1", power.ActionOff) != 0 {
+		t.Fatalf("a machine that is off and should be off was powered")
+	}
 }

@@ -1,6 +1,11 @@
-// Package node is the power lifecycle of one machine: a small state machine over
+// Package machine is the power lifecycle of one Machine: a small state machine over
 // status.progress (Off → StartingUp → Ready → ShuttingDown → Off, plus Failed), driven by
-// spec.powerState.
+// spec.online.
+//
+// One decision function (next) reads the status and picks one transition; the step loop runs it
+// and, when it asks, decides again from the status it wrote. Transitions never call each other,
+// so every path through a reconcile is a sequence of single decisions on recorded state, and
+// the loop bounds how many one reconcile may take.
 //
 // Every transition is a status write through the optimistic-concurrency package, and every
 // timeout and retry is computed from timestamps in status.operation, so the reconciler keeps no
@@ -30,8 +35,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
-	"github.com/homelab-autoscaler/homelab-autoscaler/internal/machines"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/index"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/machines"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/optimistic"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/power"
 )
@@ -52,7 +57,7 @@ type Reconciler struct {
 	Secrets power.SecretReader
 	// ConfigMaps reads CA bundles kept in ConfigMaps at call time.
 	ConfigMaps power.ConfigMapReader
-	// Recorder emits Events on Nodes.
+	// Recorder emits Events on Machines.
 	Recorder events.EventRecorder
 	// RetryBase and RetryCap bound the wait between failed attempts (doubling from base).
 	RetryBase, RetryCap time.Duration

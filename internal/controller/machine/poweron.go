@@ -1,0 +1,164 @@
+package machine
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/machines"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/power"
+)
+
+// initialize adopts a machine seen for the first time: one whose core Node is already Ready is
+// running (never power it on again); one whose BMC says it is on, without a Ready core Node, is
+// taken as booting (its boot timeout applies, and a desired "off" powers it off); any other is
+// taken as off. What to do next is decided anew from the adopted status.
+func (r *Reconciler) initialize(ctx context.Context, s *scope) (ctrl.Result, bool, error) {
+	if machines.IsNodeReady(s.core.Node) {
+		res, _, err := r.markReady(ctx, s)
+		return res, err == nil, err
+	}
+	if state, err := r.readStatus(ctx, s); err == nil && state == infrav1.PoweredOn {
+		slot, _ := power.SlotFor(s.eff, power.ActionOn)
+		err := r.write(ctx, s, func(st *infrav1.MachineStatus) {
+			st.Progress = infrav1.ProgressStartingUp
+			st.ProgressSince = r.ts(s)
+			st.PowerState = infrav1.PoweredOn
+			st.Attempts = 1
+			st.Operation = &infrav1.PowerOperation{
+				Action: infrav1.PowerActionOn, Attempt: 1, Driver: slot.DriverName(), AttemptStartedAt: r.mts(s), CommandDone: true,
+			}
+		})
+		return ctrl.Result{}, err == nil, err
+	}
+	err := r.write(ctx, s, func(st *infrav1.MachineStatus) {
+		st.Progress = infrav1.ProgressOff
+		st.ProgressSince = r.ts(s)
+		st.PowerState = infrav1.PoweredOff
+	})
+	return ctrl.Result{}, err == nil, err
+}
+
+// nextOn decides the next transition of a machine starting up.
+func (r *Reconciler) nextOn(s *scope) transition {
+	op := s.node.Status.Operation
+	switch {
+	case op == nil || op.Action != infrav1.PowerActionOn || op.AttemptStartedAt == nil:
+		return r.startOn(1)
+	case machines.IsNodeReady(s.core.Node):
+		return r.markReady
+	case op.RetryAt != nil:
+		if wait := op.RetryAt.Sub(s.now); wait > 0 {
+			return waitFor(wait)
+		}
+		return r.startOn(op.Attempt + 1)
+	}
+	return r.awaitBoot
+}
+
+// startOn records power-on attempt `attempt` and then calls the driver: recorded first, so a
+// restart in between never issues the attempt twice.
+func (r *Reconciler) startOn(attempt int32) transition {
+	return func(ctx context.Context, s *scope) (ctrl.Result, bool, error) {
+		r.eventIfOffCancelled(s)
+		slot, _ := power.SlotFor(s.eff, power.ActionOn)
+		if err := r.write(ctx, s, func(st *infrav1.MachineStatus) {
+			if st.Progress != infrav1.ProgressStartingUp {
+				st.Progress = infrav1.ProgressStartingUp
+				st.ProgressSince = r.ts(s)
+				st.LastStartupTime = r.ts(s)
+			}
+			if attempt == 1 {
+				st.LastError, st.LastErrorReason = "", ""
+			}
+			st.Attempts = attempt
+			st.Operation = &infrav1.PowerOperation{
+				Action: infrav1.PowerActionOn, Attempt: attempt, Driver: slot.DriverName(), AttemptStartedAt: r.mts(s),
+			}
+		}); err != nil {
+			return ctrl.Result{}, false, err
+		}
+		r.eventf(s.node, corev1.EventTypeNormal, "PowerOn", "PowerOn", "attempt %d of %d: powering on with %s",
+			attempt, maxAttempts(s), driverName(slot))
+		if _, err := r.call(ctx, s, slot, power.ActionOn); err != nil {
+			return r.attemptFailed(ctx, s, err)
+		}
+		// The Node may be Ready already, or an asynchronous driver need looking after.
+		return ctrl.Result{}, true, nil
+	}
+}
+
+// awaitBoot waits for the core Node to be Ready, for an asynchronous driver to finish, or for the
+// boot timeout, whichever comes first.
+func (r *Reconciler) awaitBoot(ctx context.Context, s *scope) (ctrl.Result, bool, error) {
+	op := s.node.Status.Operation
+	slot, _ := power.SlotFor(s.eff, power.ActionOn)
+	if slot.Job != nil && !op.CommandDone {
+		out, err := r.call(ctx, s, slot, power.ActionOn)
+		if err != nil {
+			return r.attemptFailed(ctx, s, err)
+		}
+		if out.Done {
+			err := r.write(ctx, s, func(st *infrav1.MachineStatus) { st.Operation.CommandDone = true })
+			return ctrl.Result{}, err == nil, err
+		}
+	}
+	deadline := op.AttemptStartedAt.Add(bootTimeout(s))
+	if !s.now.Before(deadline) {
+		return r.attemptFailed(ctx, s, &power.Error{Driver: op.Driver, Action: power.ActionOn, Class: power.Class(ReasonBootTimeout),
+			Err: fmt.Errorf("the machine did not register a Ready core Node within %s", bootTimeout(s))})
+	}
+	return ctrl.Result{RequeueAfter: deadline.Sub(s.now)}, false, nil
+}
+
+// markReady records a running machine and lifts a cordon the controller itself placed.
+func (r *Reconciler) markReady(ctx context.Context, s *scope) (ctrl.Result, bool, error) {
+	r.eventIfOffCancelled(s)
+	core := s.core.Node
+	if err := r.uncordon(ctx, core); err != nil {
+		return ctrl.Result{}, false, err
+	}
+	wasStarting := s.node.Status.Progress == infrav1.ProgressStartingUp
+	if err := r.write(ctx, s, func(st *infrav1.MachineStatus) {
+		st.Progress = infrav1.ProgressReady
+		st.ProgressSince = r.ts(s)
+		st.PowerState = infrav1.PoweredOn
+		st.KubernetesNode = core.Name
+		st.ProviderID = s.node.ProviderIDOrDefault()
+		st.LastError, st.LastErrorReason = "", ""
+		if st.Operation != nil {
+			st.Operation.RetryAt = nil
+		}
+	}); err != nil {
+		return ctrl.Result{}, false, err
+	}
+	if wasStarting {
+		r.eventf(s.node, corev1.EventTypeNormal, "PoweredOn", "PowerOn", "core Node %s is Ready", core.Name)
+	}
+	return ctrl.Result{}, false, nil
+}
+
+// eventIfOffCancelled says so when a machine goes from ShuttingDown back towards on: that happens
+// only when it is desired on again before its power-off command went out.
+func (r *Reconciler) eventIfOffCancelled(s *scope) {
+	if s.node.Status.Progress == infrav1.ProgressShuttingDown {
+		r.eventf(s.node, corev1.EventTypeNormal, "PowerOffCancelled", "PowerOff", "desired power state is on again before the power-off command")
+	}
+}
+
+// settleReady keeps a running machine's status in step with its core Node.
+func (r *Reconciler) settleReady(ctx context.Context, s *scope) (ctrl.Result, bool, error) {
+	if core := s.core.Node; core != nil && machines.IsNodeReady(core) {
+		if err := r.uncordon(ctx, core); err != nil {
+			return ctrl.Result{}, false, err
+		}
+	}
+	return ctrl.Result{}, false, r.write(ctx, s, func(st *infrav1.MachineStatus) {
+		if s.core.Node != nil {
+			st.KubernetesNode = s.core.Node.Name
+		}
+	})
+}
