@@ -15,7 +15,7 @@ type Metrics struct {
 	Duration *prometheus.HistogramVec
 	// InFlight counts calls being answered, by method.
 	InFlight *prometheus.GaugeVec
-	// MachinesChanged counts machines whose desired power state a write RPC changed, by method.
+	// MachinesChanged counts Machines whose spec.online a write RPC changed, by method.
 	MachinesChanged *prometheus.CounterVec
 }
 
@@ -38,7 +38,7 @@ func NewMetrics() *Metrics {
 		}, []string{"method"}),
 		MachinesChanged: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "homelab_autoscaler_grpc_machines_changed_total",
-			Help: "Machines whose desired power state a cloud-provider write call changed, by method.",
+			Help: "Machines whose spec.online a cloud-provider write call changed, by method.",
 		}, []string{"method"}),
 	}
 }
