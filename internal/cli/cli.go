@@ -1,6 +1,6 @@
-// Package cli is homelabctl, the operator's command line: the state of groups and machines,
-// powering a machine by hand, and talking to the cloud-provider gRPC server the way
-// cluster-autoscaler does.
+// Package cli is homelabctl, the operator's command line: the state of Groups and Machines,
+// powering a machine by hand, a Machine's effective spec, and talking to the cloud-provider gRPC
+// server the way cluster-autoscaler does.
 package cli
 
 import (
@@ -30,8 +30,9 @@ var ErrUsage = errors.New("usage")
 
 func commands() []command {
 	return []command{
-		{"status", "groups and machines as a table: desired, observed, progress, since, last error", runStatus},
-		{"power", "power on|off NAME: set a machine's desired power state", runPower},
+		{"status", "Groups and Machines as a table: online, power, progress, since, last error", runStatus},
+		{"power", "power on|off NAME: set a Machine's spec.online", runPower},
+		{"effective", "effective NAME: a Machine's spec with its Group's machineDefaults and the built-in defaults applied", runEffective},
 		{"cloudprovider", "check | scale-up GROUP N | scale-down GROUP MACHINE...: act like cluster-autoscaler over gRPC", runCloudProvider},
 		{"import", "upstream FILE... | inventory FILE: convert upstream manifests or a machine list into Groups and Machines (YAML)", runImport},
 	}

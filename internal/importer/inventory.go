@@ -86,10 +86,8 @@ type inventory struct {
 	res  Result
 	// names maps namespace and name of every machine to the row that named it first.
 	names map[[2]string]string
-	// groups holds the machines of each group by namespace and name; order keeps the first
-	// appearance of each, so the output does not depend on map order.
+	// groups holds the machines of each group by namespace and name.
 	groups    map[[2]string]*groupRows
-	order     [][2]string
 	unusedMAC []string
 }
 
@@ -380,7 +378,6 @@ func (inv *inventory) row(r row) {
 	if g == nil {
 		g = &groupRows{}
 		inv.groups[gk] = g
-		inv.order = append(inv.order, gk)
 	}
 	g.machines = append(g.machines, m)
 	g.bmc = append(g.bmc, bmc)
@@ -459,8 +456,7 @@ func (inv *inventory) stop(fail func(string, ...any), c map[string]string) *infr
 // of BMC and the same credentials Secret, the Secret is named once, in the Group's
 // machineDefaults, instead of in every Machine.
 func (inv *inventory) buildGroups() {
-	for _, key := range inv.order {
-		rows := inv.groups[key]
+	for key, rows := range inv.groups {
 		g := &infrav1.Group{ObjectMeta: metav1.ObjectMeta{Namespace: key[0], Name: key[1]}}
 		if kind, creds, shared := sharedCredentials(rows); shared {
 			ref := &infrav1.SecretReference{Name: creds}

@@ -45,6 +45,7 @@ type Error struct {
 	Problems []string
 }
 
+// Error returns the problems, one per line.
 func (e *Error) Error() string { return strings.Join(e.Problems, "\n") }
 
 // problems collects the errors and warnings of one import.

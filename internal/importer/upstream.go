@@ -61,9 +61,11 @@ type machineGroup struct {
 	subject, namespace, group string
 }
 
+// read converts every document of one input.
 func (u *upstream) read(in Input) {
 	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(in.Data)))
-	for n := 1; ; {
+	n := 0
+	for {
 		doc, err := r.Read()
 		if errors.Is(err, io.EOF) {
 			return
@@ -73,23 +75,23 @@ func (u *upstream) read(in Input) {
 			return
 		}
 		raw, err := yaml.YAMLToJSON(doc)
-		if err != nil {
-			u.p.errorf("%s document %d: %v", in.Name, n, err)
-			n++
-			continue
+		if err == nil && string(bytes.TrimSpace(raw)) == "null" {
+			continue // only comments, or nothing between two separators: not counted
 		}
-		if string(bytes.TrimSpace(raw)) == "null" {
-			continue // only comments, or an empty document between two separators
+		n++
+		where := fmt.Sprintf("%s document %d", in.Name, n)
+		if err != nil {
+			u.p.errorf("%s: %v", where, err)
+			continue
 		}
 		var v any
 		dec := json.NewDecoder(bytes.NewReader(raw))
 		dec.UseNumber()
 		if err := dec.Decode(&v); err != nil {
-			u.p.errorf("%s document %d: %v", in.Name, n, err)
-		} else {
-			u.object(fmt.Sprintf("%s document %d", in.Name, n), v)
+			u.p.errorf("%s: %v", where, err)
+			continue
 		}
-		n++
+		u.object(where, v)
 	}
 }
 
