@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make demo: a local control plane (kwokctl with the cached binaries: etcd, kube-apiserver,
 # kube-controller-manager, kube-scheduler, kwok), homelab-autoscaler's CRDs and manager, a virtual
-# homelab of four machines (homelab-sim: a Redfish BMC per machine; kwok keeps their core Nodes
+# homelab of four machines (homelab-sim: a Redfish BMC per machine; kwok keeps their Nodes
 # Ready once they boot), and a scripted scale-up / scale-down, shown live. Everything stays on
 # loopback and under .demo/ in the work tree; Ctrl-C removes it all.
 set -euo pipefail
@@ -89,7 +89,7 @@ kubectl get nodes -L homelab-autoscaler.dev/group
 echo
 victim=$(kubectl get hlm -n default -o jsonpath='{range .items[?(@.status.progress=="Ready")]}{.metadata.name}{"\n"}{end}' | tail -1)
 echo "demo: scale down by 1, as cluster-autoscaler would: homelabctl cloudprovider scale-down default/workers $victim"
-echo "      (cordon, graceful shutdown through Redfish, core Node removed; no second drain: CA drained it)"
+echo "      (cordon, graceful shutdown through Redfish, Node removed; no second drain: CA drained it)"
 homelabctl cloudprovider scale-down default/workers "$victim" "${grpc[@]}" -n default
 wait_for "$victim to be Off" 90 progress_is "$victim" Off
 show "$victim is off again"

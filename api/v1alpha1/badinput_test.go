@@ -2,9 +2,6 @@ package v1alpha1_test
 
 import (
 	"encoding/json"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -24,14 +21,7 @@ func machineWith(lines string) string {
 // The CRD rows of docs/bad-input.md, applied with kubectl as a user would: the documented text
 // is kubectl's output.
 func TestBadInputTableCRD(t *testing.T) {
-	kubectl := filepath.Join(env.AssetsDir, "kubectl")
-	if _, err := os.Stat(kubectl); err != nil {
-		t.Fatalf("kubectl not built (run make controlplane): %v", err)
-	}
-	kubeconfig, err := env.WriteKubeconfig(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	kubectl := env.Kubectl(t)
 	root, err := testenv.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
@@ -43,7 +33,7 @@ func TestBadInputTableCRD(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			cmd := exec.CommandContext(t.Context(), kubectl, "--kubeconfig", kubeconfig, "apply", "-f", "-")
+			cmd := kubectl(t.Context(), "apply", "-f", "-")
 			cmd.Stdin = strings.NewReader(string(data))
 			out, err := cmd.CombinedOutput()
 			if err == nil {

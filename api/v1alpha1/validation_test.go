@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -379,14 +378,7 @@ func ensureNamespace(ctx context.Context, name string) error {
 
 // kubectl, as users run it, finds our kinds by category and short name.
 func TestKubectlFindsKindsByCategoryAndShortName(t *testing.T) {
-	kubectl := filepath.Join(env.AssetsDir, "kubectl")
-	if _, err := os.Stat(kubectl); err != nil {
-		t.Fatalf("kubectl not built (run make controlplane): %v", err)
-	}
-	kubeconfig, err := env.WriteKubeconfig(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	kubectl := env.Kubectl(t)
 	u := fromYAML(t, machineYAML(validMachineSpec))
 	if err := env.Client.Create(t.Context(), u); err != nil {
 		t.Fatal(err)
@@ -399,7 +391,7 @@ func TestKubectlFindsKindsByCategoryAndShortName(t *testing.T) {
 		{"get", "hlg", "-n", "default"},
 		{"get", "hlgroup", "-n", "default"},
 	} {
-		out, err := exec.CommandContext(t.Context(), kubectl, append([]string{"--kubeconfig", kubeconfig}, args...)...).CombinedOutput()
+		out, err := kubectl(t.Context(), args...).CombinedOutput()
 		if err != nil {
 			t.Fatalf("kubectl %v: %v\n%s", args, err, out)
 		}
@@ -413,11 +405,7 @@ func TestKubectlFindsKindsByCategoryAndShortName(t *testing.T) {
 
 // kubectl wait, as Flux and scripts use it, sees a machine's Ready condition.
 func TestKubectlWaitsForReady(t *testing.T) {
-	kubectl := filepath.Join(env.AssetsDir, "kubectl")
-	kubeconfig, err := env.WriteKubeconfig(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	kubectl := env.Kubectl(t)
 	u := fromYAML(t, machineYAML(validMachineSpec))
 	if err := env.Client.Create(t.Context(), u); err != nil {
 		t.Fatal(err)
@@ -427,8 +415,7 @@ func TestKubectlWaitsForReady(t *testing.T) {
 		t.Fatal(err)
 	}
 	wait := func() ([]byte, error) {
-		return exec.CommandContext(t.Context(), kubectl, "--kubeconfig", kubeconfig, "-n", "default",
-			"wait", "--for=condition=Ready", "--timeout=2s", "machine/"+m.Name).CombinedOutput()
+		return kubectl(t.Context(), "-n", "default", "wait", "--for=condition=Ready", "--timeout=2s", "machine/"+m.Name).CombinedOutput()
 	}
 	if out, err := wait(); err == nil {
 		t.Fatalf("kubectl wait returned before the machine was Ready:\n%s", out)

@@ -103,7 +103,7 @@ func (r *report) markdown(assets string) string {
 	p("| commit | `%s`%s |", m.Commit, dirty)
 	p("| machine | %d CPUs, %s, %.1f GiB memory, Linux %s, %s |", m.CPUs, m.CPUModel, m.MemoryGiB, m.Kernel, m.GoOS)
 	p("| Go | %s |", m.GoVersion)
-	p("| control plane | etcd + kube-apiserver from `%s` (internal/testing/testenv), kwok keeping core Nodes Ready |", m.Assets)
+	p("| control plane | etcd + kube-apiserver from `%s` (internal/testing/testenv), kwok keeping Nodes Ready |", m.Assets)
 	p("| load average | %s before, %s after |", m.LoadBefore, m.LoadAfter)
 	p("| fleet sizes | %s machines; %d repetitions of each measurement, the median reported (min–max in brackets where shown) |", joinInts(r.sizes()), r.Reps)
 	p("| took | %s in all (%s) |", r.Took.Round(time.Second), r.perSize())
@@ -232,7 +232,7 @@ func (r *report) targets(p printer) {
 	mem := math.Max(big.PeakRSSMiB, big.Rest.RSSMiB)
 	memOK := mem < memoryTarget
 	p("| manager memory < %.0f MiB %s | %.0f MiB peak RSS of the benchmark process, load generator included (%.0f MiB at rest, Go heap %.0f MiB) | %s | %s |", memoryTarget, at, mem, big.Rest.RSSMiB, big.Rest.HeapMiB,
-		verdict(memOK), ifMiss(memOK, "the informer caches hold every machine, Secret and core Node of the namespace; see the resources table"))
+		verdict(memOK), ifMiss(memOK, "the informer caches hold every machine, Secret and Node of the namespace; see the resources table"))
 
 	worstW, wPhase, groupW := 0.0, "", 0.0
 	for _, res := range r.Results {
@@ -249,7 +249,7 @@ func (r *report) targets(p printer) {
 	wOK := worstW <= writesPerMachine
 	p("| ≤ %.0f API writes per machine per power transition | %.2f machine writes at worst (%s), plus %.2f Group writes per machine there; Events not counted | %s | %s |",
 		writesPerMachine, worstW, wPhase, groupW, verdict(wOK),
-		ifMiss(wOK, "each step of the lifecycle's state machine is its own status write, and the core Node sync writes the core Node; see the writes by resource below"))
+		ifMiss(wOK, "each step of the lifecycle's state machine is its own status write, and the Node sync writes the Node; see the writes by resource below"))
 }
 
 func ifMiss(ok bool, why string) string {
@@ -265,7 +265,7 @@ func (r *report) method(p printer) {
 	p("Each fleet size runs in a fresh control plane (etcd + kube-apiserver) with kwok, in two parts:")
 	p("")
 	p("1. **Lifecycle**: `homelab-sim` (a separate process) plays the machines, each with a Redfish BMC on")
-	p("   loopback, and registers a machine's core Node %s after power-on (kwok keeps it Ready); the", r.bootDelay())
+	p("   loopback, and registers a machine's Node %s after power-on (kwok keeps it Ready); the", r.bootDelay())
 	p("   manager runs in the benchmark's process, built by `app.New` as the manager command builds it (its")
 	p("   cache, the three controllers with the real power drivers, and the gRPC server), watching one")
 	p("   namespace, without a client-side rate limit, as the command does. IncreaseSize(+N) and")
@@ -380,7 +380,7 @@ func (r *report) requestTables(p printer) {
 	p("## API requests")
 	p("")
 	p("Requests the manager sent per machine moved, in each phase (first repetition). Machine writes are")
-	p("successful writes of the machines' own objects (Machines' spec and status, core Nodes); Group writes")
+	p("successful writes of the machines' own objects (Machines' spec and status, Nodes); Group writes")
 	p("(the scale ledger and the Group's status) and Events are shown on their own; conflicts are the 409")
 	p("answers, retried. A scale-up counts from the IncreaseSize call until every machine is Ready and the")
 	p("manager is quiet; a scale-down from DeleteNodes until every machine is Off and the manager is quiet.")

@@ -73,7 +73,7 @@ func needsSync(core *corev1.Node, m *infrav1.Machine) bool {
 		core.Labels[infrav1.LabelMachine] != m.Name
 }
 
-// SetupWithManager registers the reconciler. Core Nodes are watched for registration and for
+// SetupWithManager registers the reconciler. Nodes are watched for registration and for
 // changes of providerID or labels, not for their frequent heartbeats.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).

@@ -18,7 +18,7 @@ import (
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/power"
 )
 
-// annotationCordoned marks a core Node the controller cordoned, so that it lifts only its own
+// annotationCordoned marks a Node the controller cordoned, so that it lifts only its own
 // cordon and never a human's.
 const annotationCordoned = "homelab-autoscaler.dev/cordoned"
 
@@ -55,7 +55,7 @@ func (r *Reconciler) uncordon(ctx context.Context, core *corev1.Node) error {
 	return client.IgnoreNotFound(err)
 }
 
-// drain evicts the pods of a core Node through the Eviction API, which honours
+// drain evicts the pods of a Node through the Eviction API, which honours
 // PodDisruptionBudgets. It returns how many pods remain and, when evictions were refused, why.
 func (r *Reconciler) drain(ctx context.Context, core *corev1.Node) (int, string, error) {
 	pods := &corev1.PodList{}
@@ -130,7 +130,7 @@ func (r *Reconciler) deleteCoreNode(ctx context.Context, core *corev1.Node) erro
 	uid := core.UID
 	err := r.Client.Delete(ctx, core, client.Preconditions{UID: &uid})
 	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
-		return fmt.Errorf("deleting core node %s: %w", core.Name, err)
+		return fmt.Errorf("deleting Node %s: %w", core.Name, err)
 	}
 	return nil
 }

@@ -1,9 +1,6 @@
 package machine_test
 
 import (
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,14 +13,7 @@ import (
 // once a booting machine is Ready (and not before), and `kubectl get hlm` and `kubectl get
 // homelab` list it with its state.
 func TestKubectlWaitsForAReadyMachine(t *testing.T) {
-	kubectl := filepath.Join(env.AssetsDir, "kubectl")
-	if _, err := os.Stat(kubectl); err != nil {
-		t.Fatalf("kubectl not built (run make controlplane): %v", err)
-	}
-	kubeconfig, err := env.WriteKubeconfig(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	kubectl := env.Kubectl(t)
 	ns := newNamespace(t)
 	drv := newMachineDriver()
 	drv.set(func(d *machineDriver) { d.neverUp["m1"] = true })
@@ -32,7 +22,7 @@ func TestKubectlWaitsForAReadyMachine(t *testing.T) {
 	n := createMachine(t, ns, "m1", "workers", true)
 	waitProgress(t, n, infrav1.ProgressStartingUp, 10*time.Second)
 
-	wait := exec.CommandContext(t.Context(), kubectl, "--kubeconfig", kubeconfig, "-n", ns,
+	wait := kubectl(t.Context(), "-n", ns,
 		"wait", "--for=condition=Ready", "machine/m1", "--timeout=60s")
 	var out strings.Builder
 	wait.Stdout, wait.Stderr = &out, &out
@@ -61,7 +51,7 @@ func TestKubectlWaitsForAReadyMachine(t *testing.T) {
 	}
 
 	for _, resource := range []string{"hlm", "homelab"} {
-		got, err := exec.CommandContext(t.Context(), kubectl, "--kubeconfig", kubeconfig, "-n", ns, "get", resource).CombinedOutput()
+		got, err := kubectl(t.Context(), "-n", ns, "get", resource).CombinedOutput()
 		if err != nil {
 			t.Fatalf("kubectl get %s: %v\n%s", resource, err, got)
 		}

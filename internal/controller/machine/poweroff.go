@@ -66,7 +66,7 @@ func (r *Reconciler) nextOffAttempt(ctx context.Context, s *scope) (ctrl.Result,
 	return ctrl.Result{}, err == nil, err
 }
 
-// issueOff cordons and drains the core Node, then records the attempt and calls the driver:
+// issueOff cordons and drains the Node, then records the attempt and calls the driver:
 // recorded first, so a restart in between never issues the attempt twice.
 func (r *Reconciler) issueOff(ctx context.Context, s *scope) (ctrl.Result, bool, error) {
 	n := s.node
@@ -138,7 +138,7 @@ func (r *Reconciler) markCommandDone(ctx context.Context, s *scope) error {
 	return r.write(ctx, s, func(st *infrav1.MachineStatus) { st.Operation.CommandDone = true })
 }
 
-// prepareOff cordons the core Node and, when asked to, drains it. ready is false while pods
+// prepareOff cordons the Node and, when asked to, drains it. ready is false while pods
 // remain; a drain that outlives the shutdown timeout fails the power-off (protected pods are
 // never killed by turning the power off under them).
 func (r *Reconciler) prepareOff(ctx context.Context, s *scope) (ctrl.Result, bool, error) {
@@ -182,10 +182,10 @@ func (r *Reconciler) prepareOff(ctx context.Context, s *scope) (ctrl.Result, boo
 }
 
 // confirmedOff reports whether the machine is known to be off: by the status driver when there
-// is one, else by its core Node being NotReady or gone. A BMC that says Off while the machine's
-// kubelet still keeps its core Node Ready is not believed: a BMC can answer wrongly (a wedged
+// is one, else by its Node being NotReady or gone. A BMC that says Off while the machine's
+// kubelet still keeps its Node Ready is not believed: a BMC can answer wrongly (a wedged
 // or rebooting controller), and believing it would leave a running machine unmanaged with its
-// core Node deleted. The attempt then runs into its shutdown timeout and is retried.
+// Node deleted. The attempt then runs into its shutdown timeout and is retried.
 func (r *Reconciler) confirmedOff(ctx context.Context, s *scope) bool {
 	state, err := r.readStatus(ctx, s)
 	switch {
@@ -194,7 +194,7 @@ func (r *Reconciler) confirmedOff(ctx context.Context, s *scope) bool {
 	case !errors.Is(err, errNoStatusDriver):
 		// Said, not hidden: a misconfigured power.status would otherwise go unnoticed.
 		r.eventf(s.node, corev1.EventTypeWarning, "StatusReadFailed", "PowerStatus",
-			"reading the power state failed (%s): %v; confirming by the core Node instead", power.ClassOf(err), err)
+			"reading the power state failed (%s): %v; confirming by the Node instead", power.ClassOf(err), err)
 	}
 	return !machines.IsNodeReady(s.core.Node)
 }
@@ -218,7 +218,7 @@ func (r *Reconciler) readStatus(ctx context.Context, s *scope) (infrav1.PowerSta
 	return drv.Status(cctx, power.Request{Machine: s.eff, Action: power.ActionStatus, Slot: slot, Secrets: r.Secrets, ConfigMaps: r.ConfigMaps})
 }
 
-// finishOff deletes the core Node when the group's policy says so and records the machine off.
+// finishOff deletes the Node when the group's policy says so and records the machine off.
 // A machine desired on again meanwhile is powered on next: nothing else would wake it (its own
 // status write does not).
 func (r *Reconciler) finishOff(ctx context.Context, s *scope) (ctrl.Result, bool, error) {

@@ -12,8 +12,8 @@ import (
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/power"
 )
 
-// initialize adopts a machine seen for the first time: one whose core Node is already Ready is
-// running (never power it on again); one whose BMC says it is on, without a Ready core Node, is
+// initialize adopts a machine seen for the first time: one whose Node is already Ready is
+// running (never power it on again); one whose BMC says it is on, without a Ready Node, is
 // taken as booting (its boot timeout applies, and a desired "off" powers it off); any other is
 // taken as off. What to do next is decided anew from the adopted status.
 func (r *Reconciler) initialize(ctx context.Context, s *scope) (ctrl.Result, bool, error) {
@@ -91,7 +91,7 @@ func (r *Reconciler) startOn(attempt int32) transition {
 	}
 }
 
-// awaitBoot waits for the core Node to be Ready, for an asynchronous driver to finish, or for the
+// awaitBoot waits for the Node to be Ready, for an asynchronous driver to finish, or for the
 // boot timeout, whichever comes first.
 func (r *Reconciler) awaitBoot(ctx context.Context, s *scope) (ctrl.Result, bool, error) {
 	op := s.node.Status.Operation
@@ -109,7 +109,7 @@ func (r *Reconciler) awaitBoot(ctx context.Context, s *scope) (ctrl.Result, bool
 	deadline := op.AttemptStartedAt.Add(bootTimeout(s))
 	if !s.now.Before(deadline) {
 		return r.attemptFailed(ctx, s, &power.Error{Driver: op.Driver, Action: power.ActionOn, Class: power.Class(ReasonBootTimeout),
-			Err: fmt.Errorf("the machine did not register a Ready core Node within %s", bootTimeout(s))})
+			Err: fmt.Errorf("the machine did not register a Ready Node within %s", bootTimeout(s))})
 	}
 	return ctrl.Result{RequeueAfter: deadline.Sub(s.now)}, false, nil
 }
@@ -136,7 +136,7 @@ func (r *Reconciler) markReady(ctx context.Context, s *scope) (ctrl.Result, bool
 		return ctrl.Result{}, false, err
 	}
 	if wasStarting {
-		r.eventf(s.node, corev1.EventTypeNormal, "PoweredOn", "PowerOn", "core Node %s is Ready", core.Name)
+		r.eventf(s.node, corev1.EventTypeNormal, "PoweredOn", "PowerOn", "Node %s is Ready", core.Name)
 	}
 	return ctrl.Result{}, false, nil
 }
@@ -149,7 +149,7 @@ func (r *Reconciler) eventIfOffCancelled(s *scope) {
 	}
 }
 
-// settleReady keeps a running machine's status in step with its core Node.
+// settleReady keeps a running machine's status in step with its Node.
 func (r *Reconciler) settleReady(ctx context.Context, s *scope) (ctrl.Result, bool, error) {
 	if core := s.core.Node; core != nil && machines.IsNodeReady(core) {
 		if err := r.uncordon(ctx, core); err != nil {

@@ -12,7 +12,7 @@
 // memory of its own: a manager that restarts at any instant resumes where the last one stopped.
 // An attempt is recorded before its driver is called, so no attempt is ever issued twice; an
 // attempt whose command was lost is caught by its timeout and retried as the next attempt.
-// Waiting is a watch (Jobs, core Nodes) or a requeue at the next deadline, never a sleep.
+// Waiting is a watch (Jobs, Nodes) or a requeue at the next deadline, never a sleep.
 package machine
 
 import (
@@ -44,7 +44,7 @@ import (
 // Reconciler drives machines to their desired power state.
 type Reconciler struct {
 	// Client reads from the manager's cache and performs the few writes that are not
-	// read-modify-write (eviction, Job and core Node deletion).
+	// read-modify-write (eviction, Job and Node deletion).
 	Client client.Client
 	// APIReader reads what the cache does not hold: the pods of a node being drained (the
 	// manager keeps no cluster-wide Pod informer).
@@ -158,7 +158,7 @@ func (r *Reconciler) now() time.Time {
 
 // SetupWithManager registers the reconciler with its watches: the machines themselves (spec and
 // annotation changes only, so its own status writes do not trigger it), their power Jobs, the
-// core Nodes (registration, readiness, cordon and removal, not heartbeats) and their Groups.
+// Nodes (registration, readiness, cordon and removal, not heartbeats) and their Groups.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.RetryBase == 0 {
 		r.RetryBase = DefaultRetryBase
@@ -212,7 +212,7 @@ func (r *Reconciler) membersOfGroup(ctx context.Context, o client.Object) []reco
 	return out
 }
 
-// coreNodeChanged passes core Node events that matter to a machine's lifecycle.
+// coreNodeChanged passes Node events that matter to a machine's lifecycle.
 func coreNodeChanged() predicate.Predicate {
 	return predicate.Funcs{
 		UpdateFunc: func(e event.UpdateEvent) bool {

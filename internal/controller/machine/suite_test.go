@@ -15,14 +15,13 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
-	"github.com/homelab-autoscaler/homelab-autoscaler/internal/app"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/optimistic"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/power"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/testenv"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/testenv/testmanager"
 )
 
 var env *testenv.Env
@@ -44,21 +43,23 @@ func TestMain(m *testing.M) {
 // manager is one running manager of a test.
 type manager struct{ stop func() }
 
-// startManager runs the manager's reconcilers (app.Setup, as cmd/homelab-autoscaler does) with the
-// test's drivers, only the Job driver when drivers is nil, and short retry intervals.
+// startManager runs the manager as cmd/homelab-autoscaler does (app.New, through testmanager)
+// with the test's drivers, only the Job driver when drivers is nil, and short retry intervals,
+// watching ns. stop stops it, failing the test if it stopped with an error.
 func startManager(t *testing.T, ns string, drivers power.Registry) *manager {
 	t.Helper()
 	if drivers == nil {
 		drivers = power.Registry{}
 	}
-	stop := env.StartManager(t, ns, func(ctx context.Context, mgr ctrl.Manager) error {
-		_, err := app.Setup(ctx, mgr, app.Config{
-			Drivers:   drivers,
-			RetryBase: 200 * time.Millisecond, RetryCap: time.Second, ConfirmInterval: 200 * time.Millisecond,
-		})
-		return err
-	})
-	return &manager{stop: stop}
+	o := testmanager.Options(ns)
+	o.Drivers = drivers
+	o.PowerRetryBase, o.PowerRetryCap, o.PowerConfirmInterval = 200*time.Millisecond, time.Second, 200*time.Millisecond
+	_, _, stop := testmanager.Start(t, env.Config, o)
+	return &manager{stop: func() {
+		if err := stop(); err != nil {
+			t.Errorf("manager: %v", err)
+		}
+	}}
 }
 
 // machineDriver plays the machines' power buttons (it stands in for a BMC): powering a machine
