@@ -20,9 +20,9 @@ import (
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/power"
 )
 
-// Config is what Setup adds to a manager; New fills it from Options. Zero fields take the
+// setupConfig is what setup adds to a manager; New fills it from Options. Zero fields take the
 // defaults.
-type Config struct {
+type setupConfig struct {
 	// Drivers replaces the built-in power drivers; a registry without "job" gets the Job driver.
 	Drivers power.Registry
 	// WriteBackoff is the retry policy of optimistic writes.
@@ -39,11 +39,9 @@ type Config struct {
 	GRPC *cloudprovider.Options
 }
 
-// Setup adds the indexes, the controllers and the gRPC server to mgr, and returns the server
-// when one was asked for. New calls it on the manager it builds; a test calls New too
-// (testmanager.Start), not Setup on a manager of its own, whose cache and probes would not be
-// production's.
-func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) (*cloudprovider.Server, error) {
+// setup adds the indexes, the controllers and the gRPC server to mgr, the manager New builds,
+// and returns the server when one was asked for.
+func setup(ctx context.Context, mgr ctrl.Manager, cfg setupConfig) (*cloudprovider.Server, error) {
 	if err := index.Register(ctx, mgr.GetFieldIndexer()); err != nil {
 		return nil, err
 	}
@@ -83,7 +81,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) (*cloudprovider.Se
 }
 
 // addControllers adds the machine, core Node and Group reconcilers, with the power drivers.
-func addControllers(mgr ctrl.Manager, writer *optimistic.Writer, cfg Config) error {
+func addControllers(mgr ctrl.Manager, writer *optimistic.Writer, cfg setupConfig) error {
 	drivers := cfg.Drivers
 	if drivers == nil {
 		drivers = BuiltinDrivers(mgr)
@@ -107,8 +105,8 @@ func addControllers(mgr ctrl.Manager, writer *optimistic.Writer, cfg Config) err
 		(&corenode.Reconciler{Client: mgr.GetClient(), Writer: writer}).SetupWithManager,
 		(&group.Reconciler{Client: mgr.GetClient(), Writer: writer}).SetupWithManager,
 	}
-	for _, setup := range setups {
-		if err := setup(mgr); err != nil {
+	for _, add := range setups {
+		if err := add(mgr); err != nil {
 			return err
 		}
 	}

@@ -35,7 +35,7 @@ type Manager struct {
 
 // New builds the manager exactly as the command runs it, acting as the identity of cfg: the
 // cache (limited to what the controllers read), the metrics endpoint, the probes, leader
-// election, and Setup's controllers and gRPC server.
+// election, and setup's controllers and gRPC server.
 func New(ctx context.Context, cfg *rest.Config, o Options) (*Manager, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
@@ -62,7 +62,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (*Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating the manager: %w", err)
 	}
-	srv, err := Setup(ctx, mgr, Config{
+	srv, err := setup(ctx, mgr, setupConfig{
 		Drivers:            o.Drivers,
 		WriteBackoff:       o.WriteRetryBackoff,
 		WriteMetrics:       o.WriteMetrics,
@@ -88,7 +88,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (*Manager, error) {
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, err
 	}
-	// Setup added the gRPC server's check ("grpc"), which passes once the server listens, after
+	// setup added the gRPC server's check ("grpc"), which passes once the server listens, after
 	// the machines' and Groups' informers synced. The cache check covers every other informer.
 	// Neither depends on leadership: a replica that is not leading serves gRPC and is ready.
 	if err := mgr.AddReadyzCheck("cache", cacheSynced(mgr.GetCache())); err != nil {

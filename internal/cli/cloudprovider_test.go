@@ -5,37 +5,24 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
-	"github.com/homelab-autoscaler/homelab-autoscaler/internal/app"
-	"github.com/homelab-autoscaler/homelab-autoscaler/internal/cloudprovider"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/power"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/testenv/testmanager"
 )
 
-// startServer runs the manager (app.Setup) with the cloud-provider gRPC server, plaintext on
-// loopback, and returns its address.
+// startServer runs the manager as cmd/homelab-autoscaler does (app.New, through testmanager)
+// with only the Job power driver, its gRPC server plaintext on loopback, watching namespace, and
+// returns the server's address.
 func startServer(t *testing.T, namespace string) string {
 	t.Helper()
-	var srv *cloudprovider.Server
-	env.StartManager(t, namespace, func(ctx context.Context, mgr ctrl.Manager) error {
-		var err error
-		srv, err = app.Setup(ctx, mgr, app.Config{
-			Drivers: power.Registry{},
-			GRPC:    &cloudprovider.Options{BindAddress: "127.0.0.1:0", Insecure: true},
-		})
-		return err
-	})
-	select {
-	case <-srv.Started():
-	case <-time.After(30 * time.Second):
-		t.Fatal("the gRPC server did not start")
-	}
-	return srv.Addr().String()
+	o := testmanager.Options(namespace)
+	o.Drivers = power.Registry{}
+	_, addr, _ := testmanager.Start(t, env.Config, o)
+	return addr
 }
 
 func TestCloudProviderCommands(t *testing.T) {

@@ -20,16 +20,15 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/app"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/cloudprovider"
 	pb "github.com/homelab-autoscaler/homelab-autoscaler/internal/cloudprovider/externalgrpc"
-	"github.com/homelab-autoscaler/homelab-autoscaler/internal/index"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/optimistic"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/testenv/testmanager"
 )
 
 // replica is one manager running one gRPC server against the test apiserver, as a replica of
@@ -39,62 +38,23 @@ type replica struct {
 	srv     *cloudprovider.Server
 	metrics *cloudprovider.Metrics
 	writes  *optimistic.Metrics
-	cancel  context.CancelFunc
-	done    chan struct{}
+	halt    func() error
 }
 
-// startReplica starts a manager with only the cloud-provider server (no lifecycle controller:
-// the tests play its status writes), listening on a real loopback TCP port.
-func startReplica(t testing.TB, mutate ...func(*cloudprovider.Options)) *replica {
+// startReplica runs the manager as cmd/homelab-autoscaler does (app.New, through testmanager),
+// watching every namespace, with the gRPC server only (no controllers: the tests play their
+// status writes), listening on a real loopback TCP port. mutate changes its options first.
+func startReplica(t testing.TB, mutate ...func(*app.Options)) *replica {
 	t.Helper()
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
-		Scheme:                 env.Scheme,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := index.Register(ctx, mgr.GetFieldIndexer()); err != nil {
-		t.Fatal(err)
-	}
-	writes := optimistic.NewMetrics()
-	w, err := optimistic.New(mgr.GetClient(), mgr.GetAPIReader(), optimistic.WithMetrics(writes))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := cloudprovider.NewMetrics()
-	opts := cloudprovider.Options{
-		Cache: mgr.GetCache(), Reader: mgr.GetClient(), Writer: w,
-		BindAddress: "127.0.0.1:0", Insecure: true, Metrics: m, Logger: logr.Discard(),
-	}
+	o := testmanager.Options("")
+	o.GRPCOnly = true
+	o.Logger = logr.Discard()
+	o.WriteMetrics, o.GRPCMetrics = optimistic.NewMetrics(), cloudprovider.NewMetrics()
 	for _, f := range mutate {
-		f(&opts)
+		f(&o)
 	}
-	srv, err := cloudprovider.NewServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := mgr.Add(srv); err != nil {
-		t.Fatal(err)
-	}
-	r := &replica{cache: mgr.GetCache(), srv: srv, metrics: m, writes: writes, cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(r.done)
-		if err := mgr.Start(ctx); err != nil {
-			t.Errorf("manager: %v", err)
-		}
-	}()
-	select {
-	case <-srv.Started():
-	case <-r.done:
-		t.Fatal("manager stopped before the gRPC server started")
-	case <-time.After(60 * time.Second):
-		t.Fatal("gRPC server did not start within 60s")
-	}
-	t.Cleanup(r.stop)
-	return r
+	m, _, stop := testmanager.Start(t, env.Config, o)
+	return &replica{cache: m.GetCache(), srv: m.GRPC, metrics: o.GRPCMetrics, writes: o.WriteMetrics, halt: stop}
 }
 
 // sync waits until the replica's cache holds every Group and machine of the namespace as the
@@ -153,9 +113,13 @@ func (r *replica) sync(t testing.TB, ns string) {
 	})
 }
 
-func (r *replica) stop() {
-	r.cancel()
-	<-r.done
+// stop stops the replica and waits until it has stopped, failing the test if it stopped with an
+// error.
+func (r *replica) stop(t testing.TB) {
+	t.Helper()
+	if err := r.halt(); err != nil {
+		t.Errorf("manager: %v", err)
+	}
 }
 
 // client dials the replica over loopback TCP, plaintext unless creds are given.

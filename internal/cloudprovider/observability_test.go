@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/app"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/cloudprovider"
 	pb "github.com/homelab-autoscaler/homelab-autoscaler/internal/cloudprovider/externalgrpc"
 )
@@ -64,7 +65,7 @@ func TestWriteCallsAreLogged(t *testing.T) {
 		defer mu.Unlock()
 		lines = append(lines, args)
 	}, funcr.Options{})
-	r := startReplica(t, func(o *cloudprovider.Options) { o.Logger = logger })
+	r := startReplica(t, func(o *app.Options) { o.Logger = logger })
 	c := r.client(t)
 	ns := newNamespace(t)
 	createGroup(t, ns, "g", maxSize(1))

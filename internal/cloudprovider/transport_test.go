@@ -14,6 +14,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/app"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/cloudprovider"
 	pb "github.com/homelab-autoscaler/homelab-autoscaler/internal/cloudprovider/externalgrpc"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/optimistic"
@@ -28,7 +29,7 @@ func TestMutualTLS(t *testing.T) {
 		KeyFile:      writeFile(t, dir, "tls.key", srvKey),
 		ClientCAFile: writeFile(t, dir, "ca.crt", ca.pem),
 	}
-	r := startReplica(t, func(o *cloudprovider.Options) { o.Insecure, o.TLS = false, files })
+	r := startReplica(t, func(o *app.Options) { o.GRPCInsecure, o.GRPCTLS = false, files })
 	addr := r.srv.Addr().String()
 
 	caCert, caKey := ca.issue(t, "cluster-autoscaler", false)
@@ -136,7 +137,7 @@ func TestTransportOptionsAreChecked(t *testing.T) {
 
 func TestUnixSocket(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "provider.sock")
-	r := startReplica(t, func(o *cloudprovider.Options) { o.BindAddress = "unix:" + sock })
+	r := startReplica(t, func(o *app.Options) { o.GRPCAddr = "unix:" + sock })
 	if got := r.srv.Addr().String(); got != sock {
 		t.Fatalf("listening on %q", got)
 	}
@@ -147,7 +148,7 @@ func TestUnixSocket(t *testing.T) {
 }
 
 func TestHealthReadinessAndDeadline(t *testing.T) {
-	r := startReplica(t, func(o *cloudprovider.Options) { o.CallTimeout = time.Nanosecond })
+	r := startReplica(t, func(o *app.Options) { o.GRPCCallTimeout = time.Nanosecond })
 	if err := r.srv.ReadyCheck(nil); err != nil {
 		t.Fatalf("not ready after start: %v", err)
 	}
@@ -167,7 +168,7 @@ func TestHealthReadinessAndDeadline(t *testing.T) {
 	_, err := c.NodeGroupIncreaseSize(context.Background(), &pb.NodeGroupIncreaseSizeRequest{Id: gid(ns, "g"), Delta: 1})
 	expectCode(t, err, codes.DeadlineExceeded)
 
-	r.stop()
+	r.stop(t)
 	if err := r.srv.ReadyCheck(nil); err == nil {
 		t.Fatal("ready after stop")
 	}

@@ -11,7 +11,7 @@ import (
 // (409 Conflict). Callers map it: the gRPC server to Aborted, reconcilers to a requeue.
 // It unwraps to the last conflict, so apierrors.IsConflict is true for it.
 type ConflictError struct {
-	// Resource is the object's group-resource, e.g. "nodes.infra.homelab-autoscaler.dev".
+	// Resource is the object's group-resource, e.g. "machines.infra.homelab-autoscaler.dev".
 	Resource string
 	// Key is the object's namespace and name.
 	Key client.ObjectKey

@@ -205,7 +205,7 @@ func (w *Writer) exhausted(resource string, key client.ObjectKey, op string, res
 	return &ConflictError{Resource: resource, Key: key, Operation: op, Attempts: res.Attempts, ResourceVersion: rv, Err: last}
 }
 
-// resourceOf names obj's kind for metrics: "nodes.infra.homelab-autoscaler.dev", or the kind when
+// resourceOf names obj's kind for metrics: "machines.infra.homelab-autoscaler.dev", or the kind when
 // the REST mapping is unknown.
 func (w *Writer) resourceOf(obj client.Object) string {
 	gvk, err := apiutil.GVKForObject(obj, w.client.Scheme())

@@ -118,21 +118,6 @@ func freeUDPPort(t *testing.T) int {
 	return testpeers.FreeUDPPort(t)
 }
 
-// peer is a program the test started (testpeers.StartPeer); it is stopped by its process group
-// when the test ends.
-type peer struct {
-	*testpeers.Peer
-	out *testpeers.Output
-}
-
-func startPeer(t *testing.T, name string, args ...string) *peer {
-	t.Helper()
-	p := testpeers.StartPeer(t, name, args...)
-	return &peer{Peer: p, out: p.Out}
-}
-
-func (p *peer) exited() bool { return p.Exited() }
-
 func writeFile(t *testing.T, path, content string, mode os.FileMode) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), mode); err != nil {

@@ -20,6 +20,8 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/testenv"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/testpeers"
 )
 
 // sshd is Debian's OpenSSH server on a loopback port with its own configuration, host key and
@@ -120,16 +122,17 @@ LoginGraceTime 20
 		} else if len(out) > 0 {
 			t.Logf("sshd -t: %s", out)
 		}
-		p := startPeer(t, bin, "-D", "-e", "-f", config)
-		deadline := time.Now().Add(10 * time.Second)
-		for time.Now().Before(deadline) && !p.exited() {
-			if banner(s.port) {
-				return s
-			}
-			time.Sleep(50 * time.Millisecond)
+		p := testpeers.StartPeer(t, bin, "-D", "-e", "-f", config)
+		greeted := false
+		testenv.Poll(10*time.Second, 50*time.Millisecond, func() bool {
+			greeted = banner(s.port)
+			return greeted || p.Exited()
+		})
+		if greeted {
+			return s
 		}
-		if !p.exited() {
-			t.Fatalf("sshd did not greet on 127.0.0.1:%d within 10s:\n%s", s.port, p.out.String())
+		if !p.Exited() {
+			t.Fatalf("sshd did not greet on 127.0.0.1:%d within 10s:\n%s", s.port, p.Out.String())
 		}
 	}
 	t.Fatal("sshd exited three times right after starting (port taken?)")

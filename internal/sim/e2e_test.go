@@ -8,15 +8,14 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
-	"github.com/homelab-autoscaler/homelab-autoscaler/internal/app"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/optimistic"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/sim"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/testenv"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/testenv/testmanager"
 )
 
 // The whole chain with nothing faked but the machines: the manager's reconcilers with the real
@@ -103,18 +102,15 @@ func createManifests(t *testing.T, s *sim.Sim) {
 	}
 }
 
-// startManager runs the manager's reconcilers as cmd/homelab-autoscaler wires them (app.Setup,
-// with the built-in power drivers) and short retry and confirmation intervals, watching one
-// namespace.
+// startManager runs the manager as cmd/homelab-autoscaler does (app.New, through testmanager:
+// the cache, the reconcilers with the built-in power drivers, the gRPC server) with short retry
+// and confirmation intervals, watching one namespace.
 func startManager(t *testing.T, namespace string) {
 	t.Helper()
-	env.StartManager(t, namespace, func(ctx context.Context, mgr ctrl.Manager) error {
-		_, err := app.Setup(ctx, mgr, app.Config{
-			WriteMetrics: optimistic.NewMetrics(),
-			RetryBase:    200 * time.Millisecond, RetryCap: time.Second, ConfirmInterval: 200 * time.Millisecond,
-		})
-		return err
-	})
+	o := testmanager.Options(namespace)
+	o.WriteMetrics = optimistic.NewMetrics()
+	o.PowerRetryBase, o.PowerRetryCap, o.PowerConfirmInterval = 200*time.Millisecond, time.Second, 200*time.Millisecond
+	testmanager.Start(t, env.Config, o)
 }
 
 // setOnline plays a human editing spec.online.

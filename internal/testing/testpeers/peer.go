@@ -7,14 +7,14 @@
 package testpeers
 
 import (
-	"bytes"
 	"net"
 	"os"
 	"os/exec"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/testenv"
 )
 
 // RequireBinary finds a peer program on PATH or fails the test.
@@ -43,27 +43,9 @@ func FreeUDPPort(t testing.TB) int {
 type Peer struct {
 	Name string
 	// Out collects the program's stdout and stderr.
-	Out  *Output
+	Out  *testenv.SyncBuffer
 	cmd  *exec.Cmd
 	done chan struct{}
-}
-
-// Output collects a peer's output; the process writes while the test may read.
-type Output struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *Output) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *Output) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // StartPeer starts name with args in its own process group. When the test ends the group gets
@@ -71,7 +53,7 @@ func (b *Output) String() string {
 func StartPeer(t testing.TB, name string, args ...string) *Peer {
 	t.Helper()
 	cmd := exec.Command(name, args...) //nolint:gosec // starting the program a test names is the point
-	out := &Output{}
+	out := &testenv.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	// Its own process group, so that stopping it also stops what it spawned (chassis scripts,
 	// sshd's per-connection children).
