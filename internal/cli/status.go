@@ -9,6 +9,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/machines"
 )
 
 // MachineStatus is one Machine in `homelabctl status -o json`.
@@ -30,11 +31,12 @@ type MachineStatus struct {
 type GroupStatus struct {
 	Namespace string `json:"namespace"`
 	Name      string `json:"name"`
-	Min       int32  `json:"min"`
-	Max       string `json:"max"`
-	Target    int32  `json:"target"`
-	Ready     int32  `json:"ready"`
-	Members   int32  `json:"members"`
+	// Min and Max are the limits cluster-autoscaler sees: maxSize capped by the members.
+	Min     int32 `json:"min"`
+	Max     int32 `json:"max"`
+	Target  int32 `json:"target"`
+	Ready   int32 `json:"ready"`
+	Members int32 `json:"members"`
 }
 
 // Status is the output of `homelabctl status -o json`.
@@ -85,12 +87,9 @@ func collectStatus(ctx context.Context, c client.Client, ns string, now time.Tim
 	}
 	st := &Status{Groups: []GroupStatus{}, Machines: []MachineStatus{}}
 	for _, g := range groups.Items {
-		maxSize := "members"
-		if g.Spec.MaxSize != nil {
-			maxSize = fmt.Sprint(*g.Spec.MaxSize)
-		}
+		limits := machines.LimitsOf(&g, g.Status.Members)
 		st.Groups = append(st.Groups, GroupStatus{
-			Namespace: g.Namespace, Name: g.Name, Min: g.Spec.MinSize, Max: maxSize,
+			Namespace: g.Namespace, Name: g.Name, Min: limits.Min, Max: limits.Max,
 			Target: g.Status.Target, Ready: g.Status.Ready, Members: g.Status.Members,
 		})
 	}
@@ -121,7 +120,7 @@ func collectStatus(ctx context.Context, c client.Client, ns string, now time.Tim
 func printStatus(env *Env, st *Status) {
 	rows := [][]string{}
 	for _, g := range st.Groups {
-		rows = append(rows, []string{g.Namespace, g.Name, fmt.Sprint(g.Min), g.Max, fmt.Sprint(g.Target), fmt.Sprint(g.Ready), fmt.Sprint(g.Members)})
+		rows = append(rows, []string{g.Namespace, g.Name, fmt.Sprint(g.Min), fmt.Sprint(g.Max), fmt.Sprint(g.Target), fmt.Sprint(g.Ready), fmt.Sprint(g.Members)})
 	}
 	table(env.Out, []string{"NAMESPACE", "GROUP", "MIN", "MAX", "TARGET", "READY", "MEMBERS"}, rows)
 	fmt.Fprintln(env.Out)
