@@ -144,7 +144,7 @@ func (r *Reconciler) cleanupJobs(ctx context.Context, n *infrav1.Machine) error 
 	}
 	keep := ""
 	if op := n.Status.Operation; op != nil {
-		keep = power.JobName(n.Name, power.Action(op.Action), op.Attempt)
+		keep = power.JobName(n.Name, op.Action, op.Attempt)
 	}
 	for i := range jobs.Items {
 		j := &jobs.Items[i]

@@ -17,6 +17,6 @@ func (e *Env) Kubectl(t testing.TB) func(ctx context.Context, args ...string) *e
 		t.Fatalf("writing a kubeconfig for kubectl: %v", err)
 	}
 	return func(ctx context.Context, args ...string) *exec.Cmd {
-		return exec.CommandContext(ctx, kubectl, append([]string{"--kubeconfig", kubeconfig}, args...)...)
+		return exec.CommandContext(ctx, kubectl, append([]string{"--kubeconfig", kubeconfig}, args...)...) //nolint:gosec // the test's own arguments to the built kubectl
 	}
 }
