@@ -108,11 +108,11 @@ func TestLateBoot(t *testing.T) {
 		}
 	}
 	started := time.Now()
-	testenv.Eventually(t, 10*time.Second, "the punctual machine's Node", func() bool { return coreNode(t, s.Machines()[0].Name) != nil })
-	if coreNode(t, s.Machines()[1].Name) != nil {
+	testenv.Eventually(t, 10*time.Second, "the punctual machine's Node", func() bool { return env.Node(t, s.Machines()[0].Name) != nil })
+	if env.Node(t, s.Machines()[1].Name) != nil {
 		t.Fatal("the late machine registered with the punctual one")
 	}
-	testenv.Eventually(t, 10*time.Second, "the late machine's Node", func() bool { return coreNode(t, s.Machines()[1].Name) != nil })
+	testenv.Eventually(t, 10*time.Second, "the late machine's Node", func() bool { return env.Node(t, s.Machines()[1].Name) != nil })
 	if took := time.Since(started); took < late-200*time.Millisecond {
 		t.Fatalf("the late machine registered %s after power-on, before its delay of %s", took, late)
 	}
@@ -132,7 +132,7 @@ func TestFlap(t *testing.T) {
 	}
 	seen := map[corev1.ConditionStatus]bool{}
 	testenv.Eventually(t, 10*time.Second, "the Node to be Ready and NotReady in turn, then handed to kwok", func() bool {
-		core := coreNode(t, m.Name)
+		core := env.Node(t, m.Name)
 		if core == nil {
 			return false
 		}

@@ -54,7 +54,7 @@ func TestEndToEnd(t *testing.T) {
 		}
 		// The Node sync labels the Node beside the lifecycle, not before it.
 		testenv.Eventually(t, 10*time.Second, m.Name+"'s Node labelled with its group", func() bool {
-			core := coreNode(t, m.Name)
+			core := env.Node(t, m.Name)
 			return core != nil && core.Labels[infrav1.LabelGroup] == cfg.Group
 		})
 	}
@@ -62,8 +62,8 @@ func TestEndToEnd(t *testing.T) {
 
 	setOnline(t, ms[1], false)
 	got := waitProgress(t, ms[1], infrav1.ProgressOff, 30*time.Second)
-	if got.Status.PowerState != infrav1.PoweredOff || coreNode(t, ms[1].Name) != nil {
-		t.Fatalf("%s after power-off: status %+v, Node still there: %v", ms[1].Name, got.Status, coreNode(t, ms[1].Name) != nil)
+	if got.Status.PowerState != infrav1.PoweredOff || env.Node(t, ms[1].Name) != nil {
+		t.Fatalf("%s after power-off: status %+v, Node still there: %v", ms[1].Name, got.Status, env.Node(t, ms[1].Name) != nil)
 	}
 	if s.Machines()[1].PoweredOn() {
 		t.Fatal("the machine powered off through the manager is still on")

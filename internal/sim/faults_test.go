@@ -30,11 +30,11 @@ func TestNeverBoot(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	testenv.Eventually(t, 10*time.Second, "the good machine's Node", func() bool { return coreNode(t, good.Name) != nil })
+	testenv.Eventually(t, 10*time.Second, "the good machine's Node", func() bool { return env.Node(t, good.Name) != nil })
 	testenv.Eventually(t, 5*time.Second, "the stuck machine to finish booting", func() bool { return stuck.Phase() == "Running" })
 	// Give a late registration every chance to show up.
 	time.Sleep(5 * cfg.BootDelay)
-	if coreNode(t, stuck.Name) != nil {
+	if env.Node(t, stuck.Name) != nil {
 		t.Fatal("a never-booting machine registered a Node")
 	}
 	if st, err := (power.Redfish{}).Status(ctx, request(objs, 1, power.ActionStatus)); err != nil || st != infrav1.PoweredOn {
@@ -125,7 +125,7 @@ func TestRestartAdoptsRunningMachines(t *testing.T) {
 		t.Fatal(err)
 	}
 	name := first.Machines()[0].Name
-	testenv.Eventually(t, 10*time.Second, "the Node", func() bool { return coreNode(t, name) != nil })
+	testenv.Eventually(t, 10*time.Second, "the Node", func() bool { return env.Node(t, name) != nil })
 	if err := first.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -140,5 +140,5 @@ func TestRestartAdoptsRunningMachines(t *testing.T) {
 	if _, err := (power.Redfish{}).Do(ctx, request(objs, 0, power.ActionOff)); err != nil {
 		t.Fatal(err)
 	}
-	testenv.Eventually(t, 5*time.Second, "the Node to go", func() bool { return coreNode(t, name) == nil })
+	testenv.Eventually(t, 5*time.Second, "the Node to go", func() bool { return env.Node(t, name) == nil })
 }

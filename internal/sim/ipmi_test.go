@@ -32,7 +32,7 @@ func TestIPMIDriverPowersMachine(t *testing.T) {
 	if out, err := drv.Do(ctx, request(objs, 0, power.ActionOn)); err != nil || !out.Done {
 		t.Fatalf("power on: %+v, %v", out, err)
 	}
-	testenv.Eventually(t, 10*time.Second, "the Node", func() bool { return coreNode(t, m.Name) != nil })
+	testenv.Eventually(t, 10*time.Second, "the Node", func() bool { return env.Node(t, m.Name) != nil })
 	if st, err := drv.Status(ctx, request(objs, 0, power.ActionStatus)); err != nil || st != infrav1.PoweredOn {
 		t.Fatalf("status after power-on: %v, %v", st, err)
 	}
@@ -40,7 +40,7 @@ func TestIPMIDriverPowersMachine(t *testing.T) {
 	if err != nil || !strings.Contains(out.Detail, "shut down") {
 		t.Fatalf("power off: %+v, %v", out, err)
 	}
-	testenv.Eventually(t, 5*time.Second, "the Node to go", func() bool { return coreNode(t, m.Name) == nil })
+	testenv.Eventually(t, 5*time.Second, "the Node to go", func() bool { return env.Node(t, m.Name) == nil })
 	if c := m.Counters(); c.PowerOn != 1 || c.PowerOff != 1 || c.Commands[sim.CommandGracefulShutdown] != 1 {
 		t.Fatalf("counters: %+v", c)
 	}
@@ -84,9 +84,9 @@ func TestIPMIToolTalksToBMC(t *testing.T) {
 	if out := ipmitool("chassis", "power", "status"); !strings.Contains(out, "Chassis Power is on") {
 		t.Fatalf("power status after power on: %s", out)
 	}
-	testenv.Eventually(t, 10*time.Second, "the Node", func() bool { return coreNode(t, m.Name) != nil })
+	testenv.Eventually(t, 10*time.Second, "the Node", func() bool { return env.Node(t, m.Name) != nil })
 	ipmitool("chassis", "power", "off")
-	testenv.Eventually(t, 5*time.Second, "the Node to go", func() bool { return coreNode(t, m.Name) == nil })
+	testenv.Eventually(t, 5*time.Second, "the Node to go", func() bool { return env.Node(t, m.Name) == nil })
 	if c := m.Counters(); c.PowerOn != 1 || c.Commands[sim.CommandForceOff] != 1 {
 		t.Fatalf("counters: %+v", c)
 	}

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -97,18 +96,6 @@ func request(objs sim.Objects, i int, action power.Action) power.Request {
 	return power.Request{Machine: m, Action: action, Slot: slot, Attempt: 1, Secrets: power.ClientSecrets{Reader: env.Client}}
 }
 
-func coreNode(t *testing.T, name string) *corev1.Node {
-	t.Helper()
-	core := &corev1.Node{}
-	err := env.Client.Get(context.Background(), client.ObjectKey{Name: name}, core)
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return core
-}
 
 func wantClass(t *testing.T, err error, class power.Class, mention string) {
 	t.Helper()

@@ -39,14 +39,14 @@ func TestRedfishDriverPowersMachine(t *testing.T) {
 	if st, err := drv.Status(ctx, request(objs, 0, power.ActionStatus)); err != nil || st != infrav1.PoweredOn {
 		t.Fatalf("status after power-on: %v, %v", st, err)
 	}
-	if coreNode(t, m.Name) != nil && time.Since(poweredAt) < cfg.BootDelay {
+	if env.Node(t, m.Name) != nil && time.Since(poweredAt) < cfg.BootDelay {
 		t.Fatal("the Node registered before the boot delay")
 	}
-	testenv.Eventually(t, 10*time.Second, "the Node", func() bool { return coreNode(t, m.Name) != nil })
+	testenv.Eventually(t, 10*time.Second, "the Node", func() bool { return env.Node(t, m.Name) != nil })
 	if took := time.Since(poweredAt); took < cfg.BootDelay {
 		t.Fatalf("the Node registered %s after power-on, before the %s boot delay", took, cfg.BootDelay)
 	}
-	core := coreNode(t, m.Name)
+	core := env.Node(t, m.Name)
 	if core.Spec.ProviderID != "homelab://"+cfg.Namespace+"/"+m.Name ||
 		core.Annotations[sim.KwokNodeAnnotation] != "fake" ||
 		core.Labels["homelab.example/rack"] != "r1" || core.Labels[corev1.LabelHostname] != m.Name {
@@ -76,7 +76,7 @@ func TestRedfishDriverPowersMachine(t *testing.T) {
 	if took := time.Since(offAt); took < cfg.ShutdownDelay {
 		t.Fatalf("off after %s, before the %s shutdown delay", took, cfg.ShutdownDelay)
 	}
-	testenv.Eventually(t, 5*time.Second, "the Node to go", func() bool { return coreNode(t, m.Name) == nil })
+	testenv.Eventually(t, 5*time.Second, "the Node to go", func() bool { return env.Node(t, m.Name) == nil })
 	if st, err := drv.Status(ctx, request(objs, 0, power.ActionStatus)); err != nil || st != infrav1.PoweredOff {
 		t.Fatalf("status after power-off: %v, %v", st, err)
 	}
@@ -193,14 +193,14 @@ func TestRedfishForceOff(t *testing.T) {
 	if code := reset("On"); code != http.StatusNoContent {
 		t.Fatalf("On: %d", code)
 	}
-	testenv.Eventually(t, 10*time.Second, "the Node", func() bool { return coreNode(t, m.Name) != nil })
+	testenv.Eventually(t, 10*time.Second, "the Node", func() bool { return env.Node(t, m.Name) != nil })
 	if code := reset("ForceOff"); code != http.StatusNoContent {
 		t.Fatalf("ForceOff: %d", code)
 	}
 	if m.PoweredOn() {
 		t.Fatal("still on after ForceOff")
 	}
-	testenv.Eventually(t, 5*time.Second, "the Node to go", func() bool { return coreNode(t, m.Name) == nil })
+	testenv.Eventually(t, 5*time.Second, "the Node to go", func() bool { return env.Node(t, m.Name) == nil })
 	if c := m.Counters(); c.PowerOn != 1 || c.PowerOff != 1 || c.Commands[sim.CommandForceOff] != 1 {
 		t.Fatalf("counters: %+v", c)
 	}

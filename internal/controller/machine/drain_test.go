@@ -114,7 +114,7 @@ func TestHumanPowerOffDrainsAndReportsABlockingPDB(t *testing.T) {
 		t.Fatalf("the Reconciling condition does not say the drain is blocked: %q", msg)
 	}
 	waitEvent(t, n, "DrainBlocked")
-	if core := coreNode(t, ns+"-m1"); core == nil || !core.Spec.Unschedulable {
+	if core := env.Node(t, ns+"-m1"); core == nil || !core.Spec.Unschedulable {
 		t.Fatalf("the core Node was not cordoned before the drain")
 	}
 	if !podExists(t, pod) {

@@ -118,7 +118,7 @@ func TestIPMIMachineFullCycleAgainstIPMISim(t *testing.T) {
 	if log := sim.ChassisLog(t); !strings.Contains(log, "get power") {
 		t.Fatalf("the BMC was never asked for the chassis power; chassis log:\n%s", log)
 	}
-	testenv.Eventually(t, 10*time.Second, "the core Node to be deleted (policy Delete)", func() bool { return coreNode(t, coreName) == nil })
+	testenv.Eventually(t, 10*time.Second, "the core Node to be deleted (policy Delete)", func() bool { return env.Node(t, coreName) == nil })
 	waitEvent(t, n, "PoweredOff")
 
 	// Settled: nothing more is sent to the BMC while the machine stays off.

@@ -45,7 +45,7 @@ func TestFullCycleOneMachine(t *testing.T) {
 		t.Fatalf("power-on attempt 1 issued %d times", c)
 	}
 	testenv.Eventually(t, 10*time.Second, "core Node labels and providerID", func() bool {
-		core := coreNode(t, ns+"-m1")
+		core := env.Node(t, ns+"-m1")
 		return core != nil && core.Spec.ProviderID == "homelab://"+ns+"/m1" &&
 			core.Labels[infrav1.LabelGroup] == "workers" && core.Labels[infrav1.LabelMachine] == "m1"
 	})
@@ -64,7 +64,7 @@ func TestFullCycleOneMachine(t *testing.T) {
 	if c := drv.count("m1", power.ActionOff, 1); c != 1 {
 		t.Fatalf("power-off attempt 1 issued %d times", c)
 	}
-	testenv.Eventually(t, 10*time.Second, "the core Node to be deleted (policy Delete)", func() bool { return coreNode(t, ns+"-m1") == nil })
+	testenv.Eventually(t, 10*time.Second, "the core Node to be deleted (policy Delete)", func() bool { return env.Node(t, ns+"-m1") == nil })
 	waitEvent(t, n, "PoweredOff")
 }
 
@@ -98,7 +98,7 @@ func TestTenMachinesAtOnce(t *testing.T) {
 	for _, n := range machines {
 		waitProgress(t, n, infrav1.ProgressOff, 20*time.Second)
 		// Policy Keep: the core Node stays, cordoned by us, NotReady.
-		core := coreNode(t, ns+"-"+n.Name)
+		core := env.Node(t, ns+"-"+n.Name)
 		if core == nil || !core.Spec.Unschedulable {
 			t.Fatalf("%s: with policy Keep the core Node should remain cordoned: %+v", n.Name, core)
 		}
@@ -110,7 +110,7 @@ func TestTenMachinesAtOnce(t *testing.T) {
 	setDesired(t, machines[0], true)
 	waitProgress(t, machines[0], infrav1.ProgressReady, 10*time.Second)
 	testenv.Eventually(t, 10*time.Second, "uncordon", func() bool {
-		core := coreNode(t, ns+"-m0")
+		core := env.Node(t, ns+"-m0")
 		return core != nil && !core.Spec.Unschedulable
 	})
 }

@@ -315,15 +315,3 @@ func waitEvent(t *testing.T, n *infrav1.Machine, reason string) {
 	})
 }
 
-func coreNode(t *testing.T, name string) *corev1.Node {
-	t.Helper()
-	core := &corev1.Node{}
-	err := env.Client.Get(context.Background(), client.ObjectKey{Name: name}, core)
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return core
-}

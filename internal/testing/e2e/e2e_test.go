@@ -99,7 +99,7 @@ func TestScaleUpAndDownThroughTheCloudProvider(t *testing.T) {
 		return true
 	})
 	for _, name := range names {
-		core := coreNode(t, name)
+		core := env.Node(t, name)
 		if core == nil {
 			t.Fatalf("%s is Ready but has no core Node", name)
 		}
@@ -111,7 +111,7 @@ func TestScaleUpAndDownThroughTheCloudProvider(t *testing.T) {
 	t.Logf("two machines Ready and running after %s", time.Since(started).Round(time.Millisecond))
 
 	gone, kept := names[1], names[0]
-	goneCore := coreNode(t, gone)
+	goneCore := env.Node(t, gone)
 	if _, err := h.ca.NodeGroupDeleteNodes(context.Background(), &pb.NodeGroupDeleteNodesRequest{
 		Id: h.groupID, Nodes: []*pb.ExternalGrpcNode{{Name: goneCore.Name, ProviderID: goneCore.Spec.ProviderID}},
 	}); err != nil {
@@ -127,7 +127,7 @@ func TestScaleUpAndDownThroughTheCloudProvider(t *testing.T) {
 	if op := off.Status.Operation; op == nil || op.Action != infrav1.PowerActionOff || op.Drain {
 		t.Fatalf("%s's power-off operation: %+v; want an off without drain (cluster-autoscaler drained)", gone, op)
 	}
-	testenv.Eventually(t, 10*time.Second, gone+"'s core Node to go", func() bool { return coreNode(t, gone) == nil })
+	testenv.Eventually(t, 10*time.Second, gone+"'s core Node to go", func() bool { return env.Node(t, gone) == nil })
 	testenv.Eventually(t, 10*time.Second, "NodeGroupNodes to report one machine running", func() bool {
 		in := h.instances(t)
 		_, stillThere := in[goneCore.Spec.ProviderID]
@@ -193,7 +193,7 @@ func TestMachineThatNeverBootsIsReportedAndAvoided(t *testing.T) {
 	if failed.Status.LastErrorReason != machine.ReasonBootTimeout || failed.Status.Attempts != 1 {
 		t.Fatalf("%s failed with %+v; want reason %s after one attempt", stuck, failed.Status, machine.ReasonBootTimeout)
 	}
-	if coreNode(t, stuck) != nil {
+	if env.Node(t, stuck) != nil {
 		t.Fatalf("the never-booting machine %s has a core Node", stuck)
 	}
 	// Not asserted against the 2s timeout: status times are stored to the second, so the
@@ -234,7 +234,7 @@ func TestMachineThatNeverBootsIsReportedAndAvoided(t *testing.T) {
 		t.Fatalf("the second IncreaseSize(1) chose %v, want %s besides %s", on, next, stuck)
 	}
 	ready := h.waitProgress(t, next, infrav1.ProgressReady, 30*time.Second)
-	if ready.Status.Attempts != 1 || coreNode(t, next) == nil {
+	if ready.Status.Attempts != 1 || env.Node(t, next) == nil {
 		t.Fatalf("%s status: %+v", next, ready.Status)
 	}
 	testenv.Eventually(t, 10*time.Second, "NodeGroupNodes to report "+next+" running", func() bool {

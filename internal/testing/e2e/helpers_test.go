@@ -13,7 +13,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -236,15 +235,3 @@ func (h *homelab) counters(t *testing.T) map[string]sim.MachineReport {
 	return out
 }
 
-func coreNode(t *testing.T, name string) *corev1.Node {
-	t.Helper()
-	core := &corev1.Node{}
-	err := env.Client.Get(context.Background(), client.ObjectKey{Name: name}, core)
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return core
-}

@@ -7,6 +7,7 @@
 package testenv
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -15,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
@@ -171,4 +174,18 @@ func (e *Env) WriteKubeconfig(dir string) (string, error) {
 	}
 	path := filepath.Join(dir, "kubeconfig")
 	return path, os.WriteFile(path, data, 0o600)
+}
+
+// Node reads the Node name from the apiserver: nil when there is none.
+func (e *Env) Node(t testing.TB, name string) *corev1.Node {
+	t.Helper()
+	node := &corev1.Node{}
+	err := e.Client.Get(context.Background(), client.ObjectKey{Name: name}, node)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatalf("reading Node %s: %v", name, err)
+	}
+	return node
 }
