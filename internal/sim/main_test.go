@@ -96,7 +96,6 @@ func request(objs sim.Objects, i int, action power.Action) power.Request {
 	return power.Request{Machine: m, Action: action, Slot: slot, Attempt: 1, Secrets: power.ClientSecrets{Reader: env.Client}}
 }
 
-
 func wantClass(t *testing.T, err error, class power.Class, mention string) {
 	t.Helper()
 	if err == nil || power.ClassOf(err) != class {

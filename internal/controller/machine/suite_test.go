@@ -314,4 +314,3 @@ func waitEvent(t *testing.T, n *infrav1.Machine, reason string) {
 		return false
 	})
 }
-

@@ -234,4 +234,3 @@ func (h *homelab) counters(t *testing.T) map[string]sim.MachineReport {
 	}
 	return out
 }
-
