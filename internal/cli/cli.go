@@ -82,6 +82,29 @@ func parse(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
+// parseArgs parses flags wherever they stand among the positional arguments, as in
+// "scale-up default/g 2 --insecure" or "import upstream a.yaml -n homelab b.yaml"; after "--"
+// everything is positional. The flag set itself tells a flag's value from a positional argument,
+// so a boolean flag never swallows the argument after it. help is true when -h printed the usage.
+func parseArgs(fs *flag.FlagSet, args []string) (positional []string, help bool, err error) {
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, true, nil
+			}
+			return nil, false, fmt.Errorf("%w: %w", ErrUsage, err)
+		}
+		if fs.NArg() == 0 {
+			return positional, false, nil
+		}
+		if consumed := len(args) - fs.NArg(); consumed > 0 && args[consumed-1] == "--" {
+			return append(positional, fs.Args()...), false, nil
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
 // writeJSON prints v as indented JSON, for scripts (-o json).
 func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)

@@ -80,8 +80,8 @@ func runCloudProvider(ctx context.Context, env *Env, args []string) error {
 	case "scale-down":
 		kf.bind(fs)
 	}
-	positional, flagArgs := splitArgs(rest)
-	if err := parse(fs, flagArgs); err != nil {
+	positional, help, err := parseArgs(fs, rest)
+	if help || err != nil {
 		return err
 	}
 	conn, err := gf.dial()
@@ -129,27 +129,6 @@ func runCloudProvider(ctx context.Context, env *Env, args []string) error {
 }
 
 // splitArgs separates positional arguments from flags so that flags may follow them.
-func splitArgs(args []string) (positional, flagArgs []string) {
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if strings.HasPrefix(a, "-") {
-			flagArgs = append(flagArgs, a)
-			if !strings.Contains(a, "=") && i+1 < len(args) && !isBoolFlag(a) {
-				flagArgs = append(flagArgs, args[i+1])
-				i++
-			}
-			continue
-		}
-		positional = append(positional, a)
-	}
-	return positional, flagArgs
-}
-
-func isBoolFlag(a string) bool {
-	name := strings.TrimLeft(a, "-")
-	return name == "insecure" || name == "h" || name == "help"
-}
-
 func printTarget(env *Env, cp pb.CloudProviderClient, call func() (context.Context, context.CancelFunc), id, what string) error {
 	cctx, cancel := call()
 	defer cancel()

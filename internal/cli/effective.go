@@ -44,12 +44,9 @@ func runEffective(ctx context.Context, env *Env, args []string) error {
 		fmt.Fprintln(env.Err, "\nFlags:")
 		fs.PrintDefaults()
 	}
-	positional, flagArgs := splitArgs(args)
-	if err := parse(fs, flagArgs); err != nil {
+	positional, help, err := parseArgs(fs, args)
+	if help || err != nil {
 		return err
-	}
-	if hasHelp(flagArgs) {
-		return nil
 	}
 	if len(positional) != 1 {
 		fs.Usage()
@@ -104,15 +101,4 @@ func writeYAML(env *Env, v any) error {
 	}
 	_, err = env.Out.Write(data)
 	return err
-}
-
-// hasHelp reports whether -h or --help was given: the flag package printed the usage and parse
-// returned nil, and there is nothing more to do.
-func hasHelp(flagArgs []string) bool {
-	for _, a := range flagArgs {
-		if a == "-h" || a == "--help" || a == "-help" || a == "--h" {
-			return true
-		}
-	}
-	return false
 }

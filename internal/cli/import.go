@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -39,12 +38,9 @@ func runImport(_ context.Context, env *Env, args []string) error {
 		fmt.Fprintln(env.Err, "\nFlags:")
 		fs.PrintDefaults()
 	}
-	files, err := parseInterleaved(fs, args[1:])
-	if errors.Is(err, flag.ErrHelp) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrUsage, err)
+	files, help, err := parseArgs(fs, args[1:])
+	if help || err != nil {
+		return err
 	}
 	if opts.Namespace != "" {
 		if err := importer.CheckNamespace(opts.Namespace); err != nil {
@@ -90,25 +86,6 @@ func runImport(_ context.Context, env *Env, args []string) error {
 	}
 	_, err = env.Out.Write(out)
 	return err
-}
-
-// parseInterleaved parses flags wherever they are among the file names, as in
-// "import upstream a.yaml -n homelab b.yaml"; after "--" everything is a file name.
-func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
-	var files []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		if fs.NArg() == 0 {
-			return files, nil
-		}
-		if consumed := len(args) - fs.NArg(); consumed > 0 && args[consumed-1] == "--" {
-			return append(files, fs.Args()...), nil
-		}
-		files = append(files, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
 }
 
 // readInputs reads the files, "-" being stdin (once).
