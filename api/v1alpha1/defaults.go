@@ -49,3 +49,12 @@ const (
 	CredentialsUsernameKey = "username"
 	CredentialsPasswordKey = "password"
 )
+
+// Patterns the CRD schemas check, for code that must accept exactly what the apiserver accepts
+// (homelabctl import). TestCRDPatternsAreTheConstants checks the generated schemas against them.
+const (
+	// MACPattern is wakeOnLAN.mac: six hex byte pairs, one separator throughout.
+	MACPattern = `^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$|^[0-9A-Fa-f]{2}(-[0-9A-Fa-f]{2}){5}$`
+	// FractionPattern is a utilization threshold of autoscalingOptions: a fraction from 0 to 1.
+	FractionPattern = `^(0(\.[0-9]+)?|1(\.0+)?)$`
+)

@@ -471,7 +471,7 @@ func TestCRDDefaultsAreTheConstants(t *testing.T) {
 		versions, _, _ := unstructured.NestedSlice(crd, "spec", "versions")
 		for _, v := range versions {
 			schema, _, _ := unstructured.NestedMap(v.(map[string]any), "schema", "openAPIV3Schema")
-			walkDefaults(schema, nil, func(path []string, def any) {
+			walkSchema(schema, nil, "default", func(path []string, def any) {
 				if i := slices.Index(path, "job"); i >= 0 && len(path) > i+2 {
 					return // inside the Kubernetes types a Job driver embeds (env, volumes): Kubernetes' own defaults
 				}
@@ -493,19 +493,63 @@ func TestCRDDefaultsAreTheConstants(t *testing.T) {
 	}
 }
 
-func walkDefaults(schema map[string]any, path []string, visit func([]string, any)) {
-	if def, ok := schema["default"]; ok {
-		visit(path, def)
+// The patterns code repeats (homelabctl import) are the ones the CRD schemas check.
+func TestCRDPatternsAreTheConstants(t *testing.T) {
+	want := map[string]string{
+		"wakeOnLAN.mac":                    infrav1.MACPattern,
+		"scaleDownUtilizationThreshold":    infrav1.FractionPattern,
+		"scaleDownGpuUtilizationThreshold": infrav1.FractionPattern,
+	}
+	seen := map[string]bool{}
+	files, err := filepath.Glob("../../config/crd/bases/*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		crd := map[string]any{}
+		if err := yaml.Unmarshal(data, &crd); err != nil {
+			t.Fatal(err)
+		}
+		versions, _, _ := unstructured.NestedSlice(crd, "spec", "versions")
+		for _, v := range versions {
+			schema, _, _ := unstructured.NestedMap(v.(map[string]any), "schema", "openAPIV3Schema")
+			walkSchema(schema, nil, "pattern", func(path []string, pattern any) {
+				for key, expected := range want {
+					if strings.HasSuffix(strings.Join(path, "."), key) {
+						seen[key] = true
+						if pattern != expected {
+							t.Errorf("%s: %s has pattern %v, the code uses %s", filepath.Base(f), strings.Join(path, "."), pattern, expected)
+						}
+					}
+				}
+			})
+		}
+	}
+	for key := range want {
+		if !seen[key] {
+			t.Errorf("no schema has a pattern at %s", key)
+		}
+	}
+}
+
+// walkSchema calls visit with the path and value of every keyword named key in an OpenAPI schema.
+func walkSchema(schema map[string]any, path []string, key string, visit func([]string, any)) {
+	if v, ok := schema[key]; ok {
+		visit(path, v)
 	}
 	if props, ok := schema["properties"].(map[string]any); ok {
 		for name, sub := range props {
 			if m, ok := sub.(map[string]any); ok {
-				walkDefaults(m, append(slices.Clone(path), name), visit)
+				walkSchema(m, append(slices.Clone(path), name), key, visit)
 			}
 		}
 	}
 	if items, ok := schema["items"].(map[string]any); ok {
-		walkDefaults(items, path, visit)
+		walkSchema(items, path, key, visit)
 	}
 }
 

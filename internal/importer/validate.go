@@ -9,12 +9,14 @@ import (
 
 	"golang.org/x/crypto/ssh"
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
 )
 
 // The patterns of the CRD, so that what the import accepts the apiserver accepts too.
 var (
-	thresholdPattern = regexp.MustCompile(`^(0(\.[0-9]+)?|1(\.0+)?)$`)
-	macPattern       = regexp.MustCompile(`^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$|^[0-9A-Fa-f]{2}(-[0-9A-Fa-f]{2}){5}$`)
+	thresholdPattern = regexp.MustCompile(infrav1.FractionPattern)
+	macPattern       = regexp.MustCompile(infrav1.MACPattern)
 )
 
 // Limits of the CRD.
