@@ -8,25 +8,30 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/machines"
 )
 
 // rankPowerOn orders the machines NodeGroupIncreaseSize may power on, best first:
 //
 //  1. machines that have registered a Ready Node before (status.providerID is recorded
 //     then) ahead of machines never seen to boot;
-//  2. cheaper ahead of dearer (spec.pricing.hourlyRate; a machine without pricing counts as the
-//     dearest, since its cost is unknown);
+//  2. cheaper ahead of dearer (spec.pricing.hourlyRate, else the Group's
+//     machineDefaults.pricing; a machine without pricing counts as the dearest, since its cost is
+//     unknown);
 //  3. the least recently used first (the latest of its last power-on and power-off; a machine
 //     that is still running or shutting down counts as in use now), spreading wear and keeping
 //     a machine that was just released available to come straight back;
 //  4. by name, so that the choice is deterministic.
-func rankPowerOn(ms []*infrav1.Machine) { slices.SortFunc(ms, comparePowerOn) }
+//
+// g is the machines' Group, whose machineDefaults may price them.
+func rankPowerOn(ms []*infrav1.Machine, g *infrav1.Group) { slices.SortFunc(ms, powerOnOrder(g)) }
 
 // bestPowerOn is the first machine rankPowerOn would give, found in one pass.
-func bestPowerOn(ms []*infrav1.Machine) *infrav1.Machine {
+func bestPowerOn(ms []*infrav1.Machine, g *infrav1.Group) *infrav1.Machine {
+	compare := powerOnOrder(g)
 	var best *infrav1.Machine
 	for _, m := range ms {
-		if best == nil || comparePowerOn(m, best) < 0 {
+		if best == nil || compare(m, best) < 0 {
 			best = m
 		}
 	}
@@ -36,15 +41,16 @@ func bestPowerOn(ms []*infrav1.Machine) *infrav1.Machine {
 // bestPowerOnN returns the first n machines rankPowerOn would give (n <= len(ms)). A scale-up
 // usually asks for a few machines out of many, so for small n it selects in n passes instead of
 // sorting the whole group; ms is reordered.
-func bestPowerOnN(ms []*infrav1.Machine, n int) []*infrav1.Machine {
+func bestPowerOnN(ms []*infrav1.Machine, n int, g *infrav1.Group) []*infrav1.Machine {
 	if n > 8 {
-		rankPowerOn(ms)
+		rankPowerOn(ms, g)
 		return ms[:n]
 	}
+	compare := powerOnOrder(g)
 	for i := range n {
 		best := i
 		for j := i + 1; j < len(ms); j++ {
-			if comparePowerOn(ms[j], ms[best]) < 0 {
+			if compare(ms[j], ms[best]) < 0 {
 				best = j
 			}
 		}
@@ -53,27 +59,29 @@ func bestPowerOnN(ms []*infrav1.Machine, n int) []*infrav1.Machine {
 	return ms[:n]
 }
 
-func comparePowerOn(a, b *infrav1.Machine) int {
-	if pa, pb := proven(a), proven(b); pa != pb {
-		if pa {
-			return -1
+// powerOnOrder is rankPowerOn's comparison for the members of g.
+func powerOnOrder(g *infrav1.Group) func(a, b *infrav1.Machine) int {
+	return func(a, b *infrav1.Machine) int {
+		if pa, pb := proven(a), proven(b); pa != pb {
+			if pa {
+				return -1
+			}
+			return 1
 		}
-		return 1
+		if c := comparePrice(hourlyRate(a, g), hourlyRate(b, g)); c != 0 {
+			return c
+		}
+		if c := lastUsed(a).Compare(lastUsed(b)); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Name, b.Name)
 	}
-	if c := comparePrice(a, b); c != 0 {
-		return c
-	}
-	if c := lastUsed(a).Compare(lastUsed(b)); c != 0 {
-		return c
-	}
-	return strings.Compare(a.Name, b.Name)
 }
 
 func proven(m *infrav1.Machine) bool { return m.Status.ProviderID != "" }
 
-// comparePrice orders by hourly rate, unpriced last.
-func comparePrice(a, b *infrav1.Machine) int {
-	ra, rb := hourlyRate(a), hourlyRate(b)
+// comparePrice orders hourly rates, unpriced (nil) last.
+func comparePrice(ra, rb *resource.Quantity) int {
 	switch {
 	case ra == nil && rb == nil:
 		return 0
@@ -86,11 +94,11 @@ func comparePrice(a, b *infrav1.Machine) int {
 	}
 }
 
-func hourlyRate(m *infrav1.Machine) *resource.Quantity {
-	if m.Spec.Pricing == nil {
-		return nil
+func hourlyRate(m *infrav1.Machine, g *infrav1.Group) *resource.Quantity {
+	if p := machines.PricingOf(m, g); p != nil {
+		return &p.HourlyRate
 	}
-	return &m.Spec.Pricing.HourlyRate
+	return nil
 }
 
 // farFuture marks a machine in use now.

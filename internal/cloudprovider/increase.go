@@ -46,7 +46,7 @@ func (s *Server) NodeGroupIncreaseSize(ctx context.Context, req *pb.NodeGroupInc
 				"(the others are on, being deleted, or Failed)", req.GetId(), delta, len(candidates))
 		}
 		out := make([]ledgerChange, 0, delta)
-		for _, m := range bestPowerOnN(candidates, int(delta)) {
+		for _, m := range bestPowerOnN(candidates, int(delta), v.group) {
 			out = append(out, ledgerChange{Name: m.Name, Generation: m.Generation, On: true})
 		}
 		return out, nil

@@ -108,6 +108,39 @@ func TestPricing(t *testing.T) {
 	expectCode(t, err, codes.Unimplemented)
 }
 
+// A Group's machineDefaults.pricing prices the members without their own, both in the price
+// answers and in the choice of the machine to power on next.
+func TestPricingFromGroupDefaults(t *testing.T) {
+	r := startReplica(t)
+	c := r.client(t)
+	ns := newNamespace(t)
+	createGroup(t, ns, "defaulted", func(g *infrav1.Group) {
+		g.Spec.MachineDefaults = &infrav1.MachineDefaults{Pricing: &infrav1.Pricing{HourlyRate: resource.MustParse("0.05")}}
+	})
+	ms := createMachines(t, ns, "defaulted", 2, func(i int, m *infrav1.Machine) {
+		if i == 0 {
+			m.Spec.Pricing = &infrav1.Pricing{HourlyRate: resource.MustParse("0.20")}
+		}
+	})
+	r.sync(t, ns)
+	start := time.Now()
+	period := &pb.PricingNodePriceRequest{Node: node(ms[1]), StartTimestamp: timestamppb.New(start), EndTimestamp: timestamppb.New(start.Add(time.Hour))}
+	var res *pb.PricingNodePriceResponse
+	waitFor(t, "the machine in the cache", func() bool {
+		var err error
+		res, err = c.PricingNodePrice(ctx5s(t), period)
+		return err == nil
+	})
+	if res.GetPrice() != 0.05 {
+		t.Fatalf("price of a machine without its own pricing %v, want the Group's 0.05", res.GetPrice())
+	}
+	// The defaulted machine is cheaper than the one priced at 0.20, so a scale-up takes it.
+	period.Node = &pb.ExternalGrpcNode{Name: "template-node-for-" + gid(ns, "defaulted") + "-1-upcoming-0"}
+	if res, err := c.PricingNodePrice(ctx5s(t), period); err != nil || res.GetPrice() != 0.05 {
+		t.Fatalf("template price %v (%v), want 0.05", res.GetPrice(), err)
+	}
+}
+
 func TestGPUAndLifecycleCalls(t *testing.T) {
 	r := startReplica(t)
 	c := r.client(t)

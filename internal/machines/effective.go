@@ -41,9 +41,7 @@ func Effective(m *infrav1.Machine, g *infrav1.Group) *infrav1.Machine {
 	default:
 		s.MaxAttempts = ptr.To(infrav1.DefaultMaxAttempts)
 	}
-	if s.Pricing == nil {
-		s.Pricing = d.Pricing
-	}
+	s.Pricing = PricingOf(m, g)
 	if d.BMC != nil {
 		substituteBMC(d.BMC, m.Name)
 	}
@@ -76,6 +74,19 @@ func Effective(m *infrav1.Machine, g *infrav1.Group) *infrav1.Machine {
 		}
 	}
 	return out
+}
+
+// PricingOf is what running m costs: its own spec.pricing, else its Group's
+// machineDefaults.pricing (g may be nil), else nil. The gRPC server's price answers and its choice
+// of the machine to power on use it without building the whole effective spec.
+func PricingOf(m *infrav1.Machine, g *infrav1.Group) *infrav1.Pricing {
+	switch {
+	case m.Spec.Pricing != nil:
+		return m.Spec.Pricing
+	case g != nil && g.Spec.MachineDefaults != nil:
+		return g.Spec.MachineDefaults.Pricing
+	}
+	return nil
 }
 
 func firstDuration(own, group *metav1.Duration, builtin time.Duration) *metav1.Duration {
