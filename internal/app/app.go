@@ -7,7 +7,6 @@ package app
 
 import (
 	"context"
-	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 
@@ -20,54 +19,40 @@ import (
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/power"
 )
 
-// setupConfig is what setup adds to a manager; New fills it from Options. Zero fields take the
-// defaults.
-type setupConfig struct {
-	// Drivers replaces the built-in power drivers; a registry without "job" gets the Job driver.
-	Drivers power.Registry
-	// WriteBackoff is the retry policy of optimistic writes.
-	WriteBackoff optimistic.Backoff
-	// WriteMetrics counts conflicts (default: optimistic.DefaultMetrics).
-	WriteMetrics *optimistic.Metrics
-	// RetryBase, RetryCap, ConfirmInterval and MachineConcurrency tune the machine reconciler.
-	RetryBase, RetryCap, ConfirmInterval time.Duration
-	MachineConcurrency                   int
-	// GRPCOnly adds no controllers (see Options.GRPCOnly).
-	GRPCOnly bool
-	// GRPC, when set, runs the cloud-provider server with these options (Cache, Reader and
-	// Writer are filled in here).
-	GRPC *cloudprovider.Options
-}
-
-// setup adds the indexes, the controllers and the gRPC server to mgr, the manager New builds,
-// and returns the server when one was asked for.
-func setup(ctx context.Context, mgr ctrl.Manager, cfg setupConfig) (*cloudprovider.Server, error) {
+// setup adds the indexes, the optimistic writer, the controllers (unless o.GRPCOnly) and
+// cluster-autoscaler's gRPC server to mgr, the manager New builds, and returns the server.
+func setup(ctx context.Context, mgr ctrl.Manager, o Options) (*cloudprovider.Server, error) {
 	if err := index.Register(ctx, mgr.GetFieldIndexer()); err != nil {
 		return nil, err
 	}
 	opts := []optimistic.Option{}
-	if cfg.WriteBackoff != (optimistic.Backoff{}) {
-		opts = append(opts, optimistic.WithBackoff(cfg.WriteBackoff))
+	if o.WriteRetryBackoff != (optimistic.Backoff{}) {
+		opts = append(opts, optimistic.WithBackoff(o.WriteRetryBackoff))
 	}
-	if cfg.WriteMetrics != nil {
-		opts = append(opts, optimistic.WithMetrics(cfg.WriteMetrics))
+	if o.WriteMetrics != nil {
+		opts = append(opts, optimistic.WithMetrics(o.WriteMetrics))
 	}
 	writer, err := optimistic.New(mgr.GetClient(), mgr.GetAPIReader(), opts...)
 	if err != nil {
 		return nil, err
 	}
-	if !cfg.GRPCOnly {
-		if err := addControllers(mgr, writer, cfg); err != nil {
+	if !o.GRPCOnly {
+		if err := addControllers(mgr, writer, o); err != nil {
 			return nil, err
 		}
 	}
-	if cfg.GRPC == nil {
-		return nil, nil
-	}
 	// The gRPC server runs on every replica, leader or not: its writes are optimistic.
-	o := *cfg.GRPC
-	o.Cache, o.Reader, o.Writer = mgr.GetCache(), mgr.GetClient(), writer
-	srv, err := cloudprovider.NewServer(o)
+	srv, err := cloudprovider.NewServer(cloudprovider.Options{
+		BindAddress: o.GRPCAddr, TLS: o.GRPCTLS, Insecure: o.GRPCInsecure,
+		CallTimeout: o.GRPCCallTimeout,
+		// The gRPC server stops first and the controllers after it, all within the one shutdown
+		// timeout: the gRPC calls in flight get half of it (more than a call may last by
+		// default), the controllers at least the rest.
+		ShutdownGrace: o.ShutdownTimeout / 2,
+		Logger:        mgr.GetLogger().WithName("cloudprovider"),
+		Metrics:       o.GRPCMetrics,
+		Cache:         mgr.GetCache(), Reader: mgr.GetClient(), Writer: writer,
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -80,9 +65,9 @@ func setup(ctx context.Context, mgr ctrl.Manager, cfg setupConfig) (*cloudprovid
 	return srv, nil
 }
 
-// addControllers adds the machine, core Node and Group reconcilers, with the power drivers.
-func addControllers(mgr ctrl.Manager, writer *optimistic.Writer, cfg setupConfig) error {
-	drivers := cfg.Drivers
+// addControllers adds the machine, Node and Group reconcilers, with the power drivers.
+func addControllers(mgr ctrl.Manager, writer *optimistic.Writer, o Options) error {
+	drivers := o.Drivers
 	if drivers == nil {
 		drivers = BuiltinDrivers(mgr)
 	} else if _, ok := drivers[power.DriverJob]; !ok {
@@ -97,10 +82,10 @@ func addControllers(mgr ctrl.Manager, writer *optimistic.Writer, cfg setupConfig
 			Secrets:                 power.ClientSecrets{Reader: mgr.GetAPIReader()},
 			ConfigMaps:              power.ClientConfigMaps{Reader: mgr.GetAPIReader()},
 			Recorder:                mgr.GetEventRecorder("homelab-autoscaler"),
-			RetryBase:               cfg.RetryBase,
-			RetryCap:                cfg.RetryCap,
-			ConfirmInterval:         cfg.ConfirmInterval,
-			MaxConcurrentReconciles: cfg.MachineConcurrency,
+			RetryBase:               o.PowerRetryBase,
+			RetryCap:                o.PowerRetryCap,
+			ConfirmInterval:         o.PowerConfirmInterval,
+			MaxConcurrentReconciles: o.MachineConcurrency,
 		}).SetupWithManager,
 		(&corenode.Reconciler{Client: mgr.GetClient(), Writer: writer}).SetupWithManager,
 		(&group.Reconciler{Client: mgr.GetClient(), Writer: writer}).SetupWithManager,

@@ -62,26 +62,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (*Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating the manager: %w", err)
 	}
-	srv, err := setup(ctx, mgr, setupConfig{
-		Drivers:            o.Drivers,
-		WriteBackoff:       o.WriteRetryBackoff,
-		WriteMetrics:       o.WriteMetrics,
-		RetryBase:          o.PowerRetryBase,
-		RetryCap:           o.PowerRetryCap,
-		ConfirmInterval:    o.PowerConfirmInterval,
-		MachineConcurrency: o.MachineConcurrency,
-		GRPCOnly:           o.GRPCOnly,
-		GRPC: &cloudprovider.Options{
-			BindAddress: o.GRPCAddr, TLS: o.GRPCTLS, Insecure: o.GRPCInsecure,
-			CallTimeout: o.GRPCCallTimeout,
-			// The gRPC server stops first and the controllers after it, all within the one
-			// shutdown timeout: the gRPC calls in flight get half of it (more than a call may
-			// last by default), the controllers at least the rest.
-			ShutdownGrace: o.ShutdownTimeout / 2,
-			Logger:        mgr.GetLogger().WithName("cloudprovider"),
-			Metrics:       o.GRPCMetrics,
-		},
-	})
+	srv, err := setup(ctx, mgr, o)
 	if err != nil {
 		return nil, err
 	}
