@@ -28,6 +28,10 @@ const (
 	// metadata.generation that the request produced: a later spec change by anyone else makes it
 	// stale, and that power-off drains.
 	AnnotationPowerOffByAutoscaler = "homelab-autoscaler.dev/power-off-by-cluster-autoscaler"
+	// AnnotationSubstituted marks a power-off decided because the machine's boot timed out and
+	// another member was powered on in its place. Its value is "GENERATION/SUBSTITUTE": the
+	// machine generation the power-off created and the substitute's name.
+	AnnotationSubstituted = "homelab-autoscaler.dev/substituted"
 )
 
 // SecretReference names a Secret in the namespace of the object that refers to it. Credentials

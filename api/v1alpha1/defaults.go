@@ -41,6 +41,28 @@ const (
 	DefaultPowerOffPolicy = PowerOffDelete
 	// DefaultMinSize is a Group's minSize.
 	DefaultMinSize int32 = 0
+
+	// DefaultObserveInterval is how often a settled machine's power state is read
+	// (group.repair.observeInterval).
+	DefaultObserveInterval = 5 * time.Minute
+	// DefaultPowerLossGrace is how long the Node of a machine without a status driver may be
+	// NotReady or away before power loss is assumed (group.repair.powerLossGrace).
+	DefaultPowerLossGrace = 2 * time.Minute
+	// DefaultPowerLossPolicy answers a machine desired on found off (group.repair.powerLoss).
+	DefaultPowerLossPolicy = PowerLossPowerOn
+	// DefaultOutsidePowerOnPolicy answers a machine desired off found on
+	// (group.repair.outsidePowerOn).
+	DefaultOutsidePowerOnPolicy = OutsidePowerOnEnforce
+	// DefaultBootFailurePolicy answers a boot timeout (group.repair.bootFailure).
+	DefaultBootFailurePolicy = BootFailureSubstitute
+	// DefaultStuckNodeNotReadyFor is how long a Node may stay NotReady before a power cycle
+	// (group.repair.stuckNode.notReadyFor).
+	DefaultStuckNodeNotReadyFor = 10 * time.Minute
+	// DefaultStuckNodeMaxPowerCycles is how many power cycles a window allows
+	// (group.repair.stuckNode.maxPowerCycles).
+	DefaultStuckNodeMaxPowerCycles int32 = 2
+	// DefaultStuckNodeWindow is the period maxPowerCycles counts over (group.repair.stuckNode.window).
+	DefaultStuckNodeWindow = time.Hour
 )
 
 // Secret keys the credentials Secrets of ipmi and redfish must hold: those of a

@@ -51,6 +51,12 @@ type GroupSpec struct {
 	// the result.
 	// +optional
 	MachineDefaults *MachineDefaults `json:"machineDefaults,omitempty"`
+
+	// Repair is how the manager answers what it observes on the members that nobody asked for: a
+	// machine that lost power, one switched on from outside, a Node that hangs, a boot that times
+	// out. Every field has a default; see docs/reliability.md.
+	// +optional
+	Repair *RepairPolicy `json:"repair,omitempty"`
 }
 
 // MachineDefaults are the Group's defaults for its members' specs.

@@ -273,6 +273,12 @@ type IPMIDriver struct {
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="gracefulShutdownTimeout must be a positive duration such as 20s"
 	GracefulShutdownTimeout *metav1.Duration `json:"gracefulShutdownTimeout,omitempty"`
+	// AllowInsecureCipherSuites lets the session fall back to cipher suites without encryption
+	// or without integrity (0, 1, 2, 6, 7, 11, 15, 16 and the like) when the BMC refuses the
+	// others. Off by default: such a session sends the password's proof and every command in a
+	// form anyone on the BMC network can read or forge.
+	// +optional
+	AllowInsecureCipherSuites bool `json:"allowInsecureCipherSuites,omitempty"`
 }
 
 // RedfishDriver talks to a BMC's Redfish API.
@@ -307,6 +313,15 @@ type RedfishDriver struct {
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="gracefulShutdownTimeout must be a positive duration such as 20s"
 	GracefulShutdownTimeout *metav1.Duration `json:"gracefulShutdownTimeout,omitempty"`
+	// AllowBasicAuth lets the driver send the credentials with every request (HTTP basic auth)
+	// when the BMC offers no Redfish sessions. Off by default: a session sends the password
+	// once.
+	// +optional
+	AllowBasicAuth bool `json:"allowBasicAuth,omitempty"`
+	// AllowPlainHTTP lets the driver send credentials to an http:// endpoint, where anyone on the
+	// BMC network can read them. Off by default: such an endpoint is refused.
+	// +optional
+	AllowPlainHTTP bool `json:"allowPlainHTTP,omitempty"`
 }
 
 // SSHDriver runs a command on the machine over SSH (power off only).
@@ -466,6 +481,31 @@ type MachineStatus struct {
 	// PowerState is the observed power state: PoweredOn, PoweredOff or Unknown.
 	// +optional
 	PowerState PowerState `json:"powerState,omitempty"`
+	// PowerStateObservedAt is when powerState was last observed (read through the status driver,
+	// or inferred from the Node).
+	// +optional
+	PowerStateObservedAt *metav1.Time `json:"powerStateObservedAt,omitempty"`
+	// PowerStateSource says where powerState comes from: Driver (the status driver read it) or
+	// Node (no driver can read it, or the read failed: inferred from the Node's readiness).
+	// +optional
+	PowerStateSource PowerStateSource `json:"powerStateSource,omitempty"`
+	// LastRepair is the last thing the manager did that nobody asked for (a power-on after a power
+	// loss, a power-off after an outside power-on, a power cycle, a substitution).
+	// +optional
+	LastRepair *Repair `json:"lastRepair,omitempty"`
+	// PowerCycles are the times of the stuck-Node power cycles within the Group's
+	// repair.stuckNode.window, oldest first.
+	// +optional
+	// +kubebuilder:validation:MaxItems=16
+	PowerCycles []metav1.Time `json:"powerCycles,omitempty"`
+	// NodeNotReadySince is when the manager first saw the Node of a Ready machine NotReady or
+	// gone; cleared when it is Ready again. Power loss and stuck-Node repairs count from it.
+	// +optional
+	NodeNotReadySince *metav1.Time `json:"nodeNotReadySince,omitempty"`
+	// FailedBoots counts the power-on attempts whose boot timed out since the machine was last
+	// Ready. cluster-autoscaler's scale-ups choose machines with fewer failed boots first.
+	// +optional
+	FailedBoots int32 `json:"failedBoots,omitempty"`
 	// Progress is the step of the power lifecycle.
 	// +optional
 	Progress Progress `json:"progress,omitempty"`
@@ -531,6 +571,11 @@ type PowerOperation struct {
 	// CommandDone is true once the driver reported the command done (for a Job: it succeeded).
 	// +optional
 	CommandDone bool `json:"commandDone,omitempty"`
+	// Repair, when set, says the operation is a repair rather than a change of spec.online: a
+	// power-on after a power loss, a power-off after an outside power-on, a stuck Node's power
+	// cycle, or the power-off of a machine substituted after its boot timed out.
+	// +optional
+	Repair RepairKind `json:"repair,omitempty"`
 }
 
 // Machine is one physical machine that homelab-autoscaler powers on and off. "Node" always

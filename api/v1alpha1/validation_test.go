@@ -453,6 +453,9 @@ func TestCRDDefaultsAreTheConstants(t *testing.T) {
 		"caBundleRef.key":             infrav1.DefaultCABundleKey,
 		"job.backoffLimit":            int64(infrav1.DefaultJobBackoffLimit),
 		"job.ttlSecondsAfterFinished": int64(infrav1.DefaultJobTTLSecondsAfterFinished),
+		"repair.powerLoss":            string(infrav1.DefaultPowerLossPolicy),
+		"repair.outsidePowerOn":       string(infrav1.DefaultOutsidePowerOnPolicy),
+		"repair.bootFailure":          string(infrav1.DefaultBootFailurePolicy),
 	}
 	files, err := filepath.Glob("../../config/crd/bases/*.yaml")
 	if err != nil || len(files) != 2 {

@@ -1,6 +1,7 @@
 package cloudprovider
 
 import (
+	"cmp"
 	"slices"
 	"strings"
 	"time"
@@ -13,6 +14,8 @@ import (
 
 // rankPowerOn orders the machines NodeGroupIncreaseSize may power on, best first:
 //
+//  0. machines with fewer boots that timed out since they were last Ready (status.failedBoots)
+//     first: a machine substituted after a boot timeout is used again only when no other can;
 //  1. machines that have registered a Ready Node before (status.providerID is recorded
 //     then) ahead of machines never seen to boot;
 //  2. cheaper ahead of dearer (spec.pricing.hourlyRate, else the Group's
@@ -62,6 +65,9 @@ func bestPowerOnN(ms []*infrav1.Machine, n int, g *infrav1.Group) []*infrav1.Mac
 // powerOnOrder is rankPowerOn's comparison for the members of g.
 func powerOnOrder(g *infrav1.Group) func(a, b *infrav1.Machine) int {
 	return func(a, b *infrav1.Machine) int {
+		if c := cmp.Compare(a.Status.FailedBoots, b.Status.FailedBoots); c != 0 {
+			return c
+		}
 		if pa, pb := proven(a), proven(b); pa != pb {
 			if pa {
 				return -1

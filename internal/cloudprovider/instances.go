@@ -69,7 +69,7 @@ func instanceOf(m *infrav1.Machine, outOfMachines bool) *pb.Instance {
 		st.ErrorInfo = bootError(m, outOfMachines)
 	case m.Spec.Online:
 		st.InstanceState = pb.InstanceStatus_instanceCreating
-	case progress == infrav1.ProgressOff || progress == "":
+	case progress == infrav1.ProgressOff || progress == "" || outOfRotation(m):
 		return nil
 	default:
 		// Desired off and not off yet: shutting down, still running, or a power-off that failed.
@@ -105,4 +105,12 @@ func bootError(m *infrav1.Machine, outOfMachines bool) *pb.InstanceErrorInfo {
 func powerOnCandidate(m *infrav1.Machine) bool {
 	return !m.Spec.Online && m.DeletionTimestamp.IsZero() &&
 		m.Status.Progress != infrav1.ProgressFailed
+}
+
+// outOfRotation reports a machine taken out of rotation after a substitution: off and Failed
+// (repair.bootFailure SubstituteAndFail). It is no instance of cluster-autoscaler's.
+func outOfRotation(m *infrav1.Machine) bool {
+	op := m.Status.Operation
+	return m.Status.Progress == infrav1.ProgressFailed && m.Status.PowerState == infrav1.PoweredOff &&
+		op != nil && op.Action == infrav1.PowerActionOff && op.Repair == infrav1.RepairSubstituted
 }

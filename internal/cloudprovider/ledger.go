@@ -47,6 +47,9 @@ type ledgerChange struct {
 	// longer needs applying.
 	Generation int64 `json:"generation"`
 	On         bool  `json:"on"`
+	// SubstitutedBy, on a power-off, names the member powered on in this machine's place after
+	// its boot timed out; the machine's power-off records it.
+	SubstitutedBy string `json:"substitutedBy,omitempty"`
 }
 
 func (c ledgerChange) action() infrav1.PowerAction {

@@ -227,6 +227,9 @@ func (s *Server) apply(ctx context.Context, ns string, c ledgerChange, guard boo
 				m.Annotations = map[string]string{}
 			}
 			m.Annotations[infrav1.AnnotationPowerOffByAutoscaler] = strconv.FormatInt(m.Generation+1, 10)
+			if c.SubstitutedBy != "" {
+				m.Annotations[infrav1.AnnotationSubstituted] = strconv.FormatInt(m.Generation+1, 10) + "/" + c.SubstitutedBy
+			}
 		}
 		return nil
 	}, optimistic.Operation("cloudprovider-power-"+string(want)))

@@ -134,6 +134,7 @@ func mergeBMC(own, group *infrav1.BMC) *infrav1.BMC {
 		if o.GracefulShutdownTimeout == nil {
 			o.GracefulShutdownTimeout = gr.GracefulShutdownTimeout
 		}
+		o.AllowInsecureCipherSuites = o.AllowInsecureCipherSuites || gr.AllowInsecureCipherSuites
 	case out.Redfish != nil && group.Redfish != nil:
 		o, gr := out.Redfish, group.Redfish
 		if o.Endpoint == "" {
@@ -149,6 +150,8 @@ func mergeBMC(own, group *infrav1.BMC) *infrav1.BMC {
 			o.CABundleRef = gr.CABundleRef
 		}
 		o.InsecureSkipVerify = o.InsecureSkipVerify || gr.InsecureSkipVerify
+		o.AllowBasicAuth = o.AllowBasicAuth || gr.AllowBasicAuth
+		o.AllowPlainHTTP = o.AllowPlainHTTP || gr.AllowPlainHTTP
 		if o.GracefulShutdownTimeout == nil {
 			o.GracefulShutdownTimeout = gr.GracefulShutdownTimeout
 		}

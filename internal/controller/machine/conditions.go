@@ -29,6 +29,8 @@ func setConditions(n *infrav1.Machine, s *scope) {
 		set(infrav1.ConditionReady, metav1.ConditionFalse, "GroupNotFound", "group "+n.Spec.Group+" does not exist")
 	case st.Progress == infrav1.ProgressReady && machines.IsNodeReady(s.core.Node):
 		set(infrav1.ConditionReady, metav1.ConditionTrue, "Running", "Node "+s.core.Node.Name+" is Ready")
+	case st.Progress == infrav1.ProgressReady && st.PowerState == infrav1.PoweredOff:
+		set(infrav1.ConditionReady, metav1.ConditionFalse, string(infrav1.RepairPowerLost), "the machine was observed off although it should run")
 	case st.Progress == infrav1.ProgressReady:
 		set(infrav1.ConditionReady, metav1.ConditionFalse, "NodeNotReady", "the machine runs but its Node is not Ready")
 	case st.Progress == infrav1.ProgressOff && !n.Spec.Online:

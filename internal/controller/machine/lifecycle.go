@@ -67,8 +67,13 @@ func (r *Reconciler) next(s *scope) transition {
 	case "":
 		return r.initialize
 	case infrav1.ProgressOff:
-		if desired == infrav1.PowerActionOn {
-			return r.startOn(1)
+		switch {
+		case desired == infrav1.PowerActionOn:
+			return r.onAgain(s)
+		case r.observeDue(s):
+			return r.observe
+		case observedOn(s):
+			return r.outsidePowerOn
 		}
 		return r.record
 	case infrav1.ProgressStartingUp:
@@ -80,17 +85,22 @@ func (r *Reconciler) next(s *scope) transition {
 		if desired == infrav1.PowerActionOff {
 			return r.beginOff
 		}
-		return r.settleReady
+		return r.nextReady(s)
 	case infrav1.ProgressShuttingDown:
-		if desired == infrav1.PowerActionOn && !offCommandSent(op) {
-			// Nothing was sent to the machine yet: the power-off is cancelled.
+		if desired == infrav1.PowerActionOn && !offCommandSent(op) && (op == nil || op.Repair != infrav1.RepairStuckNode) {
+			// Nothing was sent to the machine yet: the power-off is cancelled. (A stuck Node's
+			// power cycle is a power-off of a machine desired on: it goes on.)
 			return r.onAgain(s)
 		}
 		return r.nextOff(s)
 	case infrav1.ProgressFailed:
 		failedOn := op != nil && op.Action == infrav1.PowerActionOn
 		if n.Generation == n.Status.ObservedGeneration && failedOn == (desired == infrav1.PowerActionOn) && !completedSince(s) {
-			// Failed stays failed until a human changes the spec.
+			// Failed stays failed until a human changes the spec; its power state is still
+			// observed, so that status says what the machine does.
+			if r.observeDue(s) {
+				return r.observe
+			}
 			return done
 		}
 		// The spec changed since the failure (a fix, or the other power state), or the Group's
@@ -157,15 +167,20 @@ func (r *Reconciler) attemptFailed(ctx context.Context, s *scope, cause error) (
 	n := s.node
 	op := n.Status.Operation
 	reason := string(power.ClassOf(cause))
+	bootFailed := int32(0)
+	if reason == ReasonBootTimeout {
+		bootFailed = 1
+	}
 	if op.Attempt >= maxAttempts(s) || !power.Retryable(cause) {
 		msg := fmt.Sprintf("power %s failed after %d attempts: %v", op.Action, op.Attempt, cause)
-		return ctrl.Result{}, false, r.fail(ctx, s, reason, msg)
+		return ctrl.Result{}, false, r.failWith(ctx, s, reason, msg, func(st *infrav1.MachineStatus) { st.FailedBoots += bootFailed })
 	}
 	wait := r.retryDelay(op.Attempt)
 	retryAt := metav1.NewMicroTime(s.now.Add(wait))
 	if err := r.write(ctx, s, func(st *infrav1.MachineStatus) {
 		st.Operation.RetryAt = &retryAt
 		st.LastError, st.LastErrorReason = errorString(cause), reason
+		st.FailedBoots += bootFailed
 	}); err != nil {
 		return ctrl.Result{}, false, err
 	}
@@ -176,7 +191,13 @@ func (r *Reconciler) attemptFailed(ctx context.Context, s *scope, cause error) (
 
 // fail records a failure that no further attempt will fix by itself.
 func (r *Reconciler) fail(ctx context.Context, s *scope, reason, msg string) error {
+	return r.failWith(ctx, s, reason, msg, func(*infrav1.MachineStatus) {})
+}
+
+// failWith is fail with more to record in the same write.
+func (r *Reconciler) failWith(ctx context.Context, s *scope, reason, msg string, also func(*infrav1.MachineStatus)) error {
 	if err := r.write(ctx, s, func(st *infrav1.MachineStatus) {
+		also(st)
 		st.Progress = infrav1.ProgressFailed
 		st.ProgressSince = r.ts(s)
 		st.LastError, st.LastErrorReason = msg, reason
@@ -231,6 +252,10 @@ func (r *Reconciler) write(ctx context.Context, s *scope, mutate func(*infrav1.M
 			return errStale
 		}
 		mutate(&fresh.Status)
+		if fresh.Status.Progress != infrav1.ProgressReady {
+			// Only a running machine's Node can stop being Ready.
+			fresh.Status.NodeNotReadySince = nil
+		}
 		fresh.Status.ObservedGeneration = fresh.Generation
 		setConditions(fresh, s)
 		return nil

@@ -37,6 +37,7 @@ func (r *Reconciler) nextOff(s *scope) transition {
 func (r *Reconciler) beginOff(ctx context.Context, s *scope) (ctrl.Result, bool, error) {
 	n := s.node
 	byAutoscaler := n.Annotations[infrav1.AnnotationPowerOffByAutoscaler] == strconv.FormatInt(n.Generation, 10)
+	sub, substituted := substitutedBy(n)
 	slot, _ := power.SlotFor(s.eff, power.ActionOff)
 	if err := r.write(ctx, s, func(st *infrav1.MachineStatus) {
 		st.Progress = infrav1.ProgressShuttingDown
@@ -44,12 +45,22 @@ func (r *Reconciler) beginOff(ctx context.Context, s *scope) (ctrl.Result, bool,
 		st.LastShutdownTime = r.ts(s)
 		st.Attempts = 1
 		st.LastError, st.LastErrorReason = "", ""
-		st.Operation = &infrav1.PowerOperation{Action: infrav1.PowerActionOff, Attempt: 1, Driver: slot.DriverName(), Drain: !byAutoscaler}
+		st.Operation = &infrav1.PowerOperation{Action: infrav1.PowerActionOff, Attempt: 1, Driver: slot.DriverName(), Drain: !byAutoscaler && !substituted}
+		if substituted {
+			// Recorded here, once per substitution: this write opens the power-off it caused.
+			st.Operation.Repair = infrav1.RepairSubstituted
+			st.FailedBoots++
+			st.LastRepair = &infrav1.Repair{Kind: infrav1.RepairSubstituted, At: *r.ts(s),
+				Message: fmt.Sprintf("the boot timed out after %s; %s was powered on in its place", bootTimeout(s), sub)}
+		}
 	}); err != nil {
 		return ctrl.Result{}, false, err
 	}
 	how := "drain first"
-	if byAutoscaler {
+	switch {
+	case substituted:
+		how = "its boot timed out; substituted by " + sub
+	case byAutoscaler:
 		how = "drained by cluster-autoscaler"
 	}
 	r.eventf(n, corev1.EventTypeNormal, "PowerOff", "PowerOff", "powering off (%s)", how)
@@ -190,6 +201,7 @@ func (r *Reconciler) confirmedOff(ctx context.Context, s *scope) bool {
 	state, err := r.readStatus(ctx, s)
 	switch {
 	case err == nil:
+		s.obs = &observation{state: state, source: infrav1.PowerStateFromDriver}
 		return state == infrav1.PoweredOff && !machines.IsNodeReady(s.core.Node)
 	case !errors.Is(err, errNoStatusDriver):
 		// Said, not hidden: a misconfigured power.status would otherwise go unnoticed.
@@ -227,15 +239,29 @@ func (r *Reconciler) finishOff(ctx context.Context, s *scope) (ctrl.Result, bool
 			return ctrl.Result{}, false, err
 		}
 	}
+	source := infrav1.PowerStateFromNode
+	if s.obs != nil {
+		source = s.obs.source
+	}
+	outOfRotation := s.node.Status.Operation.Repair == infrav1.RepairSubstituted && s.repair.BootFailure == infrav1.BootFailureSubstituteAndFail
 	if err := r.write(ctx, s, func(st *infrav1.MachineStatus) {
 		st.Progress = infrav1.ProgressOff
 		st.ProgressSince = r.ts(s)
-		st.PowerState = infrav1.PoweredOff
+		recordObservation(st, observation{state: infrav1.PoweredOff, source: source}, s.now)
 		st.KubernetesNode = ""
 		st.LastError, st.LastErrorReason = "", ""
+		if outOfRotation {
+			st.Progress = infrav1.ProgressFailed
+			st.LastErrorReason = ReasonBootTimeout
+			st.LastError = fmt.Sprintf("the boot timed out after %s and another machine was powered on in its place; "+
+				"out of rotation (repair.bootFailure SubstituteAndFail) until its spec changes", bootTimeout(s))
+		}
 	}); err != nil {
 		return ctrl.Result{}, false, err
 	}
 	r.eventf(s.node, corev1.EventTypeNormal, "PoweredOff", "PowerOff", "machine is off")
+	if outOfRotation {
+		r.eventf(s.node, corev1.EventTypeWarning, "Failed", "Repair", "%s", s.node.Status.LastError)
+	}
 	return ctrl.Result{}, s.node.Spec.Online, nil
 }

@@ -6,6 +6,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/machines"
@@ -21,12 +23,13 @@ func (r *Reconciler) initialize(ctx context.Context, s *scope) (ctrl.Result, boo
 		res, _, err := r.markReady(ctx, s)
 		return res, err == nil, err
 	}
-	if state, err := r.readStatus(ctx, s); err == nil && state == infrav1.PoweredOn {
+	o := r.read(ctx, s)
+	if o.source == infrav1.PowerStateFromDriver && o.state == infrav1.PoweredOn {
 		slot, _ := power.SlotFor(s.eff, power.ActionOn)
 		err := r.write(ctx, s, func(st *infrav1.MachineStatus) {
 			st.Progress = infrav1.ProgressStartingUp
 			st.ProgressSince = r.ts(s)
-			st.PowerState = infrav1.PoweredOn
+			recordObservation(st, observation{state: infrav1.PoweredOn, source: infrav1.PowerStateFromDriver}, s.now)
 			st.Attempts = 1
 			st.Operation = &infrav1.PowerOperation{
 				Action: infrav1.PowerActionOn, Attempt: 1, Driver: slot.DriverName(), AttemptStartedAt: r.mts(s), CommandDone: true,
@@ -37,7 +40,11 @@ func (r *Reconciler) initialize(ctx context.Context, s *scope) (ctrl.Result, boo
 	err := r.write(ctx, s, func(st *infrav1.MachineStatus) {
 		st.Progress = infrav1.ProgressOff
 		st.ProgressSince = r.ts(s)
-		st.PowerState = infrav1.PoweredOff
+		if o.state == infrav1.PowerUnknown {
+			// Nothing said otherwise: a machine nobody powered on is taken as off.
+			o.state = infrav1.PoweredOff
+		}
+		recordObservation(st, o, s.now)
 	})
 	return ctrl.Result{}, err == nil, err
 }
@@ -60,35 +67,60 @@ func (r *Reconciler) nextOn(s *scope) transition {
 }
 
 // startOn records power-on attempt `attempt` and then calls the driver: recorded first, so a
-// restart in between never issues the attempt twice.
+// restart in between never issues the attempt twice. A later attempt of a repair stays the
+// repair's.
 func (r *Reconciler) startOn(attempt int32) transition {
 	return func(ctx context.Context, s *scope) (ctrl.Result, bool, error) {
-		r.eventIfOffCancelled(s)
-		slot, _ := power.SlotFor(s.eff, power.ActionOn)
-		if err := r.write(ctx, s, func(st *infrav1.MachineStatus) {
-			if st.Progress != infrav1.ProgressStartingUp {
-				st.Progress = infrav1.ProgressStartingUp
-				st.ProgressSince = r.ts(s)
-				st.LastStartupTime = r.ts(s)
-			}
-			if attempt == 1 {
-				st.LastError, st.LastErrorReason = "", ""
-			}
-			st.Attempts = attempt
-			st.Operation = &infrav1.PowerOperation{
-				Action: infrav1.PowerActionOn, Attempt: attempt, Driver: slot.DriverName(), AttemptStartedAt: r.mts(s),
-			}
-		}); err != nil {
-			return ctrl.Result{}, false, err
+		var kind infrav1.RepairKind
+		if op := s.node.Status.Operation; attempt > 1 && op != nil && op.Action == infrav1.PowerActionOn {
+			kind = op.Repair
 		}
-		r.eventf(s.node, corev1.EventTypeNormal, "PowerOn", "PowerOn", "attempt %d of %d: powering on with %s",
-			attempt, maxAttempts(s), driverName(slot))
-		if _, err := r.call(ctx, s, slot, power.ActionOn); err != nil {
-			return r.attemptFailed(ctx, s, err)
-		}
-		// The Node may be Ready already, or an asynchronous driver need looking after.
-		return ctrl.Result{}, true, nil
+		return r.openOn(ctx, s, attempt, kind, "")
 	}
+}
+
+// openOn records power-on attempt `attempt` (of a repair of kind, when set, which msg explains)
+// and calls the driver, once the manager-wide pacing admits it.
+func (r *Reconciler) openOn(ctx context.Context, s *scope, attempt int32, kind infrav1.RepairKind, msg string) (ctrl.Result, bool, error) {
+	if wait := r.Pacer.Admit(client.ObjectKeyFromObject(s.node), s.now, s.now.Add(bootTimeout(s))); wait > 0 {
+		pacedCounter.Inc()
+		log.FromContext(ctx).V(1).Info("power-on paced", "wait", wait.String())
+		return ctrl.Result{RequeueAfter: wait}, false, nil
+	}
+	r.eventIfOffCancelled(s)
+	slot, _ := power.SlotFor(s.eff, power.ActionOn)
+	if err := r.write(ctx, s, func(st *infrav1.MachineStatus) {
+		if st.Progress != infrav1.ProgressStartingUp {
+			st.Progress = infrav1.ProgressStartingUp
+			st.ProgressSince = r.ts(s)
+			st.LastStartupTime = r.ts(s)
+		}
+		if attempt == 1 {
+			st.LastError, st.LastErrorReason = "", ""
+		}
+		if kind == infrav1.RepairPowerLost && attempt == 1 {
+			st.PowerState = infrav1.PoweredOff
+		}
+		if msg != "" {
+			st.LastRepair = &infrav1.Repair{Kind: kind, At: *r.ts(s), Message: msg}
+		}
+		st.Attempts = attempt
+		st.Operation = &infrav1.PowerOperation{
+			Action: infrav1.PowerActionOn, Attempt: attempt, Driver: slot.DriverName(), AttemptStartedAt: r.mts(s), Repair: kind,
+		}
+	}); err != nil {
+		return ctrl.Result{}, false, err
+	}
+	if msg != "" {
+		r.eventf(s.node, corev1.EventTypeWarning, string(kind), "Repair", "%s", msg)
+	}
+	r.eventf(s.node, corev1.EventTypeNormal, "PowerOn", "PowerOn", "attempt %d of %d: powering on with %s",
+		attempt, maxAttempts(s), driverName(slot))
+	if _, err := r.call(ctx, s, slot, power.ActionOn); err != nil {
+		return r.attemptFailed(ctx, s, err)
+	}
+	// The Node may be Ready already, or an asynchronous driver need looking after.
+	return ctrl.Result{}, true, nil
 }
 
 // awaitBoot waits for the Node to be Ready, for an asynchronous driver to finish, or for the
@@ -108,6 +140,10 @@ func (r *Reconciler) awaitBoot(ctx context.Context, s *scope) (ctrl.Result, bool
 	}
 	deadline := op.AttemptStartedAt.Add(bootTimeout(s))
 	if !s.now.Before(deadline) {
+		if r.substituteOnBootTimeout(ctx, s) {
+			// The spec change (desired off now) brings the machine back through its watch.
+			return ctrl.Result{}, false, nil
+		}
 		return r.attemptFailed(ctx, s, &power.Error{Driver: op.Driver, Action: power.ActionOn, Class: power.Class(ReasonBootTimeout),
 			Err: fmt.Errorf("the machine did not register a Ready Node within %s", bootTimeout(s))})
 	}
@@ -125,7 +161,9 @@ func (r *Reconciler) markReady(ctx context.Context, s *scope) (ctrl.Result, bool
 	if err := r.write(ctx, s, func(st *infrav1.MachineStatus) {
 		st.Progress = infrav1.ProgressReady
 		st.ProgressSince = r.ts(s)
-		st.PowerState = infrav1.PoweredOn
+		// The Ready Node is the newest evidence: the machine runs.
+		recordObservation(st, observation{state: infrav1.PoweredOn, source: infrav1.PowerStateFromNode}, s.now)
+		st.FailedBoots = 0
 		st.KubernetesNode = core.Name
 		st.ProviderID = s.node.ProviderIDOrDefault()
 		st.LastError, st.LastErrorReason = "", ""

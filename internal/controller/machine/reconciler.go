@@ -18,6 +18,7 @@ package machine
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -38,6 +39,7 @@ import (
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/index"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/machines"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/optimistic"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/pacing"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/power"
 )
 
@@ -67,8 +69,19 @@ type Reconciler struct {
 	// MaxConcurrentReconciles is how many machines are reconciled at once (never one machine
 	// twice): a slow BMC call holds up only its own machine.
 	MaxConcurrentReconciles int
+	// RecheckInterval is how soon an unsettled machine (a running one whose Node is not Ready, one
+	// whose observed power state contradicts its status) is observed again at first; the wait
+	// grows with the state's age up to the Group's observe interval.
+	RecheckInterval time.Duration
+	// Rotation swaps and adopts machines through their group's scale ledger (substitution on a
+	// boot timeout, adoption of an outside power-on); nil disables both.
+	Rotation Rotation
+	// Pacer spaces power-ons out across the manager; nil paces nothing.
+	Pacer *pacing.Pacer
 	// Now returns the current time; tests may replace it.
 	Now func() time.Time
+
+	seedOnce sync.Once
 }
 
 // Defaults for the zero fields of a Reconciler.
@@ -76,6 +89,7 @@ const (
 	DefaultRetryBase       = 10 * time.Second
 	DefaultRetryCap        = 5 * time.Minute
 	DefaultConfirmInterval = 5 * time.Second
+	DefaultRecheckInterval = 15 * time.Second
 	// DefaultConcurrency is how many machines are reconciled at once. A worker spends most of a
 	// power-on waiting on the apiserver and the BMC, so workers are cheap; with 10, a scale-up
 	// of 100 machines queued for more than a second before the last command went out, and ten
@@ -104,7 +118,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	r.seedOnce.Do(func() { r.seedPacer(ctx) })
 	res, err := r.step(ctx, s)
+	if err == nil {
+		if d := r.requeueForObservation(s); d > 0 && (res.RequeueAfter == 0 || d < res.RequeueAfter) {
+			res.RequeueAfter = d
+		}
+	}
+	r.Pacer.Track(req.NamespacedName, bootingUntil(s.node, bootTimeout(s)))
 	// After the step, so that a Job left behind by the operation just replaced goes at once.
 	if cerr := r.cleanupJobs(ctx, s.node); cerr != nil && err == nil {
 		err = cerr
@@ -120,6 +141,41 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	return res, err
 }
 
+// bootingUntil is when a machine's boot stops counting for the pacer: its attempt's boot
+// deadline while a power-on attempt is in flight, else zero.
+func bootingUntil(m *infrav1.Machine, timeout time.Duration) time.Time {
+	op := m.Status.Operation
+	if m.Status.Progress != infrav1.ProgressStartingUp || op == nil || op.Action != infrav1.PowerActionOn ||
+		op.AttemptStartedAt == nil || op.RetryAt != nil {
+		return time.Time{}
+	}
+	return op.AttemptStartedAt.Add(timeout)
+}
+
+// seedPacer counts the machines already booting when the manager starts (a restart in the
+// middle of a site's power-ons), before the first power-on is admitted. A machine's own boot
+// timeout stands in for its Group's until it is reconciled.
+func (r *Reconciler) seedPacer(ctx context.Context) {
+	if r.Pacer == nil {
+		return
+	}
+	list := &infrav1.MachineList{}
+	if err := r.Client.List(ctx, list); err != nil {
+		log.FromContext(ctx).Error(err, "listing the machines already booting; pacing counts them as they are reconciled")
+		return
+	}
+	for i := range list.Items {
+		m := &list.Items[i]
+		timeout := infrav1.DefaultBootTimeout
+		if m.Spec.BootTimeout != nil {
+			timeout = m.Spec.BootTimeout.Duration
+		}
+		if until := bootingUntil(m, timeout); !until.IsZero() {
+			r.Pacer.Track(client.ObjectKeyFromObject(m), until)
+		}
+	}
+}
+
 // scope is what one reconcile knows about a machine.
 type scope struct {
 	node *infrav1.Machine
@@ -129,6 +185,12 @@ type scope struct {
 	group *infrav1.Group // nil when the Group does not exist
 	core  machines.NodeMatch
 	now   time.Time
+	// repair is the Group's repair policy with defaults.
+	repair machines.Repair
+	// hasStatusDriver is whether a driver can read the machine's power state.
+	hasStatusDriver bool
+	// obs is the power state read in this reconcile, if any.
+	obs *observation
 }
 
 func (r *Reconciler) newScope(ctx context.Context, n *infrav1.Machine) (*scope, error) {
@@ -141,6 +203,8 @@ func (r *Reconciler) newScope(ctx context.Context, n *infrav1.Machine) (*scope, 
 		return nil, err
 	}
 	s.eff = machines.Effective(n, s.group)
+	s.repair = machines.RepairOf(s.group)
+	_, s.hasStatusDriver = power.SlotFor(s.eff, power.ActionStatus)
 	m, err := machines.NodeFor(ctx, r.Client, n)
 	if err != nil {
 		return nil, err
@@ -168,6 +232,9 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	if r.ConfirmInterval == 0 {
 		r.ConfirmInterval = DefaultConfirmInterval
+	}
+	if r.RecheckInterval == 0 {
+		r.RecheckInterval = DefaultRecheckInterval
 	}
 	if r.MaxConcurrentReconciles == 0 {
 		r.MaxConcurrentReconciles = DefaultConcurrency
