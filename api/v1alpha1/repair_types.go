@@ -58,7 +58,9 @@ type RepairPolicy struct {
 	ObserveInterval *metav1.Duration `json:"observeInterval,omitempty"`
 
 	// PowerLoss is what happens when a machine desired on is found off: its status driver says
-	// off, or (without a status driver) its Node stayed NotReady or away for powerLossGrace.
+	// off while its Node is not Ready, or (without a status driver) its Node stayed NotReady or
+	// away for powerLossGrace. PowerOn powers it on again as a new power-on operation (the
+	// default); Report only records it (status.lastRepair, an Event, a metric) and leaves it off.
 	// +kubebuilder:default=PowerOn
 	PowerLoss PowerLossPolicy `json:"powerLoss,omitempty"`
 
@@ -69,11 +71,21 @@ type RepairPolicy struct {
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s') && duration(self) <= duration('24h')",message="powerLossGrace must be between 0s and 24h"
 	PowerLossGrace *metav1.Duration `json:"powerLossGrace,omitempty"`
 
-	// OutsidePowerOn is what happens when a machine desired off is found on.
+	// OutsidePowerOn is what happens when a machine desired off is found on (its power button,
+	// or its firmware restoring power after a cut): Enforce drains it and powers it off again (the
+	// default); Adopt sets it desired on through the group's scale ledger, as a scale-up of one
+	// would, and enforces when the group is at its maxSize. Either is recorded in
+	// status.lastRepair with an Event.
 	// +kubebuilder:default=Enforce
 	OutsidePowerOn OutsidePowerOnPolicy `json:"outsidePowerOn,omitempty"`
 
-	// BootFailure is what happens when a power-on attempt's boot timeout passes.
+	// BootFailure is what happens when a power-on attempt's boot timeout passes. Substitute (the
+	// default) powers another member on in the machine's place at once, in one ledger decision
+	// that keeps the group's target size, and powers the slow machine off; it stays in rotation,
+	// chosen after every machine without failed boots. SubstituteAndFail does the same and takes
+	// the slow machine out of rotation (Failed, BootTimeout) until a human changes its spec.
+	// Retry retries the same machine up to maxAttempts. Without a member to substitute, the slow
+	// machine retries as with Retry.
 	// +kubebuilder:default=Substitute
 	BootFailure BootFailurePolicy `json:"bootFailure,omitempty"`
 

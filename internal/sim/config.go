@@ -28,7 +28,9 @@ type Fault struct {
 	// Index is the machine's index (0 is the first machine).
 	Index int
 	// For is how long the BMC misbehaves, from the simulator's start (in LateBoot: how much
-	// later than the boot delay the machine registers).
+	// later than the boot delay the machine registers; in PowerCut: how long after the machine
+	// first reaches Running its power is cut; in PowerButton: how long after the start its
+	// power button is pressed).
 	For time.Duration
 	// Kind is how it misbehaves; empty means FaultError.
 	Kind FaultKind
@@ -82,6 +84,16 @@ type Config struct {
 	// Flap lists machines whose Node alternates between Ready and NotReady (every
 	// FlapPeriod) for For after each registration, then stays Ready.
 	Flap []Fault
+	// PowerCut lists machines whose power is cut For after they first reach Running, leaving
+	// their Node NotReady (a breaker that trips under load, a pulled plug).
+	PowerCut []Fault
+	// PowerButton lists machines whose power button is pressed For after the start: an off
+	// machine boots without a BMC command (a person at the machine, or firmware that restores
+	// power after an outage).
+	PowerButton []Fault
+	// KubeletHang lists the indexes of machines whose kubelet hangs on every boot: the BMC says
+	// On, the Node registers but never becomes Ready (Machine.ClearFaults ends it).
+	KubeletHang []int
 
 	// NodeBootTimeout, when set, is written into the Group's machineDefaults.bootTimeout: how long
 	// the manager lets a power-on take until the machine's Node is Ready.
@@ -182,6 +194,21 @@ func (c *Config) Validate() error {
 			if f.For <= 0 {
 				errs = append(errs, fmt.Errorf("%s for machine %d needs a positive duration", name, f.Index))
 			}
+		}
+	}
+	for name, list := range map[string][]Fault{"power-cut": c.PowerCut, "power-button": c.PowerButton} {
+		for _, f := range list {
+			if f.Index < 0 || f.Index >= c.Machines {
+				errs = append(errs, fmt.Errorf("%s machine index %d is out of range (0-%d)", name, f.Index, c.Machines-1))
+			}
+			if f.For < 0 {
+				errs = append(errs, fmt.Errorf("%s for machine %d must not be negative", name, f.Index))
+			}
+		}
+	}
+	for _, i := range c.KubeletHang {
+		if i < 0 || i >= c.Machines {
+			errs = append(errs, fmt.Errorf("kubelet-hang machine index %d is out of range (0-%d)", i, c.Machines-1))
 		}
 	}
 	return errors.Join(errs...)

@@ -6,9 +6,11 @@
 // kwok, which keeps it Ready), and one powered off deletes it after a shutdown delay. Every power
 // command a BMC receives is counted per machine, for reliability checks such as "no machine was
 // powered on twice for one attempt". Faults can be injected: machines that power on but never
-// register, and BMCs that answer errors for a while.
+// register, BMCs that answer errors for a while, and machine faults that bypass the BMC: power
+// cuts, power-button presses and hung kubelets.
 //
 // Nothing in the package polls: BMC requests arrive on listeners, and the only waits are timers
-// for the boot and shutdown delays and for retrying a failed API call. (go-ipmi's server sweeps
-// expired IPMI sessions on a ticker of its own, slowed to 30 s here.)
+// for the boot and shutdown delays, for injected faults, for retrying a failed API call, and
+// for two late looks at a Node taken from kwok. (go-ipmi's server sweeps expired IPMI sessions
+// on a ticker of its own, slowed to 30 s here.)
 package sim

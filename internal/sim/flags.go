@@ -56,6 +56,9 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	}
 	fs.Var((*faultsFlag)(&c.LateBoot), "late-boot", "Machines that register their Node this much later than the boot delay, on every boot, INDEX:DURATION,... (repeatable).")
 	fs.Var((*faultsFlag)(&c.Flap), "flap", "Machines whose Node alternates Ready and NotReady every 0.5s for this long after each registration, INDEX:DURATION,... (repeatable).")
+	fs.Var((*faultsFlag)(&c.PowerCut), "power-cut", "Machines whose power is cut this long after they first reach Running, with no BMC command (the BMC then says Off; the Node stays, NotReady), INDEX:DURATION,... (repeatable).")
+	fs.Var((*faultsFlag)(&c.PowerButton), "power-button", "Machines whose power button is pressed this long after the start: an off machine boots, with no BMC command, INDEX:DURATION,... (repeatable).")
+	fs.Var((*indexesFlag)(&c.KubeletHang), "kubelet-hang", "Indexes of machines whose kubelet hangs on every boot: the BMC says On, the Node registers but never becomes Ready, I,J,... (repeatable).")
 	fs.DurationVar(&c.NodeBootTimeout, "node-boot-timeout", 0, "How long a power-on may take until the machine's Node is Ready, written into the Group's spec.machineDefaults.bootTimeout; 0 leaves the built-in default (10m).")
 	fs.StringVar(&o.ManifestsFile, "manifests", "", "Write the Group, Secrets and Machines as YAML to this file once every BMC listens.")
 	fs.BoolVar(&o.Apply, "apply", false, "Create the Group, Secrets and Machines in the cluster (existing ones get this run's endpoints and credentials).")

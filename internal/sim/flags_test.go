@@ -64,6 +64,15 @@ func TestFlags(t *testing.T) {
 		!slices.Equal(more.Flap, []sim.Fault{{Index: 2, For: 3 * time.Second}}) {
 		t.Fatalf("bmc faults %v, late boot %v", more.BMCFaults, more.LateBoot)
 	}
+	machine, err := parse(t, "--machines", "4", "--power-cut", "0:5s,1:0s", "--power-button", "2:1m", "--kubelet-hang", "1", "--kubelet-hang", "3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(machine.PowerCut, []sim.Fault{{Index: 0, For: 5 * time.Second}, {Index: 1}}) ||
+		!slices.Equal(machine.PowerButton, []sim.Fault{{Index: 2, For: time.Minute}}) ||
+		!slices.Equal(machine.KubeletHang, []int{1, 3}) {
+		t.Fatalf("power cut %v, power button %v, kubelet hang %v", machine.PowerCut, machine.PowerButton, machine.KubeletHang)
+	}
 	if c.MachineName(0) != "workers-00" || c.MachineName(11) != "workers-11" {
 		t.Fatalf("names %s, %s", c.MachineName(0), c.MachineName(11))
 	}
@@ -91,6 +100,15 @@ func TestFlagsRefused(t *testing.T) {
 		{[]string{"--bmc-hang", "0:1s", "--protocol", "ipmi"}, "Redfish BMCs only"},
 		{[]string{"--bmc-lie", "7:1s"}, "out of range"},
 		{[]string{"--late-boot", "1:0s"}, "positive duration"},
+		{[]string{"--power-cut", "1"}, "INDEX:DURATION"},
+		{[]string{"--power-cut", "1:soon"}, "invalid duration"},
+		{[]string{"--power-cut", "1:-1s"}, "power-cut for machine 1 must not be negative"},
+		{[]string{"--power-cut", "3:1s"}, "power-cut machine index 3 is out of range"},
+		{[]string{"--power-button", "x:1s"}, "not a number"},
+		{[]string{"--power-button", "0:-5s"}, "power-button for machine 0 must not be negative"},
+		{[]string{"--power-button", "-1:1s"}, "power-button machine index -1 is out of range"},
+		{[]string{"--kubelet-hang", "one"}, "not a number"},
+		{[]string{"--kubelet-hang", "0,3"}, "kubelet-hang machine index 3 is out of range"},
 		{[]string{"--group", "Not_A_Host"}, "host names"},
 		{[]string{"--labels", "novalue"}, "KEY=VALUE"},
 		{[]string{"--pods", "0"}, "pods must be positive"},

@@ -4,38 +4,54 @@ import (
 	"context"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 // FlapPeriod is how long a flapping machine's Node stays Ready, then NotReady, in turn.
 const FlapPeriod = 500 * time.Millisecond
 
+// flapMessage marks the Ready conditions the simulator writes for a flapping Node.
+const flapMessage = "homelab-sim: this machine's Node flaps"
+
 // startFlapping makes the Node just registered (uid) alternate between Ready and NotReady
 // until the machine's flapping time is over, then sets it Ready and hands it to kwok, which
-// keeps it so. The
-// simulator writes the Ready condition itself meanwhile, as a kubelet whose network comes and
-// goes would; kwok does not manage the Node until then. m.reg.mu is held.
+// keeps it so. The simulator writes the Ready condition itself meanwhile, as a kubelet whose
+// network comes and goes would; kwok does not manage the Node until then. A later change of the
+// Node (deleted, held NotReady, flapping again after a reboot) ends this flapping. m.reg.mu is
+// held.
 func (m *Machine) startFlapping(uid types.UID) {
 	end := time.Now().Add(m.flapFor)
+	r := &m.reg
+	if r.flap != nil {
+		r.flap.Stop()
+	}
+	r.flapGen++
+	gen := r.flapGen
 	var tick func(ready bool)
 	tick = func(ready bool) {
-		r := &m.reg
 		r.mu.Lock()
 		defer r.mu.Unlock()
+		if r.flapGen != gen {
+			return
+		}
 		r.flap = nil
-		if m.sim.stopped() || !r.registered || r.uid != uid {
+		if m.sim.stopped() || r.state != nodeReady || r.uid != uid {
 			return
 		}
 		ctx, cancel := context.WithTimeout(m.sim.ctx, apiCallTimeout)
 		defer cancel()
 		if !time.Now().Before(end) {
 			// It ends Ready, whatever kwok makes of a Node annotated late.
-			err := m.setReady(ctx, true)
+			core, err := m.ownNode(ctx)
 			if err == nil {
-				err = m.handToKwok(ctx)
+				err = m.writeReady(ctx, core, kubeletCondition(true, flapMessage))
+			}
+			if err == nil {
+				err = m.setKwokManaged(ctx, core, true)
+			}
+			if apierrors.IsNotFound(err) {
+				return // deleted by someone else: nothing to flap
 			}
 			if err != nil {
 				m.sim.log.Error("handing the Node to kwok failed; retrying", "machine", m.Name, "err", err)
@@ -43,53 +59,26 @@ func (m *Machine) startFlapping(uid types.UID) {
 			}
 			return
 		}
-		if err := m.setReady(ctx, ready); err != nil {
+		err := m.setReady(ctx, ready)
+		if apierrors.IsNotFound(err) {
+			return
+		}
+		if err != nil {
 			m.sim.log.Error("flapping the Node failed", "machine", m.Name, "err", err)
 		} else {
-			m.mu.Lock()
-			m.counters.Flaps++
-			m.mu.Unlock()
+			m.count(&m.counters.Flaps)
 			m.sim.log.Debug("Node flapped", "machine", m.Name, "ready", ready)
 		}
 		r.flap = time.AfterFunc(FlapPeriod, func() { tick(!ready) })
 	}
-	m.reg.flap = time.AfterFunc(0, func() { tick(true) })
+	r.flap = time.AfterFunc(0, func() { tick(true) })
 }
 
-// setReady writes the Node's Ready condition.
+// setReady writes the flapping Node's Ready condition.
 func (m *Machine) setReady(ctx context.Context, ready bool) error {
-	core := &corev1.Node{}
-	if err := m.sim.client.Get(ctx, client.ObjectKey{Name: m.Name}, core); err != nil {
+	core, err := m.ownNode(ctx)
+	if err != nil {
 		return err
 	}
-	status, reason := corev1.ConditionFalse, "KubeletNotReady"
-	if ready {
-		status, reason = corev1.ConditionTrue, "KubeletReady"
-	}
-	now := metav1.Now()
-	cond := corev1.NodeCondition{Type: corev1.NodeReady, Status: status, Reason: reason,
-		Message: "homelab-sim: this machine's Node flaps", LastHeartbeatTime: now, LastTransitionTime: now}
-	replaced := false
-	for i, c := range core.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			core.Status.Conditions[i], replaced = cond, true
-		}
-	}
-	if !replaced {
-		core.Status.Conditions = append(core.Status.Conditions, cond)
-	}
-	return m.sim.client.Status().Update(ctx, core)
-}
-
-// handToKwok annotates the Node for kwok, which sets it Ready and keeps it so.
-func (m *Machine) handToKwok(ctx context.Context) error {
-	core := &corev1.Node{}
-	if err := m.sim.client.Get(ctx, client.ObjectKey{Name: m.Name}, core); err != nil {
-		return err
-	}
-	if core.Annotations == nil {
-		core.Annotations = map[string]string{}
-	}
-	core.Annotations[KwokNodeAnnotation] = "fake"
-	return m.sim.client.Update(ctx, core)
+	return m.writeReady(ctx, core, kubeletCondition(ready, flapMessage))
 }

@@ -14,7 +14,8 @@ const (
 	phaseBooting
 	// phaseRunning: booted; the Node is registered (unless the machine never boots).
 	phaseRunning
-	// phaseShuttingDown: the operating system shuts down; the power is still on.
+	// phaseShuttingDown: the operating system shuts down; the power is still on. The Node
+	// stays until the power is off if the machine had booted.
 	phaseShuttingDown
 )
 
@@ -65,6 +66,14 @@ type Counters struct {
 	Deregistrations int `json:"deregistrations"`
 	// Flaps counts the Ready condition changes of a flapping machine's Node.
 	Flaps int `json:"flaps,omitempty"`
+	// PowerCuts counts the power cuts that found the machine on (CutPower, CutPowerAll,
+	// --power-cut); no BMC command is involved, so PowerOff and History do not show them.
+	PowerCuts int `json:"powerCuts"`
+	// ButtonPresses counts the outside power-ons (PressPowerButton, --power-button) that booted
+	// the machine; PowerOn and History do not show them.
+	ButtonPresses int `json:"buttonPresses"`
+	// KubeletHangs counts the kubelet hangs injected (HangKubelet, --kubelet-hang).
+	KubeletHangs int `json:"kubeletHangs"`
 	// History lists the last commands, oldest first.
 	History []Received `json:"history"`
 }
@@ -88,6 +97,21 @@ type Machine struct {
 	phase phase
 	timer *time.Timer // the boot or shutdown in progress
 	epoch uint64      // bumped by every transition, so that a stale timer does nothing
+	// booted is set when a boot completes and cleared when the power goes off: the machine's
+	// kubelet runs and its Node exists while it is set.
+	booted bool
+	// nodeLeft: a power cut left the Node of the machine, now off or booting again,
+	// NotReady. The next completed boot makes it Ready again; a power-off through the BMC
+	// deletes it.
+	nodeLeft bool
+	// hung: the kubelet hangs; hangSticky keeps it hung across power cycles.
+	hung, hangSticky bool
+	// cutAfter lists when, after the machine first reaches Running, its power is cut;
+	// cutsArmed says the timers were started.
+	cutAfter  []time.Duration
+	cutsArmed bool
+	// faultTimers are the pending power cuts and button presses, stopped by Close.
+	faultTimers []*time.Timer
 	// faultEnds says until when the BMC misbehaves, by kind.
 	faultEnds map[FaultKind]time.Time
 	// flapFor is how long the Node flaps after each registration.
@@ -157,7 +181,7 @@ func (m *Machine) Do(cmd Command) {
 	switch cmd {
 	case CommandOn:
 		if m.phase == phaseOff {
-			m.enter(phaseBooting, jittered(m.sim.cfg.BootDelay, m.sim.cfg.BootJitter)+m.lateBy)
+			m.enter(phaseBooting, m.bootTime())
 			changed = true
 		}
 	case CommandGracefulShutdown:
@@ -201,6 +225,11 @@ func (m *Machine) record(cmd Command) {
 	c.History = append(c.History, Received{At: time.Now(), Command: cmd, Phase: m.phase.String()})
 }
 
+// bootTime is how long this boot takes until the Node registers.
+func (m *Machine) bootTime() time.Duration {
+	return jittered(m.sim.cfg.BootDelay, m.sim.cfg.BootJitter) + m.lateBy
+}
+
 // enter moves the machine to p and, for a phase that ends by itself, arms the timer that ends it
 // after d. m.mu is held.
 func (m *Machine) enter(p phase, d time.Duration) {
@@ -210,6 +239,18 @@ func (m *Machine) enter(p phase, d time.Duration) {
 	}
 	m.epoch++
 	m.phase = p
+	switch p {
+	case phaseOff:
+		// The kubelet is gone with the power, and a hang of this boot with it.
+		m.booted, m.nodeLeft = false, false
+		if !m.hangSticky {
+			m.hung = false
+		}
+	case phaseRunning:
+		// The kubelet registers the Node again, whatever a power cut left of it.
+		m.booted, m.nodeLeft = true, false
+		m.armPowerCuts()
+	}
 	var next phase
 	switch p {
 	case phaseBooting:
@@ -237,7 +278,7 @@ func (m *Machine) finish(epoch uint64, next phase) {
 	m.syncNode()
 }
 
-// stop cancels the boot or shutdown in progress, for the simulator's end.
+// stop cancels the boot or shutdown in progress and the pending faults, for the simulator's end.
 func (m *Machine) stop() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -245,12 +286,24 @@ func (m *Machine) stop() {
 		m.timer.Stop()
 		m.timer = nil
 	}
+	for _, t := range m.faultTimers {
+		t.Stop()
+	}
+	m.faultTimers = nil
 	m.epoch++
 }
 
-// wantsNode reports whether the machine's Node should exist now.
-func (m *Machine) wantsNode() bool {
+// nodeWanted is what the machine's Node should be now.
+func (m *Machine) nodeWanted() nodeState {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return !m.neverBoot && (m.phase == phaseRunning || m.phase == phaseShuttingDown)
+	switch {
+	case m.booted && !m.neverBoot && m.hung:
+		return nodeNotReady
+	case m.booted && !m.neverBoot:
+		return nodeReady
+	case m.nodeLeft:
+		return nodeNotReady
+	}
+	return nodeAbsent
 }

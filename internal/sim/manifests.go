@@ -96,7 +96,8 @@ func (s *Sim) bmc(m *Machine) *infrav1.BMC {
 		port, _ := strconv.Atoi(portText)
 		b.IPMI = &infrav1.IPMIDriver{Address: host, Port: int32(port), CredentialsSecretRef: secret, GracefulShutdownTimeout: graceful} //nolint:gosec // a port
 	default:
-		b.Redfish = &infrav1.RedfishDriver{Endpoint: endpoint, CredentialsSecretRef: secret, GracefulShutdownTimeout: graceful}
+		// The simulated BMCs serve plain HTTP, on loopback unless --bmc-address says otherwise.
+		b.Redfish = &infrav1.RedfishDriver{Endpoint: endpoint, CredentialsSecretRef: secret, GracefulShutdownTimeout: graceful, AllowPlainHTTP: true}
 	}
 	return b
 }

@@ -63,6 +63,15 @@ func New(cfg Config, c client.Client, log *slog.Logger) (*Sim, error) {
 	for _, f := range cfg.LateBoot {
 		s.machines[f.Index].lateBy = f.For
 	}
+	for _, f := range cfg.PowerCut {
+		m := s.machines[f.Index]
+		m.cutAfter = append(m.cutAfter, f.For)
+	}
+	for _, i := range cfg.KubeletHang {
+		m := s.machines[i]
+		m.hung, m.hangSticky = true, true
+		m.counters.KubeletHangs = 1
+	}
 	return s, nil
 }
 
@@ -126,11 +135,19 @@ func (s *Sim) Start(ctx context.Context) error {
 		m.endpoint = endpoint
 		m.mu.Unlock()
 	}
+	for _, f := range s.cfg.PowerButton {
+		m := s.machines[f.Index]
+		m.mu.Lock()
+		m.armButtonPress(time.Until(start.Add(f.For)))
+		m.mu.Unlock()
+	}
 	s.log.Info("BMCs listening", "machines", len(s.machines), "protocol", string(s.cfg.Protocol), "address", s.cfg.BMCAddress)
 	return nil
 }
 
-// adopt marks the machines whose Node exists (with their provider ID) as running.
+// adopt marks the machines whose Node exists (with their provider ID) as running, then makes
+// each Node as its machine wants it: none for a never-booting machine, NotReady for a hung
+// kubelet, Ready again for one the last run held NotReady.
 func (s *Sim) adopt(ctx context.Context) error {
 	list := &corev1.NodeList{}
 	if err := s.client.List(ctx, list); err != nil {
@@ -146,20 +163,24 @@ func (s *Sim) adopt(ctx context.Context) error {
 		if !ok || core.Spec.ProviderID != m.ProviderID {
 			continue
 		}
+		m.reg.mu.Lock()
+		m.reg.state, m.reg.uid = nodeReady, core.UID
+		if !kwokManaged(core) {
+			// Held NotReady (or flapping) when the last run stopped.
+			m.reg.state = nodeNotReady
+		}
+		m.reg.mu.Unlock()
 		m.mu.Lock()
-		m.phase = phaseRunning
+		m.phase, m.booted = phaseRunning, true
+		m.armPowerCuts()
 		m.mu.Unlock()
-		m.reg.registered, m.reg.uid = true, core.UID
 		adopted++
 	}
 	if adopted > 0 {
 		s.log.Info("machines already running: their Nodes exist", "machines", adopted)
 	}
-	// A never-booting machine cannot have a Node: remove what an earlier run left.
 	for _, m := range s.machines {
-		if m.neverBoot && m.reg.registered {
-			m.syncNode()
-		}
+		m.syncNode()
 	}
 	return nil
 }
