@@ -8,7 +8,9 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 )
 
-func key(i int) types.NamespacedName { return types.NamespacedName{Namespace: "ns", Name: fmt.Sprint("m", i)} }
+func key(i int) types.NamespacedName {
+	return types.NamespacedName{Namespace: "ns", Name: fmt.Sprint("m", i)}
+}
 
 // Fifty machines asking at once after a site-wide cut, with a driven clock: no more than the
 // burst goes in the first instant, then no more than the rate per second, and never more
