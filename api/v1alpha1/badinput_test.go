@@ -50,6 +50,12 @@ func TestBadInputTableCRD(t *testing.T) {
   minSize: -1`)),
 		"crd-bad-threshold": apply(groupYAML(`
   autoscalingOptions: {scaleDownUtilizationThreshold: "1.5"}`)),
+		"crd-repair-unknown-policy": apply(groupYAML(`
+  repair: {powerLoss: Ignore}`)),
+		"crd-repair-observe-too-often": apply(groupYAML(`
+  repair: {observeInterval: 1s}`)),
+		"crd-repair-too-many-cycles": apply(groupYAML(`
+  repair: {stuckNode: {maxPowerCycles: 50}}`)),
 		"crd-two-drivers": apply(machineYAML(`
   group: workers
   power:
