@@ -30,7 +30,7 @@ var ErrUsage = errors.New("usage")
 
 func commands() []command {
 	return []command{
-		{"status", "Groups and Machines as a table: online, power, progress, since, last error", runStatus},
+		{"status", "Groups and Machines as a table: online, observed power, progress, since, last repair, last error", runStatus},
 		{"power", "power on|off NAME: set a Machine's spec.online", runPower},
 		{"effective", "effective NAME: a Machine's spec with its Group's machineDefaults and the built-in defaults applied", runEffective},
 		{"cloudprovider", "check | scale-up GROUP N | scale-down GROUP MACHINE...: act like cluster-autoscaler over gRPC", runCloudProvider},

@@ -6,6 +6,8 @@ import (
 	"sort"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/duration"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
@@ -20,11 +22,34 @@ type MachineStatus struct {
 	// Online is spec.online: whether the machine should run.
 	Online bool `json:"online"`
 	// Power is status.powerState, the observed power state ("" until first observed).
-	Power     string `json:"power"`
-	Progress  string `json:"progress"`
+	Power string `json:"power"`
+	// PowerSource is status.powerStateSource: Driver when the status driver read Power, Node
+	// when it was inferred from the Node's readiness.
+	PowerSource string `json:"powerSource,omitempty"`
+	// PowerObservedAt is when Power was last observed, and PowerAge how long before this
+	// output: an old observation of a machine with a status driver means reads stopped.
+	PowerObservedAt *metav1.Time `json:"powerObservedAt,omitempty"`
+	PowerAge        string       `json:"powerAge,omitempty"`
+	Progress        string       `json:"progress"`
+	// Repairing is status.operation.repair: the repair the running power operation carries out,
+	// empty when it follows a change of spec.online.
+	Repairing string `json:"repairing,omitempty"`
 	Since     string `json:"since,omitempty"`
 	Attempts  int32  `json:"attempts"`
-	LastError string `json:"lastError,omitempty"`
+	// FailedBoots is status.failedBoots: boots that timed out since the machine was last Ready.
+	FailedBoots int32         `json:"failedBoots,omitempty"`
+	LastRepair  *RepairStatus `json:"lastRepair,omitempty"`
+	LastError   string        `json:"lastError,omitempty"`
+}
+
+// RepairStatus is status.lastRepair in `homelabctl status -o json`: the last thing the manager
+// did to a machine that nobody asked for.
+type RepairStatus struct {
+	Kind string      `json:"kind"`
+	At   metav1.Time `json:"at"`
+	// Age is how long before this output the repair was decided.
+	Age     string `json:"age"`
+	Message string `json:"message"`
 }
 
 // GroupStatus is one Group in `homelabctl status -o json`.
@@ -96,11 +121,21 @@ func collectStatus(ctx context.Context, c client.Client, ns string, now time.Tim
 	for _, m := range list.Items {
 		ms := MachineStatus{
 			Namespace: m.Namespace, Name: m.Name, Group: m.Spec.Group, Online: m.Spec.Online,
-			Power: string(m.Status.PowerState), Progress: string(m.Status.Progress), Attempts: m.Status.Attempts,
-			LastError: m.Status.LastError,
+			Power: string(m.Status.PowerState), PowerSource: string(m.Status.PowerStateSource),
+			PowerObservedAt: m.Status.PowerStateObservedAt, Progress: string(m.Status.Progress),
+			Attempts: m.Status.Attempts, FailedBoots: m.Status.FailedBoots, LastError: m.Status.LastError,
+		}
+		if m.Status.PowerStateObservedAt != nil {
+			ms.PowerAge = age(now, m.Status.PowerStateObservedAt.Time)
+		}
+		if op := m.Status.Operation; op != nil {
+			ms.Repairing = string(op.Repair)
 		}
 		if m.Status.ProgressSince != nil {
-			ms.Since = now.Sub(m.Status.ProgressSince.Time).Round(time.Second).String()
+			ms.Since = age(now, m.Status.ProgressSince.Time)
+		}
+		if lr := m.Status.LastRepair; lr != nil {
+			ms.LastRepair = &RepairStatus{Kind: string(lr.Kind), At: lr.At, Age: age(now, lr.At.Time), Message: lr.Message}
 		}
 		st.Machines = append(st.Machines, ms)
 	}
@@ -130,9 +165,37 @@ func printStatus(env *Env, st *Status) {
 		if len(lastErr) > 60 {
 			lastErr = lastErr[:57] + "..."
 		}
-		rows = append(rows, []string{m.Namespace, m.Group, m.Name, fmt.Sprint(m.Online), dash(m.Power), dash(m.Progress), dash(m.Since), fmt.Sprint(m.Attempts), dash(lastErr)})
+		rows = append(rows, []string{m.Namespace, m.Group, m.Name, fmt.Sprint(m.Online), dash(powerCell(m)), dash(m.Progress),
+			dash(m.Since), fmt.Sprint(m.Attempts), dash(repairCell(m.LastRepair)), dash(lastErr)})
 	}
-	table(env.Out, []string{"NAMESPACE", "GROUP", "MACHINE", "ONLINE", "POWER", "PROGRESS", "SINCE", "ATTEMPTS", "LAST ERROR"}, rows)
+	table(env.Out, []string{"NAMESPACE", "GROUP", "MACHINE", "ONLINE", "POWER", "PROGRESS", "SINCE", "ATTEMPTS", "LAST REPAIR", "LAST ERROR"}, rows)
+}
+
+// powerCell is the observed power state with the age of the observation, and its source when
+// it was only inferred from the Node: ONLINE beside it is the desired state.
+func powerCell(m MachineStatus) string {
+	if m.Power == "" || m.PowerAge == "" {
+		return m.Power
+	}
+	if m.PowerSource == string(infrav1.PowerStateFromNode) {
+		return fmt.Sprintf("%s (%s, Node)", m.Power, m.PowerAge)
+	}
+	return fmt.Sprintf("%s (%s)", m.Power, m.PowerAge)
+}
+
+// repairCell is the kind and age of the last repair; its message is in -o json and the
+// Machine's Events.
+func repairCell(r *RepairStatus) string {
+	if r == nil {
+		return ""
+	}
+	return r.Kind + " " + r.Age + " ago"
+}
+
+// age is how long before now t was, as kubectl prints ages. A t slightly ahead of now (the
+// manager's clock runs ahead of this one) counts as now.
+func age(now, t time.Time) string {
+	return duration.HumanDuration(max(now.Sub(t), 0))
 }
 
 func dash(s string) string {

@@ -9,9 +9,11 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/cloudprovider"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/controller/group"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/controller/machine"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/optimistic"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/power"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/testenv"
@@ -41,7 +43,11 @@ func TestMetricsDoc(t *testing.T) {
 	documented := map[string]metricDoc{}
 	for _, line := range strings.Split(string(data), "\n") {
 		if m := docRow.FindStringSubmatch(line); m != nil {
-			documented[m[1]] = metricDoc{typ: m[2], labels: strings.ReplaceAll(strings.TrimSpace(m[3]), "`", "")}
+			labels := strings.ReplaceAll(strings.TrimSpace(m[3]), "`", "")
+			if labels == "-" {
+				labels = ""
+			}
+			documented[m[1]] = metricDoc{typ: m[2], labels: labels}
 		}
 	}
 
@@ -51,6 +57,7 @@ func TestMetricsDoc(t *testing.T) {
 	all = append(all, cloudprovider.DefaultMetrics.Collectors()...)
 	all = append(all, optimistic.DefaultMetrics.Collectors()...)
 	all = append(all, group.Collectors()...)
+	all = append(all, machine.Collectors()...)
 	for _, c := range all {
 		ch := make(chan *prometheus.Desc, 1)
 		c.Describe(ch)
@@ -109,6 +116,23 @@ func typeOf(t *testing.T, c prometheus.Collector) string {
 		return "histogram"
 	case *prometheus.SummaryVec:
 		return "summary"
+	}
+	// A single metric says its type by the field its written form fills.
+	if m, ok := c.(prometheus.Metric); ok {
+		var out dto.Metric
+		if err := m.Write(&out); err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case out.Counter != nil:
+			return "counter"
+		case out.Gauge != nil:
+			return "gauge"
+		case out.Histogram != nil:
+			return "histogram"
+		case out.Summary != nil:
+			return "summary"
+		}
 	}
 	t.Fatalf("collector type %T: teach this test its Prometheus type", c)
 	return ""

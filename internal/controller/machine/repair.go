@@ -47,8 +47,10 @@ func (r *Reconciler) nextReady(s *scope) transition {
 		return r.settleReady
 	}
 	since := st.NodeNotReadySince.Time
+	// Without a status driver, or while its reads fail, the Node is the only evidence left.
+	nodeOnly := !s.hasStatusDriver || (s.obs != nil && s.obs.source == infrav1.PowerStateFromNode)
 	switch {
-	case observedOff(s), !s.hasStatusDriver && !s.now.Before(since.Add(s.repair.PowerLossGrace)):
+	case observedOff(s), nodeOnly && !s.now.Before(since.Add(s.repair.PowerLossGrace)):
 		if s.repair.PowerLoss == infrav1.PowerLossPowerOn {
 			return r.powerLost
 		}
@@ -107,19 +109,24 @@ func (r *Reconciler) reportPowerLost(ctx context.Context, s *scope) (ctrl.Result
 }
 
 func lossMessage(s *scope) string {
-	if s.hasStatusDriver {
+	if observedOff(s) {
 		return "the machine lost power: its status driver says it is off"
 	}
-	return fmt.Sprintf("the machine lost power: its Node has not been Ready since %s (no driver can read its power state)",
-		s.node.Status.NodeNotReadySince.UTC().Format(time.RFC3339))
+	why := "no driver can read its power state"
+	if s.hasStatusDriver {
+		why = "its status driver does not answer"
+	}
+	return fmt.Sprintf("the machine lost power: its Node has not been Ready since %s (%s)",
+		s.node.Status.NodeNotReadySince.UTC().Format(time.RFC3339), why)
 }
 
 // startRepairOn opens a power-on operation that repairs what an observation found, and runs its
 // first attempt as startOn does.
 func (r *Reconciler) startRepairOn(ctx context.Context, s *scope, kind infrav1.RepairKind, msg string) (ctrl.Result, bool, error) {
-	countDrift(s, string(kind))
 	res, again, err := r.openOn(ctx, s, 1, kind, msg)
 	if err == nil && s.node.Status.Operation != nil && s.node.Status.Operation.Repair == kind {
+		// Counted once the operation is recorded, not on every wait for the pacer.
+		countDrift(s, string(kind))
 		countRepair(s, kind)
 	}
 	return res, again, err

@@ -9,12 +9,22 @@ import (
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
 )
 
 var (
 	metricRef  = regexp.MustCompile(`\bhomelab_autoscaler_[a-z0-9_]+`)
 	metricDecl = regexp.MustCompile(`Name:\s+"(homelab_autoscaler_[a-z0-9_]+)"`)
+	repairKind = regexp.MustCompile(`homelab_autoscaler_machine_repairs_total\{[^}]*kind="([^"]*)"`)
 )
+
+// repairKinds are the values of the repair counter's kind label: an alert selecting another
+// would never fire.
+var repairKinds = map[string]bool{
+	string(infrav1.RepairPowerLost): true, string(infrav1.RepairOutsidePowerOn): true, string(infrav1.RepairAdopted): true,
+	string(infrav1.RepairStuckNode): true, string(infrav1.RepairSubstituted): true,
+}
 
 // exportedMetrics reads the metric names the code declares, with the series names a histogram
 // adds.
@@ -54,8 +64,9 @@ func checkMetricRefs(t *testing.T, where, expr string, exported map[string]bool)
 	}
 }
 
-// TestAlerts checks config/prometheus: every alert names only metrics the code exports, has a
-// severity and a summary, and selects the job its ServiceMonitor produces.
+// TestAlerts checks config/prometheus: every alert names only metrics the code exports and only
+// repair kinds the manager counts, has a severity and a summary, and selects the job its
+// ServiceMonitor produces.
 func TestAlerts(t *testing.T) {
 	exported := exportedMetrics(t)
 	objs := kustomize(t, "config/prometheus")
@@ -79,6 +90,11 @@ func TestAlerts(t *testing.T) {
 			}
 			alerts++
 			checkMetricRefs(t, name, expr, exported)
+			for _, m := range repairKind.FindAllStringSubmatch(expr, -1) {
+				if !repairKinds[m[1]] {
+					t.Errorf("%s selects repairs of kind %q, which the manager never counts", name, m[1])
+				}
+			}
 			if strings.Contains(expr, "job=") && !strings.Contains(expr, `job="`+job+`"`) {
 				t.Errorf("%s selects a job other than %q", name, job)
 			}
