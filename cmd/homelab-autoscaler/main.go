@@ -5,10 +5,14 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
+	"time"
 
+	"github.com/go-logr/logr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
@@ -32,6 +36,7 @@ func main() {
 		os.Exit(1)
 	}
 	ctx := ctrl.SetupSignalHandler()
+	go exitAfterShutdownTimeout(ctx, o.ShutdownTimeout, log)
 	m, err := app.New(ctx, cfg, *o)
 	if err == nil {
 		err = m.Start(ctx)
@@ -40,4 +45,21 @@ func main() {
 		log.Error(err, "manager stopped")
 		os.Exit(1)
 	}
+}
+
+// hardStopMargin is how long past --shutdown-timeout the process may take to return from the
+// graceful path (whose parts each stop within the timeout) before it is ended.
+const hardStopMargin = 2 * time.Second
+
+// exitAfterShutdownTimeout ends the process once the shutdown timeout (and the margin) has passed
+// since ctx ended, whatever the manager is still waiting on: parts of controller-runtime's
+// start-up (the REST mapper's API discovery) take no context and wait for the apiserver for as
+// long as it holds the connection, so without this a SIGTERM during start-up against a frozen
+// apiserver would leave the process running until the kubelet's SIGKILL, or forever outside a pod.
+func exitAfterShutdownTimeout(ctx context.Context, timeout time.Duration, log logr.Logger) {
+	<-ctx.Done()
+	time.Sleep(timeout + hardStopMargin)
+	log.Error(errors.New("the manager did not stop within --shutdown-timeout"), "exiting without a graceful stop",
+		"shutdownTimeout", timeout.String(), "margin", hardStopMargin.String())
+	os.Exit(1)
 }

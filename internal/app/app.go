@@ -16,6 +16,7 @@ import (
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/controller/machine"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/index"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/optimistic"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/pacing"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/power"
 )
 
@@ -36,15 +37,13 @@ func setup(ctx context.Context, mgr ctrl.Manager, o Options) (*cloudprovider.Ser
 	if err != nil {
 		return nil, err
 	}
-	if !o.GRPCOnly {
-		if err := addControllers(mgr, writer, o); err != nil {
-			return nil, err
-		}
-	}
 	// The gRPC server runs on every replica, leader or not: its writes are optimistic.
 	srv, err := cloudprovider.NewServer(cloudprovider.Options{
 		BindAddress: o.GRPCAddr, TLS: o.GRPCTLS, Insecure: o.GRPCInsecure,
-		CallTimeout: o.GRPCCallTimeout,
+		AllowedClients: o.GRPCAllowedClients, AllowAnyClient: o.GRPCAllowAnyClient,
+		MaxConcurrentStreams: uint32(o.GRPCMaxConcurrentStreams), //nolint:gosec // Validate bounds it
+		HandshakeTimeout:     o.GRPCHandshakeTimeout,
+		CallTimeout:          o.GRPCCallTimeout,
 		// The gRPC server stops first and the controllers after it, all within the one shutdown
 		// timeout: the gRPC calls in flight get half of it (more than a call may last by
 		// default), the controllers at least the rest.
@@ -56,6 +55,12 @@ func setup(ctx context.Context, mgr ctrl.Manager, o Options) (*cloudprovider.Ser
 	if err != nil {
 		return nil, err
 	}
+	if !o.GRPCOnly {
+		// The server is also the machines' Rotation: repairs go through its scale ledger.
+		if err := addControllers(mgr, writer, o, srv); err != nil {
+			return nil, err
+		}
+	}
 	if err := mgr.Add(srv); err != nil {
 		return nil, err
 	}
@@ -66,7 +71,7 @@ func setup(ctx context.Context, mgr ctrl.Manager, o Options) (*cloudprovider.Ser
 }
 
 // addControllers adds the machine, Node and Group reconcilers, with the power drivers.
-func addControllers(mgr ctrl.Manager, writer *optimistic.Writer, o Options) error {
+func addControllers(mgr ctrl.Manager, writer *optimistic.Writer, o Options, rotation machine.Rotation) error {
 	drivers := o.Drivers
 	if drivers == nil {
 		drivers = BuiltinDrivers(mgr)
@@ -86,6 +91,11 @@ func addControllers(mgr ctrl.Manager, writer *optimistic.Writer, o Options) erro
 			RetryCap:                o.PowerRetryCap,
 			ConfirmInterval:         o.PowerConfirmInterval,
 			MaxConcurrentReconciles: o.MachineConcurrency,
+			RecheckInterval:         o.RecheckInterval,
+			Rotation:                rotation,
+			Pacer: pacing.New(pacing.Limits{
+				PerSecond: o.PowerOnRate, Burst: o.PowerOnBurst, MaxBooting: o.MaxBooting,
+			}),
 		}).SetupWithManager,
 		(&corenode.Reconciler{Client: mgr.GetClient(), Writer: writer}).SetupWithManager,
 		(&group.Reconciler{Client: mgr.GetClient(), Writer: writer}).SetupWithManager,

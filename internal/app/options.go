@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -37,9 +38,17 @@ type Options struct {
 	PowerRetryCap            time.Duration
 	PowerConfirmInterval     time.Duration
 	MachineConcurrency       int
+	RecheckInterval          time.Duration
+	PowerOnRate              float64
+	PowerOnBurst             int
+	MaxBooting               int
 	GRPCAddr                 string
 	GRPCTLS                  cloudprovider.TLSFiles
 	GRPCInsecure             bool
+	GRPCAllowedClients       cloudprovider.AllowedClients
+	GRPCAllowAnyClient       bool
+	GRPCMaxConcurrentStreams uint
+	GRPCHandshakeTimeout     time.Duration
 
 	// Logger is the manager's logger, its controllers' and gRPC server's included (default
 	// ctrl.Log): a test running several managers tells their logs apart, or reads one's.
@@ -79,6 +88,10 @@ const (
 	// DefaultShutdownTimeout leaves room for a power driver call in flight (30 s by default) to
 	// end by its own timeout after the context is cancelled, and for gRPC calls to finish.
 	DefaultShutdownTimeout = 30 * time.Second
+	// DefaultPowerOnRate and DefaultPowerOnBurst pace power-ons: ten machines start at once, then
+	// five a second, which spreads a site of a hundred over about twenty seconds.
+	DefaultPowerOnRate  = 5.0
+	DefaultPowerOnBurst = 10
 )
 
 // BindFlags registers every manager flag on fs (the logging flags included) and returns the
@@ -107,34 +120,65 @@ func BindFlags(fs *flag.FlagSet) (*Options, *zap.Options) {
 	fs.DurationVar(&o.LeaderElectRetryPeriod, "leader-elect-retry-period", DefaultRetryPeriod,
 		"Wait between two attempts to take or renew the lease.")
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", DefaultShutdownTimeout,
-		"On SIGTERM, how long the manager waits for its parts to stop; the gRPC server lets calls in flight finish within the first half of it.")
+		"On SIGTERM, how long the manager waits for its parts to stop; the gRPC server lets calls in flight finish within the first half of it. A manager still running 2s after it (its apiserver unresponsive, say) exits with status 1.")
 
 	o.WriteRetryBackoff.BindFlags(fs, "write-retry-")
 	fs.DurationVar(&o.PowerRetryBase, "power-retry-base", machine.DefaultRetryBase, "Wait after a failed power attempt before the next one (doubling each time).")
 	fs.DurationVar(&o.PowerRetryCap, "power-retry-cap", machine.DefaultRetryCap, "Longest wait between two power attempts.")
 	fs.DurationVar(&o.PowerConfirmInterval, "power-confirm-interval", machine.DefaultConfirmInterval, "How often a power-off is re-checked, and a blocked drain retried.")
 	fs.IntVar(&o.MachineConcurrency, "machine-concurrency", machine.DefaultConcurrency, "How many machines are reconciled at once (a slow BMC holds up only its own machine).")
+	fs.DurationVar(&o.RecheckInterval, "power-recheck-interval", machine.DefaultRecheckInterval,
+		"How soon the power state of a machine whose Node went NotReady (or that contradicts its status) is read again at first; the wait grows with the state's age up to the Group's repair.observeInterval.")
+	fs.Float64Var(&o.PowerOnRate, "power-on-rate", DefaultPowerOnRate,
+		"Most power-on commands per second across all machines (after a site-wide power cut, say), so their inrush current does not trip a breaker; 0 is no limit.")
+	fs.IntVar(&o.PowerOnBurst, "power-on-burst", DefaultPowerOnBurst, "Power-on commands that may go at once after a quiet period, within --power-on-rate.")
+	fs.IntVar(&o.MaxBooting, "max-booting", 0,
+		"Most machines booting at once (from the power-on command until the Node is Ready or the boot timeout passes); 0 is no limit.")
 
 	fs.StringVar(&o.GRPCAddr, "grpc-bind-address", cloudprovider.DefaultBindAddress, "Address of cluster-autoscaler's externalgrpc API: host:port, or unix:/path/to.sock.")
 	fs.StringVar(&o.GRPCTLS.CertFile, "grpc-tls-cert", "", "PEM server certificate of the gRPC API (reloaded when it changes).")
 	fs.StringVar(&o.GRPCTLS.KeyFile, "grpc-tls-key", "", "PEM private key of --grpc-tls-cert.")
 	fs.StringVar(&o.GRPCTLS.ClientCAFile, "grpc-client-ca", "", "PEM CA certificates that sign cluster-autoscaler's client certificate; other clients are refused.")
 	fs.BoolVar(&o.GRPCInsecure, "grpc-insecure", false, "Serve without TLS; refused unless the address is loopback or a unix socket.")
+	fs.Var(&o.GRPCAllowedClients, "grpc-allowed-clients",
+		"Client certificates that may call, as a comma-separated `list` (the flag may repeat): cn:NAME matches the Subject common name, uri:URI a URI SAN such as a SPIFFE ID; other certificates of --grpc-client-ca get PermissionDenied. Required with mutual TLS unless --grpc-allow-any-client.")
+	fs.BoolVar(&o.GRPCAllowAnyClient, "grpc-allow-any-client", false,
+		"Let every certificate that --grpc-client-ca signed call every method, DeleteNodes included (instead of --grpc-allowed-clients).")
+	fs.UintVar(&o.GRPCMaxConcurrentStreams, "grpc-max-concurrent-streams", cloudprovider.DefaultMaxConcurrentStreams,
+		"Most gRPC calls in flight on one connection; more wait for one to finish.")
+	fs.DurationVar(&o.GRPCHandshakeTimeout, "grpc-handshake-timeout", cloudprovider.DefaultHandshakeTimeout,
+		"How long a new gRPC connection may take to complete its TLS and HTTP/2 handshakes before it is closed.")
 
 	zo := &zap.Options{}
 	zo.BindFlags(fs)
 	return o, zo
 }
 
-// Validate reports settings that cannot work together. (The gRPC transport is checked when
-// its server is created.)
+// Validate reports settings that cannot work together. (The gRPC transport's files and address
+// are checked when its server is created.)
 func (o *Options) Validate() error {
 	var errs []error
+	if err := cloudprovider.CheckClientAccess(o.GRPCInsecure, o.GRPCTLS.ClientCAFile, o.GRPCAllowedClients, o.GRPCAllowAnyClient); err != nil {
+		errs = append(errs, err)
+	}
+	if o.GRPCMaxConcurrentStreams == 0 || o.GRPCMaxConcurrentStreams > math.MaxUint32 {
+		errs = append(errs, fmt.Errorf("--grpc-max-concurrent-streams must be between 1 and %d, got %d", uint32(math.MaxUint32), o.GRPCMaxConcurrentStreams))
+	}
+	if o.GRPCHandshakeTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("--grpc-handshake-timeout must be positive, got %s", o.GRPCHandshakeTimeout))
+	}
 	if err := o.WriteRetryBackoff.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("--write-retry-*: %w", err))
 	}
 	if o.ShutdownTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("--shutdown-timeout must be positive, got %s", o.ShutdownTimeout))
+	}
+	if o.PowerOnRate < 0 || o.PowerOnBurst < 0 || o.MaxBooting < 0 {
+		errs = append(errs, fmt.Errorf("--power-on-rate (%g), --power-on-burst (%d) and --max-booting (%d) must not be negative",
+			o.PowerOnRate, o.PowerOnBurst, o.MaxBooting))
+	}
+	if o.PowerOnRate > 0 && o.PowerOnBurst == 0 {
+		errs = append(errs, errors.New("--power-on-burst must be at least 1 when --power-on-rate is set"))
 	}
 	if o.LeaderElect {
 		// client-go's own rule: the leader must give up before others may take over.

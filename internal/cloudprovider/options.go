@@ -42,6 +42,17 @@ type Options struct {
 	// Insecure serves plaintext without client authentication. It is refused unless
 	// BindAddress is a loopback address or a unix socket.
 	Insecure bool
+	// AllowedClients are the client certificates that may call; with mutual TLS, it or
+	// AllowAnyClient is required. Other clients of the client CA get PermissionDenied.
+	AllowedClients AllowedClients
+	// AllowAnyClient lets every certificate the client CA signed call every method.
+	AllowAnyClient bool
+	// MaxConcurrentStreams caps the calls in flight on one connection (default
+	// DefaultMaxConcurrentStreams).
+	MaxConcurrentStreams uint32
+	// HandshakeTimeout bounds a new connection's TLS and HTTP/2 handshakes (default
+	// DefaultHandshakeTimeout).
+	HandshakeTimeout time.Duration
 
 	// CallTimeout bounds every call (default DefaultCallTimeout).
 	CallTimeout time.Duration
@@ -113,6 +124,9 @@ func (o Options) withDefaults() (Options, error) {
 		o.Now = time.Now
 	}
 	if err := o.checkTransport(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := o.connectionDefaults(); err != nil {
 		errs = append(errs, err)
 	}
 	return o, errors.Join(errs...)

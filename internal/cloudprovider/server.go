@@ -18,7 +18,6 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/keepalive"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -118,14 +117,7 @@ func (s *Server) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("cluster-autoscaler gRPC server: %w", err)
 	}
-	srv := grpc.NewServer(
-		grpc.Creds(s.creds),
-		grpc.MaxRecvMsgSize(s.opts.MaxMessageSize),
-		grpc.MaxSendMsgSize(s.opts.MaxMessageSize),
-		grpc.ChainUnaryInterceptor(s.unary),
-		// cluster-autoscaler keeps one connection open for its lifetime.
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-	)
+	srv := grpc.NewServer(s.serverOptions()...)
 	pb.RegisterCloudProviderServer(srv, s)
 	healthpb.RegisterHealthServer(srv, s.health)
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)

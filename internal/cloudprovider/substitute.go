@@ -56,9 +56,8 @@ func (s *Server) Substitute(ctx context.Context, m *infrav1.Machine) (string, er
 		}, nil
 	})
 	s.logWrite(methodSubstitute, key, 0, changes, started, err)
-	var refusal *rpcError
 	switch {
-	case errors.As(err, &refusal) && refusal == errNoSubstitute:
+	case errors.Is(err, errNoSubstitute):
 		return "", machines.ErrNoSubstitute
 	case err != nil:
 		return "", err

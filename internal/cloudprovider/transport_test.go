@@ -3,12 +3,17 @@ package cloudprovider_test
 import (
 	"context"
 	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"golang.org/x/net/http2"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -29,7 +34,9 @@ func TestMutualTLS(t *testing.T) {
 		KeyFile:      writeFile(t, dir, "tls.key", srvKey),
 		ClientCAFile: writeFile(t, dir, "ca.crt", ca.pem),
 	}
-	r := startReplica(t, func(o *app.Options) { o.GRPCInsecure, o.GRPCTLS = false, files })
+	r := startReplica(t, func(o *app.Options) {
+		o.GRPCInsecure, o.GRPCTLS, o.GRPCAllowedClients = false, files, allowed(t, "cn:cluster-autoscaler")
+	})
 	addr := r.srv.Addr().String()
 
 	caCert, caKey := ca.issue(t, "cluster-autoscaler", false)
@@ -95,10 +102,17 @@ func TestTransportOptionsAreChecked(t *testing.T) {
 	files := cloudprovider.TLSFiles{
 		CertFile: writeFile(t, dir, "tls.crt", c), KeyFile: writeFile(t, dir, "tls.key", k), ClientCAFile: writeFile(t, dir, "ca.crt", ca.pem),
 	}
-	build := func(addr string, insecure bool, tlsFiles cloudprovider.TLSFiles) error {
-		_, err := cloudprovider.NewServer(cloudprovider.Options{
+	build := func(addr string, insecure bool, tlsFiles cloudprovider.TLSFiles, mutate ...func(*cloudprovider.Options)) error {
+		o := cloudprovider.Options{
 			Cache: mgr.GetCache(), Reader: mgr.GetClient(), Writer: w, BindAddress: addr, Insecure: insecure, TLS: tlsFiles,
-		})
+		}
+		if !insecure {
+			o.AllowedClients = allowed(t, "cn:cluster-autoscaler")
+		}
+		for _, f := range mutate {
+			f(&o)
+		}
+		_, err := cloudprovider.NewServer(o)
 		return err
 	}
 	for _, addr := range []string{":8086", "0.0.0.0:8086", "[::]:8086", "10.1.2.3:8086", "example.com:8086"} {
@@ -127,6 +141,29 @@ func TestTransportOptionsAreChecked(t *testing.T) {
 	}
 	if err := build(":8086", false, files); err != nil {
 		t.Fatalf("mutual TLS on every interface refused: %v", err)
+	}
+	// Who may call, and the connection limits.
+	for name, c := range map[string]struct {
+		insecure bool
+		mutate   func(*cloudprovider.Options)
+		want     string
+	}{
+		"mutual TLS without allowed clients": {false, func(o *cloudprovider.Options) { o.AllowedClients = nil }, "--grpc-allow-any-client"},
+		"allowed clients and any client":     {false, func(o *cloudprovider.Options) { o.AllowAnyClient = true }, "contradict"},
+		"allowed clients without TLS":        {true, func(o *cloudprovider.Options) { o.AllowedClients = allowed(t, "cn:a") }, "needs mutual TLS"},
+		"negative handshake timeout":         {false, func(o *cloudprovider.Options) { o.HandshakeTimeout = -time.Second }, "--grpc-handshake-timeout must be positive"},
+	} {
+		tf := files
+		addr := ":8086"
+		if c.insecure {
+			tf, addr = cloudprovider.TLSFiles{}, "127.0.0.1:0"
+		}
+		if err := build(addr, c.insecure, tf, c.mutate); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want an error saying %q", name, err, c.want)
+		}
+	}
+	if err := build(":8086", false, files, func(o *cloudprovider.Options) { o.AllowedClients, o.AllowAnyClient = nil, true }); err != nil {
+		t.Fatalf("mutual TLS open to any client of the CA refused: %v", err)
 	}
 	for _, addr := range []string{"nope", "unix:", "127.0.0.1:"} {
 		if err := build(addr, true, cloudprovider.TLSFiles{}); err == nil {
@@ -179,5 +216,121 @@ func TestHealthReadinessAndDeadline(t *testing.T) {
 	}
 	if err := idle.ReadyCheck(nil); err == nil {
 		t.Fatal("ready before start")
+	}
+}
+
+// TestTransportHandshakeTimeout: a client that opens a TCP connection and never completes the
+// TLS handshake (or, in plaintext, never sends the HTTP/2 preface) is disconnected by the server.
+func TestTransportHandshakeTimeout(t *testing.T) {
+	ca := newCA(t, "homelab CA")
+	for name, mutate := range map[string]func(*app.Options){
+		"mutual TLS": func(o *app.Options) {
+			o.GRPCInsecure, o.GRPCTLS, o.GRPCAllowedClients = false, serverFiles(t, ca), allowed(t, "cn:cluster-autoscaler")
+		},
+		"plaintext": func(*app.Options) {},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := startReplica(t, mutate, func(o *app.Options) { o.GRPCHandshakeTimeout = 500 * time.Millisecond })
+			conn, err := net.Dial("tcp", r.srv.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = conn.Close() }()
+			// The bound is only there to end the test if the server never closes.
+			if err := conn.SetReadDeadline(time.Now().Add(30 * time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			// Reading ends when the server closes (after its SETTINGS frame, in plaintext).
+			if _, err := io.Copy(io.Discard, conn); errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatal("the server kept a silent connection open")
+			}
+			// A client that completes its handshake is served as before.
+			c := r.client(t)
+			if name == "mutual TLS" {
+				cc, ck := ca.issue(t, "cluster-autoscaler", false)
+				c = r.client(t, tlsCreds(clientTLS(t, ca, cc, ck)))
+			}
+			if _, err := c.NodeGroups(ctx5s(t), &pb.NodeGroupsRequest{}); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// TestTransportStreamLimits: the server's HTTP/2 SETTINGS cap the concurrent calls of a
+// connection (--grpc-max-concurrent-streams) and the size of request headers.
+func TestTransportStreamLimits(t *testing.T) {
+	ca := newCA(t, "homelab CA")
+	for name, c := range map[string]struct {
+		mutate func(*app.Options)
+		want   uint32
+	}{
+		"default":    {func(*app.Options) {}, cloudprovider.DefaultMaxConcurrentStreams},
+		"configured": {func(o *app.Options) { o.GRPCMaxConcurrentStreams = 7 }, 7},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := startReplica(t, c.mutate)
+			conn, err := net.Dial("tcp", r.srv.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = conn.Close() }()
+			got := serverSettings(t, conn)
+			if got[http2.SettingMaxConcurrentStreams] != c.want {
+				t.Errorf("SETTINGS_MAX_CONCURRENT_STREAMS %d, want %d", got[http2.SettingMaxConcurrentStreams], c.want)
+			}
+			if got[http2.SettingMaxHeaderListSize] != 16<<10 {
+				t.Errorf("SETTINGS_MAX_HEADER_LIST_SIZE %d, want %d", got[http2.SettingMaxHeaderListSize], 16<<10)
+			}
+		})
+	}
+	// Over mutual TLS (ALPN h2) the same.
+	r := startReplica(t, func(o *app.Options) {
+		o.GRPCInsecure, o.GRPCTLS, o.GRPCAllowedClients = false, serverFiles(t, ca), allowed(t, "cn:cluster-autoscaler")
+	})
+	cc, ck := ca.issue(t, "cluster-autoscaler", false)
+	cfg := clientTLS(t, ca, cc, ck)
+	cfg.NextProtos = []string{"h2"}
+	conn, err := tls.Dial("tcp", r.srv.Addr().String(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = conn.Close() }()
+	if got := serverSettings(t, conn)[http2.SettingMaxConcurrentStreams]; got != cloudprovider.DefaultMaxConcurrentStreams {
+		t.Errorf("over TLS, SETTINGS_MAX_CONCURRENT_STREAMS %d, want %d", got, cloudprovider.DefaultMaxConcurrentStreams)
+	}
+}
+
+// serverSettings speaks HTTP/2 as a client up to the server's first SETTINGS frame and returns
+// its values.
+func serverSettings(t *testing.T, conn net.Conn) map[http2.SettingID]uint32 {
+	t.Helper()
+	if err := conn.SetDeadline(time.Now().Add(30 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(conn, http2.ClientPreface); err != nil {
+		t.Fatal(err)
+	}
+	fr := http2.NewFramer(conn, conn)
+	if err := fr.WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("reading the server's SETTINGS: %v", err)
+		}
+		sf, ok := f.(*http2.SettingsFrame)
+		if !ok || sf.IsAck() {
+			continue
+		}
+		out := map[http2.SettingID]uint32{}
+		if err := sf.ForeachSetting(func(s http2.Setting) error {
+			out[s.ID] = s.Val
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return out
 	}
 }

@@ -44,6 +44,15 @@ name: {{ include "hla.fullname" . }}-ca
 {{- default (printf "%s-cluster-autoscaler-grpc-client" (include "hla.fullname" .)) .Values.clusterAutoscaler.clientSecret -}}
 {{- end -}}
 
+{{/* The manager's --grpc-allowed-clients: cluster-autoscaler's certificate and the extra ones. */}}
+{{- define "hla.allowedClients" -}}
+{{- $ids := list -}}
+{{- with .Values.grpc.tls.clientCommonName -}}
+{{- $ids = append $ids (printf "cn:%s" .) -}}
+{{- end -}}
+{{- join "," (concat $ids .Values.grpc.allowedClients) -}}
+{{- end -}}
+
 {{/* Checks of value combinations that cannot work. */}}
 {{- define "hla.validate" -}}
 {{- if and .Values.clusterAutoscaler.enabled (not .Values.grpc.tls.certManager.enabled) (not .Values.clusterAutoscaler.clientSecret) -}}
@@ -54,5 +63,14 @@ name: {{ include "hla.fullname" . }}-ca
 {{- end -}}
 {{- if and .Values.grpc.tls.certManager.enabled .Values.grpc.tls.existingSecret -}}
 {{- fail "set either grpc.tls.certManager.enabled or grpc.tls.existingSecret, not both" -}}
+{{- end -}}
+{{- if and .Values.grpc.allowAnyClient .Values.grpc.allowedClients -}}
+{{- fail "set either grpc.allowAnyClient or grpc.allowedClients, not both" -}}
+{{- end -}}
+{{- if not (or .Values.grpc.allowAnyClient (include "hla.allowedClients" .)) -}}
+{{- fail "the gRPC API needs the client certificates that may call: grpc.tls.clientCommonName or grpc.allowedClients (or grpc.allowAnyClient)" -}}
+{{- end -}}
+{{- if and .Values.grpc.tls.certManager.enabled (not .Values.grpc.tls.clientCommonName) -}}
+{{- fail "grpc.tls.certManager.enabled needs grpc.tls.clientCommonName, the name cert-manager gives cluster-autoscaler's client certificate" -}}
 {{- end -}}
 {{- end -}}

@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/app"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/cloudprovider"
 )
 
 const infraGroup = "infra.homelab-autoscaler.dev"
@@ -97,12 +98,62 @@ func TestChartRefusesBrokenValues(t *testing.T) {
 		{"clusterAutoscaler.enabled=true", "clusterAutoscaler.enabled needs grpc.tls.certManager.enabled or clusterAutoscaler.clientSecret"},
 		{"grpc.tls.certManager.enabled=true,grpc.tls.existingSecret=mine", "either grpc.tls.certManager.enabled or grpc.tls.existingSecret"},
 		{"leaderElection.enabled=false", "replicas above 1 need leaderElection.enabled"},
+		{"grpc.tls.clientCommonName=", "the gRPC API needs the client certificates that may call: grpc.tls.clientCommonName or grpc.allowedClients (or grpc.allowAnyClient)"},
+		{"grpc.allowAnyClient=true,grpc.allowedClients={cn:backup}", "set either grpc.allowAnyClient or grpc.allowedClients, not both"},
+		{"grpc.tls.certManager.enabled=true,grpc.tls.clientCommonName=,grpc.allowedClients={cn:backup}",
+			"grpc.tls.certManager.enabled needs grpc.tls.clientCommonName"},
 	} {
 		t.Run(c.set, func(t *testing.T) {
 			t.Parallel() // each is a separate helm process
 			out, err := helm("template", "broken", "charts/homelab-autoscaler", "--set", c.set)
 			if err == nil || !strings.Contains(out, c.message) {
 				t.Errorf("err %v, output %q; want a failure saying %q", err, out, c.message)
+			}
+		})
+	}
+}
+
+// TestChartGRPCAccess: the manager's --grpc-allowed-clients follows the chart's values, and the
+// manager's own flag set accepts what is rendered.
+func TestChartGRPCAccess(t *testing.T) {
+	for _, c := range []struct {
+		set  string
+		want []string
+		not  string
+	}{
+		{"", []string{"--grpc-allowed-clients=cn:cluster-autoscaler"}, "--grpc-allow-any-client"},
+		{"grpc.tls.clientCommonName=ca-prod,grpc.allowedClients={uri:spiffe://cluster.local/ns/ops/sa/tool}",
+			[]string{"--grpc-allowed-clients=cn:ca-prod,uri:spiffe://cluster.local/ns/ops/sa/tool"}, "--grpc-allow-any-client"},
+		{"grpc.allowAnyClient=true", []string{"--grpc-allow-any-client"}, "--grpc-allowed-clients"},
+	} {
+		name := c.set
+		if name == "" {
+			name = "defaults"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel() // each is a separate helm process
+			args := []string{}
+			if c.set != "" {
+				args = append(args, "--set", c.set)
+			}
+			objs := helmTemplate(t, "access", "chart-access", args...)
+			d := into[appsv1.Deployment](t, objs.one(t, "Deployment", "access-homelab-autoscaler"))
+			got := d.Spec.Template.Spec.Containers[0].Args
+			for _, w := range c.want {
+				if !slices.Contains(got, w) {
+					t.Errorf("manager args %v lack %s", got, w)
+				}
+			}
+			if flagValue(got, c.not) != "" || slices.Contains(got, c.not) {
+				t.Errorf("manager args %v have %s", got, c.not)
+			}
+			fs := flag.NewFlagSet("homelab-autoscaler", flag.ContinueOnError)
+			fs.SetOutput(io.Discard)
+			o, _ := app.BindFlags(fs)
+			if err := fs.Parse(got); err != nil {
+				t.Fatal(err)
+			} else if err := o.Validate(); err != nil {
+				t.Fatal(err)
 			}
 		})
 	}
@@ -251,6 +302,15 @@ func checkWiring(t *testing.T, objs manifests, manager, autoscaler string) {
 	}
 
 	mc := md.Spec.Template.Spec.Containers[0]
+	allowed, err := cloudprovider.ParseAllowedClients(flagValue(mc.Args, "--grpc-allowed-clients"))
+	if err != nil {
+		t.Fatalf("the manager's --grpc-allowed-clients: %v", err)
+	}
+	cn, _, _ := unstructured.NestedString(clientCert.Object, "spec", "commonName")
+	if !slices.Contains(allowed, cloudprovider.ClientIdentity{Kind: "cn", Value: cn}) {
+		t.Errorf("cluster-autoscaler's certificate (common name %q) is not among the manager's --grpc-allowed-clients %s: its calls would be refused",
+			cn, allowed.String())
+	}
 	mMounts := secretMounts(md)
 	serverSecret := mMounts[path.Dir(flagValue(mc.Args, "--grpc-tls-cert"))]
 	for _, f := range []string{"--grpc-tls-key", "--grpc-client-ca"} {
