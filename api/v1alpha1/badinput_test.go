@@ -50,6 +50,16 @@ func TestBadInputTableCRD(t *testing.T) {
   minSize: -1`)),
 		"crd-bad-threshold": apply(groupYAML(`
   autoscalingOptions: {scaleDownUtilizationThreshold: "1.5"}`)),
+		"crd-duration-too-long": apply(machineYAML(`
+  group: workers
+  power:
+    start: {timeout: 2h, wakeOnLAN: {mac: "aa:bb:cc:dd:ee:01"}}`)),
+		"crd-negative-price": apply(machineWith(`
+  pricing: {hourlyRate: "-0.1"}`)),
+		"crd-too-many-job-args": apply(machineYAML(`
+  group: workers
+  power:
+    start: {job: {image: busybox, args: [` + strings.Repeat(`"a", `, 99) + `"a"]}}`)),
 		"crd-repair-unknown-policy": apply(groupYAML(`
   repair: {powerLoss: Ignore}`)),
 		"crd-repair-observe-too-often": apply(groupYAML(`

@@ -73,12 +73,12 @@ type MachineDefaults struct {
 	// BootTimeout for members that set none.
 	// +optional
 	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="bootTimeout must be a positive duration such as 10m or 90s"
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s') && duration(self) <= duration('24h')",message="bootTimeout must be a positive duration of at most 24h, such as 10m or 90s"
 	BootTimeout *metav1.Duration `json:"bootTimeout,omitempty"`
 	// ShutdownTimeout for members that set none.
 	// +optional
 	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="shutdownTimeout must be a positive duration such as 5m or 90s"
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s') && duration(self) <= duration('24h')",message="shutdownTimeout must be a positive duration of at most 24h, such as 5m or 90s"
 	ShutdownTimeout *metav1.Duration `json:"shutdownTimeout,omitempty"`
 	// MaxAttempts for members that set none.
 	// +optional
@@ -94,9 +94,11 @@ type MachineDefaults struct {
 type NodeTemplate struct {
 	// Labels of the Node.
 	// +optional
+	// +kubebuilder:validation:MaxProperties=64
 	Labels map[string]string `json:"labels,omitempty"`
 	// Taints of the Node.
 	// +optional
+	// +kubebuilder:validation:MaxItems=64
 	Taints []corev1.Taint `json:"taints,omitempty"`
 	// Capacity of the Node: at least cpu, memory and pods.
 	// +optional
@@ -123,17 +125,17 @@ type AutoscalingOptions struct {
 	// ScaleDownUnneededTime: how long a node must be unneeded before it is scaled down.
 	// +optional
 	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="scaleDownUnneededTime must be a positive duration such as 10m"
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s') && duration(self) <= duration('24h')",message="scaleDownUnneededTime must be a positive duration of at most 24h, such as 10m"
 	ScaleDownUnneededTime *metav1.Duration `json:"scaleDownUnneededTime,omitempty"`
 	// ScaleDownUnreadyTime: how long an unready node must be unneeded before it is scaled down.
 	// +optional
 	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="scaleDownUnreadyTime must be a positive duration such as 20m"
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s') && duration(self) <= duration('24h')",message="scaleDownUnreadyTime must be a positive duration of at most 24h, such as 20m"
 	ScaleDownUnreadyTime *metav1.Duration `json:"scaleDownUnreadyTime,omitempty"`
 	// MaxNodeProvisionTime: how long CA waits for a machine to register before giving up on it.
 	// +optional
 	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="maxNodeProvisionTime must be a positive duration such as 15m"
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s') && duration(self) <= duration('24h')",message="maxNodeProvisionTime must be a positive duration of at most 24h, such as 15m"
 	MaxNodeProvisionTime *metav1.Duration `json:"maxNodeProvisionTime,omitempty"`
 	// ZeroOrMaxNodeScaling: scale the group only to zero or to its maximum.
 	// +optional

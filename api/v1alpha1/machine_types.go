@@ -93,14 +93,14 @@ type MachineSpec struct {
 	// counts as failed. Default: the Group's machineDefaults, else 10m.
 	// +optional
 	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="bootTimeout must be a positive duration such as 10m or 90s"
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s') && duration(self) <= duration('24h')",message="bootTimeout must be a positive duration of at most 24h, such as 10m or 90s"
 	BootTimeout *metav1.Duration `json:"bootTimeout,omitempty"`
 
 	// ShutdownTimeout is how long a power-off (drain included) may take before it counts as
 	// failed. Default: the Group's machineDefaults, else 5m.
 	// +optional
 	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="shutdownTimeout must be a positive duration such as 5m or 90s"
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s') && duration(self) <= duration('24h')",message="shutdownTimeout must be a positive duration of at most 24h, such as 5m or 90s"
 	ShutdownTimeout *metav1.Duration `json:"shutdownTimeout,omitempty"`
 
 	// MaxAttempts is how many attempts a power-on (or power-off) gets before the machine is
@@ -132,7 +132,7 @@ type BMC struct {
 	// Timeout bounds one call to the BMC. Default: 30s.
 	// +optional
 	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="timeout must be a positive duration such as 30s"
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s') && duration(self) <= duration('1h')",message="timeout must be a positive duration of at most 1h, such as 30s"
 	Timeout *metav1.Duration `json:"timeout,omitempty"`
 	// IPMI talks to the BMC over IPMI v2.0 (lanplus).
 	// +optional
@@ -145,6 +145,9 @@ type BMC struct {
 // Pricing is the cost of running a machine.
 type Pricing struct {
 	// HourlyRate is the cost of one hour of the machine running, in any currency unit, e.g. "0.12".
+	// It cannot be negative: cluster-autoscaler's price expander would prefer such a machine
+	// whatever it costs.
+	// +kubebuilder:validation:XValidation:rule="!quantity(string(self)).isLessThan(quantity('0'))",message="hourlyRate must not be negative"
 	HourlyRate resource.Quantity `json:"hourlyRate"`
 }
 
@@ -177,7 +180,7 @@ type PowerDriver struct {
 	// Timeout bounds one call to the driver (for job: the Job's active deadline when not set there).
 	// +kubebuilder:default="30s"
 	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="timeout must be a positive duration such as 30s"
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s') && duration(self) <= duration('1h')",message="timeout must be a positive duration of at most 1h, such as 30s"
 	Timeout *metav1.Duration `json:"timeout,omitempty"`
 
 	// WakeOnLAN sends a magic packet (power on only).
@@ -208,7 +211,7 @@ type PowerStatusSource struct {
 	// Timeout bounds one status call.
 	// +kubebuilder:default="30s"
 	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="timeout must be a positive duration such as 30s"
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s') && duration(self) <= duration('1h')",message="timeout must be a positive duration of at most 1h, such as 30s"
 	Timeout *metav1.Duration `json:"timeout,omitempty"`
 	// IPMI reads the chassis power state.
 	// +optional
@@ -271,7 +274,7 @@ type IPMIDriver struct {
 	// is immediate. It must be shorter than the action's timeout, since both steps run in one call.
 	// +optional
 	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="gracefulShutdownTimeout must be a positive duration such as 20s"
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s') && duration(self) <= duration('1h')",message="gracefulShutdownTimeout must be a positive duration of at most 1h, such as 20s"
 	GracefulShutdownTimeout *metav1.Duration `json:"gracefulShutdownTimeout,omitempty"`
 	// AllowInsecureCipherSuites lets the session fall back to cipher suites without encryption
 	// or without integrity (0, 1, 2, 6, 7, 11, 15, 16 and the like) when the BMC refuses the
@@ -311,7 +314,7 @@ type RedfishDriver struct {
 	// the timeout, since both steps run in one call.
 	// +optional
 	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="gracefulShutdownTimeout must be a positive duration such as 20s"
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s') && duration(self) <= duration('1h')",message="gracefulShutdownTimeout must be a positive duration of at most 1h, such as 20s"
 	GracefulShutdownTimeout *metav1.Duration `json:"gracefulShutdownTimeout,omitempty"`
 	// AllowBasicAuth lets the driver send the credentials with every request (HTTP basic auth)
 	// when the BMC offers no Redfish sessions. Off by default: a session sends the password
@@ -408,15 +411,21 @@ type JobDriver struct {
 	Image string `json:"image"`
 	// Command of the container (its entrypoint).
 	// +optional
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=4096
 	Command []string `json:"command,omitempty"`
 	// Args of the container.
 	// +optional
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=4096
 	Args []string `json:"args,omitempty"`
 	// Env of the container; take secret values from Secrets with valueFrom.secretKeyRef.
 	// +optional
+	// +kubebuilder:validation:MaxItems=64
 	Env []corev1.EnvVar `json:"env,omitempty"`
 	// EnvFrom adds whole ConfigMaps or Secrets to the container's environment.
 	// +optional
+	// +kubebuilder:validation:MaxItems=16
 	EnvFrom []corev1.EnvFromSource `json:"envFrom,omitempty"`
 	// Volumes of the Job's pod: Secrets, ConfigMaps and scratch space.
 	// +optional
@@ -426,6 +435,7 @@ type JobDriver struct {
 	Volumes []JobVolume `json:"volumes,omitempty"`
 	// VolumeMounts of the container.
 	// +optional
+	// +kubebuilder:validation:MaxItems=16
 	VolumeMounts []corev1.VolumeMount `json:"volumeMounts,omitempty"`
 	// HostNetwork runs the pod in its node's network namespace, e.g. to send a Wake-on-LAN
 	// broadcast that would not leave a pod network.
@@ -436,21 +446,26 @@ type JobDriver struct {
 	ServiceAccountName string `json:"serviceAccountName,omitempty"`
 	// NodeSelector of the pod.
 	// +optional
+	// +kubebuilder:validation:MaxProperties=32
 	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
 	// Tolerations of the pod.
 	// +optional
+	// +kubebuilder:validation:MaxItems=32
 	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
 	// BackoffLimit is how many times the Job retries its pod.
 	// +kubebuilder:default=0
 	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=10
 	BackoffLimit *int32 `json:"backoffLimit,omitempty"`
 	// ActiveDeadlineSeconds bounds the Job's run time; defaults to the power action's timeout.
 	// +optional
 	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=86400
 	ActiveDeadlineSeconds *int64 `json:"activeDeadlineSeconds,omitempty"`
 	// TTLSecondsAfterFinished lets Kubernetes delete a finished Job after this many seconds.
 	// +kubebuilder:default=3600
 	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=604800
 	TTLSecondsAfterFinished *int32 `json:"ttlSecondsAfterFinished,omitempty"`
 }
 
