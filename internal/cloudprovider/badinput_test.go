@@ -6,6 +6,7 @@ import (
 
 	"google.golang.org/grpc/status"
 
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/app"
 	pb "github.com/homelab-autoscaler/homelab-autoscaler/internal/cloudprovider/externalgrpc"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/doctable"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/testenv"
@@ -39,6 +40,17 @@ func TestBadInputTableGRPC(t *testing.T) {
 			_, err := fx.c.NodeGroupTargetSize(ctx5s(t), &pb.NodeGroupTargetSizeRequest{Id: "workers"})
 			return err
 		}),
+		"grpc-client-not-allowed": func(t *testing.T) string {
+			ca := newCA(t, "homelab CA")
+			r := startReplica(t, func(o *app.Options) {
+				o.GRPCInsecure, o.GRPCTLS = false, serverFiles(t, ca)
+				o.GRPCAllowedClients = allowed(t, "cn:cluster-autoscaler")
+			})
+			c, k := ca.issue(t, "intruder", false)
+			client := dial(t, r.srv.Addr().String(), tlsCreds(clientTLS(t, ca, c, k)))
+			_, err := client.NodeGroups(ctx5s(t), &pb.NodeGroupsRequest{})
+			return answer(err)
+		},
 		"grpc-increase-not-positive": call(func(t *testing.T) error { return increase(t, fx.c, g, 0) }),
 		"grpc-increase-past-max":     call(func(t *testing.T) error { return increase(t, fx.c, g, 3) }),
 		"grpc-decrease-not-negative": call(func(t *testing.T) error { return decrease(t, fx.c, g, 1) }),
