@@ -44,6 +44,7 @@ kubectl wait --for condition=Established crd/groups.infra.homelab-autoscaler.dev
 "$root/bin/homelab-autoscaler" --kubeconfig "$KUBECONFIG" --namespace default \
 	--metrics-bind-address 127.0.0.1:0 --health-probe-bind-address 127.0.0.1:0 \
 	--grpc-bind-address "127.0.0.1:${GRPC_PORT:-18086}" --grpc-insecure \
+	--driver-egress allow=127.0.0.1/32 \
 	--power-confirm-interval 1s >"$demo/manager.log" 2>&1 &
 pids+=($!)
 echo "demo: homelab-autoscaler manager started (log: .demo/manager.log)"
@@ -84,7 +85,7 @@ sleep 2
 show "the BMCs were told to power on; the machines boot"
 wait_for "two machines to be Ready" 90 bash -c "[ \"\$($TOOLS_BIN/kubectl get hlm -n default -o jsonpath='{range .items[*]}{.status.progress}{\"\\n\"}{end}' | grep -c Ready)\" = 2 ]"
 show "two machines joined the cluster"
-kubectl get nodes -L homelab-autoscaler.dev/group
+kubectl get nodes -L homelab-autoscaler.dev/namespace,homelab-autoscaler.dev/group
 
 echo
 victim=$(kubectl get hlm -n default -o jsonpath='{range .items[?(@.status.progress=="Ready")]}{.metadata.name}{"\n"}{end}' | tail -1)
@@ -93,7 +94,7 @@ echo "      (cordon, graceful shutdown through Redfish, Node removed; no second 
 homelabctl cloudprovider scale-down default/workers "$victim" "${grpc[@]}" -n default
 wait_for "$victim to be Off" 90 progress_is "$victim" Off
 show "$victim is off again"
-kubectl get nodes -L homelab-autoscaler.dev/group
+kubectl get nodes -L homelab-autoscaler.dev/namespace,homelab-autoscaler.dev/group
 echo
 kubectl get events -n default --field-selector involvedObject.name=$victim --sort-by=.lastTimestamp 2>/dev/null | tail -8 || true
 echo

@@ -74,7 +74,7 @@ func setup(ctx context.Context, mgr ctrl.Manager, o Options) (*cloudprovider.Ser
 func addControllers(mgr ctrl.Manager, writer *optimistic.Writer, o Options, rotation machine.Rotation) error {
 	drivers := o.Drivers
 	if drivers == nil {
-		drivers = BuiltinDrivers(mgr)
+		drivers = BuiltinDrivers(mgr, o.DriverEgress)
 	} else if _, ok := drivers[power.DriverJob]; !ok {
 		drivers[power.DriverJob] = power.Instrument(power.JobDriver{Client: mgr.GetClient()}, nil)
 	}
@@ -109,9 +109,9 @@ func addControllers(mgr ctrl.Manager, writer *optimistic.Writer, o Options, rota
 }
 
 // BuiltinDrivers is the registry of every built-in power driver, each counted in the power
-// metrics.
-func BuiltinDrivers(mgr ctrl.Manager) power.Registry {
-	all := append(power.Builtin(), power.JobDriver{Client: mgr.GetClient()})
+// metrics, those that dial an address within the egress policy.
+func BuiltinDrivers(mgr ctrl.Manager, egress power.EgressPolicy) power.Registry {
+	all := append(power.BuiltinWith(power.Options{Egress: &egress}), power.JobDriver{Client: mgr.GetClient()})
 	for i, d := range all {
 		all[i] = power.Instrument(d, nil)
 	}

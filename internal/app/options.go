@@ -42,6 +42,7 @@ type Options struct {
 	PowerOnRate              float64
 	PowerOnBurst             int
 	MaxBooting               int
+	DriverEgress             power.EgressPolicy
 	GRPCAddr                 string
 	GRPCTLS                  cloudprovider.TLSFiles
 	GRPCInsecure             bool
@@ -98,8 +99,9 @@ const (
 // options that fs.Parse fills. --kubeconfig is registered by controller-runtime on
 // flag.CommandLine.
 func BindFlags(fs *flag.FlagSet) (*Options, *zap.Options) {
-	o := &Options{WriteRetryBackoff: optimistic.DefaultBackoff()}
-	fs.StringVar(&o.Namespace, "namespace", "", "Watch Groups and Machines in this namespace only; empty watches all namespaces.")
+	o := &Options{WriteRetryBackoff: optimistic.DefaultBackoff(), DriverEgress: power.DefaultEgressPolicy()}
+	fs.StringVar(&o.Namespace, "namespace", "",
+		"Watch Groups and Machines (and their Secrets, ConfigMaps, Jobs) in these namespaces only, a comma-separated `list`; empty watches all namespaces.")
 
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", DefaultMetricsAddr, "Address of the metrics endpoint; 0 disables it.")
 	fs.BoolVar(&o.MetricsSecure, "metrics-secure", true,
@@ -132,6 +134,8 @@ func BindFlags(fs *flag.FlagSet) (*Options, *zap.Options) {
 	fs.Float64Var(&o.PowerOnRate, "power-on-rate", DefaultPowerOnRate,
 		"Most power-on commands per second across all machines (after a site-wide power cut, say), so their inrush current does not trip a breaker; 0 is no limit.")
 	fs.IntVar(&o.PowerOnBurst, "power-on-burst", DefaultPowerOnBurst, "Power-on commands that may go at once after a quiet period, within --power-on-rate.")
+	fs.Var(&o.DriverEgress, "driver-egress",
+		"Adds to the addresses the http, redfish, ipmi, ssh and wakeOnLAN drivers may reach: comma-separated allow=PREFIX and deny=PREFIX items (the flag may repeat); the longest matching prefix decides, deny wins a tie, an address nothing matches is allowed. The built-in denials refuse link-local addresses (the cloud metadata service 169.254.169.254 among them), loopback and the unspecified addresses; e.g. allow=127.0.0.1/32 lets one loopback address through.")
 	fs.IntVar(&o.MaxBooting, "max-booting", 0,
 		"Most machines booting at once (from the power-on command until the Node is Ready or the boot timeout passes); 0 is no limit.")
 
@@ -158,6 +162,9 @@ func BindFlags(fs *flag.FlagSet) (*Options, *zap.Options) {
 // are checked when its server is created.)
 func (o *Options) Validate() error {
 	var errs []error
+	if _, err := watchedNamespaces(o.Namespace); err != nil {
+		errs = append(errs, err)
+	}
 	if err := cloudprovider.CheckClientAccess(o.GRPCInsecure, o.GRPCTLS.ClientCAFile, o.GRPCAllowedClients, o.GRPCAllowAnyClient); err != nil {
 		errs = append(errs, err)
 	}

@@ -409,6 +409,9 @@ func (inv *inventory) bmc(fail func(string, ...any), kind, address, creds string
 		fail("bmc redfish needs address (the Redfish endpoint, e.g. https://10.0.0.5)")
 	case !isHTTPURL(address):
 		fail("address %q is not an http(s) URL: bmc redfish takes the Redfish endpoint, e.g. https://10.0.0.5", address)
+	case strings.HasPrefix(strings.ToLower(address), "http://"):
+		// Not set by the import: sending credentials in clear is a choice to make knowingly.
+		inv.p.warnf("bmc redfish at %s is plain http: the driver refuses to send credentials there unless spec.bmc.redfish.allowPlainHTTP is set (see docs/drivers/redfish.md)", address)
 	}
 	return &infrav1.BMC{Redfish: &infrav1.RedfishDriver{Endpoint: address, CredentialsSecretRef: ref}}
 }

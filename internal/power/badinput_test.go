@@ -3,19 +3,24 @@ package power
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
 
+	"github.com/bougou/go-ipmi/pkg/types"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/doctable"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/testenv"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/testpeers"
 )
 
 // The driver rows of docs/bad-input.md: the error a driver call returns is the Machine's
@@ -41,6 +46,21 @@ func TestBadInputTableDrivers(t *testing.T) {
 		}
 		return err.Error()
 	}
+	// sshOff powers a machine off over SSH with the host keys pinned in hostKey, or, when it is
+	// empty, in the Secret "ssh-host"; no SSH server is needed for a refused host key.
+	sshOff := func(t *testing.T, hostKey, hostKeySecret string) string {
+		_, clientKey, _ := newSSHKey(t)
+		slot := Slot{Timeout: 2 * time.Second, SSH: &infrav1.SSHDriver{
+			Address: "127.0.0.1", User: "root", HostKey: hostKey,
+			KeySecretRef: infrav1.SSHKeySecretReference{Name: "ssh", Key: "ssh-privatekey"},
+		}}
+		secrets := fakeSecrets{"ssh": {"ssh-privatekey": clientKey}}
+		if hostKey == "" {
+			slot.SSH.HostKeySecretRef = &infrav1.SecretKeyReference{Name: "ssh-host", Key: "known_hosts"}
+			secrets["ssh-host"] = map[string][]byte{"known_hosts": []byte(hostKeySecret)}
+		}
+		return driverError(t, SSH{}, request(ActionOff, slot, secrets))
+	}
 	doctable.Check(t, root, "driver-", map[string]func(*testing.T) string{
 		"driver-secret-missing": func(t *testing.T) string {
 			return redfishStatus("http://127.0.0.1:1", "bmc", time.Second, secrets)
@@ -61,6 +81,63 @@ func TestBadInputTableDrivers(t *testing.T) {
 			defer srv.Close()
 			return redfishStatus(srv.URL, "bmc", 5*time.Second, redfishSecrets("wrong-Pa55-session"))
 		},
+		"driver-redfish-plain-http": func(t *testing.T) string {
+			srv := httptest.NewServer(newFakeBMC(system("1", "Off")))
+			defer srv.Close()
+			slot := redfishSlot(srv.URL, 5*time.Second)
+			slot.Redfish.AllowPlainHTTP = false
+			return driverError(t, Redfish{}, request(ActionStatus, slot, redfishSecrets(redfishPassword)))
+		},
+		"driver-redfish-no-sessions": func(t *testing.T) string {
+			bmc := newFakeBMC(system("1", "Off"))
+			bmc.noSessions = true
+			srv := httptest.NewServer(bmc)
+			defer srv.Close()
+			return redfishStatus(srv.URL, "bmc", 5*time.Second, redfishSecrets(redfishPassword))
+		},
+		"driver-redfish-redirect": func(t *testing.T) string {
+			srv := httptest.NewServer(http.RedirectHandler("https://bmc.example/redfish/v1/", http.StatusTemporaryRedirect))
+			defer srv.Close()
+			return redfishStatus(srv.URL, "bmc", 5*time.Second, redfishSecrets(redfishPassword))
+		},
+		"driver-redfish-several-systems": func(t *testing.T) string {
+			srv := httptest.NewServer(newFakeBMC(system("1", "Off"), system("2", "Off"), system("3", "Off")))
+			defer srv.Close()
+			return redfishStatus(srv.URL, "bmc", 5*time.Second, redfishSecrets(redfishPassword))
+		},
+		"driver-redfish-oversized-answer": func(t *testing.T) string {
+			srv, _ := hugeBodyBMC(t, false)
+			return redfishStatus(srv.URL, "bmc", 10*time.Second, redfishSecrets(redfishPassword))
+		},
+		"driver-ipmi-insecure-cipher-suite": func(t *testing.T) string {
+			slot := Slot{Timeout: 2 * time.Second, IPMI: &infrav1.IPMIDriver{
+				Address: "127.0.0.1", CredentialsSecretRef: &infrav1.SecretReference{Name: "bmc"}, CipherSuite: ptr.To[int32](2),
+			}}
+			return driverError(t, IPMI{}, request(ActionStatus, slot, ipmiSecrets("admin", somePassword)))
+		},
+		"driver-ipmi-no-secure-cipher-suite": func(t *testing.T) string {
+			sim := testpeers.StartIPMISim(t)
+			relay := startSuiteRefusingRelay(t, sim, func(a types.CryptAlg) bool { return a == types.CryptAlg_AES_CBC_128 })
+			slot := ipmiSlot(sim, 10*time.Second)
+			slot.IPMI.Port = int32(relay.conn.LocalAddr().(*net.UDPAddr).Port)
+			return driverError(t, IPMI{}, request(ActionStatus, slot, ipmiSecrets(sim.Username, sim.Password)))
+		},
+		"driver-ssh-host-key-not-a-key": func(t *testing.T) string {
+			return sshOff(t, "", "Zq9!xK7#vW2$pL4%")
+		},
+		"driver-ssh-host-key-revoked": func(t *testing.T) string {
+			_, _, hostKey := newSSHKey(t)
+			return sshOff(t, "@revoked * "+hostKey, "")
+		},
+		"driver-ssh-host-key-cert-authority": func(t *testing.T) string {
+			_, _, ca := newSSHKey(t)
+			return sshOff(t, "@cert-authority *.lan "+ca, "")
+		},
+		"driver-egress-denied": func(t *testing.T) string {
+			policy := DefaultEgressPolicy()
+			slot := Slot{Timeout: 5 * time.Second, HTTP: &infrav1.HTTPDriver{URL: "http://169.254.169.254/latest/meta-data/", Method: http.MethodGet}}
+			return driverError(t, HTTP{Egress: &policy}, request(ActionOn, slot, fakeSecrets{}))
+		},
 		"driver-ipmi-connection-refused": func(t *testing.T) string {
 			slot := Slot{Timeout: 2 * time.Second, IPMI: &infrav1.IPMIDriver{
 				Address: "127.0.0.1", Port: int32(freeUDPPort(t)), CredentialsSecretRef: &infrav1.SecretReference{Name: "bmc"},
@@ -72,4 +149,19 @@ func TestBadInputTableDrivers(t *testing.T) {
 			return err.Error()
 		},
 	})
+}
+
+// driverError runs the call req names on d and returns its error's message; the call must fail.
+func driverError(t *testing.T, d Driver, req Request) string {
+	t.Helper()
+	var err error
+	if req.Action == ActionStatus {
+		_, err = d.Status(context.Background(), req)
+	} else {
+		_, err = d.Do(context.Background(), req)
+	}
+	if err == nil {
+		t.Fatal("the call succeeded")
+	}
+	return err.Error()
 }

@@ -42,6 +42,16 @@ func secretValue(ctx context.Context, driver string, req Request, name, key stri
 	return v, nil
 }
 
+// publicSecretValue reads a Secret key that holds public data (a CA certificate, pinned host
+// keys), which the call's Scrubber does not blank: blanking them would blank key types and words
+// such as "@revoked" from messages. The drivers never print what they read this way.
+func publicSecretValue(ctx context.Context, driver string, req Request, name, key string) ([]byte, error) {
+	if r, ok := req.Secrets.(scrubbingSecrets); ok {
+		req.Secrets = r.reader
+	}
+	return secretValue(ctx, driver, req, name, key)
+}
+
 // credentials reads the "username" and "password" keys of a Secret.
 func credentials(ctx context.Context, driver string, req Request, name string) (username, password string, err error) {
 	if req.Secrets == nil {
@@ -81,6 +91,11 @@ func classify(ctx context.Context, err error) Class {
 	if errors.As(err, &netErr) && netErr.Timeout() {
 		return ClassTimeout
 	}
+	if _, denied := egressRefusal(err); denied {
+		// The manager's policy will refuse the address again until the spec or the policy
+		// changes.
+		return ClassConfig
+	}
 	if isTLSVerificationError(err) {
 		// A certificate that does not verify will not verify on the next try either: it takes a
 		// caBundleRef (or, knowingly, insecureSkipVerify).
@@ -119,13 +134,16 @@ func transportError(ctx context.Context, driver string, action Action, target *u
 		err = urlErr.Err
 	}
 	msg := err.Error()
-	switch class {
-	case ClassTimeout:
+	denied, isDenied := egressRefusal(err)
+	switch {
+	case class == ClassTimeout:
 		msg = "no answer within the timeout"
 		if ctx.Err() == nil {
 			msg = err.Error()
 		}
-	case ClassConfig:
+	case isDenied:
+		msg = denied.Error()
+	case class == ClassConfig && isTLSVerificationError(err):
 		msg = fmt.Sprintf("%v (give the CA that signed it in caBundleRef)", err)
 	}
 	return Errorf(driver, action, class, "%s: %s", safeURL(target), msg)

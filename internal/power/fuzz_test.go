@@ -3,12 +3,18 @@ package power
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -189,7 +195,9 @@ func FuzzRedfishResponses(f *testing.F) {
 		srv := redfishServer(t, code(listCode), list, code(systemCode), system)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		req := request(ActionStatus, redfishSlot(srv.URL, 2*time.Second), redfishSecrets(redfishPassword))
+		slot := redfishSlot(srv.URL, 2*time.Second)
+		slot.Redfish.AllowBasicAuth = true
+		req := request(ActionStatus, slot, redfishSecrets(redfishPassword))
 		state, err := Redfish{}.Status(ctx, req)
 		checkDriverAnswer(t, err, redfishPassword)
 		if err == nil && state != infrav1.PoweredOn && state != infrav1.PoweredOff {
@@ -216,4 +224,266 @@ func checkDriverAnswer(t *testing.T, err error, secrets ...string) {
 		t.Fatalf("unclassified error %T: %v", err, err)
 	}
 	noSecretIn(t, err.Error(), secrets...)
+}
+
+// scrubForms lists the forms of v the Scrubber must catch, computed here without its code.
+func scrubForms(v string) []string {
+	b := []byte(v)
+	forms := []string{
+		v,
+		base64.StdEncoding.EncodeToString(b),
+		base64.RawStdEncoding.EncodeToString(b),
+		base64.URLEncoding.EncodeToString(b),
+		base64.RawURLEncoding.EncodeToString(b),
+		hex.EncodeToString(b),
+		strings.ToUpper(hex.EncodeToString(b)),
+		url.QueryEscape(v),
+		url.PathEscape(v),
+	}
+	if j, err := json.Marshal(v); err == nil {
+		forms = append(forms, string(j[1:len(j)-1]))
+	}
+	return forms
+}
+
+// holdsForm reports whether text holds form by the Scrubber's rule: anywhere when it is
+// MinScrubLength or longer, else as a whole word.
+func holdsForm(text, form string) bool {
+	if form == "" {
+		return false
+	}
+	if len(form) >= MinScrubLength {
+		return strings.Contains(text, form)
+	}
+	word := func(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
+	for i := 0; ; i++ {
+		j := strings.Index(text[i:], form)
+		if j < 0 {
+			return false
+		}
+		i += j
+		if (i == 0 || !word(text[i-1])) && (i+len(form) == len(text) || !word(text[i+len(form)])) {
+			return true
+		}
+	}
+}
+
+// FuzzScrub hands the Scrubber a password and username and a text that holds the password, and
+// the "user:pass" pair, in every form it must catch, between arbitrary text: no form may
+// remain, whatever the secret and its neighbours are.
+func FuzzScrub(f *testing.F) {
+	for _, s := range []struct{ secret, user, prefix, suffix string }{
+		{redfishPassword, redfishUser, "error: ", " (end)"},
+		{"on", "admin", "power on ", ""},
+		{"dacted", "u", "[re", "]"},
+		{"ted]zz", "", "", "zz"},
+		{"p\x00ss\nword", "", "\x00", "\n"},
+		{"é", "ü", "", ""},
+		{" ", "root", "( ", ")"},
+		{"", "root", "root:", ""},
+		{"red", "x", "withheld", "[redacted]"},
+	} {
+		f.Add(s.secret, s.user, s.prefix, s.suffix)
+	}
+	f.Fuzz(func(t *testing.T, secret, user, prefix, suffix string) {
+		s := &Scrubber{}
+		s.AddBasicAuth(user, secret)
+		forms := scrubForms(secret)
+		if secret != "" {
+			forms = append(forms, scrubForms(user+":"+secret)...)
+		}
+		for _, text := range []string{prefix + strings.Join(forms, prefix) + suffix, prefix + suffix, secret} {
+			out := s.String(text)
+			for _, form := range forms {
+				if holdsForm(out, form) {
+					t.Fatalf("secret %q, user %q: %q became %q, which holds %q", secret, user, text, out, form)
+				}
+			}
+		}
+	})
+}
+
+var hostKeyRefusal = regexp.MustCompile(`^line [0-9]+ (is not a public key in authorized_keys or known_hosts format|` +
+	`is a @cert-authority line: host certificates are not supported, pin the machine's host key itself|` +
+	`starts with a marker other than @revoked or @cert-authority)$`)
+
+// FuzzSSHHostKeys parses arbitrary text as pinned host keys. A refusal is one of the fixed
+// messages, which repeat nothing of the text but a line number; an accepted text pins at least
+// one key that is in it and is not marked @revoked.
+func FuzzSSHHostKeys(f *testing.F) {
+	_, _, key := newSSHKey(f)
+	_, _, other := newSSHKey(f)
+	for _, s := range []string{
+		key,
+		"[10.0.0.5]:22 " + key + "\n",
+		"|1|c2FsdA==|aGFzaA== " + key,
+		key + "\n@revoked * " + key,
+		other + "\n@revoked\t" + key,
+		"@revoked " + key,
+		"@cert-authority *.lan " + key,
+		"@hunter2",
+		"hunter2-Pa55word",
+		"# comment\n\n  \n" + other,
+		"\x00\xff",
+		"ssh-ed25519 AAAA",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, text string) {
+		pinned, revoked, err := parseHostKeys([]byte(text))
+		if err != nil {
+			if msg := err.Error(); !hostKeyRefusal.MatchString(msg) && !errors.Is(err, errNoHostKey) && !errors.Is(err, errAllKeysRevoked) {
+				t.Fatalf("refusal %q is not one of the fixed messages", msg)
+			}
+			return
+		}
+		if len(pinned) == 0 {
+			t.Fatalf("%q accepted with no key pinned", text)
+		}
+		for _, k := range pinned {
+			if containsKey(revoked, k) {
+				t.Fatalf("%q pins a key it marks @revoked", text)
+			}
+			if !strings.Contains(text, base64.StdEncoding.EncodeToString(k.Marshal())) {
+				t.Fatalf("%q pins a key that is not in it", text)
+			}
+		}
+	})
+}
+
+// FuzzHTTPResponses serves arbitrary status codes and bodies to the HTTP driver's Status with an
+// arbitrary poweredOnPattern. A success code gives the state the pattern says; any other code a
+// classified error whose message is printable ASCII, short, and free of the token in any form.
+func FuzzHTTPResponses(f *testing.F) {
+	for _, s := range []struct {
+		code          uint16
+		body, pattern string
+	}{
+		{200, `{"ison": true}`, `"ison":\s*true`},
+		{200, `{"ison": false}`, `"ison":\s*true`},
+		{500, "error handling Bearer " + plugToken, "on"},
+		{401, "", "on"},
+		{102, "\x1b[2J" + base64.StdEncoding.EncodeToString([]byte(plugToken)), "on"},
+		{303, strings.Repeat("é", 500) + hex.EncodeToString([]byte(plugToken)), "on"},
+		{204, "", ".*"},
+		{200, "x", "("},
+		{200, "x", ""},
+	} {
+		f.Add(s.code, []byte(s.body), s.pattern)
+	}
+	f.Fuzz(func(t *testing.T, code uint16, body []byte, pattern string) {
+		status := 200 + int(code)%400
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.WriteHeader(status)
+			_, _ = w.Write(body)
+		}))
+		defer srv.Close()
+		slot := httpSlot(srv.URL + "/relay/0")
+		slot.HTTP.PoweredOnPattern = pattern
+		state, err := HTTP{}.Status(context.Background(), request(ActionStatus, slot, httpSecrets()))
+		re, compileErr := regexp.Compile(pattern)
+		switch {
+		case pattern == "":
+			wantClass(t, err, ClassUnsupported)
+			return
+		case compileErr != nil:
+			wantClass(t, err, ClassConfig)
+			return
+		}
+		checkDriverAnswer(t, err, scrubForms(plugToken)...)
+		if status < 300 {
+			if status == http.StatusNoContent || status == http.StatusResetContent {
+				body = nil
+			}
+			want := infrav1.PoweredOff
+			if re.Match(body) {
+				want = infrav1.PoweredOn
+			}
+			if err != nil || state != want {
+				t.Fatalf("%d %q with pattern %q: %v, %v; want %v", status, body, pattern, state, err, want)
+			}
+			return
+		}
+		if err == nil {
+			t.Fatalf("status %d read as %v", status, state)
+		}
+		msg := err.Error()
+		if len(msg) > 400 {
+			t.Fatalf("a message of %d bytes: %q", len(msg), msg)
+		}
+		for _, c := range []byte(msg) {
+			if c < ' ' || c > '~' {
+				t.Fatalf("byte %#x in %q", c, msg)
+			}
+		}
+	})
+}
+
+// FuzzRedfishBodies serves large and deep JSON, made of an arbitrary piece repeated and nested,
+// as a BMC's Systems collection and its system, to the collection parser and to the driver.
+// Nothing may panic, every answer is a power state or a classified error, and the number of
+// requests does not grow with what the BMC lists.
+func FuzzRedfishBodies(f *testing.F) {
+	for _, s := range []struct {
+		piece         string
+		repeat, depth uint16
+	}{
+		{`{"@odata.id":"/redfish/v1/Systems/1"},`, 20000, 0},
+		{`{"@odata.id":"/redfish/v1/Systems/1"}`, 1, 0},
+		{`[`, 1, 600},
+		{`{"a":`, 3000, 100},
+		{`"` + strings.Repeat("x", 4096) + `",`, 1000, 1},
+		{`1e999,`, 100, 0},
+		{``, 0, 0},
+	} {
+		f.Add([]byte(s.piece), s.repeat, s.depth)
+	}
+	f.Fuzz(fuzzRedfishBodiesOnce)
+}
+
+func fuzzRedfishBodiesOnce(t *testing.T, piece []byte, repeat, depth uint16) {
+	{
+		// At most 4 MiB, twice what the driver reads of one answer.
+		n := min(int(repeat), (4<<20)/max(len(piece), 1))
+		members := bytes.TrimSuffix(bytes.Repeat(piece, n), []byte(","))
+		nest := int(depth) % 12000
+		var list bytes.Buffer
+		list.WriteString(strings.Repeat(`{"x":`, nest))
+		list.WriteString(`{"Members":[`)
+		list.Write(members)
+		list.WriteString(`],"Members@odata.count":1}`)
+		list.WriteString(strings.Repeat(`}`, nest))
+		body := list.Bytes()
+
+		if got, total, err := parseSystemsCollection(body); err == nil && total < len(got) {
+			t.Fatalf("a collection of %d members counted %d", len(got), total)
+		}
+
+		var requests atomic.Int32
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			requests.Add(1)
+			w.Header().Set("Content-Type", "application/json")
+			switch strings.TrimSuffix(r.URL.Path, "/") {
+			case "/redfish/v1":
+				_, _ = fmt.Fprint(w, `{"@odata.id":"/redfish/v1/","Systems":{"@odata.id":"/redfish/v1/Systems"}}`)
+			case "/redfish/v1/Systems":
+				_, _ = w.Write(body)
+			default:
+				_, _ = w.Write(append(append([]byte(`{"@odata.id":"/redfish/v1/Systems/1","Id":"1","PowerState":"On","Oem":`), body...), '}'))
+			}
+		}))
+		defer srv.Close()
+		slot := redfishSlot(srv.URL, 5*time.Second)
+		slot.Redfish.AllowBasicAuth = true
+		state, err := Redfish{}.Status(context.Background(), request(ActionStatus, slot, redfishSecrets(redfishPassword)))
+		checkDriverAnswer(t, err, redfishPassword)
+		if err == nil && state != infrav1.PoweredOn {
+			t.Fatalf("Status answered %q without an error", state)
+		}
+		// The service root (twice: this BMC has no sessions, and gofish reads the root again for
+		// basic auth), the collection, the system.
+		if got := requests.Load(); got > 4 {
+			t.Fatalf("the BMC got %d requests", got)
+		}
+	}
 }

@@ -22,24 +22,35 @@ const (
 	httpMaxBody = 1 << 20
 	// httpErrorSnippet is how much of an error response goes into the error message.
 	httpErrorSnippet = 200
+	// httpLocationSnippet is how much of a redirect's target goes into the error message.
+	httpLocationSnippet = 120
 )
 
 // HTTP powers machines on and off with one HTTP request per action: a smart plug's relay, a
 // Home Assistant service call, a hypervisor's API. For status, the response body is matched
 // against poweredOnPattern.
-type HTTP struct{}
+type HTTP struct {
+	// Egress limits the addresses the driver connects to; nil allows every address.
+	Egress *EgressPolicy
+}
 
 // Name implements Driver.
 func (HTTP) Name() string { return DriverHTTP }
 
 // Do sends the configured request. It is Done when the answer's status code is a success code.
 func (d HTTP) Do(ctx context.Context, req Request) (Outcome, error) {
+	req, g := guard(DriverHTTP, req)
+	out, err := d.do(ctx, req, g.scrubber)
+	return g.outcome(out), g.err(err)
+}
+
+func (d HTTP) do(ctx context.Context, req Request, scrubber *Scrubber) (Outcome, error) {
 	if req.Action != ActionOn && req.Action != ActionOff {
 		return Outcome{}, Errorf(DriverHTTP, req.Action, ClassUnsupported, "Do handles on and off, not %q", req.Action)
 	}
 	ctx, cancel := callContext(ctx, req)
 	defer cancel()
-	code, _, err := d.send(ctx, req)
+	code, _, err := d.send(ctx, req, scrubber)
 	if err != nil {
 		return Outcome{}, err
 	}
@@ -50,6 +61,12 @@ func (d HTTP) Do(ctx context.Context, req Request) (Outcome, error) {
 // poweredOnPattern, off when it does not.
 func (d HTTP) Status(ctx context.Context, req Request) (infrav1.PowerState, error) {
 	req.Action = ActionStatus
+	req, g := guard(DriverHTTP, req)
+	state, err := d.status(ctx, req, g.scrubber)
+	return state, g.err(err)
+}
+
+func (d HTTP) status(ctx context.Context, req Request, scrubber *Scrubber) (infrav1.PowerState, error) {
 	cfg := req.Slot.HTTP
 	if cfg == nil {
 		return infrav1.PowerUnknown, Errorf(DriverHTTP, req.Action, ClassConfig, "the slot has no http configuration")
@@ -63,7 +80,7 @@ func (d HTTP) Status(ctx context.Context, req Request) (infrav1.PowerState, erro
 	}
 	ctx, cancel := callContext(ctx, req)
 	defer cancel()
-	_, body, err := d.send(ctx, req)
+	_, body, err := d.send(ctx, req, scrubber)
 	if err != nil {
 		return infrav1.PowerUnknown, err
 	}
@@ -74,7 +91,8 @@ func (d HTTP) Status(ctx context.Context, req Request) (infrav1.PowerState, erro
 }
 
 // send builds and sends the request and checks the status code. It returns the body read.
-func (d HTTP) send(ctx context.Context, req Request) (int, []byte, error) {
+// scrubber holds the values read from the Secrets, which an error response must not repeat.
+func (d HTTP) send(ctx context.Context, req Request, scrubber *Scrubber) (int, []byte, error) {
 	cfg := req.Slot.HTTP
 	if cfg == nil {
 		return 0, nil, Errorf(DriverHTTP, req.Action, ClassConfig, "the slot has no http configuration")
@@ -88,9 +106,6 @@ func (d HTTP) send(ctx context.Context, req Request) (int, []byte, error) {
 		method = http.MethodPost
 	}
 
-	// secrets collects every value read from a Secret, so that none of them can come back in an
-	// error message, even from a server that echoes the request.
-	var secrets []string
 	headers := http.Header{}
 	if ref := cfg.HeadersSecretRef; ref != nil {
 		if req.Secrets == nil {
@@ -110,7 +125,6 @@ func (d HTTP) send(ctx context.Context, req Request) (int, []byte, error) {
 				return 0, nil, Errorf(DriverHTTP, req.Action, ClassConfig, "secret %s/%s: the value of key %q is not a valid header value", req.namespace(), ref.Name, name)
 			}
 			headers.Set(name, value)
-			secrets = append(secrets, value)
 		}
 	}
 
@@ -123,7 +137,6 @@ func (d HTTP) send(ctx context.Context, req Request) (int, []byte, error) {
 		if err != nil {
 			return 0, nil, err
 		}
-		secrets = append(secrets, string(body))
 	case cfg.Body != "":
 		body = []byte(cfg.Body)
 	}
@@ -137,7 +150,7 @@ func (d HTTP) send(ctx context.Context, req Request) (int, []byte, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	hc := httpClient(tlsCfg)
+	hc := httpClient(tlsCfg, d.Egress)
 	defer hc.CloseIdleConnections()
 	// Redirects are not followed: net/http would carry custom token headers to whatever host a
 	// redirect names. A redirect is reported instead, so the URL can be fixed.
@@ -166,14 +179,15 @@ func (d HTTP) send(ctx context.Context, req Request) (int, []byte, error) {
 	case http.StatusUnauthorized, http.StatusForbidden:
 		class = ClassAuthFailed
 	}
-	msg := fmt.Sprintf("%s %s answered %s", method, safeURL(target), resp.Status)
+	// The status line's reason phrase is the server's own text: only the code is repeated.
+	msg := fmt.Sprintf("%s %s answered %d %s", method, safeURL(target), resp.StatusCode, http.StatusText(resp.StatusCode))
 	if loc := resp.Header.Get("Location"); resp.StatusCode >= 300 && resp.StatusCode < 400 && loc != "" {
 		if u, err := target.Parse(loc); err == nil {
-			msg += fmt.Sprintf(" (a redirect to %s, which is not followed: put the final URL in the spec)", safeURL(u))
+			msg += fmt.Sprintf(" (a redirect to %s, which is not followed: put the final URL in the spec)", snippet([]byte(safeURL(u)), scrubber, httpLocationSnippet))
 		}
 	}
-	if snippet := scrub(respBody, secrets); snippet != "" {
-		msg += ": " + snippet
+	if s := snippet(respBody, scrubber, httpErrorSnippet); s != "" {
+		msg += ": " + s
 	}
 	return 0, nil, Errorf(DriverHTTP, req.Action, class, "%s", msg)
 }
@@ -185,20 +199,34 @@ func isHTTPSuccess(code int, successCodes []int32) bool {
 	return slices.ContainsFunc(successCodes, func(c int32) bool { return int(c) == code })
 }
 
-// scrub shortens an error response for a message and blanks every secret value in it, and every
-// longer word of one, so that an echoed "Bearer <token>" loses its token even when echoed alone.
-func scrub(body []byte, secrets []string) string {
-	s := strings.ToValidUTF8(string(body), "")
-	for _, v := range secrets {
-		for _, part := range append([]string{v}, strings.Fields(v)...) {
-			if len(part) >= 6 || part == v && v != "" {
-				s = strings.ReplaceAll(s, part, "[redacted]")
-			}
+// snippet is the start of a server's text for a message: printable ASCII only, each run of
+// anything else (whitespace, control bytes, UTF-8) one space, at most limit bytes. The secrets
+// are blanked before anything is dropped (a secret with a space or an accent in it would
+// otherwise survive in pieces) and again before the text is cut (a secret cut in half would no
+// longer be recognised).
+func snippet(text []byte, scrubber *Scrubber, limit int) string {
+	// Only the first limit bytes are kept, and a secret that starts there ends before
+	// limit+longest: nothing after that needs cleaning.
+	scan := limit + scrubber.longestForm() + 1
+	var b strings.Builder
+	space := false
+	for _, c := range []byte(scrubber.String(string(text))) {
+		if b.Len() >= scan {
+			break
 		}
+		if c <= ' ' || c >= 0x7f {
+			space = true
+			continue
+		}
+		if space && b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		space = false
+		b.WriteByte(c)
 	}
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > httpErrorSnippet {
-		s = s[:httpErrorSnippet] + "..."
+	s := scrubber.String(b.String())
+	if len(s) > limit {
+		s = s[:limit] + "..."
 	}
 	return s
 }

@@ -1,13 +1,18 @@
 package power
 
 import (
+	"bufio"
 	"context"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -279,4 +284,123 @@ func TestHTTPTLS(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+func TestHTTPErrorBodyIsASanitisedSnippet(t *testing.T) {
+	t.Parallel()
+	// 64 KiB of what a broken device may send: terminal escapes, control bytes, UTF-8, and the
+	// token right where a cut at the snippet's length would halve it.
+	body := "\x1b[31mERROR\x1b[0m\x00\x07 ünïcödé\r\n\t" + strings.Repeat("x", 190) + plugToken + strings.Repeat("é\x01", 32<<10)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusBadGateway)
+		_, _ = io.WriteString(w, body)
+	}))
+	defer srv.Close()
+	_, err := HTTP{}.Do(context.Background(), request(ActionOn, httpSlot(srv.URL+"/relay/0"), httpSecrets()))
+	msg := wantClass(t, err, ClassBMCError, plugToken)
+	for i := range len(plugToken) - 6 {
+		noSecretIn(t, msg, plugToken[i:i+6])
+	}
+	for _, c := range []byte(msg) {
+		if c < ' ' || c > '~' {
+			t.Fatalf("the message holds byte %#x, which is not printable ASCII: %q", c, msg)
+		}
+	}
+	_, answer, ok := strings.Cut(msg, "answered 502 Bad Gateway: ")
+	if !ok || !strings.HasPrefix(answer, "[31mERROR [0m") || len(answer) > httpErrorSnippet+len("...") {
+		t.Fatalf("want at most %d bytes of the body after the status: %q", httpErrorSnippet, msg)
+	}
+}
+
+func TestHTTPErrorRepeatsNoReasonPhrase(t *testing.T) {
+	t.Parallel()
+	// A server whose status line carries text of its own: only the code is repeated.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = l.Close() }()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer func() { _ = c.Close() }()
+				r, err := http.ReadRequest(bufio.NewReader(c))
+				if err != nil {
+					return
+				}
+				_, _ = fmt.Fprintf(c, "HTTP/1.1 500 rejected %s\x1b[2J\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", r.Header.Get("Authorization"))
+			}()
+		}
+	}()
+	_, err = HTTP{}.Do(context.Background(), request(ActionOn, httpSlot("http://"+l.Addr().String()+"/relay/0"), httpSecrets()))
+	msg := wantClass(t, err, ClassBMCError, plugToken, "rejected", "\x1b")
+	if !strings.Contains(msg, "answered 500 Internal Server Error") {
+		t.Fatalf("want the status code and its standard text: %v", msg)
+	}
+}
+
+func TestHTTPErrorsCarryNoEncodedSecrets(t *testing.T) {
+	t.Parallel()
+	forms := []string{
+		plugToken,
+		base64.StdEncoding.EncodeToString([]byte(plugToken)),
+		base64.StdEncoding.EncodeToString([]byte("Bearer " + plugToken)),
+		hex.EncodeToString([]byte(plugToken)),
+		url.QueryEscape("Bearer " + plugToken),
+		`{\"auth\":\"Bearer ` + plugToken + `\"}`,
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = io.WriteString(w, "rejected: "+strings.Join(forms[1:], " "))
+	}))
+	defer srv.Close()
+	_, err := HTTP{}.Do(context.Background(), request(ActionOn, httpSlot(srv.URL+"/relay/0"), httpSecrets()))
+	msg := wantClass(t, err, ClassBMCError, forms...)
+	if !strings.Contains(msg, "rejected: [redacted]") {
+		t.Fatalf("want the server's message with the secrets blanked: %v", msg)
+	}
+}
+
+func TestHTTPEgressPolicy(t *testing.T) {
+	t.Parallel()
+	plug := &smartPlug{}
+	srv := httptest.NewServer(plug)
+	defer srv.Close()
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(srv.URL, "http://"))
+	ctx := context.Background()
+	policy := DefaultEgressPolicy()
+
+	for _, host := range []string{"127.0.0.1", "localhost", "[::ffff:127.0.0.1]"} {
+		_, err := HTTP{Egress: &policy}.Do(ctx, request(ActionOn, httpSlot("http://"+host+":"+port+"/relay/0?turn=on"), httpSecrets()))
+		msg := wantClass(t, err, ClassConfig, plugToken)
+		if !strings.Contains(msg, "refused by the manager's egress policy (deny=") {
+			t.Fatalf("want the egress policy named: %v", msg)
+		}
+	}
+	// The cloud metadata service is refused before any packet leaves.
+	_, err := HTTP{Egress: &policy}.Status(ctx, request(ActionStatus, Slot{Timeout: 5 * time.Second, HTTP: &infrav1.HTTPDriver{
+		URL: "http://169.254.169.254/latest/meta-data/", Method: http.MethodGet, PoweredOnPattern: "on",
+	}}, httpSecrets()))
+	msg := wantClass(t, err, ClassConfig)
+	if !strings.Contains(msg, "connecting to 169.254.169.254 is refused by the manager's egress policy (deny=169.254.0.0/16)") {
+		t.Fatalf("want the metadata address and the rule named: %v", msg)
+	}
+	plug.mu.Lock()
+	seen := len(plug.requests)
+	plug.mu.Unlock()
+	if seen != 0 {
+		t.Fatalf("the server got %d requests through a policy that denies it", seen)
+	}
+
+	allowed, err := ParseEgressPolicy("default,allow=127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (HTTP{Egress: &allowed}).Do(ctx, request(ActionOn, httpSlot(srv.URL+"/relay/0?turn=on"), httpSecrets())); err != nil || !plug.isOn() {
+		t.Fatalf("an address the policy allows: %v", err)
+	}
 }

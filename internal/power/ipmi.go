@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -25,13 +27,37 @@ const (
 )
 
 // ipmiFallbackSuites are tried, in this order, after the configured cipher suite when a BMC
-// refuses it. All of them authenticate and protect integrity; the AES suites come first. Suites
-// without integrity (0, 1, 6, 15) are never tried unless configured explicitly.
-var ipmiFallbackSuites = []types.CipherSuiteID{3, 17, 8, 12, 16, 2, 7, 11}
+// refuses it. All of them authenticate, protect integrity and encrypt with AES.
+var ipmiFallbackSuites = []types.CipherSuiteID{3, 17, 8, 12}
+
+// ipmiInsecureFallbackSuites are tried after ipmiFallbackSuites only when the Machine sets
+// allowInsecureCipherSuites: they protect integrity but do not encrypt. Suites without integrity
+// (0, 1, 6, 15) are never tried unless configured explicitly.
+var ipmiInsecureFallbackSuites = []types.CipherSuiteID{16, 2, 7, 11}
+
+// ipmiSuiteWeakness says what a cipher suite lacks: "" for a suite that authenticates, protects
+// integrity and encrypts with AES-CBC-128 (3, 8, 12, 17).
+func ipmiSuiteWeakness(id types.CipherSuiteID) string {
+	auth, integrity, crypt, _ := types.GetCipherSuiteAlgorithms(id)
+	switch {
+	case auth == types.AuthAlg_None:
+		return "no authentication"
+	case integrity == types.IntegrityAlg_None:
+		return "no integrity protection and no encryption"
+	case crypt == types.CryptAlg_None:
+		return "no encryption"
+	case crypt != types.CryptAlg_AES_CBC_128:
+		return "only RC4 encryption, which is broken"
+	}
+	return ""
+}
 
 // IPMI powers machines on and off and reads their power state through a BMC over IPMI v2.0
 // (RMCP+, "lanplus").
-type IPMI struct{}
+type IPMI struct {
+	// Egress limits the addresses the driver sends to; nil allows every address.
+	Egress *EgressPolicy
+}
 
 // Name implements Driver.
 func (IPMI) Name() string { return DriverIPMI }
@@ -41,6 +67,12 @@ func (IPMI) Name() string { return DriverIPMI }
 // ("chassis power soft") and the power is forced off only if it is still on when that runs out.
 // A machine already in the requested state is left alone.
 func (d IPMI) Do(ctx context.Context, req Request) (Outcome, error) {
+	req, g := guard(DriverIPMI, req)
+	out, err := d.do(ctx, req)
+	return g.outcome(out), g.err(err)
+}
+
+func (d IPMI) do(ctx context.Context, req Request) (Outcome, error) {
 	if req.Action != ActionOn && req.Action != ActionOff {
 		return Outcome{}, Errorf(DriverIPMI, req.Action, ClassUnsupported, "Do handles on and off, not %q", req.Action)
 	}
@@ -91,6 +123,12 @@ func (d IPMI) Do(ctx context.Context, req Request) (Outcome, error) {
 // Status reads the chassis power state.
 func (d IPMI) Status(ctx context.Context, req Request) (infrav1.PowerState, error) {
 	req.Action = ActionStatus
+	req, g := guard(DriverIPMI, req)
+	state, err := d.status(ctx, req)
+	return state, g.err(err)
+}
+
+func (d IPMI) status(ctx context.Context, req Request) (infrav1.PowerState, error) {
 	ctx, cancel := callContext(ctx, req)
 	defer cancel()
 	s, err := d.open(ctx, req)
@@ -119,6 +157,7 @@ type ipmiSession struct {
 // open reads the credentials and opens a session, trying the configured cipher suite first and
 // the fallback suites after it, but only while the BMC says it does not support a suite: a
 // refused password ends the attempt at once, because BMCs lock accounts after a few failures.
+// Suites that do not encrypt are used only when the Machine sets allowInsecureCipherSuites.
 func (d IPMI) open(ctx context.Context, req Request) (*ipmiSession, error) {
 	cfg := req.Slot.IPMI
 	if cfg == nil {
@@ -143,10 +182,26 @@ func (d IPMI) open(ctx context.Context, req Request) (*ipmiSession, error) {
 		}
 		first = types.CipherSuiteID(uint8(*cs)) //nolint:gosec // range checked above
 	}
+	if weakness := ipmiSuiteWeakness(first); weakness != "" && !cfg.AllowInsecureCipherSuites {
+		return nil, Errorf(DriverIPMI, req.Action, ClassConfig,
+			"cipherSuite %d has %s, so anyone on the BMC network can read or forge the session: use 3 or 17, or set allowInsecureCipherSuites to use it anyway", first, weakness)
+	}
+	fallback := ipmiFallbackSuites
+	if cfg.AllowInsecureCipherSuites {
+		fallback = append(slices.Clone(fallback), ipmiInsecureFallbackSuites...)
+	}
 	suites := []types.CipherSuiteID{first}
-	for _, s := range ipmiFallbackSuites {
+	for _, s := range fallback {
 		if s != first {
 			suites = append(suites, s)
+		}
+	}
+	host := cfg.Address
+	if d.Egress.active() {
+		// go-ipmi resolves the name by itself: it is given the address that was checked instead.
+		host, err = d.resolve(ctx, cfg.Address)
+		if err != nil {
+			return nil, attribute(ctx, DriverIPMI, req.Action, fmt.Errorf("BMC %s: %w", bmc, err))
 		}
 	}
 
@@ -156,7 +211,7 @@ func (d IPMI) open(ctx context.Context, req Request) (*ipmiSession, error) {
 	var refused []string
 	silent := false
 	for _, suite := range suites {
-		c, err := client.NewClient(cfg.Address, port, user, pass)
+		c, err := client.NewClient(host, port, user, pass)
 		if err != nil {
 			return nil, Errorf(DriverIPMI, req.Action, ClassConfig, "BMC %s: the username is longer than IPMI allows", bmc)
 		}
@@ -184,11 +239,42 @@ func (d IPMI) open(ctx context.Context, req Request) (*ipmiSession, error) {
 		}
 		return nil, &Error{Driver: DriverIPMI, Action: req.Action, Class: class, Err: errors.New(msg)}
 	}
+	hint := ""
+	if !cfg.AllowInsecureCipherSuites {
+		hint = fmt.Sprintf("; suites without encryption (%s) were not tried: set allowInsecureCipherSuites to let the driver use them", suiteList(ipmiInsecureFallbackSuites))
+	}
 	if silent {
 		// Some suites got no answer at all: that may be a BMC too busy to answer, not a refusal.
-		return nil, Errorf(DriverIPMI, req.Action, ClassUnreachable, "BMC %s opened no session with any cipher suite tried: %s", bmc, strings.Join(refused, ", "))
+		return nil, Errorf(DriverIPMI, req.Action, ClassUnreachable, "BMC %s opened no session with any cipher suite tried: %s%s", bmc, strings.Join(refused, ", "), hint)
 	}
-	return nil, Errorf(DriverIPMI, req.Action, ClassUnsupported, "BMC %s refused every cipher suite tried: %s", bmc, strings.Join(refused, ", "))
+	return nil, Errorf(DriverIPMI, req.Action, ClassUnsupported, "BMC %s refused every cipher suite tried: %s%s", bmc, strings.Join(refused, ", "), hint)
+}
+
+func suiteList(suites []types.CipherSuiteID) string {
+	names := make([]string, len(suites))
+	for i, s := range suites {
+		names[i] = strconv.Itoa(int(s))
+	}
+	return strings.Join(names, ", ")
+}
+
+// resolve turns the BMC's address into an IP address the egress policy allows, so that go-ipmi
+// sends to exactly the address that was checked.
+func (d IPMI) resolve(ctx context.Context, address string) (string, error) {
+	if ip, err := netip.ParseAddr(address); err == nil {
+		return ip.String(), d.Egress.Check(ip)
+	}
+	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", address)
+	if err != nil {
+		return "", fmt.Errorf("resolve the BMC address %s: %w", address, err)
+	}
+	var refusal error
+	for _, ip := range ips {
+		if refusal = d.Egress.Check(ip); refusal == nil {
+			return ip.Unmap().String(), nil
+		}
+	}
+	return "", refusal
 }
 
 // Internal classes of a failed session setup that send the driver on to the next cipher suite.

@@ -36,7 +36,10 @@ type fakeBMC struct {
 	landAfter      time.Duration // delay until a reset changes PowerState
 	obeysShutdown  bool          // the operating system honours GracefulShutdown
 	failEverything bool          // answer 500 to everything
+	brokenSessions bool          // the session service answers every login with 500
 	// state
+	requests       []string          // "METHOD /path" of every request
+	withAuth       int               // requests that carried an Authorization header
 	sessions       map[string]string // token -> session URI
 	sessionsMade   int
 	sessionsClosed int
@@ -112,6 +115,10 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 func (b *fakeBMC) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.requests = append(b.requests, r.Method+" "+strings.TrimSuffix(r.URL.Path, "/"))
+	if r.Header.Get("Authorization") != "" {
+		b.withAuth++
+	}
 	if b.failEverything {
 		redfishError(w, http.StatusInternalServerError, "InternalError", "The request failed due to an internal service error.")
 		return
@@ -129,6 +136,9 @@ func (b *fakeBMC) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			root["Links"] = map[string]any{"Sessions": map[string]string{"@odata.id": "/redfish/v1/SessionService/Sessions"}}
 		}
 		writeJSON(w, http.StatusOK, root)
+		return
+	case p == "/redfish/v1/SessionService/Sessions" && r.Method == http.MethodPost && b.brokenSessions:
+		redfishError(w, http.StatusInternalServerError, "InternalError", "The session service is not available.")
 		return
 	case p == "/redfish/v1/SessionService/Sessions" && r.Method == http.MethodPost && !b.noSessions:
 		var login struct{ UserName, Password string }
@@ -244,6 +254,13 @@ func (b *fakeBMC) authorized(r *http.Request) bool {
 	return false
 }
 
+// seen returns the requests the BMC got and how many carried an Authorization header.
+func (b *fakeBMC) seen() (requests []string, withAuth int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.requests), b.withAuth
+}
+
 func (b *fakeBMC) counts() (made, closed, basic, token int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -254,9 +271,10 @@ func redfishSecrets(password string) fakeSecrets {
 	return fakeSecrets{"bmc": {"username": []byte(redfishUser), "password": []byte(password)}}
 }
 
+// redfishSlot reaches a test BMC, which serves plain http on loopback unless it is a TLS server.
 func redfishSlot(endpoint string, timeout time.Duration) Slot {
 	return Slot{Timeout: timeout, Redfish: &infrav1.RedfishDriver{
-		Endpoint: endpoint, CredentialsSecretRef: &infrav1.SecretReference{Name: "bmc"},
+		Endpoint: endpoint, CredentialsSecretRef: &infrav1.SecretReference{Name: "bmc"}, AllowPlainHTTP: true,
 	}}
 }
 
@@ -381,23 +399,77 @@ func TestRedfishGracefulShutdown(t *testing.T) {
 	})
 }
 
-func TestRedfishBasicAuthFallback(t *testing.T) {
+func TestRedfishBasicAuth(t *testing.T) {
 	t.Parallel()
-	// Like sushy-tools: no SessionService in the service root.
+	ctx := context.Background()
+
+	t.Run("BMC without sessions", func(t *testing.T) {
+		// Like sushy-tools: no SessionService in the service root.
+		bmc := newFakeBMC(system("1", "On"))
+		bmc.noSessions = true
+		srv := httptest.NewServer(bmc)
+		defer srv.Close()
+		slot := redfishSlot(srv.URL, 5*time.Second)
+
+		_, err := Redfish{}.Status(ctx, request(ActionStatus, slot, redfishSecrets(redfishPassword)))
+		msg := wantClass(t, err, ClassConfig, redfishPassword)
+		if !strings.Contains(msg, "set allowBasicAuth") {
+			t.Fatalf("want the field to set named: %v", msg)
+		}
+		if requests, withAuth := bmc.seen(); withAuth != 0 || len(requests) != 1 {
+			t.Fatalf("without allowBasicAuth the BMC got %v, %d of them with credentials; want the service root alone", requests, withAuth)
+		}
+
+		slot.Redfish.AllowBasicAuth = true
+		st, err := Redfish{}.Status(ctx, request(ActionStatus, slot, redfishSecrets(redfishPassword)))
+		if err != nil || st != infrav1.PoweredOn {
+			t.Fatalf("status with allowBasicAuth: %v, %v", st, err)
+		}
+		if _, _, basic, _ := bmc.counts(); basic == 0 {
+			t.Fatal("basic auth was not used")
+		}
+		_, err = Redfish{}.Status(ctx, request(ActionStatus, slot, redfishSecrets("wrong-Pa55-basic")))
+		wantClass(t, err, ClassAuthFailed, "wrong-Pa55-basic", redfishPassword)
+	})
+
+	t.Run("session service failing", func(t *testing.T) {
+		bmc := newFakeBMC(system("1", "On"))
+		bmc.brokenSessions = true
+		srv := httptest.NewServer(bmc)
+		defer srv.Close()
+		slot := redfishSlot(srv.URL, 5*time.Second)
+
+		_, err := Redfish{}.Status(ctx, request(ActionStatus, slot, redfishSecrets(redfishPassword)))
+		msg := wantClass(t, err, ClassBMCError, redfishPassword)
+		if !strings.Contains(msg, "500") || !strings.Contains(msg, "allowBasicAuth") {
+			t.Fatalf("want the login failure and the field named: %v", msg)
+		}
+		if _, withAuth := bmc.seen(); withAuth != 0 {
+			t.Fatal("basic auth was used without allowBasicAuth")
+		}
+
+		slot.Redfish.AllowBasicAuth = true
+		if st, err := (Redfish{}).Status(ctx, request(ActionStatus, slot, redfishSecrets(redfishPassword))); err != nil || st != infrav1.PoweredOn {
+			t.Fatalf("status with allowBasicAuth: %v, %v", st, err)
+		}
+	})
+}
+
+func TestRedfishPlainHTTPNeedsAllowPlainHTTP(t *testing.T) {
+	t.Parallel()
 	bmc := newFakeBMC(system("1", "On"))
-	bmc.noSessions = true
 	srv := httptest.NewServer(bmc)
 	defer srv.Close()
-	st, err := Redfish{}.Status(context.Background(), request(ActionStatus, redfishSlot(srv.URL, 5*time.Second), redfishSecrets(redfishPassword)))
-	if err != nil || st != infrav1.PoweredOn {
-		t.Fatalf("status: %v, %v", st, err)
+	slot := redfishSlot(srv.URL, 5*time.Second)
+	slot.Redfish.AllowPlainHTTP = false
+	_, err := Redfish{}.Status(context.Background(), request(ActionStatus, slot, redfishSecrets(redfishPassword)))
+	msg := wantClass(t, err, ClassConfig, redfishPassword)
+	if !strings.Contains(msg, "plain http") || !strings.Contains(msg, "set allowPlainHTTP") {
+		t.Fatalf("want the plain http endpoint and the field named: %v", msg)
 	}
-	if _, _, basic, _ := bmc.counts(); basic == 0 {
-		t.Fatal("basic auth was not used")
+	if requests, _ := bmc.seen(); len(requests) != 0 {
+		t.Fatalf("the BMC got %v: nothing may be sent to a plain http endpoint without allowPlainHTTP", requests)
 	}
-
-	_, err = Redfish{}.Status(context.Background(), request(ActionStatus, redfishSlot(srv.URL, 5*time.Second), redfishSecrets("wrong-Pa55-basic")))
-	wantClass(t, err, ClassAuthFailed, "wrong-Pa55-basic", redfishPassword)
 }
 
 func TestRedfishFailures(t *testing.T) {

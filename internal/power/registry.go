@@ -3,10 +3,22 @@ package power
 // Registry maps driver names to drivers.
 type Registry map[string]Driver
 
+// Options configures the built-in drivers.
+type Options struct {
+	// Egress limits the addresses the drivers connect and send to; nil allows every address.
+	Egress *EgressPolicy
+}
+
 // Builtin returns the drivers that need nothing but their configuration: Wake-on-LAN, IPMI,
-// Redfish, SSH and HTTP. The Job driver needs a client and is added by whoever builds one.
+// Redfish, SSH and HTTP, with the zero Options. The Job driver needs a client and is added by
+// whoever builds one.
 func Builtin() []Driver {
-	return []Driver{WakeOnLAN{}, IPMI{}, Redfish{}, SSH{}, HTTP{}}
+	return BuiltinWith(Options{})
+}
+
+// BuiltinWith returns the drivers of Builtin configured by o.
+func BuiltinWith(o Options) []Driver {
+	return []Driver{WakeOnLAN{Egress: o.Egress}, IPMI{Egress: o.Egress}, Redfish{Egress: o.Egress}, SSH{Egress: o.Egress}, HTTP{Egress: o.Egress}}
 }
 
 // NewRegistry registers drivers by their names.

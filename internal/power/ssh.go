@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,8 +23,12 @@ const (
 )
 
 // SSH powers machines off by running a command over SSH. The machine's host key must be pinned
-// in the Node's spec; a machine presenting any other key is refused before anything is sent.
-type SSH struct{}
+// in the Machine's spec; a machine presenting any other key, or a key marked @revoked, is refused
+// before anything is sent.
+type SSH struct {
+	// Egress limits the addresses the driver connects to; nil allows every address.
+	Egress *EgressPolicy
+}
 
 // Name implements Driver.
 func (SSH) Name() string { return DriverSSH }
@@ -32,6 +37,12 @@ func (SSH) Name() string { return DriverSSH }
 // connection ends without an exit status (or the command is killed by a signal) after the
 // command started: a machine that powers off drops its SSH connections, and that is success.
 func (d SSH) Do(ctx context.Context, req Request) (Outcome, error) {
+	req, g := guard(DriverSSH, req)
+	out, err := d.do(ctx, req)
+	return g.outcome(out), g.err(err)
+}
+
+func (d SSH) do(ctx context.Context, req Request) (Outcome, error) {
 	if req.Action != ActionOff {
 		return Outcome{}, Errorf(DriverSSH, req.Action, ClassUnsupported, "ssh can only power a machine off")
 	}
@@ -59,7 +70,7 @@ func (d SSH) Do(ctx context.Context, req Request) (Outcome, error) {
 		}
 		return Outcome{}, Errorf(DriverSSH, req.Action, ClassConfig, "secret %s/%s key %q: %s", req.namespace(), cfg.KeySecretRef.Name, keyName, reason)
 	}
-	pinned, err := d.pinnedHostKeys(ctx, req)
+	pinned, revoked, err := d.pinnedHostKeys(ctx, req)
 	if err != nil {
 		return Outcome{}, err
 	}
@@ -83,20 +94,23 @@ func (d SSH) Do(ctx context.Context, req Request) (Outcome, error) {
 		Auth:              []ssh.AuthMethod{ssh.PublicKeys(signer)},
 		HostKeyAlgorithms: hostKeyAlgorithms(pinned),
 		HostKeyCallback: func(_ string, _ net.Addr, key ssh.PublicKey) error {
-			for _, p := range pinned {
-				if bytes.Equal(p.Marshal(), key.Marshal()) {
-					return nil
-				}
-			}
 			hostKeyMu.Lock()
 			defer hostKeyMu.Unlock()
-			hostKeyErr = fmt.Errorf("%s presented host key %s %s, which is not the pinned host key: refusing to connect (a reinstalled machine needs its new key pinned; otherwise something is in between)",
-				addr, key.Type(), ssh.FingerprintSHA256(key))
+			switch {
+			case containsKey(revoked, key):
+				hostKeyErr = fmt.Errorf("%s presented host key %s %s, which is marked @revoked: refusing to connect",
+					addr, key.Type(), ssh.FingerprintSHA256(key))
+			case containsKey(pinned, key):
+				return nil
+			default:
+				hostKeyErr = fmt.Errorf("%s presented host key %s %s, which is not the pinned host key: refusing to connect (a reinstalled machine needs its new key pinned; otherwise something is in between)",
+					addr, key.Type(), ssh.FingerprintSHA256(key))
+			}
 			return hostKeyErr
 		},
 	}
 
-	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+	conn, err := d.Egress.dialer().DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return Outcome{}, sshNetError(ctx, req.Action, addr, "connect", err)
 	}
@@ -163,39 +177,99 @@ func (SSH) Status(context.Context, Request) (infrav1.PowerState, error) {
 	return infrav1.PowerUnknown, Errorf(DriverSSH, ActionStatus, ClassUnsupported, "ssh cannot read the power state")
 }
 
-// pinnedHostKeys parses hostKey or the hostKeySecretRef's value: one or more public keys in
-// authorized_keys format, or lines as ssh-keyscan prints them (host name first).
-func (SSH) pinnedHostKeys(ctx context.Context, req Request) ([]ssh.PublicKey, error) {
+// pinnedHostKeys reads hostKey or the hostKeySecretRef's value (parseHostKeys says how). It
+// returns the keys to accept and the keys to refuse.
+func (SSH) pinnedHostKeys(ctx context.Context, req Request) (pinned, revoked []ssh.PublicKey, err error) {
 	cfg := req.Slot.SSH
 	text := []byte(cfg.HostKey)
 	source := "hostKey"
 	if ref := cfg.HostKeySecretRef; ref != nil {
-		v, err := secretValue(ctx, DriverSSH, req, ref.Name, ref.Key)
+		v, err := publicSecretValue(ctx, DriverSSH, req, ref.Name, ref.Key)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		text, source = v, fmt.Sprintf("secret %s/%s key %q", req.namespace(), ref.Name, ref.Key)
 	}
-	var keys []ssh.PublicKey
-	for _, line := range strings.Split(string(text), "\n") {
+	pinned, revoked, err = parseHostKeys(text)
+	if err != nil {
+		return nil, nil, Errorf(DriverSSH, req.Action, ClassConfig, "%s: %v", source, err)
+	}
+	return pinned, revoked, nil
+}
+
+// Host key refusals. None of them repeats any part of the text: a Secret that was meant to
+// hold a host key may hold a password instead.
+var (
+	errNoHostKey      = errors.New("no host key pinned: set hostKey or hostKeySecretRef (the machine's host key is never trusted on first use)")
+	errAllKeysRevoked = errors.New("every host key given is marked @revoked: pin the machine's current host key")
+)
+
+// parseHostKeys reads pinned host keys: one per line, in authorized_keys format ("ssh-ed25519
+// AAAA...") or as known_hosts and ssh-keyscan print them (host patterns first, which are not
+// checked: the keys are pinned for this one machine). Empty lines and # comments are skipped. A
+// known_hosts line marked @revoked names a key that is refused even where another line pins
+// it. @cert-authority lines are refused: the driver does not check host certificates, and
+// accepting a CA's key as if it were the host's would be wrong either way.
+func parseHostKeys(text []byte) (pinned, revoked []ssh.PublicKey, err error) {
+	for i, line := range strings.Split(string(text), "\n") {
 		line = strings.TrimSpace(line)
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		if key, _, _, _, err := ssh.ParseAuthorizedKey([]byte(line)); err == nil {
-			keys = append(keys, key)
-			continue
+		isRevoked := false
+		if strings.HasPrefix(line, "@") {
+			marker, rest := line, ""
+			if end := strings.IndexAny(line, " \t"); end >= 0 {
+				marker, rest = line[:end], line[end:]
+			}
+			switch marker {
+			case "@revoked":
+				isRevoked = true
+			case "@cert-authority":
+				return nil, nil, fmt.Errorf("line %d is a @cert-authority line: host certificates are not supported, pin the machine's host key itself", i+1)
+			default:
+				return nil, nil, fmt.Errorf("line %d starts with a marker other than @revoked or @cert-authority", i+1)
+			}
+			line = strings.TrimSpace(rest)
 		}
-		if _, _, key, _, _, err := ssh.ParseKnownHosts([]byte(line)); err == nil {
-			keys = append(keys, key)
-			continue
+		key, ok := parseHostKeyLine(line)
+		if !ok {
+			return nil, nil, fmt.Errorf("line %d is not a public key in authorized_keys or known_hosts format", i+1)
 		}
-		return nil, Errorf(DriverSSH, req.Action, ClassConfig, "%s: %q is not a public key in authorized_keys format", source, truncate(line, 40))
+		if isRevoked {
+			revoked = append(revoked, key)
+		} else {
+			pinned = append(pinned, key)
+		}
 	}
-	if len(keys) == 0 {
-		return nil, Errorf(DriverSSH, req.Action, ClassConfig, "no host key pinned: set hostKey or hostKeySecretRef (the machine's host key is never trusted on first use)")
+	pinned = slices.DeleteFunc(pinned, func(k ssh.PublicKey) bool { return containsKey(revoked, k) })
+	switch {
+	case len(pinned) > 0:
+		return pinned, revoked, nil
+	case len(revoked) > 0:
+		return nil, nil, errAllKeysRevoked
 	}
-	return keys, nil
+	return nil, nil, errNoHostKey
+}
+
+// parseHostKeyLine reads one key without a marker: in authorized_keys format, or after host
+// patterns as in known_hosts.
+func parseHostKeyLine(line string) (ssh.PublicKey, bool) {
+	if strings.HasPrefix(line, "@") {
+		return nil, false
+	}
+	if key, _, _, _, err := ssh.ParseAuthorizedKey([]byte(line)); err == nil {
+		return key, true
+	}
+	if marker, _, key, _, _, err := ssh.ParseKnownHosts([]byte(line)); err == nil && marker == "" {
+		return key, true
+	}
+	return nil, false
+}
+
+func containsKey(keys []ssh.PublicKey, key ssh.PublicKey) bool {
+	want := key.Marshal()
+	return slices.ContainsFunc(keys, func(k ssh.PublicKey) bool { return bytes.Equal(k.Marshal(), want) })
 }
 
 // hostKeyAlgorithms asks the server for exactly the kinds of key that are pinned: a server that

@@ -37,20 +37,22 @@ type sshd struct {
 }
 
 // sshRecordScript is the forced command. It appends the requested command to "received" and
-// acts on it: "fail..." exits 3 with a message, "drop..." kills its sshd session so the
-// connection drops without an exit status (what a machine powering off does), "hang..." never
-// answers within the tests' timeouts.
+// acts on it: "fail..." exits 3 with a message, "leak..." exits 3 printing the file "leak" next
+// to the script (a script that prints what it should not), "drop..." kills its sshd session so
+// the connection drops without an exit status (what a machine powering off does), "hang..."
+// never answers within the tests' timeouts.
 const sshRecordScript = `#!/bin/sh
 echo "$SSH_ORIGINAL_COMMAND" >> %q
 case "$SSH_ORIGINAL_COMMAND" in
   fail*) echo "sudo: a password is required" >&2; exit 3;;
+  leak*) cat "$(dirname "$0")/leak" >&2; exit 3;;
   drop*) kill -9 $PPID; exit 0;;
   hang*) sleep 5;;
 esac
 echo "ok: $SSH_ORIGINAL_COMMAND"
 `
 
-func newSSHKey(t *testing.T) (ssh.Signer, []byte, string) {
+func newSSHKey(t testing.TB) (ssh.Signer, []byte, string) {
 	t.Helper()
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -223,6 +225,16 @@ func TestSSHPowerOff(t *testing.T) {
 		}
 	})
 
+	t.Run("command that prints the private key", func(t *testing.T) {
+		writeFile(t, filepath.Join(s.dir, "leak"), "oops:\n"+string(s.clientKeyPEM), 0o600)
+		_, err := SSH{}.Do(ctx, request(ActionOff, s.slot("leak-poweroff"), s.secrets()))
+		lines := strings.Split(strings.TrimSpace(string(s.clientKeyPEM)), "\n")
+		msg := wantClass(t, err, ClassFailed, lines[1:len(lines)-1]...)
+		if !strings.Contains(msg, "status 3") || !strings.Contains(msg, "oops:") {
+			t.Fatalf("want the exit status and the command's output, blanked: %v", msg)
+		}
+	})
+
 	t.Run("command still running at the timeout", func(t *testing.T) {
 		slot := s.slot("hang-poweroff")
 		slot.Timeout = 1500 * time.Millisecond
@@ -268,6 +280,60 @@ func TestSSHRefusals(t *testing.T) {
 		wantClass(t, err, ClassAuthFailed, string(otherClient), strings.Split(string(otherClient), "\n")[1])
 	})
 
+	t.Run("host key Secret holding a password", func(t *testing.T) {
+		const password = "Zq9!xK7#vW2$pL4%"
+		slot := s.slot("")
+		slot.SSH.HostKey = ""
+		slot.SSH.HostKeySecretRef = &infrav1.SecretKeyReference{Name: "ssh-host", Key: "known_hosts"}
+		secrets := s.secrets()
+		for _, text := range []string{password, "@" + password, s.hostKey + "\n" + password + " " + password} {
+			secrets["ssh-host"] = map[string][]byte{"known_hosts": []byte(text)}
+			_, err := SSH{}.Do(ctx, request(ActionOff, slot, secrets))
+			msg := wantClass(t, err, ClassConfig, password)
+			for i := range len(password) - 2 {
+				noSecretIn(t, msg, password[i:i+3])
+			}
+			if !strings.Contains(msg, "is not a public key") && !strings.Contains(msg, "marker") {
+				t.Fatalf("want the line named as no key: %v", msg)
+			}
+		}
+	})
+
+	t.Run("revoked host key", func(t *testing.T) {
+		_, _, otherHost := newSSHKey(t)
+		slot := s.slot("")
+		slot.SSH.HostKey = ""
+		slot.SSH.HostKeySecretRef = &infrav1.SecretKeyReference{Name: "ssh-host", Key: "known_hosts"}
+		secrets := s.secrets()
+		hostPort := "[127.0.0.1]:" + strconv.Itoa(s.port)
+		for _, text := range []string{
+			// The machine's key pinned and revoked: revoked wins.
+			hostPort + " " + s.hostKey + "\n@revoked " + hostPort + " " + s.hostKey + "\n",
+			// Revoked without host patterns, another key pinned.
+			otherHost + "\n@revoked\t" + s.hostKey + "\n",
+			// Revoked alone.
+			"@revoked * " + s.hostKey + "\n",
+		} {
+			secrets["ssh-host"] = map[string][]byte{"known_hosts": []byte(text)}
+			_, err := SSH{}.Do(ctx, request(ActionOff, slot, secrets))
+			msg := wantClass(t, err, ClassConfig, string(s.clientKeyPEM))
+			if !strings.Contains(msg, "@revoked") {
+				t.Fatalf("want the revocation named: %v", msg)
+			}
+		}
+	})
+
+	t.Run("cert-authority line", func(t *testing.T) {
+		_, _, ca := newSSHKey(t)
+		slot := s.slot("")
+		slot.SSH.HostKey = s.hostKey + "\n@cert-authority *.lan " + ca
+		_, err := SSH{}.Do(ctx, request(ActionOff, slot, s.secrets()))
+		msg := wantClass(t, err, ClassConfig)
+		if !strings.Contains(msg, "line 2 is a @cert-authority line: host certificates are not supported") {
+			t.Fatalf("want the CA line refused by name: %v", msg)
+		}
+	})
+
 	t.Run("key that is not a key", func(t *testing.T) {
 		secrets := fakeSecrets{"ssh": {"ssh-privatekey": []byte("-----BEGIN OPENSSH PRIVATE KEY-----\nc2VjcmV0LWJ1dC1ub3QtYS1rZXk=\n-----END OPENSSH PRIVATE KEY-----\n")}}
 		_, err := SSH{}.Do(ctx, request(ActionOff, s.slot(""), secrets))
@@ -308,6 +374,37 @@ func TestSSHRefusals(t *testing.T) {
 		wantClass(t, err, ClassTimeout)
 		if took := time.Since(start); took > slot.Timeout+300*time.Millisecond {
 			t.Fatalf("a silent server held the call for %s, past the %s timeout", took, slot.Timeout)
+		}
+	})
+
+	t.Run("egress policy", func(t *testing.T) {
+		// A listener that records who connects: after the refused call, the first connection it
+		// accepts must be the test's own.
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = l.Close() }()
+		policy := DefaultEgressPolicy()
+		slot := s.slot("")
+		slot.SSH.Port = int32(l.Addr().(*net.TCPAddr).Port)
+		_, err = SSH{Egress: &policy}.Do(ctx, request(ActionOff, slot, s.secrets()))
+		msg := wantClass(t, err, ClassConfig, string(s.clientKeyPEM))
+		if !strings.Contains(msg, "refused by the manager's egress policy (deny=127.0.0.0/8)") {
+			t.Fatalf("want the egress policy named: %v", msg)
+		}
+		probe, err := net.Dial("tcp", l.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = probe.Close() }()
+		first, err := l.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = first.Close() }()
+		if first.RemoteAddr().String() != probe.LocalAddr().String() {
+			t.Fatalf("the listener's first connection came from %s, not from the test's probe: the driver connected", first.RemoteAddr())
 		}
 	})
 

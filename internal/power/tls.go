@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"net"
 	"net/http"
 	"time"
 
@@ -35,7 +34,7 @@ func tlsConfig(ctx context.Context, driver string, req Request, ref *infrav1.Con
 	var source string
 	switch {
 	case ref.SecretName != "":
-		v, err := secretValue(ctx, driver, req, ref.SecretName, key)
+		v, err := publicSecretValue(ctx, driver, req, ref.SecretName, key)
 		if err != nil {
 			return nil, err
 		}
@@ -62,11 +61,19 @@ func tlsConfig(ctx context.Context, driver string, req Request, ref *infrav1.Con
 
 // httpClient is a client for one driver call: a fresh transport (so that a CA bundle or
 // insecureSkipVerify of one Machine never leaks to another) that keeps no idle connections once the
-// call is over. Every request carries the call's context, which bounds it.
-func httpClient(cfg *tls.Config) *http.Client {
+// call is over. Every request carries the call's context, which bounds it. Every connection goes
+// through egress; with an active policy no proxy is used, since a proxy would connect where the
+// policy cannot look.
+func httpClient(cfg *tls.Config, egress *EgressPolicy) *http.Client {
+	dialer := egress.dialer()
+	dialer.KeepAlive = 30 * time.Second
+	proxy := http.ProxyFromEnvironment
+	if egress.active() {
+		proxy = nil
+	}
 	return &http.Client{Transport: &http.Transport{
-		Proxy:               http.ProxyFromEnvironment,
-		DialContext:         (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext,
+		Proxy:               proxy,
+		DialContext:         dialer.DialContext,
 		TLSClientConfig:     cfg,
 		TLSHandshakeTimeout: 10 * time.Second,
 		MaxIdleConns:        4,

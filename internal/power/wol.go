@@ -21,7 +21,10 @@ const (
 )
 
 // WakeOnLAN powers machines on with a magic packet. It cannot power off or read the power state.
-type WakeOnLAN struct{}
+type WakeOnLAN struct {
+	// Egress limits the addresses the driver sends to; nil allows every address.
+	Egress *EgressPolicy
+}
 
 // Name implements Driver.
 func (WakeOnLAN) Name() string { return DriverWakeOnLAN }
@@ -29,6 +32,12 @@ func (WakeOnLAN) Name() string { return DriverWakeOnLAN }
 // Do sends the magic packet for ActionOn. The outcome is Done once the packets are sent: whether
 // the machine wakes shows only when its Node registers.
 func (w WakeOnLAN) Do(ctx context.Context, req Request) (Outcome, error) {
+	req, g := guard(DriverWakeOnLAN, req)
+	out, err := w.do(ctx, req)
+	return g.outcome(out), g.err(err)
+}
+
+func (w WakeOnLAN) do(ctx context.Context, req Request) (Outcome, error) {
 	if req.Action != ActionOn {
 		return Outcome{}, Errorf(DriverWakeOnLAN, req.Action, ClassUnsupported, "Wake-on-LAN can only power a machine on")
 	}
@@ -59,6 +68,9 @@ func (w WakeOnLAN) Do(ctx context.Context, req Request) (Outcome, error) {
 	target, err := wolTarget(ctx, cfg)
 	if err != nil {
 		return Outcome{}, attribute(ctx, DriverWakeOnLAN, req.Action, err)
+	}
+	if err := w.Egress.Check(target.Addr()); err != nil {
+		return Outcome{}, attribute(ctx, DriverWakeOnLAN, req.Action, fmt.Errorf("send magic packet to %s: %w", target, err))
 	}
 	// An unconnected socket: a connected one would report the ICMP "port unreachable" a machine
 	// that is still off may cause, and that says nothing about whether the NIC saw the packet.

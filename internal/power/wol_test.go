@@ -6,6 +6,7 @@ import (
 	"net"
 	"os/exec"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -164,5 +165,25 @@ func TestWakeOnLANClosedPortStillSends(t *testing.T) {
 	out, err := WakeOnLAN{}.Do(context.Background(), request(ActionOn, wolSlot(freeUDPPort(t)), nil))
 	if err != nil || !out.Done {
 		t.Fatalf("Do: %+v, %v", out, err)
+	}
+}
+
+func TestWakeOnLANEgressPolicy(t *testing.T) {
+	t.Parallel()
+	c, port := wolListener(t)
+	policy := DefaultEgressPolicy()
+	_, err := WakeOnLAN{Egress: &policy}.Do(context.Background(), request(ActionOn, wolSlot(port), fakeSecrets{}))
+	msg := wantClass(t, err, ClassConfig)
+	if !strings.Contains(msg, "connecting to 127.0.0.1 is refused by the manager's egress policy (deny=127.0.0.0/8)") {
+		t.Fatalf("want the egress policy named: %v", msg)
+	}
+	nothingSent(t, c)
+
+	allowed, err := ParseEgressPolicy("default,allow=127.0.0.1/32")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (WakeOnLAN{Egress: &allowed}).Do(context.Background(), request(ActionOn, wolSlot(port), fakeSecrets{})); err != nil {
+		t.Fatal(err)
 	}
 }

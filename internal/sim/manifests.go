@@ -82,14 +82,18 @@ func (s *Sim) Objects() Objects {
 	return o
 }
 
+// maxCallTimeout is the API's bound on one driver call (bmc.timeout).
+const maxCallTimeout = time.Hour
+
 // bmc points the machine at its simulated BMC. The graceful shutdown window covers the longest
 // shutdown the simulator plays, so the driver sees the machine go off by itself and sends no
-// ForceOff; the call timeout leaves room for that window.
+// ForceOff; the call timeout leaves room for that window. Both stay within the API's bound on a
+// driver call (1h): a simulated shutdown longer than half of it ends in a ForceOff.
 func (s *Sim) bmc(m *Machine) *infrav1.BMC {
-	graceful := &metav1.Duration{Duration: s.cfg.ShutdownDelay + s.cfg.ShutdownJitter + gracefulMargin}
+	graceful := &metav1.Duration{Duration: min(s.cfg.ShutdownDelay+s.cfg.ShutdownJitter+gracefulMargin, maxCallTimeout/2)}
 	secret := &infrav1.SecretReference{Name: s.cfg.secretName(m.Index)}
 	endpoint := m.Endpoint()
-	b := &infrav1.BMC{Timeout: &metav1.Duration{Duration: max(30*time.Second, 2*graceful.Duration)}}
+	b := &infrav1.BMC{Timeout: &metav1.Duration{Duration: min(max(30*time.Second, 2*graceful.Duration), maxCallTimeout)}}
 	switch s.cfg.Protocol {
 	case ProtocolIPMI:
 		host, portText, _ := net.SplitHostPort(endpoint)

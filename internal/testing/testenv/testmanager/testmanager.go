@@ -33,6 +33,11 @@ func Options(namespace string) app.Options {
 	o.GRPCAddr, o.GRPCInsecure = "127.0.0.1:0", true
 	o.MetricsAddr, o.ProbeAddr = "0", "127.0.0.1:0"
 	o.SkipControllerNameValidation = true
+	// The simulated BMCs listen on the loopback address, which the drivers' default egress
+	// policy refuses.
+	if err := o.DriverEgress.Set("allow=127.0.0.1/32"); err != nil {
+		panic(err)
+	}
 	o.ShutdownTimeout = 10 * time.Second
 	return *o
 }
