@@ -21,22 +21,26 @@ const (
 	LabelGroup = "homelab-autoscaler.dev/group"
 	// LabelMachine is set on Nodes (and Jobs) to the name of the Machine.
 	LabelMachine = "homelab-autoscaler.dev/machine"
+	// LabelNamespace is a Node's opt-in: its kubelet sets it at registration
+	// (--node-labels=homelab-autoscaler.dev/namespace=NAMESPACE) and only the Machines of that
+	// namespace may then claim the Node. A Node without it is never adopted, so a Machine cannot
+	// take over a Node it was not meant for (another tenant's, the control plane's). The manager
+	// reads it and never writes it. With LabelGroup it names one Group, whose name alone may recur
+	// in other namespaces.
+	LabelNamespace = "homelab-autoscaler.dev/namespace"
+	// LabelCredentials is a Secret's opt-in: the power drivers use only Secrets labelled
+	// homelab-autoscaler.dev/credentials: "true", so a Machine cannot make the manager read (and
+	// send to an address of its choosing) any other Secret of its namespace, such as a
+	// ServiceAccount token or a TLS key.
+	LabelCredentials = "homelab-autoscaler.dev/credentials"
 	// LabelPowerAction is set on power Jobs to the action they perform ("on" or "off").
 	LabelPowerAction = "homelab-autoscaler.dev/power-action"
-	// AnnotationPowerOffByAutoscaler marks a power-off requested by cluster-autoscaler, which
-	// drains the node itself, so the controller does not drain it again. Its value is the Machine's
-	// metadata.generation that the request produced: a later spec change by anyone else makes it
-	// stale, and that power-off drains.
-	AnnotationPowerOffByAutoscaler = "homelab-autoscaler.dev/power-off-by-cluster-autoscaler"
-	// AnnotationSubstituted marks a power-off decided because the machine's boot timed out and
-	// another member was powered on in its place. Its value is "GENERATION/SUBSTITUTE": the
-	// machine generation the power-off created and the substitute's name.
-	AnnotationSubstituted = "homelab-autoscaler.dev/substituted"
 )
 
 // SecretReference names a Secret in the namespace of the object that refers to it. Credentials
 // are only ever read from Secrets at the moment they are used; the API has no field for an
-// inline password, key or token.
+// inline password, key or token. The Secret must opt in with the label
+// homelab-autoscaler.dev/credentials: "true".
 type SecretReference struct {
 	// Name of the Secret, in the same namespace.
 	// +kubebuilder:validation:MinLength=1

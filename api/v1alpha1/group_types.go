@@ -178,6 +178,71 @@ type GroupStatus struct {
 	// +listType=map
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// ScaleLedger is the serialization point of the writes that change which members are desired
+	// on (cluster-autoscaler's calls and the manager's repairs). It lives in status, which only the
+	// manager may write, so that whoever may edit a Group cannot forge or erase a decision.
+	// +optional
+	ScaleLedger *ScaleLedger `json:"scaleLedger,omitempty"`
+}
+
+// ScaleLedger lists the decisions on a group's members that may not be visible in every
+// replica's cache yet, and the power-offs decided through it. docs/cloudprovider.md explains it.
+type ScaleLedger struct {
+	// VisibleAt is a Machines resourceVersion (of the group's namespace) at or after which every
+	// pruned decision's changes are in a cache that has delivered it.
+	// +optional
+	VisibleAt string `json:"visibleAt,omitempty"`
+	// Ops are the decisions made but not yet known to be visible.
+	// +optional
+	// +kubebuilder:validation:MaxItems=1000
+	Ops []ScaleOperation `json:"ops,omitempty"`
+	// PowerOffs are the power-offs decided through the ledger that the manager does not drain:
+	// cluster-autoscaler drained the Node before it asked (DeleteNodes), or the machine never
+	// registered a Ready Node (a target decrease, a substitution). Each is kept until the
+	// machine's power-off has started.
+	// +optional
+	// +kubebuilder:validation:MaxItems=10000
+	PowerOffs []DecidedPowerOff `json:"powerOffs,omitempty"`
+}
+
+// ScaleOperation is one decided write: machines and the desired power state each gets.
+type ScaleOperation struct {
+	// ID names the decision in logs: the replica and a sequence number.
+	ID string `json:"id"`
+	// Method is the call or repair that decided it.
+	Method string `json:"method"`
+	// Deadline (Unix milliseconds) is when the deciding replica has surely given up applying it;
+	// after it, the next decision on the group applies what is missing.
+	Deadline int64 `json:"deadline"`
+	// Changes are the machines and their new desired power state.
+	Changes []ScaleChange `json:"changes"`
+}
+
+// ScaleChange sets one machine's desired power state.
+type ScaleChange struct {
+	// Name of the Machine.
+	Name string `json:"name"`
+	// Generation is the machine's metadata.generation the decision saw. A higher generation
+	// means its spec changed since, by this change or by someone else.
+	Generation int64 `json:"generation"`
+	// On is the desired power state.
+	On bool `json:"on"`
+	// SubstitutedBy, on a power-off, names the member powered on in this machine's place after
+	// its boot timed out.
+	// +optional
+	SubstitutedBy string `json:"substitutedBy,omitempty"`
+}
+
+// DecidedPowerOff is a power-off decided through the scale ledger.
+type DecidedPowerOff struct {
+	// Name of the Machine.
+	Name string `json:"name"`
+	// Generation is the machine generation the power-off creates (the one its spec.online write
+	// makes); a later spec change by anyone else is not covered.
+	Generation int64 `json:"generation"`
+	// SubstitutedBy names the member powered on in this machine's place, for a substitution.
+	// +optional
+	SubstitutedBy string `json:"substitutedBy,omitempty"`
 }
 
 // Group is a pool of machines that cluster-autoscaler scales as one node group.

@@ -73,6 +73,10 @@ type MachineSpec struct {
 
 	// ProviderID identifies the machine to cluster-autoscaler. Defaults to
 	// homelab://<namespace>/<name>; it is written onto the Node when that registers with none.
+	// It must start with homelab://<this Machine's namespace>/: the manager refuses any other
+	// (the Machine then claims no Node and its Stalled condition says why), so a Machine never
+	// names a Node of another namespace. The schema cannot check this, as validation rules do not
+	// see metadata.namespace.
 	// +optional
 	// +kubebuilder:validation:MaxLength=512
 	// +kubebuilder:validation:Pattern=`^[a-zA-Z][a-zA-Z0-9+.-]*://.+$`
@@ -405,7 +409,7 @@ type HTTPDriver struct {
 
 // JobDriver runs a Kubernetes Job, owned by the Machine, for each power attempt.
 type JobDriver struct {
-	// Image of the Job's container.
+	// Image of the Job's container. The manager runs only images its --job-images allows.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=1024
 	Image string `json:"image"`
@@ -438,10 +442,12 @@ type JobDriver struct {
 	// +kubebuilder:validation:MaxItems=16
 	VolumeMounts []corev1.VolumeMount `json:"volumeMounts,omitempty"`
 	// HostNetwork runs the pod in its node's network namespace, e.g. to send a Wake-on-LAN
-	// broadcast that would not leave a pod network.
+	// broadcast that would not leave a pod network. Only with the manager's
+	// --job-allow-host-network, and only in a namespace whose Pod Security level allows it.
 	// +optional
 	HostNetwork bool `json:"hostNetwork,omitempty"`
-	// ServiceAccountName the pod runs as.
+	// ServiceAccountName the pod runs as: the namespace's default unless the manager's
+	// --job-service-accounts lists it; its token is mounted only for a listed one.
 	// +optional
 	ServiceAccountName string `json:"serviceAccountName,omitempty"`
 	// NodeSelector of the pod.

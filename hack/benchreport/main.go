@@ -1,6 +1,8 @@
-// Command benchreport runs the fleet benchmark (internal/testing/perf) once per fleet size, each in a
-// process of its own, and writes docs/performance.md with its tables and SVG plots from the
-// results. `make bench` runs it; BENCH_SIZES and BENCH_REPS choose the sizes and repetitions.
+// Command benchreport runs the benchmarks of internal/testing/perf, each in a process of its own
+// (the fleet benchmark once per fleet size, the time-to-capacity and the observation benchmarks
+// once), and writes docs/performance.md with its tables and SVG plots from the results. `make
+// bench` runs it; BENCH_SIZES and BENCH_REPS choose the sizes and repetitions, BENCH_PARTS the
+// benchmarks. A part left out keeps its results from the last report's results.json.
 package main
 
 import (
@@ -13,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -33,6 +36,8 @@ func main() {
 	out := flag.String("out", "docs/performance.md", "The report.")
 	assets := flag.String("assets", "docs/performance", "Folder of the report's plots and raw results.")
 	from := flag.String("render", "", "Render the report again from this results.json instead of measuring.")
+	parts := flag.String("parts", envOr("BENCH_PARTS", strings.Join(allParts, ",")),
+		"Benchmarks to run, comma-separated: fleet, capacity, observation (env BENCH_PARTS); the others keep the last report's results.")
 	flag.Parse()
 	if *from != "" {
 		if err := render(*from, *out, *assets); err != nil {
@@ -41,14 +46,31 @@ func main() {
 		}
 		return
 	}
-	if err := run(*sizes, *reps, *out, *assets); err != nil {
+	if err := run(*sizes, *parts, *reps, *out, *assets); err != nil {
 		fmt.Fprintln(os.Stderr, "benchreport:", err)
 		os.Exit(1)
 	}
 }
 
-func run(sizeList string, reps int, out, assets string) error {
+// The benchmarks benchreport runs, by their name in -parts.
+const (
+	partFleet       = "fleet"
+	partCapacity    = "capacity"
+	partObservation = "observation"
+)
+
+var allParts = []string{partFleet, partCapacity, partObservation}
+
+func run(sizeList, partList string, reps int, out, assets string) error {
 	began := time.Now()
+	parts := map[string]bool{}
+	for _, p := range strings.Split(partList, ",") {
+		p = strings.TrimSpace(p)
+		if !slices.Contains(allParts, p) {
+			return fmt.Errorf("part %q: want one of %s", p, strings.Join(allParts, ", "))
+		}
+		parts[p] = true
+	}
 	var sizes []int
 	for _, s := range strings.Split(sizeList, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(strings.ReplaceAll(s, "_", "")))
@@ -60,8 +82,22 @@ func run(sizeList string, reps int, out, assets string) error {
 	if reps < 1 {
 		return errors.New("repetitions must be at least 1")
 	}
-	rep := &report{Machine: describeMachine(), Started: began.UTC(), Reps: reps}
-	fmt.Printf("benchmark: sizes %v, %d repetitions, on %s\n", sizes, reps, rep.Machine.summary())
+	rep := &report{}
+	if !parts[partFleet] || !parts[partCapacity] || !parts[partObservation] {
+		// The parts not run keep what the last report measured.
+		last := filepath.Join(assets, "results.json")
+		if data, err := os.ReadFile(last); err == nil {
+			if err := json.Unmarshal(data, rep); err != nil {
+				return fmt.Errorf("%s: %w", last, err)
+			}
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	if parts[partFleet] {
+		rep.Machine, rep.Started, rep.Reps, rep.Results, rep.Skipped = describeMachine(), began.UTC(), reps, nil, nil
+		fmt.Printf("benchmark: sizes %v, %d repetitions, on %s\n", sizes, reps, rep.Machine.summary())
+	}
 
 	tmp, err := os.MkdirTemp("", "benchreport-")
 	if err != nil {
@@ -77,34 +113,98 @@ func run(sizeList string, reps int, out, assets string) error {
 		return fmt.Errorf("building the benchmark: %w", err)
 	}
 
-	for _, size := range sizes {
-		if avail := memAvailableMiB(); avail > 0 && float64(size)*mibPerMachine+baseMiB > avail {
-			msg := fmt.Sprintf("%d machines left out: %.0f MiB of memory available, about %.0f MiB needed", size, avail, float64(size)*mibPerMachine+baseMiB)
-			fmt.Println("benchmark:", msg)
-			rep.Skipped = append(rep.Skipped, msg)
-			continue
+	if parts[partFleet] {
+		for _, size := range sizes {
+			if avail := memAvailableMiB(); avail > 0 && float64(size)*mibPerMachine+baseMiB > avail {
+				msg := fmt.Sprintf("%d machines left out: %.0f MiB of memory available, about %.0f MiB needed", size, avail, float64(size)*mibPerMachine+baseMiB)
+				fmt.Println("benchmark:", msg)
+				rep.Skipped = append(rep.Skipped, msg)
+				continue
+			}
+			fmt.Printf("benchmark: %d machines\n", size)
+			res, err := runSize(testBin, simBin, tmp, size, reps)
+			if err != nil {
+				msg := fmt.Sprintf("%d machines failed: %v", size, err)
+				fmt.Println("benchmark:", msg)
+				rep.Skipped = append(rep.Skipped, msg)
+				continue
+			}
+			rep.Results = append(rep.Results, *res)
+			fmt.Printf("benchmark: %d machines done in %s\n", size, res.Took.Round(time.Second))
 		}
-		fmt.Printf("benchmark: %d machines\n", size)
-		res, err := runSize(testBin, simBin, tmp, size, reps)
-		if err != nil {
-			msg := fmt.Sprintf("%d machines failed: %v", size, err)
-			fmt.Println("benchmark:", msg)
-			rep.Skipped = append(rep.Skipped, msg)
-			continue
-		}
-		rep.Results = append(rep.Results, *res)
-		fmt.Printf("benchmark: %d machines done in %s\n", size, res.Took.Round(time.Second))
+		rep.Took = time.Since(began)
+		rep.Machine.LoadAfter = loadAverage()
 	}
-	rep.Took = time.Since(began)
-	rep.Machine.LoadAfter = loadAverage()
+	failed := false
+	if parts[partCapacity] {
+		fmt.Println("benchmark: time to capacity with a machine that never boots")
+		pr := startPart()
+		res := &perf.Capacity{}
+		err := runBench(testBin, "BenchmarkCapacity", filepath.Join(tmp, "capacity.json"),
+			[]string{"BENCH_REPS=" + strconv.Itoa(reps), "BENCH_SIM=" + simBin}, res)
+		rep.Capacity, rep.CapacityRun = nil, pr.done(err)
+		if err == nil {
+			rep.Capacity = res
+		}
+		failed = failed || err != nil
+	}
+	if parts[partObservation] {
+		machines := envInt("BENCH_OBSERVE_MACHINES", 1000)
+		fmt.Printf("benchmark: observation at rest, %d machines\n", machines)
+		pr := startPart()
+		res := &perf.Observation{}
+		var err error
+		if avail := memAvailableMiB(); avail > 0 && float64(machines)*mibPerMachine+baseMiB > avail {
+			err = fmt.Errorf("%.0f MiB of memory available, about %.0f MiB needed for %d machines", avail, float64(machines)*mibPerMachine+baseMiB, machines)
+		} else {
+			err = runBench(testBin, "BenchmarkObservation", filepath.Join(tmp, "observation.json"), []string{"BENCH_SIM=" + simBin}, res)
+		}
+		rep.Observation, rep.ObservationRun = nil, pr.done(err)
+		if err == nil {
+			rep.Observation = res
+		}
+		failed = failed || err != nil
+	}
 	if err := rep.write(out, assets); err != nil {
 		return err
 	}
-	fmt.Printf("benchmark: wrote %s and %s/ after %s\n", out, assets, rep.Took.Round(time.Second))
-	if len(rep.Results) == 0 {
+	fmt.Printf("benchmark: wrote %s and %s/ after %s\n", out, assets, time.Since(began).Round(time.Second))
+	if parts[partFleet] && len(rep.Results) == 0 {
 		return errors.New("no fleet size was measured")
 	}
+	if failed {
+		return errors.New("a benchmark failed: see the report")
+	}
 	return nil
+}
+
+// partRun says when and where a benchmark other than the fleet's ran: a report may hold results
+// of different runs.
+type partRun struct {
+	Started    time.Time     `json:"started"`
+	Took       time.Duration `json:"took"`
+	Commit     string        `json:"commit"`
+	Dirty      bool          `json:"dirty"`
+	LoadBefore string        `json:"loadBefore"`
+	LoadAfter  string        `json:"loadAfter"`
+	// Failed says why the benchmark gave no result.
+	Failed string `json:"failed,omitempty"`
+}
+
+func startPart() *partRun {
+	m := describeMachine()
+	return &partRun{Started: time.Now().UTC(), Commit: m.Commit, Dirty: m.Dirty, LoadBefore: m.LoadBefore}
+}
+
+// done ends the part's run; err is its failure, printed and recorded.
+func (p *partRun) done(err error) *partRun {
+	p.Took, p.LoadAfter = time.Since(p.Started), loadAverage()
+	if err != nil {
+		fmt.Println("benchmark: failed:", err)
+		// The report keeps the first line; the benchmark's output was printed above.
+		p.Failed, _, _ = strings.Cut(err.Error(), "\n")
+	}
+	return p
 }
 
 // render writes the report from the results of an earlier run.
@@ -120,21 +220,29 @@ func render(from, out, assets string) error {
 	return rep.write(out, assets)
 }
 
-// runSize runs the benchmark at one size and reads its result.
+// runSize runs the fleet benchmark at one size and reads its result.
 func runSize(testBin, simBin, tmp string, size, reps int) (*perf.Result, error) {
-	file := filepath.Join(tmp, fmt.Sprintf("result-%d.json", size))
-	cmd := exec.Command(testBin, "-test.run=^$", "-test.bench=^BenchmarkFleet$", "-test.benchtime=1x", "-test.timeout=90m") //nolint:gosec // built above
+	res := &perf.Result{}
+	err := runBench(testBin, "BenchmarkFleet", filepath.Join(tmp, fmt.Sprintf("result-%d.json", size)),
+		[]string{"BENCH_SIZE=" + strconv.Itoa(size), "BENCH_REPS=" + strconv.Itoa(reps), "BENCH_SIM=" + simBin}, res)
+	return res, err
+}
+
+// runBench runs one benchmark of the package in a process of its own, with env added to this
+// process's environment, and reads the JSON it writes to file into res.
+func runBench(testBin, bench, file string, env []string, res any) error {
+	cmd := exec.Command(testBin, "-test.run=^$", "-test.bench=^"+bench+"$", "-test.benchtime=1x", "-test.timeout=90m") //nolint:gosec // built above
 	cmd.Dir = "internal/testing/perf"
-	cmd.Env = append(os.Environ(), "BENCH_OUT="+file, "BENCH_SIZE="+strconv.Itoa(size), "BENCH_REPS="+strconv.Itoa(reps), "BENCH_SIM="+simBin)
+	cmd.Env = append(append(os.Environ(), "BENCH_OUT="+file), env...)
 	// The benchmark prints its progress on stderr; the test framework's own lines (and a
 	// failure's logs) come on stdout.
 	cmd.Stderr = os.Stdout
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, err
+		return err
 	}
 	var tail []string
 	sc := bufio.NewScanner(stdout)
@@ -151,14 +259,16 @@ func runSize(testBin, simBin, tmp string, size, reps int) (*perf.Result, error) 
 		}
 	}
 	if err := cmd.Wait(); err != nil {
-		return nil, fmt.Errorf("%w; last output:\n%s", err, strings.Join(tail, "\n"))
+		return fmt.Errorf("%w; last output:\n%s", err, strings.Join(tail, "\n"))
 	}
 	data, err := os.ReadFile(file)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	res := &perf.Result{}
-	return res, json.Unmarshal(data, res)
+	if err := json.Unmarshal(data, res); err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	return nil
 }
 
 func command(name string, args ...string) *exec.Cmd {

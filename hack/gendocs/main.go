@@ -29,14 +29,14 @@ probe passes once the cache has synced and the gRPC server serves, on every repl
 not: every replica answers cluster-autoscaler, only the leader runs the controllers.
 
 How long a power-on, a power-off or a drain may take, and how many attempts it gets, is set per
-machine (` + "`bootTimeout`, `shutdownTimeout`, `maxAttempts`, `power.*.timeout`" + ` in the Node
-fields below): the API server fills in their defaults, so there are no manager flags for them.
+machine (` + "`bootTimeout`, `shutdownTimeout`, `maxAttempts`, `power.*.timeout`" + ` in the Machine
+and Group fields below, the Group's ` + "`machineDefaults`" + ` included), so there are no manager flags for them.
 
-Permissions: ` + "`config/rbac/role.yaml`" + ` (ClusterRole ` + "`homelab-autoscaler-manager`" + `, bound
-with a ClusterRoleBinding) holds what must be cluster-wide; ` + "`config/rbac/namespaced/role.yaml`" + `
-(ClusterRole ` + "`homelab-autoscaler-manager-namespaced`" + `) is bound with a RoleBinding in the
-watched namespace and in the leader election namespace, or with a ClusterRoleBinding when
-` + "`--namespace`" + ` is empty.
+Permissions: ` + "`config/rbac/role.yaml`" + ` holds the ClusterRole ` + "`homelab-autoscaler-manager`" + `
+(ClusterRoleBinding: Nodes, Pods to drain, token and access reviews) and the Role of the same name
+in the manager's namespace (its leader Lease by name, Events); ` + "`config/rbac/namespaced/role.yaml`" + `
+(ClusterRole ` + "`homelab-autoscaler-manager-namespaced`" + `) is bound by a RoleBinding in each
+` + "`--namespace`" + ` namespace, or by a ClusterRoleBinding when it is empty. See security.md.
 
 `
 

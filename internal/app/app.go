@@ -74,9 +74,13 @@ func setup(ctx context.Context, mgr ctrl.Manager, o Options) (*cloudprovider.Ser
 func addControllers(mgr ctrl.Manager, writer *optimistic.Writer, o Options, rotation machine.Rotation) error {
 	drivers := o.Drivers
 	if drivers == nil {
-		drivers = BuiltinDrivers(mgr, o.DriverEgress)
+		drivers = BuiltinDrivers(mgr, o.DriverEgress, o.JobPolicy)
 	} else if _, ok := drivers[power.DriverJob]; !ok {
-		drivers[power.DriverJob] = power.Instrument(power.JobDriver{Client: mgr.GetClient()}, nil)
+		drivers[power.DriverJob] = power.Instrument(power.JobDriver{Client: mgr.GetClient(), Policy: o.JobPolicy}, nil)
+	}
+	secrets := power.ClientSecrets{Reader: mgr.GetAPIReader(), ManagerNamespace: o.managerNamespace(), AllowManagerNamespace: o.AllowManagerNamespace}
+	if secrets.ManagerNamespace == "" {
+		mgr.GetLogger().Info("the manager's namespace is unknown (no POD_NAMESPACE, service account or --leader-election-namespace): the drivers may use Secrets of every watched namespace")
 	}
 	setups := []func(ctrl.Manager) error{
 		(&machine.Reconciler{
@@ -84,7 +88,7 @@ func addControllers(mgr ctrl.Manager, writer *optimistic.Writer, o Options, rota
 			APIReader:               mgr.GetAPIReader(),
 			Writer:                  writer,
 			Drivers:                 drivers,
-			Secrets:                 power.ClientSecrets{Reader: mgr.GetAPIReader()},
+			Secrets:                 secrets,
 			ConfigMaps:              power.ClientConfigMaps{Reader: mgr.GetAPIReader()},
 			Recorder:                mgr.GetEventRecorder("homelab-autoscaler"),
 			RetryBase:               o.PowerRetryBase,
@@ -109,9 +113,9 @@ func addControllers(mgr ctrl.Manager, writer *optimistic.Writer, o Options, rota
 }
 
 // BuiltinDrivers is the registry of every built-in power driver, each counted in the power
-// metrics, those that dial an address within the egress policy.
-func BuiltinDrivers(mgr ctrl.Manager, egress power.EgressPolicy) power.Registry {
-	all := append(power.BuiltinWith(power.Options{Egress: &egress}), power.JobDriver{Client: mgr.GetClient()})
+// metrics, those that dial an address within the egress policy, the Job driver within jobs.
+func BuiltinDrivers(mgr ctrl.Manager, egress power.EgressPolicy, jobs power.JobPolicy) power.Registry {
+	all := append(power.BuiltinWith(power.Options{Egress: &egress}), power.JobDriver{Client: mgr.GetClient(), Policy: jobs})
 	for i, d := range all {
 		all[i] = power.Instrument(d, nil)
 	}

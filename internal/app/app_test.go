@@ -1,8 +1,11 @@
 package app_test
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"flag"
 	"io"
 	"net"
@@ -10,6 +13,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -19,12 +23,14 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	authenticationv1 "k8s.io/api/authentication/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -47,35 +53,49 @@ func TestMain(m *testing.M) {
 }
 
 // TestManagerWithLeastPrivilege runs the manager as the command builds it (app.New), acting as a
-// ServiceAccount bound only to the generated roles: the cluster-wide one with a
-// ClusterRoleBinding, the namespaced one with a RoleBinding in the watched namespace. That the
-// cache syncs at all also shows the manager starts no cluster-wide informer of a namespaced kind
-// (it could not list it). It shows, in order: a replica that is not leading is ready and serves
-// gRPC; the metrics endpoint refuses anonymous (401) and unauthorized (403) scrapes and serves
-// an authorized one; once leading, a scale-up through gRPC powers a machine on through the HTTP
+// ServiceAccount bound only to the generated roles, as the default install binds them: the
+// cluster-wide ClusterRole with a ClusterRoleBinding, leader election's Role in the manager's own
+// namespace, and the namespaced ClusterRole with a RoleBinding in each of the two watched
+// namespaces (--namespace=a,b), which are not the manager's own. That the cache syncs at all also
+// shows the manager starts no cluster-wide informer of a namespaced kind (it could not list it).
+// It shows, in order: a replica that is not leading is ready and serves gRPC, with the Groups of
+// the watched namespaces and not the one in its own; the metrics endpoint refuses anonymous
+// (401) and unauthorized (403) scrapes and serves an authorized one; once leading (creating the
+// Lease, then renewing it by name), a scale-up through gRPC powers a machine on through the HTTP
 // driver (credentials from a Secret), the core Node sync patches the core Node, the Group's
-// status counts the machine Ready; a human's power-off cordons, drains (evicting a pod in another
-// namespace), switches the machine off and deletes its core Node; on stop the lease is released.
+// status counts the machine Ready; a scale-up in the other watched namespace runs a power Job
+// there; a human's power-off cordons, drains (evicting a pod in another namespace), switches the
+// machine off and deletes its core Node; on stop the lease is released.
 func TestManagerWithLeastPrivilege(t *testing.T) {
 	ctx := context.Background()
 	ns := createNamespace(t, "least-privilege")
+	machines := createNamespace(t, "least-privilege-machines")
+	lab := createNamespace(t, "least-privilege-lab")
 	admin := env.Client
 
-	// The manager's identity, bound to the two generated roles only.
+	// The manager's identity, bound to the generated roles only.
 	for _, f := range []string{"config/rbac/role.yaml", "config/rbac/namespaced/role.yaml"} {
-		applyClusterRole(t, f)
+		applyGeneratedRoles(t, f, ns)
 	}
 	managerCfg := serviceAccountConfig(t, ns, "manager")
+	managerSA := []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: "manager"}}
 	mustCreate(t, &rbacv1.ClusterRoleBinding{
 		ObjectMeta: metav1.ObjectMeta{Name: "least-privilege-manager"},
 		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "homelab-autoscaler-manager"},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: "manager"}},
+		Subjects:   managerSA,
 	})
 	mustCreate(t, &rbacv1.RoleBinding{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "manager"},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "homelab-autoscaler-manager-namespaced"},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: "manager"}},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "homelab-autoscaler-manager"},
+		Subjects:   managerSA,
 	})
+	for _, watched := range []string{machines, lab} {
+		mustCreate(t, &rbacv1.RoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Namespace: watched, Name: "manager"},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "homelab-autoscaler-manager-namespaced"},
+			Subjects:   managerSA,
+		})
+	}
 	// A scraper allowed to get /metrics, and an authenticated identity that is not.
 	scraperToken := serviceAccountConfig(t, ns, "scraper").BearerToken
 	strangerToken := serviceAccountConfig(t, ns, "stranger").BearerToken
@@ -93,15 +113,24 @@ func TestManagerWithLeastPrivilege(t *testing.T) {
 	plug := &plug{}
 	plugSrv := httptest.NewServer(plug)
 	t.Cleanup(plugSrv.Close)
-	mustCreate(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "plug"}, StringData: map[string]string{"Authorization": "Bearer plug-token"}})
-	mustCreate(t, &infrav1.Group{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "workers"}})
+	mustCreate(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: machines, Name: "plug", Labels: map[string]string{infrav1.LabelCredentials: "true"}},
+		StringData: map[string]string{"Authorization": "Bearer plug-token"}})
+	mustCreate(t, &infrav1.Group{ObjectMeta: metav1.ObjectMeta{Namespace: machines, Name: "workers"}})
 	httpAction := func(turn string) *infrav1.PowerDriver {
 		return &infrav1.PowerDriver{HTTP: &infrav1.HTTPDriver{URL: plugSrv.URL + "/relay?turn=" + turn, HeadersSecretRef: &infrav1.SecretReference{Name: "plug"}}}
 	}
-	mustCreate(t, &infrav1.Machine{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "lp-1"}, Spec: infrav1.MachineSpec{
+	mustCreate(t, &infrav1.Machine{ObjectMeta: metav1.ObjectMeta{Namespace: machines, Name: "lp-1"}, Spec: infrav1.MachineSpec{
 		Group: "workers", Online: false,
 		Power: &infrav1.PowerSpec{Start: httpAction("on"), Stop: httpAction("off")},
 	}})
+	// The other watched namespace: a machine powered by Jobs.
+	mustCreate(t, &infrav1.Group{ObjectMeta: metav1.ObjectMeta{Namespace: lab, Name: "lab"}})
+	jobAction := &infrav1.PowerDriver{Job: &infrav1.JobDriver{Image: "busybox", Command: []string{"true"}}}
+	mustCreate(t, &infrav1.Machine{ObjectMeta: metav1.ObjectMeta{Namespace: lab, Name: "lp-job"}, Spec: infrav1.MachineSpec{
+		Group: "lab", Online: false, Power: &infrav1.PowerSpec{Start: jobAction, Stop: jobAction},
+	}})
+	// The manager's own namespace is not watched: this Group is none of its business.
+	mustCreate(t, &infrav1.Group{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "unwatched"}})
 
 	// Another replica leads, for as long as this lease says.
 	lease := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: app.DefaultLeaderElectionID}, Spec: coordinationv1.LeaseSpec{
@@ -111,6 +140,10 @@ func TestManagerWithLeastPrivilege(t *testing.T) {
 	mustCreate(t, lease)
 
 	o := options(t, ns)
+	o.Namespace = machines + "," + lab
+	if err := o.JobPolicy.Images.Set("busybox"); err != nil {
+		t.Fatal(err)
+	}
 	ctrl.SetLogger(logr.FromSlogHandler(testenv.TestLogger(t, "manager").Handler()))
 	began := time.Now()
 	_, addr, stop := testmanager.Start(t, managerCfg, o)
@@ -127,8 +160,16 @@ func TestManagerWithLeastPrivilege(t *testing.T) {
 	defer func() { _ = conn.Close() }()
 	ca := pb.NewCloudProviderClient(conn)
 	groups, err := ca.NodeGroups(ctx, &pb.NodeGroupsRequest{})
-	if err != nil || len(groups.GetNodeGroups()) != 1 || groups.GetNodeGroups()[0].GetId() != cloudprovider.GroupID(ns, "workers") {
-		t.Fatalf("NodeGroups = %v, %v; want the one group", groups, err)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, g := range groups.GetNodeGroups() {
+		ids = append(ids, g.GetId())
+	}
+	slices.Sort(ids)
+	if want := []string{cloudprovider.GroupID(lab, "lab"), cloudprovider.GroupID(machines, "workers")}; !slices.Equal(ids, want) {
+		t.Fatalf("NodeGroups = %v; want the watched namespaces' groups %v", ids, want)
 	}
 	if holder := leaseHolder(t, ns); holder != "another-replica" {
 		t.Fatalf("the lease changed hands (%q) before the checks of a replica that is not leading ended", holder)
@@ -156,20 +197,29 @@ func TestManagerWithLeastPrivilege(t *testing.T) {
 		t.Fatal(err)
 	}
 	lead := testenv.Eventually(t, 30*time.Second, "the manager to take the lease", func() bool { return leaseHolder(t, ns) != "" })
-	if _, err := ca.NodeGroupIncreaseSize(ctx, &pb.NodeGroupIncreaseSizeRequest{Id: cloudprovider.GroupID(ns, "workers"), Delta: 1}); err != nil {
+	if _, err := ca.NodeGroupIncreaseSize(ctx, &pb.NodeGroupIncreaseSizeRequest{Id: cloudprovider.GroupID(machines, "workers"), Delta: 1}); err != nil {
 		t.Fatal(err)
 	}
 	testenv.Eventually(t, 30*time.Second, "the plug to be switched on with the Secret's token", func() bool { return plug.saw("on") })
-	registerCoreNode(t, "lp-1") // the machine boots and its kubelet registers
+	registerCoreNode(t, machines, "lp-1") // the machine boots and its kubelet registers
 	setCoreNodeReady(t, "lp-1", true)
 	testenv.Eventually(t, 30*time.Second, "the Group to count the machine Ready", func() bool {
 		g := &infrav1.Group{}
-		return admin.Get(ctx, client.ObjectKey{Namespace: ns, Name: "workers"}, g) == nil && g.Status.Ready == 1
+		return admin.Get(ctx, client.ObjectKey{Namespace: machines, Name: "workers"}, g) == nil && g.Status.Ready == 1
 	})
 	core := &corev1.Node{}
-	if err := admin.Get(ctx, client.ObjectKey{Name: "lp-1"}, core); err != nil || core.Spec.ProviderID != "homelab://"+ns+"/lp-1" {
+	if err := admin.Get(ctx, client.ObjectKey{Name: "lp-1"}, core); err != nil || core.Spec.ProviderID != "homelab://"+machines+"/lp-1" {
 		t.Fatalf("core Node providerID %q (%v): the core Node sync did not patch it", core.Spec.ProviderID, err)
 	}
+	if _, err := ca.NodeGroupIncreaseSize(ctx, &pb.NodeGroupIncreaseSizeRequest{Id: cloudprovider.GroupID(lab, "lab"), Delta: 1}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 30*time.Second, "the power-on Job in the other watched namespace", func() bool {
+		jobs := &batchv1.JobList{}
+		return admin.List(ctx, jobs, client.InNamespace(lab), client.MatchingLabels{
+			infrav1.LabelMachine: "lp-job", infrav1.LabelPowerAction: "on",
+		}) == nil && len(jobs.Items) > 0
+	})
 
 	// A human powers the machine off: the manager cordons and drains it (evicting a pod of
 	// another namespace), switches the plug off, sees the core Node go NotReady and deletes it.
@@ -178,7 +228,7 @@ func TestManagerWithLeastPrivilege(t *testing.T) {
 		NodeName: "lp-1", Containers: []corev1.Container{{Name: "app", Image: "busybox"}},
 	}}
 	mustCreate(t, pod)
-	if _, err := optimistic.Update(ctx, testWriter(t), &infrav1.Machine{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "lp-1"}}, func(n *infrav1.Machine) error {
+	if _, err := optimistic.Update(ctx, testWriter(t), &infrav1.Machine{ObjectMeta: metav1.ObjectMeta{Namespace: machines, Name: "lp-1"}}, func(n *infrav1.Machine) error {
 		n.Spec.Online = false
 		return nil
 	}); err != nil {
@@ -270,8 +320,9 @@ func mustCreate(t *testing.T, obj client.Object) {
 	}
 }
 
-// applyClusterRole creates the ClusterRole in a generated manifest of the repository.
-func applyClusterRole(t *testing.T, rel string) {
+// applyGeneratedRoles creates the ClusterRoles and Roles of a generated manifest of the
+// repository, a Role in ns (the manager's own namespace) whatever namespace the file names.
+func applyGeneratedRoles(t *testing.T, rel, ns string) {
 	t.Helper()
 	root, err := testenv.RepoRoot()
 	if err != nil {
@@ -281,11 +332,38 @@ func applyClusterRole(t *testing.T, rel string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	role := &rbacv1.ClusterRole{}
-	if err := yaml.UnmarshalStrict(data, role); err != nil {
-		t.Fatalf("%s: %v", rel, err)
+	docs := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+	for {
+		doc, err := docs.Read()
+		if errors.Is(err, io.EOF) {
+			return
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", rel, err)
+		}
+		var kind struct{ Kind string }
+		if err := yaml.Unmarshal(doc, &kind); err != nil {
+			t.Fatalf("%s: %v", rel, err)
+		}
+		var obj client.Object
+		switch kind.Kind {
+		case "":
+			continue // the empty document before the first ---
+		case "ClusterRole":
+			obj = &rbacv1.ClusterRole{}
+		case "Role":
+			obj = &rbacv1.Role{}
+		default:
+			t.Fatalf("%s: unexpected %s", rel, kind.Kind)
+		}
+		if err := yaml.UnmarshalStrict(doc, obj); err != nil {
+			t.Fatalf("%s: %v", rel, err)
+		}
+		if _, ok := obj.(*rbacv1.Role); ok {
+			obj.SetNamespace(ns)
+		}
+		mustCreate(t, obj)
 	}
-	mustCreate(t, role)
 }
 
 // serviceAccountConfig creates a ServiceAccount and returns a client configuration that
@@ -315,10 +393,11 @@ func leaseHolder(t *testing.T, ns string) string {
 	return ptr.Deref(l.Spec.HolderIdentity, "")
 }
 
-// registerCoreNode plays a kubelet registering its core Node (without a providerID).
-func registerCoreNode(t *testing.T, name string) {
+// registerCoreNode plays a kubelet registering its core Node (without a providerID), opted in to
+// the machines of namespace ns.
+func registerCoreNode(t *testing.T, ns, name string) {
 	t.Helper()
-	mustCreate(t, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}})
+	mustCreate(t, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{infrav1.LabelNamespace: ns}}})
 }
 
 // setCoreNodeReady plays the kubelet's status update.
@@ -406,6 +485,9 @@ func TestOptionsValidate(t *testing.T) {
 		"renew deadline not longer than retry": func(o *app.Options) { o.LeaderElect, o.LeaderElectRetryPeriod = true, 10*time.Second },
 		"zero shutdown timeout":                func(o *app.Options) { o.ShutdownTimeout = 0 },
 		"write retry cap below base":           func(o *app.Options) { o.WriteRetryBackoff.Cap = time.Millisecond },
+		"namespace not a name":                 func(o *app.Options) { o.Namespace = "machines,Lab" },
+		"namespace list with a blank":          func(o *app.Options) { o.Namespace = "machines,,lab" },
+		"namespace named twice":                func(o *app.Options) { o.Namespace = "machines,lab,machines" },
 	} {
 		o := *defaults
 		mutate(&o)

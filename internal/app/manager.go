@@ -78,10 +78,11 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (*Manager, error) {
 	return &Manager{Manager: mgr, GRPC: srv}, nil
 }
 
-// cacheOptions keeps the informers to what the controllers need: the project's kinds (in
-// namespace, when set), the Jobs the manager launched (not every Job), and core Nodes, the only
-// cluster-scoped kind. Pods of a node being drained are listed from the API, never cached.
-func cacheOptions(namespace string) cache.Options {
+// cacheOptions keeps the informers to what the controllers need: the project's kinds (in the
+// watched namespaces, when set), the Jobs the manager launched (not every Job), and core Nodes,
+// the only cluster-scoped kind. Pods of a node being drained are listed from the API, never
+// cached. Validate has checked namespaces.
+func cacheOptions(namespaces string) cache.Options {
 	powerJobs, err := labels.NewRequirement(infrav1.LabelPowerAction, selection.Exists, nil)
 	if err != nil {
 		panic(err) // a constant label key
@@ -91,8 +92,12 @@ func cacheOptions(namespace string) cache.Options {
 			&batchv1.Job{}: {Label: labels.NewSelector().Add(*powerJobs)},
 		},
 	}
-	if namespace != "" {
-		o.DefaultNamespaces = map[string]cache.Config{namespace: {}}
+	names, _ := watchedNamespaces(namespaces)
+	if len(names) > 0 {
+		o.DefaultNamespaces = make(map[string]cache.Config, len(names))
+		for _, n := range names {
+			o.DefaultNamespaces[n] = cache.Config{}
+		}
 	}
 	return o
 }

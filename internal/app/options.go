@@ -43,6 +43,8 @@ type Options struct {
 	PowerOnBurst             int
 	MaxBooting               int
 	DriverEgress             power.EgressPolicy
+	JobPolicy                power.JobPolicy
+	AllowManagerNamespace    bool
 	GRPCAddr                 string
 	GRPCTLS                  cloudprovider.TLSFiles
 	GRPCInsecure             bool
@@ -51,6 +53,10 @@ type Options struct {
 	GRPCMaxConcurrentStreams uint
 	GRPCHandshakeTimeout     time.Duration
 
+	// ManagerNamespace is the namespace whose Secrets the drivers refuse (unless
+	// AllowManagerNamespace); empty is the manager's own: $POD_NAMESPACE, else the pod's
+	// service account namespace, else --leader-election-namespace.
+	ManagerNamespace string
 	// Logger is the manager's logger, its controllers' and gRPC server's included (default
 	// ctrl.Log): a test running several managers tells their logs apart, or reads one's.
 	Logger logr.Logger
@@ -136,6 +142,14 @@ func BindFlags(fs *flag.FlagSet) (*Options, *zap.Options) {
 	fs.IntVar(&o.PowerOnBurst, "power-on-burst", DefaultPowerOnBurst, "Power-on commands that may go at once after a quiet period, within --power-on-rate.")
 	fs.Var(&o.DriverEgress, "driver-egress",
 		"Adds to the addresses the http, redfish, ipmi, ssh and wakeOnLAN drivers may reach: comma-separated allow=PREFIX and deny=PREFIX items (the flag may repeat); the longest matching prefix decides, deny wins a tie, an address nothing matches is allowed. The built-in denials refuse link-local addresses (the cloud metadata service 169.254.169.254 among them), loopback and the unspecified addresses; e.g. allow=127.0.0.1/32 lets one loopback address through.")
+	fs.Var(&o.JobPolicy.Images, power.FlagJobImages,
+		"Images the job driver may run, a comma-separated `list` (the flag may repeat): an item ending in /, : or @ allows what starts with it (registry.example/power-scripts/, docker.io/library/busybox:), any other a repository with its tags, digests and sub-repositories; busybox:1.37 reads as docker.io/library/busybox:1.37. Empty refuses every image.")
+	fs.Var(&o.JobPolicy.ServiceAccounts, power.FlagJobServiceAccounts,
+		"ServiceAccounts the job driver's pods may run as, with their token mounted, a comma-separated `list` of NAME (any namespace) or NAMESPACE/NAME; others are refused, and a pod of the namespace's default ServiceAccount gets no token unless default is listed.")
+	fs.BoolVar(&o.JobPolicy.AllowHostNetwork, power.FlagJobAllowHostNetwork, false,
+		"Let the job driver's pods use their node's network (hostNetwork), which namespaces enforcing the baseline or restricted Pod Security level refuse.")
+	fs.BoolVar(&o.AllowManagerNamespace, power.FlagAllowManagerNamespaceSecret, false,
+		"Let the drivers use Secrets of the manager's own namespace (labelled homelab-autoscaler.dev/credentials=true like any other).")
 	fs.IntVar(&o.MaxBooting, "max-booting", 0,
 		"Most machines booting at once (from the power-on command until the Node is Ready or the boot timeout passes); 0 is no limit.")
 
@@ -156,6 +170,14 @@ func BindFlags(fs *flag.FlagSet) (*Options, *zap.Options) {
 	zo := &zap.Options{}
 	zo.BindFlags(fs)
 	return o, zo
+}
+
+// managerNamespace is ManagerNamespace, else the namespace the manager runs in.
+func (o *Options) managerNamespace() string {
+	if o.ManagerNamespace != "" {
+		return o.ManagerNamespace
+	}
+	return power.ManagerNamespace(o.LeaderElectionNamespace)
 }
 
 // Validate reports settings that cannot work together. (The gRPC transport's files and address

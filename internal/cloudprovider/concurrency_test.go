@@ -2,7 +2,6 @@ package cloudprovider_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sync"
 	"testing"
@@ -13,7 +12,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
-	"github.com/homelab-autoscaler/homelab-autoscaler/internal/cloudprovider"
 	pb "github.com/homelab-autoscaler/homelab-autoscaler/internal/cloudprovider/externalgrpc"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/optimistic"
 )
@@ -199,19 +197,15 @@ func TestLedgerAcrossReplicas(t *testing.T) {
 	r.sync(t, ns)
 
 	now := time.Now()
-	l := map[string]any{"ops": []map[string]any{
-		{"id": "dead-replica-1", "method": "NodeGroupIncreaseSize", "deadline": now.Add(-time.Minute).UnixMilli(),
-			"changes": []map[string]any{{"name": ms[0].Name, "generation": ms[0].Generation, "on": true}}},
-		{"id": "busy-replica-7", "method": "NodeGroupIncreaseSize", "deadline": now.Add(time.Hour).UnixMilli(),
-			"changes": []map[string]any{{"name": ms[1].Name, "generation": ms[1].Generation, "on": true}}},
+	l := &infrav1.ScaleLedger{Ops: []infrav1.ScaleOperation{
+		{ID: "dead-replica-1", Method: "NodeGroupIncreaseSize", Deadline: now.Add(-time.Minute).UnixMilli(),
+			Changes: []infrav1.ScaleChange{{Name: ms[0].Name, Generation: ms[0].Generation, On: true}}},
+		{ID: "busy-replica-7", Method: "NodeGroupIncreaseSize", Deadline: now.Add(time.Hour).UnixMilli(),
+			Changes: []infrav1.ScaleChange{{Name: ms[1].Name, Generation: ms[1].Generation, On: true}}},
 	}}
-	raw, err := json.Marshal(l)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := optimistic.Update(context.Background(), testWriter, &infrav1.Group{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: g.Name}},
+	if _, err := optimistic.UpdateStatus(context.Background(), testWriter, &infrav1.Group{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: g.Name}},
 		func(g *infrav1.Group) error {
-			g.Annotations = map[string]string{cloudprovider.AnnotationLedger: string(raw)}
+			g.Status.ScaleLedger = l
 			return nil
 		}); err != nil {
 		t.Fatal(err)

@@ -67,7 +67,7 @@ func (fx *fuzzFleet) versions(t *testing.T) map[string]string {
 	return out
 }
 
-// reset puts every machine's spec.online and power-off mark back as created, after a granted
+// reset puts every machine's spec.online back as created, after a granted
 // write, so that each input starts from the same fleet. An unchanged machine is not written.
 func (fx *fuzzFleet) reset(t *testing.T) {
 	t.Helper()
@@ -76,7 +76,6 @@ func (fx *fuzzFleet) reset(t *testing.T) {
 		key.Namespace, key.Name = want.Namespace, want.Name
 		if _, err := optimistic.Update(context.Background(), testWriter, key, func(n *infrav1.Machine) error {
 			n.Spec.Online = want.Spec.Online
-			delete(n.Annotations, infrav1.AnnotationPowerOffByAutoscaler)
 			return nil
 		}); err != nil {
 			t.Fatal(err)

@@ -84,8 +84,27 @@ func (s *Server) NodeGroupTargetSize(ctx context.Context, req *pb.NodeGroupTarge
 	if err != nil {
 		return nil, err
 	}
-	t := s.fleet.count(types.NamespacedName{Namespace: g.Namespace, Name: g.Name})
-	return &pb.NodeGroupTargetSizeResponse{TargetSize: t.on}, nil
+	key := types.NamespacedName{Namespace: g.Namespace, Name: g.Name}
+	l := readLedger(g)
+	if len(l.Ops) == 0 {
+		return &pb.NodeGroupTargetSizeResponse{TargetSize: s.fleet.count(key).on}, nil
+	}
+	// A decision being applied counts at once: a substitution writes one machine off and another
+	// on, and cluster-autoscaler must never see the target step down or up in between.
+	_, target := s.fleet.targetWith(key, unapplied(l, s.fleet, key.Namespace))
+	return &pb.NodeGroupTargetSizeResponse{TargetSize: int32(target)}, nil //nolint:gosec // at most the members
+}
+
+// unapplied returns the ledger's changes whose machine the cache still shows at the generation
+// the decision saw: an applied change (or one someone superseded) is in the cache's count already.
+func unapplied(l ledger, f *fleet, ns string) map[string]ledgerChange {
+	out := map[string]ledgerChange{}
+	for name, c := range l.pending() {
+		if m := f.machine(types.NamespacedName{Namespace: ns, Name: name}); m != nil && m.Generation == c.Generation {
+			out[name] = c
+		}
+	}
+	return out
 }
 
 // NodeGroupForNode finds the machine by providerID, then by name; anything that is not a

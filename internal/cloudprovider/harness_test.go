@@ -268,12 +268,14 @@ func setDesired(t testing.TB, m *infrav1.Machine, online bool) {
 	}
 }
 
-// registerCore plays a kubelet registering the machine's Node with its providerID.
+// registerCore plays a kubelet registering the machine's Node with its providerID and the label
+// that opts it in to the machines of its namespace.
 func registerCore(t testing.TB, m *infrav1.Machine, ready bool, mutate ...func(*corev1.Node)) *corev1.Node {
 	t.Helper()
 	core := &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{Name: m.KubernetesNodeNameOrDefault(), Labels: map[string]string{
-			corev1.LabelHostname: m.KubernetesNodeNameOrDefault(), infrav1.LabelGroup: m.Spec.Group, infrav1.LabelMachine: m.Name,
+			corev1.LabelHostname: m.KubernetesNodeNameOrDefault(), infrav1.LabelNamespace: m.Namespace,
+			infrav1.LabelGroup: m.Spec.Group, infrav1.LabelMachine: m.Name,
 		}},
 		Spec: corev1.NodeSpec{ProviderID: m.ProviderIDOrDefault()},
 	}
@@ -352,7 +354,7 @@ func expectCode(t testing.TB, err error, want codes.Code) {
 // node is a node as cluster-autoscaler sends it for a machine.
 func node(m *infrav1.Machine) *pb.ExternalGrpcNode {
 	return &pb.ExternalGrpcNode{ProviderID: m.ProviderIDOrDefault(), Name: m.KubernetesNodeNameOrDefault(),
-		Labels: map[string]string{infrav1.LabelGroup: m.Spec.Group}}
+		Labels: map[string]string{infrav1.LabelNamespace: m.Namespace, infrav1.LabelGroup: m.Spec.Group}}
 }
 
 // fakeNode is cluster-autoscaler's stand-in for an instance without a registered node.

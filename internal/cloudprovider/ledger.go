@@ -1,93 +1,75 @@
 package cloudprovider
 
 import (
-	"encoding/json"
-	"fmt"
 	"time"
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
 )
 
-// AnnotationLedger holds a Group's scale ledger: the write operations decided on the group
-// whose machine changes may not be visible in every replica's cache yet. It is an annotation,
-// not a spec field, because a spec change would bump the Group's generation and make the
-// lifecycle controller revisit every member on every scale call.
-const AnnotationLedger = "homelab-autoscaler.dev/scale-ledger"
-
-// ledger is the serialization point of a group's write RPCs. Deciding a write means rewriting
-// the ledger with a resourceVersion precondition, so decisions on one group are totally
-// ordered across replicas; each decision sees every earlier one, either as an operation still
-// listed here or, once pruned, through VisibleAt.
-type ledger struct {
-	// VisibleAt is a machines' resourceVersion (of the group's namespace) at or after which
-	// every pruned operation's changes are in a cache that has delivered it.
-	VisibleAt string `json:"visibleAt,omitempty"`
-	// Ops are the operations decided but not yet known to be visible.
-	Ops []ledgerOp `json:"ops,omitempty"`
-}
+// ledger is the serialization point of a group's writes (status.scaleLedger of the Group).
+// Deciding a write means rewriting the ledger with a resourceVersion precondition, so decisions
+// on one group are totally ordered across replicas; each decision sees every earlier one, either
+// as an operation still listed here or, once pruned, through VisibleAt. It lives in the Group's
+// status: a spec field would bump the Group's generation (and make the lifecycle controller
+// revisit every member on every scale call), and an annotation could be edited by whoever may
+// edit the Group.
+type ledger infrav1.ScaleLedger
 
 // ledgerOp is one decided write: a set of machines and the power state each must get.
-type ledgerOp struct {
-	// ID names the operation in logs: the replica and a sequence number.
-	ID string `json:"id"`
-	// Method is the RPC that decided it.
-	Method string `json:"method"`
-	// Deadline (Unix milliseconds) is when the deciding replica has surely given up applying it;
-	// after it, the next decision on the group applies what is missing (roll forward).
-	Deadline int64 `json:"deadline"`
-	// Changes are the machines and their new desired power state.
-	Changes []ledgerChange `json:"changes"`
-}
+type ledgerOp = infrav1.ScaleOperation
 
 // ledgerChange sets one machine's desired power state.
-type ledgerChange struct {
-	Name string `json:"name"`
-	// Generation is the machine's metadata.generation the decision saw. A higher generation
-	// means its spec changed since, by this change or by someone else; either way the change no
-	// longer needs applying.
-	Generation int64 `json:"generation"`
-	On         bool  `json:"on"`
-	// SubstitutedBy, on a power-off, names the member powered on in this machine's place after
-	// its boot timed out; the machine's power-off records it.
-	SubstitutedBy string `json:"substitutedBy,omitempty"`
-}
+type ledgerChange = infrav1.ScaleChange
 
-func (c ledgerChange) action() infrav1.PowerAction {
+func changeAction(c ledgerChange) infrav1.PowerAction {
 	if c.On {
 		return infrav1.PowerActionOn
 	}
 	return infrav1.PowerActionOff
 }
 
-// readLedger decodes the Group's ledger. A ledger that does not decode (edited by hand) is
-// dropped with an error for the log rather than blocking every decision on the group forever.
-func readLedger(g *infrav1.Group) (ledger, error) {
-	raw := g.Annotations[AnnotationLedger]
-	if raw == "" {
-		return ledger{}, nil
+// readLedger returns a copy of the Group's ledger.
+func readLedger(g *infrav1.Group) ledger {
+	if g.Status.ScaleLedger == nil {
+		return ledger{}
 	}
-	var l ledger
-	if err := json.Unmarshal([]byte(raw), &l); err != nil {
-		return ledger{}, fmt.Errorf("scale ledger of Group %s/%s: annotation %s does not decode, starting a new ledger: %w", g.Namespace, g.Name, AnnotationLedger, err)
-	}
-	return l, nil
+	return ledger(*g.Status.ScaleLedger.DeepCopy())
 }
 
-// writeLedger encodes l into the Group's annotations; an empty ledger removes the annotation.
-func writeLedger(g *infrav1.Group, l ledger) error {
-	if len(l.Ops) == 0 && l.VisibleAt == "" {
-		delete(g.Annotations, AnnotationLedger)
-		return nil
+// writeLedger puts l into the Group's status; an empty ledger removes it.
+func writeLedger(g *infrav1.Group, l ledger) {
+	if len(l.Ops) == 0 && l.VisibleAt == "" && len(l.PowerOffs) == 0 {
+		g.Status.ScaleLedger = nil
+		return
 	}
-	raw, err := json.Marshal(l)
-	if err != nil {
-		return fmt.Errorf("encoding the scale ledger of Group %s/%s: %w", g.Namespace, g.Name, err)
+	sl := infrav1.ScaleLedger(l)
+	g.Status.ScaleLedger = &sl
+}
+
+// recordPowerOffs adds the power-offs among changes, which the lifecycle controller then does not
+// drain (see infrav1.ScaleLedger.PowerOffs): the generation each creates is the one after the
+// decision's.
+func (l *ledger) recordPowerOffs(changes []ledgerChange) {
+	for _, c := range changes {
+		if !c.On {
+			l.PowerOffs = append(l.PowerOffs, infrav1.DecidedPowerOff{Name: c.Name, Generation: c.Generation + 1, SubstitutedBy: c.SubstitutedBy})
+		}
 	}
-	if g.Annotations == nil {
-		g.Annotations = map[string]string{}
+}
+
+// prunePowerOffs drops the recorded power-offs the lifecycle controller has started (the
+// machine's status reflects that generation or a later one), that someone else's spec change
+// superseded, or whose machine is gone.
+func (l *ledger) prunePowerOffs(observed func(name string) (generation, observedGeneration int64, ok bool)) {
+	kept := l.PowerOffs[:0]
+	for _, p := range l.PowerOffs {
+		gen, seen, ok := observed(p.Name)
+		if !ok || gen > p.Generation || seen >= p.Generation {
+			continue
+		}
+		kept = append(kept, p)
 	}
-	g.Annotations[AnnotationLedger] = string(raw)
-	return nil
+	l.PowerOffs = kept
 }
 
 // machineState is what the ledger needs to know of a machine in the deciding replica's cache.

@@ -5,6 +5,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
+	corev1 "k8s.io/api/core/v1"
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
 	pb "github.com/homelab-autoscaler/homelab-autoscaler/internal/cloudprovider/externalgrpc"
@@ -56,12 +57,15 @@ func TestNodeGroupForNode(t *testing.T) {
 	createGroup(t, ns, "workers", maxSize(2))
 	ms := createMachines(t, ns, "workers", 3, func(i int, m *infrav1.Machine) {
 		if i == 1 {
-			m.Spec.ProviderID = "custom://" + ns + "/blade-7"
+			m.Spec.ProviderID = "homelab://" + ns + "/rack-1/blade-7"
 		}
 	})
 	createGroup(t, ns, "others")
 	other := createMachines(t, ns, "others", 1, func(_ int, m *infrav1.Machine) { m.Name = "other" })[0]
 	orphan := createMachines(t, ns, "no-such-group", 1, func(_ int, m *infrav1.Machine) { m.Name = "orphan" })[0]
+	registerCore(t, ms[0], true)
+	registerCore(t, ms[1], true)
+	registerCore(t, ms[2], true, func(n *corev1.Node) { n.Spec.ProviderID = "" })
 	r.sync(t, ns)
 
 	groups, err := c.NodeGroups(ctx5s(t), &pb.NodeGroupsRequest{})

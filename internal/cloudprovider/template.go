@@ -92,7 +92,7 @@ func fromMember(g *infrav1.Group, m *infrav1.Machine, core *corev1.Node) *corev1
 			node.Labels[k] = v
 		}
 	}
-	node.Labels[infrav1.LabelGroup] = g.Name
+	groupLabels(g, node)
 	for _, t := range core.Spec.Taints {
 		if !transientTaint(t.Key) && !slices.Contains(m.Spec.TaintsToRemove, t.Key) {
 			node.Spec.Taints = append(node.Spec.Taints, t)
@@ -122,9 +122,17 @@ func fromSpec(g *infrav1.Group) *corev1.Node {
 	for k, v := range t.Labels {
 		node.Labels[k] = v
 	}
-	node.Labels[infrav1.LabelGroup] = g.Name
+	groupLabels(g, node)
 	finish(g, node)
 	return node
+}
+
+// groupLabels sets the labels every Node of the group carries: its name and its namespace (the
+// Nodes' opt-in), which together name the group even where other namespaces have a group of the
+// same name, so pods that select both land on this group's machines only.
+func groupLabels(g *infrav1.Group, node *corev1.Node) {
+	node.Labels[infrav1.LabelGroup] = g.Name
+	node.Labels[infrav1.LabelNamespace] = g.Namespace
 }
 
 // finish fills what every template node needs: pods capacity and allocatable, allocatable

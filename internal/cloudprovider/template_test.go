@@ -96,7 +96,8 @@ func TestTemplateNodeInfoFromRegisteredMember(t *testing.T) {
 	expectQuantity(t, n.Status.Allocatable, corev1.ResourceCPU, "15")
 	expectQuantity(t, n.Status.Allocatable, corev1.ResourceMemory, "60Gi")
 	expectQuantity(t, n.Status.Allocatable, corev1.ResourcePods, "110")
-	if n.Labels["topology.kubernetes.io/zone"] != "rack-a" || n.Labels[corev1.LabelArchStable] != "amd64" || n.Labels[infrav1.LabelGroup] != "g" {
+	if n.Labels["topology.kubernetes.io/zone"] != "rack-a" || n.Labels[corev1.LabelArchStable] != "amd64" ||
+		n.Labels[infrav1.LabelGroup] != "g" || n.Labels[infrav1.LabelNamespace] != ns {
 		t.Fatalf("group labels missing: %v", n.Labels)
 	}
 	if _, ok := n.Labels[corev1.LabelHostname]; ok {
@@ -119,7 +120,8 @@ func TestTemplateNodeInfoFromGroupTemplate(t *testing.T) {
 	ns := newNamespace(t)
 	createGroup(t, ns, "from-zero", func(g *infrav1.Group) {
 		g.Spec.Template = &infrav1.NodeTemplate{
-			Labels: map[string]string{"node.kubernetes.io/instance-type": "nuc"},
+			// The group's own namespace wins over a template that names another.
+			Labels: map[string]string{"node.kubernetes.io/instance-type": "nuc", infrav1.LabelNamespace: "elsewhere"},
 			Taints: []corev1.Taint{{Key: "dedicated", Value: "ml", Effect: corev1.TaintEffectNoSchedule}},
 			Capacity: corev1.ResourceList{
 				corev1.ResourceCPU: resource.MustParse("4"), corev1.ResourceMemory: resource.MustParse("16Gi"),
@@ -138,7 +140,7 @@ func TestTemplateNodeInfoFromGroupTemplate(t *testing.T) {
 	expectQuantity(t, n.Status.Capacity, corev1.ResourcePods, "110")
 	expectQuantity(t, n.Status.Allocatable, corev1.ResourceCPU, "4")
 	expectQuantity(t, n.Status.Allocatable, corev1.ResourcePods, "110")
-	if n.Labels["node.kubernetes.io/instance-type"] != "nuc" || n.Labels[infrav1.LabelGroup] != "from-zero" {
+	if n.Labels["node.kubernetes.io/instance-type"] != "nuc" || n.Labels[infrav1.LabelGroup] != "from-zero" || n.Labels[infrav1.LabelNamespace] != ns {
 		t.Fatalf("labels %v", n.Labels)
 	}
 	if !hasTaint(n, "dedicated") || !isReady(n) {

@@ -58,12 +58,18 @@ func (s *Server) transact(ctx context.Context, method string, key types.Namespac
 	if !cached {
 		g = &infrav1.Group{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}
 	}
-	res, err := optimistic.Update(ctx, s.opts.Writer, g, d.mutate, optimistic.Operation("cloudprovider-"+method))
+	// The ledger is in the Group's status, which the group controller writes too: a decision of
+	// nothing on the cached copy is confirmed on a fresh read before it counts.
+	write := func(g *infrav1.Group) (optimistic.Result, error) {
+		return optimistic.UpdateStatus(ctx, s.opts.Writer, g, d.mutate,
+			optimistic.Operation("cloudprovider-"+method), optimistic.ConfirmUnchanged())
+	}
+	res, err := write(g)
 	var refusal *rpcError
 	if cached && errors.As(err, &refusal) {
 		// A refusal is final only on the current Group: decide once more on a fresh read.
 		g = &infrav1.Group{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}
-		res, err = optimistic.Update(ctx, s.opts.Writer, g, d.mutate, optimistic.Operation("cloudprovider-"+method))
+		res, err = write(g)
 	}
 	if apierrors.IsNotFound(err) {
 		return nil, errorf(codes.NotFound, "node group %s: no such Group", GroupID(key.Namespace, key.Name))
@@ -77,6 +83,12 @@ func (s *Server) transact(ctx context.Context, method string, key types.Namespac
 		return nil, s.applyAll(ctx, key, d.relied, true)
 	}
 
+	// This replica's answers show the decision from the moment its first machine write lands (the
+	// target size counts the ledger's unapplied changes): the Group's new version must be in the
+	// cache before any machine's is.
+	if err := s.visible.wait(ctx, kindGroups, key.Namespace, g.ResourceVersion); err != nil {
+		return nil, err
+	}
 	visible := ""
 	for _, c := range d.relied {
 		rv, err := s.apply(ctx, key.Namespace, c, true)
@@ -133,26 +145,27 @@ func (d *decision) mutate(g *infrav1.Group) error {
 	if !g.DeletionTimestamp.IsZero() {
 		return errorf(codes.FailedPrecondition, "node group %s is being deleted", GroupID(g.Namespace, g.Name))
 	}
-	l, err := readLedger(g)
-	if err != nil {
-		d.s.opts.Logger.Error(err, "dropping an unreadable scale ledger", "group", GroupID(g.Namespace, g.Name))
-	}
+	l := readLedger(g)
 	ctx := d.ctx
 	if err := d.s.visible.wait(ctx, kindMachines, g.Namespace, l.VisibleAt); err != nil {
 		return err
 	}
 	v := newView(g, d.s.fleet)
 	d.overdue = l.prune(v.cached, d.s.opts.Now(), d.deadline)
+	l.prunePowerOffs(v.observed)
 	v.pending = l.pending()
-	d.mine, err = d.decide(ctx, v)
+	mine, err := d.decide(ctx, v)
+	d.mine = mine
 	d.relied = v.relied
 	if err != nil {
 		return err
 	}
 	if len(d.mine) > 0 {
 		l.Ops = append(l.Ops, ledgerOp{ID: d.id, Method: d.method, Deadline: d.deadline, Changes: d.mine})
+		l.recordPowerOffs(d.mine)
 	}
-	return writeLedger(g, l)
+	writeLedger(g, l)
+	return nil
 }
 
 // applyAll applies changes and waits until this replica's cache shows them.
@@ -202,9 +215,8 @@ func (s *Server) applyConcurrently(ctx context.Context, ns string, changes []led
 }
 
 // apply writes one machine's spec.online and returns the resourceVersion the cache must
-// reach to show it. A power-off is marked as cluster-autoscaler's, in the same write, so that
-// the lifecycle controller does not drain the node again (cluster-autoscaler drained it). With
-// guard set (rolling another replica's operation forward), a machine whose spec changed since
+// reach to show it. (The ledger's record of a power-off, written before, tells the lifecycle
+// controller not to drain the node again: cluster-autoscaler drained it.) With guard set (rolling another replica's operation forward), a machine whose spec changed since
 // the decision is left alone: someone decided about it since.
 func (s *Server) apply(ctx context.Context, ns string, c ledgerChange, guard bool) (string, error) {
 	key := types.NamespacedName{Namespace: ns, Name: c.Name}
@@ -216,21 +228,12 @@ func (s *Server) apply(ctx context.Context, ns string, c ledgerChange, guard boo
 		}
 		return "", fmt.Errorf("reading Machine %s: %w", key, err)
 	}
-	want := c.action()
+	want := changeAction(c)
 	_, err := optimistic.Update(ctx, s.opts.Writer, m, func(m *infrav1.Machine) error {
 		if (guard && m.Generation != c.Generation) || m.Spec.Online == c.On {
 			return nil
 		}
 		m.Spec.Online = c.On
-		if !c.On {
-			if m.Annotations == nil {
-				m.Annotations = map[string]string{}
-			}
-			m.Annotations[infrav1.AnnotationPowerOffByAutoscaler] = strconv.FormatInt(m.Generation+1, 10)
-			if c.SubstitutedBy != "" {
-				m.Annotations[infrav1.AnnotationSubstituted] = strconv.FormatInt(m.Generation+1, 10) + "/" + c.SubstitutedBy
-			}
-		}
 		return nil
 	}, optimistic.Operation("cloudprovider-power-"+string(want)))
 	if apierrors.IsNotFound(err) {

@@ -46,6 +46,16 @@ func (v *view) cached(name string) (machineState, bool) {
 	return machineState{generation: m.Generation, resourceVersion: m.ResourceVersion, on: m.Spec.Online}, true
 }
 
+// observed is the machine's generation and its status.observedGeneration in the cache, for the
+// ledger's pruning of recorded power-offs.
+func (v *view) observed(name string) (generation, observedGeneration int64, ok bool) {
+	m := v.member(name)
+	if m == nil {
+		return 0, 0, false
+	}
+	return m.Generation, m.Status.ObservedGeneration, true
+}
+
 // inFlight reports whether an earlier decision's change to the machine may not be applied yet:
 // no decision touches such a machine, so two decisions never race on one machine.
 func (v *view) inFlight(name string) bool {

@@ -1,7 +1,7 @@
 package cloudprovider_test
 
 import (
-	"strconv"
+	"k8s.io/apimachinery/pkg/types"
 	"testing"
 	"time"
 
@@ -202,10 +202,9 @@ func TestDeleteNodes(t *testing.T) {
 	if after.Spec.Online {
 		t.Fatal("machine not desired off")
 	}
-	if want := strconv.FormatInt(before.Generation+1, 10); after.Annotations[infrav1.AnnotationPowerOffByAutoscaler] != want ||
-		after.Generation != before.Generation+1 {
-		t.Fatalf("power-off mark %q at generation %d, want %q at generation %d",
-			after.Annotations[infrav1.AnnotationPowerOffByAutoscaler], after.Generation, want, before.Generation+1)
+	if after.Generation != before.Generation+1 || !ledgerRecordsPowerOff(t, after) {
+		t.Fatalf("the power-off at generation %d (want %d) is not recorded in the Group's scale ledger as cluster-autoscaler's",
+			after.Generation, before.Generation+1)
 	}
 
 	// Idempotent: again, and again with the fake node of the same instance.
@@ -315,4 +314,23 @@ func TestDecreaseTargetSizeCancelsOnlyUnregistered(t *testing.T) {
 	if got := targetSize(t, c, id); got != 3 {
 		t.Fatalf("target %d, want 3", got)
 	}
+}
+
+// ledgerRecordsPowerOff reports whether m's Group records the power-off that made m's current
+// generation as decided through its scale ledger (so the lifecycle does not drain it again).
+func ledgerRecordsPowerOff(t *testing.T, m *infrav1.Machine) bool {
+	t.Helper()
+	g := &infrav1.Group{}
+	if err := env.Client.Get(t.Context(), types.NamespacedName{Namespace: m.Namespace, Name: m.Spec.Group}, g); err != nil {
+		t.Fatal(err)
+	}
+	if g.Status.ScaleLedger == nil {
+		return false
+	}
+	for _, p := range g.Status.ScaleLedger.PowerOffs {
+		if p.Name == m.Name && p.Generation == m.Generation {
+			return true
+		}
+	}
+	return false
 }

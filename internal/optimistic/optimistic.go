@@ -82,9 +82,14 @@ type CallOption func(*call)
 // Operation names the write in metrics and errors (e.g. "increase-size").
 func Operation(name string) CallOption { return func(c *call) { c.op = name } }
 
+// ConfirmUnchanged makes UpdateStatus confirm a "nothing changed" verdict on a fresh read, as
+// Update does, for a status with more than one writer.
+func ConfirmUnchanged() CallOption { return func(c *call) { c.confirm = true } }
+
 type call struct {
-	op     string
-	status bool
+	op      string
+	status  bool
+	confirm bool
 }
 
 // Update applies mutate to obj's metadata and spec and writes them. obj names the object (its
@@ -146,7 +151,7 @@ func run[T client.Object](ctx context.Context, w *Writer, obj T, mutate func(T) 
 			return res, fmt.Errorf("%s %s %s: %w", c.op, resource, key, err)
 		}
 		if !changed {
-			if !fresh && !c.status {
+			if !fresh && (!c.status || c.confirm) {
 				// The base came from the caller and may be stale; decide on a fresh copy.
 				cur = blank(obj)
 				if err := w.reader.Get(ctx, key, cur); err != nil {

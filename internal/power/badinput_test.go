@@ -34,7 +34,7 @@ func TestBadInputTableDrivers(t *testing.T) {
 	// The Secrets as the manager reads them (ClientSecrets), with a BMC Secret that lacks its
 	// password.
 	secrets := ClientSecrets{Reader: fake.NewClientBuilder().WithScheme(scheme.Scheme).WithObjects(&corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: testNamespace, Name: "bmc-no-password"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: testNamespace, Name: "bmc-no-password", Labels: credentialsLabel},
 		Data:       map[string][]byte{"username": []byte("root")},
 	}).Build()}
 	redfishStatus := func(endpoint, secret string, timeout time.Duration, reader SecretReader) string {
@@ -138,6 +138,31 @@ func TestBadInputTableDrivers(t *testing.T) {
 			slot := Slot{Timeout: 5 * time.Second, HTTP: &infrav1.HTTPDriver{URL: "http://169.254.169.254/latest/meta-data/", Method: http.MethodGet}}
 			return driverError(t, HTTP{Egress: &policy}, request(ActionOn, slot, fakeSecrets{}))
 		},
+		"driver-secret-not-labelled": func(t *testing.T) string {
+			reader := ClientSecrets{Reader: fake.NewClientBuilder().WithScheme(scheme.Scheme).WithObjects(&corev1.Secret{
+				ObjectMeta: metav1.ObjectMeta{Namespace: testNamespace, Name: "sa-token"},
+				Data:       map[string][]byte{"username": []byte("root"), "password": []byte("Zq9xK7vW2pL4")},
+			}).Build()}
+			msg := redfishStatus("http://127.0.0.1:1", "sa-token", time.Second, reader)
+			noSecretIn(t, msg, "Zq9xK7vW2pL4")
+			return msg
+		},
+		"driver-secret-manager-namespace": func(t *testing.T) string {
+			reader := ClientSecrets{Reader: secrets.Reader, ManagerNamespace: testNamespace}
+			return redfishStatus("http://127.0.0.1:1", "bmc", time.Second, reader)
+		},
+		"driver-job-no-images": func(t *testing.T) string {
+			return jobOn(t, JobPolicy{}, infrav1.JobDriver{Image: "busybox:1.37"})
+		},
+		"driver-job-image-not-listed": func(t *testing.T) string {
+			return jobOn(t, JobPolicy{Images: ImagePrefixes{"registry.example/power-scripts/"}}, infrav1.JobDriver{Image: "registry.example/other/wake:1.0"})
+		},
+		"driver-job-service-account": func(t *testing.T) string {
+			return jobOn(t, JobPolicy{Images: ImagePrefixes{"busybox:"}}, infrav1.JobDriver{Image: "busybox:1.37", ServiceAccountName: "admin"})
+		},
+		"driver-job-host-network": func(t *testing.T) string {
+			return jobOn(t, JobPolicy{Images: ImagePrefixes{"busybox:"}}, infrav1.JobDriver{Image: "busybox:1.37", HostNetwork: true})
+		},
 		"driver-ipmi-connection-refused": func(t *testing.T) string {
 			slot := Slot{Timeout: 2 * time.Second, IPMI: &infrav1.IPMIDriver{
 				Address: "127.0.0.1", Port: int32(freeUDPPort(t)), CredentialsSecretRef: &infrav1.SecretReference{Name: "bmc"},
@@ -164,4 +189,15 @@ func driverError(t *testing.T, d Driver, req Request) string {
 		t.Fatal("the call succeeded")
 	}
 	return err.Error()
+}
+
+// jobOn runs a power-on Job of spec under policy and returns the refusal; no Job may exist after.
+func jobOn(t *testing.T, policy JobPolicy, spec infrav1.JobDriver) string {
+	t.Helper()
+	c := jobClient()
+	msg := driverError(t, JobDriver{Client: c, Policy: policy}, jobRequest(c, &spec))
+	if n := len(jobs(t, c)); n != 0 {
+		t.Fatalf("%d Jobs created", n)
+	}
+	return msg
 }

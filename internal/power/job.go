@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strconv"
 
@@ -24,11 +25,18 @@ const LabelAttempt = "homelab-autoscaler.dev/attempt"
 // JobDriver powers machines by running a Kubernetes Job per attempt. The Job is named after the
 // machine, the action and the attempt, so calling Do again for the same attempt (after a restart,
 // or on every reconcile while it runs) finds the Job instead of starting a second one. The Job is
-// owned by the Node: the controller watches it, and deleting the Node deletes it.
+// owned by the Machine: the controller watches it, and deleting the Machine deletes it.
+//
+// Before it creates a Job, the driver checks the Job against its Policy and checks that every
+// Secret the pod would read (volumes, env, envFrom) is one the request's SecretReader lets the
+// drivers use: a Machine cannot have a pod read what the manager itself would refuse to read.
+// The pod runs with the securityContext of the "restricted" Pod Security level.
 type JobDriver struct {
 	// Client creates Jobs and reads them (a cached reader is right: the name is deterministic
 	// and creation is guarded by AlreadyExists).
 	Client client.Client
+	// Policy is what a Job may ask for; the zero policy refuses every image.
+	Policy JobPolicy
 }
 
 // Name implements Driver.
@@ -66,7 +74,13 @@ func (d JobDriver) Do(ctx context.Context, req Request) (Outcome, error) {
 }
 
 func (d JobDriver) create(ctx context.Context, req Request, name string) (*batchv1.Job, error) {
-	job := BuildJob(req.Machine, req.Slot, req.Action, req.Attempt, name)
+	if err := d.Policy.Check(req.Machine.Namespace, req.Slot.Job); err != nil {
+		return nil, Errorf(DriverJob, req.Action, ClassConfig, "%w", err)
+	}
+	if err := checkJobSecrets(ctx, req); err != nil {
+		return nil, err
+	}
+	job := BuildJob(req.Machine, req.Slot, req.Action, req.Attempt, name, d.Policy.mountsToken(req.Machine.Namespace, req.Slot.Job))
 	if err := controllerutil.SetControllerReference(req.Machine, job, d.Client.Scheme()); err != nil {
 		return nil, Errorf(DriverJob, req.Action, ClassConfig, "owning job %s: %w", name, err)
 	}
@@ -104,8 +118,9 @@ func (JobDriver) Status(context.Context, Request) (infrav1.PowerState, error) {
 	return infrav1.PowerUnknown, Errorf(DriverJob, ActionStatus, ClassUnsupported, "a job cannot report the power state")
 }
 
-// BuildJob is the one place a power Job is built from a Machine's job driver configuration.
-func BuildJob(n *infrav1.Machine, slot Slot, action Action, attempt int32, name string) *batchv1.Job {
+// BuildJob is the one place a power Job is built from a Machine's job driver configuration. The
+// pod gets its ServiceAccount's token only when mountToken is set.
+func BuildJob(n *infrav1.Machine, slot Slot, action Action, attempt int32, name string, mountToken bool) *batchv1.Job {
 	spec := slot.Job
 	deadline := int64(slot.Timeout.Seconds())
 	if spec.ActiveDeadlineSeconds != nil {
@@ -144,8 +159,9 @@ func BuildJob(n *infrav1.Machine, slot Slot, action Action, attempt int32, name 
 				Spec: corev1.PodSpec{
 					RestartPolicy:                corev1.RestartPolicyNever,
 					ServiceAccountName:           spec.ServiceAccountName,
-					AutomountServiceAccountToken: ptr.To(spec.ServiceAccountName != ""),
+					AutomountServiceAccountToken: ptr.To(mountToken),
 					HostNetwork:                  spec.HostNetwork,
+					SecurityContext:              restrictedPodSecurity(),
 					NodeSelector:                 spec.NodeSelector,
 					Tolerations:                  spec.Tolerations,
 					Volumes:                      volumes,
@@ -159,11 +175,77 @@ func BuildJob(n *infrav1.Machine, slot Slot, action Action, attempt int32, name 
 						Env:          env,
 						EnvFrom:      spec.EnvFrom,
 						VolumeMounts: spec.VolumeMounts,
+						SecurityContext: &corev1.SecurityContext{
+							RunAsNonRoot:             ptr.To(true),
+							AllowPrivilegeEscalation: ptr.To(false),
+							Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+							SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+						},
 					}},
 				},
 			},
 		},
 	}
+}
+
+// jobUser is the user and group a power Job's container runs as: "restricted" requires a user
+// other than root, and images that were built to run as root (busybox) would not start with
+// runAsNonRoot alone. It is the "nonroot" user of distroless images.
+const jobUser = 65532
+
+// restrictedPodSecurity is the pod securityContext the "restricted" Pod Security level asks for,
+// so that power Jobs run in namespaces that enforce it.
+func restrictedPodSecurity() *corev1.PodSecurityContext {
+	return &corev1.PodSecurityContext{
+		RunAsNonRoot:   ptr.To(true),
+		RunAsUser:      ptr.To[int64](jobUser),
+		RunAsGroup:     ptr.To[int64](jobUser),
+		SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+	}
+}
+
+// checkJobSecrets reads every Secret the Job's pod would read through the request's
+// SecretReader, which refuses the Secrets the drivers may not use. An optional Secret that does
+// not exist is no refusal: the pod starts without it.
+func checkJobSecrets(ctx context.Context, req Request) error {
+	type ref struct {
+		name     string
+		optional bool
+	}
+	spec := req.Slot.Job
+	var refs []ref
+	for _, v := range spec.Volumes {
+		if v.Secret != nil {
+			refs = append(refs, ref{v.Secret.SecretName, ptr.Deref(v.Secret.Optional, false)})
+		}
+	}
+	for _, e := range spec.Env {
+		if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+			refs = append(refs, ref{e.ValueFrom.SecretKeyRef.Name, ptr.Deref(e.ValueFrom.SecretKeyRef.Optional, false)})
+		}
+	}
+	for _, e := range spec.EnvFrom {
+		if e.SecretRef != nil {
+			refs = append(refs, ref{e.SecretRef.Name, ptr.Deref(e.SecretRef.Optional, false)})
+		}
+	}
+	if len(refs) > 0 && req.Secrets == nil {
+		return Errorf(DriverJob, req.Action, ClassConfig, "no Secret reader to check secret %s/%s", req.namespace(), refs[0].name)
+	}
+	checked := map[string]bool{}
+	for _, r := range refs {
+		if checked[r.name] {
+			continue
+		}
+		if _, err := req.Secrets.SecretData(ctx, req.namespace(), r.name); err != nil {
+			if r.optional && errors.Is(err, errSecretNotFound) {
+				continue
+			}
+			return attribute(ctx, DriverJob, req.Action, err)
+		}
+		checked[r.name] = true
+	}
+	return nil
 }
 
 func notOnNode(name string) *corev1.Affinity {

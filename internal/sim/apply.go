@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
@@ -35,6 +36,11 @@ func Apply(ctx context.Context, c client.Client, w *optimistic.Writer, o Objects
 	err := forEach(ctx, o.Secrets, func(want *corev1.Secret) error {
 		return createOrUpdate(ctx, c, w, want, func(have *corev1.Secret) error {
 			have.Data = want.Data
+			// A Secret of an earlier version's run lacks the label the drivers require.
+			if have.Labels == nil {
+				have.Labels = map[string]string{}
+			}
+			maps.Copy(have.Labels, want.Labels)
 			return nil
 		})
 	})

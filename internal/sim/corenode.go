@@ -11,6 +11,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
 )
 
 // KwokNodeAnnotation marks a Node that kwok manages: a running kwok sets it Ready and keeps
@@ -385,14 +387,16 @@ func (m *Machine) writeReady(ctx context.Context, core *corev1.Node, cond corev1
 	return nil
 }
 
-// coreNode is what machine m's kubelet would register: its name, provider ID, labels and
-// capacity. kwok fills in the conditions, addresses and node info; a NotReady Node (a hung
-// kubelet's) is not kwok's and gets its Ready condition here.
+// coreNode is what machine m's kubelet would register: its name, provider ID, labels (among them
+// the opt-in to the machines of the simulator's namespace) and capacity. kwok fills in the
+// conditions, addresses and node info; a NotReady Node (a hung kubelet's) is not kwok's and gets
+// its Ready condition here.
 func (s *Sim) coreNode(m *Machine, want nodeState) *corev1.Node {
 	labels := map[string]string{
 		corev1.LabelHostname:   m.Name,
 		corev1.LabelOSStable:   "linux",
 		corev1.LabelArchStable: "amd64",
+		infrav1.LabelNamespace: s.cfg.Namespace,
 	}
 	for k, v := range s.cfg.Labels {
 		labels[k] = v

@@ -39,7 +39,7 @@ func serveIPMI(m *Machine, addr string) (server, string, error) {
 	user.Enabled = true
 	// Add returns the stored user itself, which may be edited until the server serves.
 	user.ChannelAccess[lanChannel] = bmc.UserChannelAccess{MaxPrivilege: bmc.PrivilegeLevelAdministrator, Enabled: true}
-	srv := ipmiserver.NewServer(b, packetConn{conn})
+	srv := ipmiserver.NewServer(b, countingConn{packetConn{conn}, m})
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { _ = srv.Serve(ctx) }()
 	port := conn.LocalAddr().(*net.UDPAddr).Port

@@ -56,6 +56,10 @@ type Counters struct {
 	PowerOff int `json:"powerOff"`
 	// Commands counts each command by name.
 	Commands map[Command]int `json:"commands"`
+	// Requests counts everything the BMC received, answered or not: Redfish HTTP requests
+	// (session logins and logouts, GETs, actions) and IPMI messages (each RMCP+ session
+	// handshake step, command and session close).
+	Requests int `json:"requests"`
 	// FaultAnswers counts requests an injected fault spoiled (answered with an error or garbage,
 	// held, or answered with a lie); Faults counts them by kind.
 	FaultAnswers int               `json:"faultAnswers"`

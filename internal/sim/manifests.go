@@ -40,9 +40,9 @@ func (o Objects) All() []client.Object {
 	return all
 }
 
-// Objects returns the Group, one credentials Secret per machine, and one Machine per machine
-// whose spec.bmc points at the machine's BMC, offline. Call it after Start: the endpoints
-// are known then.
+// Objects returns the Group, one credentials Secret per machine (with the label the drivers
+// require), and one Machine per machine whose spec.bmc points at the machine's BMC, offline.
+// Call it after Start: the endpoints are known then.
 func (s *Sim) Objects() Objects {
 	cfg := s.cfg
 	labels := map[string]string{corev1.LabelOSStable: "linux", corev1.LabelArchStable: "amd64"}
@@ -66,9 +66,12 @@ func (s *Sim) Objects() Objects {
 	}
 	for _, m := range s.machines {
 		o.Secrets = append(o.Secrets, &corev1.Secret{
-			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
-			ObjectMeta: metav1.ObjectMeta{Namespace: cfg.Namespace, Name: cfg.secretName(m.Index)},
-			Type:       corev1.SecretTypeBasicAuth,
+			TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+			ObjectMeta: metav1.ObjectMeta{
+				Namespace: cfg.Namespace, Name: cfg.secretName(m.Index),
+				Labels: map[string]string{infrav1.LabelCredentials: "true"},
+			},
+			Type: corev1.SecretTypeBasicAuth,
 			Data: map[string][]byte{
 				corev1.BasicAuthUsernameKey: []byte(m.Username), corev1.BasicAuthPasswordKey: []byte(m.Password),
 			},

@@ -60,6 +60,9 @@ func TestManifestsCreateStrictly(t *testing.T) {
 					if typ, _, _ := unstructured.NestedString(u.Object, "type"); typ != string(corev1.SecretTypeBasicAuth) {
 						t.Fatalf("Secret %s of type %q, want %s", u.GetName(), typ, corev1.SecretTypeBasicAuth)
 					}
+					if u.GetLabels()[infrav1.LabelCredentials] != "true" {
+						t.Fatalf("Secret %s lacks the credentials label the drivers require: %v", u.GetName(), u.GetLabels())
+					}
 				}
 			}
 

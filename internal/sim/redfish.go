@@ -88,6 +88,7 @@ func serveRedfish(m *Machine, addr string) (server, string, error) {
 }
 
 func (b *redfishBMC) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	b.m.countRequest()
 	if !b.m.hang(r.Context()) {
 		return // the client gave up; nothing is served, no command carried out
 	}

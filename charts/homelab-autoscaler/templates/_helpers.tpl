@@ -53,8 +53,31 @@ name: {{ include "hla.fullname" . }}-ca
 {{- join "," (concat $ids .Values.grpc.allowedClients) -}}
 {{- end -}}
 
+{{/* The manager's ServiceAccount, as the subject of its bindings. */}}
+{{- define "hla.managerSubject" -}}
+- kind: ServiceAccount
+  name: {{ include "hla.fullname" . }}
+  namespace: {{ .Release.Namespace }}
+{{- end -}}
+
+{{/* The manager's --namespace: the watched namespaces, comma-separated, each once. */}}
+{{- define "hla.watchNamespaces" -}}
+{{- join "," (uniq .Values.watchNamespaces) -}}
+{{- end -}}
+
 {{/* Checks of value combinations that cannot work. */}}
 {{- define "hla.validate" -}}
+{{- if hasKey .Values "watchNamespace" -}}
+{{- fail "watchNamespace is gone: set watchNamespaces (a list, default [homelab-machines]), or watchAllNamespaces=true to watch every namespace (docs/install.md, \"Namespaces and permissions\")" -}}
+{{- end -}}
+{{- if not .Values.watchAllNamespaces -}}
+{{- if not .Values.watchNamespaces -}}
+{{- fail "watchNamespaces is empty: name the namespaces of your Groups and Machines, or set watchAllNamespaces=true" -}}
+{{- end -}}
+{{- if has .Release.Namespace .Values.watchNamespaces -}}
+{{- fail (printf "watchNamespaces must not include the release namespace %s: the manager's rights in a watched namespace (get on every Secret, creating Jobs, which run as any ServiceAccount there) would reach its own gRPC keys and ServiceAccount" .Release.Namespace) -}}
+{{- end -}}
+{{- end -}}
 {{- if and .Values.clusterAutoscaler.enabled (not .Values.grpc.tls.certManager.enabled) (not .Values.clusterAutoscaler.clientSecret) -}}
 {{- fail "clusterAutoscaler.enabled needs grpc.tls.certManager.enabled or clusterAutoscaler.clientSecret (its client certificate)" -}}
 {{- end -}}

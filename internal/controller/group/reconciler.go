@@ -49,9 +49,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	want := Summarize(g, members.Items)
 	observe(g, want)
 	_, err := optimistic.UpdateStatus(ctx, r.Writer, g, func(fresh *infrav1.Group) error {
-		conditions := fresh.Status.Conditions
+		conditions, ledger := fresh.Status.Conditions, fresh.Status.ScaleLedger
 		fresh.Status = want
-		fresh.Status.Conditions = conditions
+		// The ledger is the cloud provider's part of the status.
+		fresh.Status.Conditions, fresh.Status.ScaleLedger = conditions, ledger
 		fresh.Status.ObservedGeneration = fresh.Generation
 		setConditions(fresh)
 		return nil

@@ -92,7 +92,7 @@ func TestMissingSecretFailsClearly(t *testing.T) {
 	expectQuiet(t)
 
 	// The human creates the Secret and fixes nothing else in the spec; a spec edit retries.
-	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "bmc"}, StringData: map[string]string{"username": "u", "password": "p"}}
+	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "bmc", Labels: map[string]string{infrav1.LabelCredentials: "true"}}, StringData: map[string]string{"username": "u", "password": "p"}}
 	if err := env.Client.Create(t.Context(), sec); err != nil {
 		t.Fatal(err)
 	}

@@ -55,10 +55,13 @@ func setConditions(n *infrav1.Machine, s *scope) {
 	switch {
 	case s.group == nil:
 		set(infrav1.ConditionStalled, metav1.ConditionTrue, "GroupNotFound", "group "+n.Spec.Group+" does not exist; no power action is taken until it does")
+	case s.core.Reason != "":
+		// The Node that answers to the machine is refused (see machines.NodeFor): a human must
+		// fix the Node's labels, the providerID or the duplicate claim. Ahead of a failure, which
+		// it explains when the boot timed out for want of an adopted Node (lastError keeps it).
+		set(infrav1.ConditionStalled, metav1.ConditionTrue, s.core.Reason, s.core.Conflict)
 	case st.Progress == infrav1.ProgressFailed:
 		set(infrav1.ConditionStalled, metav1.ConditionTrue, reasonOr(st.LastErrorReason, "Failed"), st.LastError)
-	case s.core.Conflict != "":
-		set(infrav1.ConditionStalled, metav1.ConditionTrue, "ProviderIDConflict", s.core.Conflict)
 	default:
 		set(infrav1.ConditionStalled, metav1.ConditionFalse, "AsExpected", "nothing needs a human")
 	}

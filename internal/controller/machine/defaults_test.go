@@ -37,7 +37,7 @@ func TestGroupMachineDefaultsReachTheDriver(t *testing.T) {
 	sim := testpeers.StartIPMISim(t)
 	ns := newNamespace(t)
 	secret := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "bmc-credentials"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "bmc-credentials", Labels: map[string]string{infrav1.LabelCredentials: "true"}},
 		Type:       corev1.SecretTypeBasicAuth,
 		Data:       map[string][]byte{"username": []byte(sim.Username), "password": []byte(sim.Password)},
 	}
@@ -56,7 +56,7 @@ func TestGroupMachineDefaultsReachTheDriver(t *testing.T) {
 		}}}
 	})
 	n := createBareMachine(t, ns, "localhost", "workers", true)
-	kubelet := playKubelet(t, sim, n.Spec.KubernetesNodeName)
+	kubelet := playKubelet(t, sim, n.Namespace, n.Spec.KubernetesNodeName)
 
 	got := waitProgress(t, n, infrav1.ProgressReady, 30*time.Second)
 	if got.Spec.BMC != nil || got.Spec.Power != nil {

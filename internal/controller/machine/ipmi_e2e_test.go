@@ -29,7 +29,7 @@ func TestIPMIMachineFullCycleAgainstIPMISim(t *testing.T) {
 	ctx := context.Background()
 
 	secret := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "bmc"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "bmc", Labels: map[string]string{infrav1.LabelCredentials: "true"}},
 		Data:       map[string][]byte{"username": []byte(sim.Username), "password": []byte(sim.Password)},
 	}
 	if err := env.Client.Create(ctx, secret); err != nil {
@@ -47,7 +47,7 @@ func TestIPMIMachineFullCycleAgainstIPMISim(t *testing.T) {
 		n.Spec.Power = &infrav1.PowerSpec{Start: bmc(), Stop: bmc()}
 	})
 	coreName := n.Spec.KubernetesNodeName
-	kubelet := playKubelet(t, sim, coreName)
+	kubelet := playKubelet(t, sim, n.Namespace, coreName)
 
 	// Off, as desired: adopted without a single power command.
 	got := waitProgress(t, n, infrav1.ProgressOff, 10*time.Second)
@@ -143,7 +143,7 @@ type kubelet struct {
 	seen   []infrav1.PowerState
 }
 
-func playKubelet(t *testing.T, sim *testpeers.IPMISim, coreName string) *kubelet {
+func playKubelet(t *testing.T, sim *testpeers.IPMISim, ns, coreName string) *kubelet {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	k := &kubelet{cancel: cancel, done: make(chan struct{})}
@@ -172,7 +172,7 @@ func playKubelet(t *testing.T, sim *testpeers.IPMISim, coreName string) *kubelet
 			}
 			switch state {
 			case infrav1.PoweredOn:
-				err = registerCoreNode(ctx, coreName, true)
+				err = registerCoreNode(ctx, ns, coreName, true)
 			case infrav1.PoweredOff:
 				err = setCoreNodeReady(ctx, coreName, false)
 			}

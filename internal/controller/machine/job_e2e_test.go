@@ -38,6 +38,8 @@ func TestRealJobUnderControllerManagerAndKwok(t *testing.T) {
 	}
 
 	ns := newNamespace(t)
+	// The Job controller's pod must pass the restricted Pod Security level.
+	enforceRestricted(t, ns)
 	startManager(t, ns, nil)
 	createGroup(t, ns, "workers")
 	n := createMachine(t, ns, "m1", "workers", true, func(n *infrav1.Machine) {
@@ -76,7 +78,7 @@ func TestRealJobUnderControllerManagerAndKwok(t *testing.T) {
 		t.Fatalf("the power pod did not run on the always-on node: %d pods", len(pods.Items))
 	}
 	// The machine boots and registers.
-	if err := registerCoreNode(context.Background(), ns+"-m1", true); err != nil {
+	if err := registerCoreNode(context.Background(), ns, ns+"-m1", true); err != nil {
 		t.Fatal(err)
 	}
 	waitProgress(t, n, infrav1.ProgressReady, 10*time.Second)

@@ -38,7 +38,7 @@ func TestKubectlWaitsForAReadyMachine(t *testing.T) {
 	}
 
 	// The machine boots.
-	if err := registerCoreNode(t.Context(), ns+"-m1", true); err != nil {
+	if err := registerCoreNode(t.Context(), ns, ns+"-m1", true); err != nil {
 		t.Fatal(err)
 	}
 	select {

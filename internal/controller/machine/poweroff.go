@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/machines"
@@ -36,8 +36,15 @@ func (r *Reconciler) nextOff(s *scope) transition {
 // power-off (it drained the node already).
 func (r *Reconciler) beginOff(ctx context.Context, s *scope) (ctrl.Result, bool, error) {
 	n := s.node
-	byAutoscaler := n.Annotations[infrav1.AnnotationPowerOffByAutoscaler] == strconv.FormatInt(n.Generation, 10)
-	sub, substituted := substitutedBy(n)
+	decided, err := r.decidedPowerOff(ctx, s)
+	if err != nil {
+		return ctrl.Result{}, false, err
+	}
+	byAutoscaler := decided != nil
+	sub, substituted := "", decided != nil && decided.SubstitutedBy != ""
+	if substituted {
+		sub = decided.SubstitutedBy
+	}
 	slot, _ := power.SlotFor(s.eff, power.ActionOff)
 	if err := r.write(ctx, s, func(st *infrav1.MachineStatus) {
 		st.Progress = infrav1.ProgressShuttingDown
@@ -65,6 +72,27 @@ func (r *Reconciler) beginOff(ctx context.Context, s *scope) (ctrl.Result, bool,
 	}
 	r.eventf(n, corev1.EventTypeNormal, "PowerOff", "PowerOff", "powering off (%s)", how)
 	return ctrl.Result{}, true, nil
+}
+
+// decidedPowerOff returns the record of this power-off in the Group's scale ledger, when it was
+// decided there (cluster-autoscaler drained the Node, or the machine never registered one), else
+// nil. The Group is read from the API, not the cache: the ledger is written before the machine's
+// spec, and a cache that lags behind would cost a drain of a node cluster-autoscaler drained.
+func (r *Reconciler) decidedPowerOff(ctx context.Context, s *scope) (*infrav1.DecidedPowerOff, error) {
+	g := &infrav1.Group{}
+	if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: s.node.Namespace, Name: s.node.Spec.Group}, g); err != nil {
+		return nil, client.IgnoreNotFound(err)
+	}
+	if g.Status.ScaleLedger == nil {
+		return nil, nil
+	}
+	for i := range g.Status.ScaleLedger.PowerOffs {
+		p := &g.Status.ScaleLedger.PowerOffs[i]
+		if p.Name == s.node.Name && p.Generation == s.node.Generation {
+			return p, nil
+		}
+	}
+	return nil, nil
 }
 
 // nextOffAttempt opens the attempt after a failed one; its command is issued like the first's.

@@ -285,6 +285,7 @@ func coreNodeChanged() predicate.Predicate {
 		UpdateFunc: func(e event.UpdateEvent) bool {
 			o, n := e.ObjectOld.(*corev1.Node), e.ObjectNew.(*corev1.Node)
 			return machines.IsNodeReady(o) != machines.IsNodeReady(n) ||
+				machines.AdoptionChanged(o, n) ||
 				o.Spec.ProviderID != n.Spec.ProviderID ||
 				o.Spec.Unschedulable != n.Spec.Unschedulable
 		},

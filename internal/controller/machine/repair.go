@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -267,14 +266,4 @@ func (r *Reconciler) substituteOnBootTimeout(ctx context.Context, s *scope) bool
 	countDrift(s, "BootTimeout")
 	countRepair(s, infrav1.RepairSubstituted)
 	return true
-}
-
-// substitutedBy returns the substitute named by the machine's substitution mark, when the mark
-// belongs to the machine's current generation (the power-off it caused).
-func substitutedBy(m *infrav1.Machine) (string, bool) {
-	gen, name, ok := strings.Cut(m.Annotations[infrav1.AnnotationSubstituted], "/")
-	if !ok || gen != fmt.Sprint(m.Generation) {
-		return "", false
-	}
-	return name, true
 }

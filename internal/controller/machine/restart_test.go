@@ -35,7 +35,7 @@ func TestRestartWhileStartingUpResumesWithoutSecondCommand(t *testing.T) {
 		t.Fatalf("after the restart the machine got %d power-on commands, want 1", c)
 	}
 	// The machine finishes booting on its own: the new manager notices.
-	if err := registerCoreNode(context.Background(), ns+"-m1", true); err != nil {
+	if err := registerCoreNode(context.Background(), ns, ns+"-m1", true); err != nil {
 		t.Fatal(err)
 	}
 	got := waitProgress(t, n, infrav1.ProgressReady, 10*time.Second)
@@ -112,7 +112,7 @@ func TestRestartWithAJobRunningNeverLaunchesASecondJob(t *testing.T) {
 		op := get(t, n).Status.Operation
 		return op != nil && op.CommandDone
 	})
-	if err := registerCoreNode(context.Background(), ns+"-m1", true); err != nil {
+	if err := registerCoreNode(context.Background(), ns, ns+"-m1", true); err != nil {
 		t.Fatal(err)
 	}
 	waitProgress(t, n, infrav1.ProgressReady, 10*time.Second)

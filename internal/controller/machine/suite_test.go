@@ -3,7 +3,6 @@ package machine_test
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -53,6 +52,7 @@ func startManager(t *testing.T, ns string, drivers power.Registry) *manager {
 	}
 	o := testmanager.Options(ns)
 	o.Drivers = drivers
+	o.JobPolicy.Images = power.ImagePrefixes{"busybox:"} // the tests' power Jobs
 	o.PowerRetryBase, o.PowerRetryCap, o.PowerConfirmInterval = 200*time.Millisecond, time.Second, 200*time.Millisecond
 	_, _, stop := testmanager.Start(t, env.Config, o)
 	return &manager{stop: func() {
@@ -133,7 +133,7 @@ func (d *machineDriver) Do(ctx context.Context, req power.Request) (power.Outcom
 		return power.Outcome{}, fail
 	}
 	if req.Action == power.ActionOn && !never {
-		return power.Outcome{Done: true}, registerCoreNode(ctx, n.KubernetesNodeNameOrDefault(), true)
+		return power.Outcome{Done: true}, registerCoreNode(ctx, n.Namespace, n.KubernetesNodeNameOrDefault(), true)
 	}
 	if req.Action == power.ActionOff && !stuck {
 		return power.Outcome{Done: true}, setCoreNodeReady(ctx, n.KubernetesNodeNameOrDefault(), false)
@@ -150,9 +150,10 @@ func (d *machineDriver) Status(_ context.Context, req power.Request) (infrav1.Po
 	return infrav1.PoweredOff, nil
 }
 
-// registerCoreNode plays a kubelet registering (without a providerID, as kubeadm nodes do).
-func registerCoreNode(ctx context.Context, name string, ready bool) error {
-	core := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}
+// registerCoreNode plays a kubelet registering (without a providerID, as kubeadm nodes do) with
+// the label that opts the Node in to the machines of namespace ns.
+func registerCoreNode(ctx context.Context, ns, name string, ready bool) error {
+	core := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{infrav1.LabelNamespace: ns}}}
 	if err := env.Client.Create(ctx, core); err != nil && !apierrors.IsAlreadyExists(err) {
 		return err
 	}
@@ -236,17 +237,27 @@ func setDesired(t *testing.T, n *infrav1.Machine, online bool) {
 	}
 }
 
-// setDesiredOffByAutoscaler plays the cloud-provider path: desired off plus the marker that
-// cluster-autoscaler already drained the node, in one write.
+// setDesiredOffByAutoscaler plays the cloud-provider path: the power-off recorded in the
+// Group's scale ledger (cluster-autoscaler drained the node already), then desired off.
 func setDesiredOffByAutoscaler(t *testing.T, n *infrav1.Machine) {
 	t.Helper()
 	key := &infrav1.Machine{ObjectMeta: metav1.ObjectMeta{Namespace: n.Namespace, Name: n.Name}}
+	if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(key), key); err != nil {
+		t.Fatal(err)
+	}
+	g := &infrav1.Group{ObjectMeta: metav1.ObjectMeta{Namespace: n.Namespace, Name: key.Spec.Group}}
+	if _, err := optimistic.UpdateStatus(context.Background(), testWriter, g, func(g *infrav1.Group) error {
+		if g.Status.ScaleLedger == nil {
+			g.Status.ScaleLedger = &infrav1.ScaleLedger{}
+		}
+		g.Status.ScaleLedger.PowerOffs = append(g.Status.ScaleLedger.PowerOffs,
+			infrav1.DecidedPowerOff{Name: key.Name, Generation: key.Generation + 1})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := optimistic.Update(context.Background(), testWriter, key, func(n *infrav1.Machine) error {
 		n.Spec.Online = false
-		if n.Annotations == nil {
-			n.Annotations = map[string]string{}
-		}
-		n.Annotations[infrav1.AnnotationPowerOffByAutoscaler] = strconv.FormatInt(n.Generation+1, 10)
 		return nil
 	}); err != nil {
 		t.Fatal(err)

@@ -1,5 +1,6 @@
-// Package namespaced lists, as kubebuilder markers, the permissions the manager needs in the
-// namespaces it watches (and, for leader election, in its own).
+// Package namespaced lists, as kubebuilder markers, the permissions the manager needs in each
+// namespace it watches, where Groups and Machines live: their Secrets, ConfigMaps, power Jobs and
+// Events are there too.
 package namespaced
 
 // Groups and machines: read through the cache; the controllers write status, the gRPC server
@@ -13,9 +14,5 @@ package namespaced
 // The job driver runs a Job per power action and removes it once the operation is done.
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;delete
 
-// Events on machines and Groups (events.k8s.io), and leader election's own (core events).
+// Events on machines and Groups (events.k8s.io).
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
-// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
-
-// Leader election holds a Lease.
-// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;create;update

@@ -25,10 +25,15 @@ import (
 
 const infraGroup = "infra.homelab-autoscaler.dev"
 
-// TestKustomizeDefault installs config/default: everything the manager needs, watching every
-// namespace.
+// TestKustomizeDefault installs config/default: everything the manager needs, watching the
+// namespace homelab-machines (which the install expects to exist) and holding rights there and,
+// for leader election, in its own namespace alone.
 func TestKustomizeDefault(t *testing.T) {
+	ensureNamespace(t, "homelab-machines", nil)
 	objs := kustomize(t, "config/default")
+	if n := len(objs.find("Namespace", "homelab-machines")); n != 0 {
+		t.Error("config/default creates the watched namespace: deleting the install would delete its Secrets")
+	}
 	apply(t, objs)
 	checkNoWebhook(t, objs)
 	if n := len(objs.find("Certificate", "")) + len(objs.find("Issuer", "")); n != 0 {
@@ -37,21 +42,19 @@ func TestKustomizeDefault(t *testing.T) {
 	d := into[appsv1.Deployment](t, objs.one(t, "Deployment", "homelab-autoscaler"))
 	checkManager(t, d, 2)
 	objs.one(t, "PodDisruptionBudget", "homelab-autoscaler")
-	checkAccess(t, "homelab-autoscaler", "homelab-autoscaler", []access{
-		{verb: "get", resource: "secrets", namespace: "default", allowed: true},
-		{verb: "list", resource: "secrets", namespace: "default"},
-		{verb: "update", resource: "secrets", namespace: "homelab-autoscaler"},
-		{verb: "patch", resource: "nodes", allowed: true},
-		{verb: "create", resource: "pods", subresource: "eviction", namespace: "default", allowed: true},
-		{verb: "patch", group: infraGroup, resource: "machines", namespace: "default", allowed: true},
-		{verb: "delete", group: infraGroup, resource: "groups", namespace: "default"},
-	})
+	checkManagerRights(t, d, []string{"homelab-machines"})
 }
 
 // TestKustomizeWithClusterAutoscaler installs config/with-cluster-autoscaler and checks that
 // cluster-autoscaler is wired to the manager: address, certificates, mounts.
 func TestKustomizeWithClusterAutoscaler(t *testing.T) {
+	ensureNamespace(t, "homelab-machines", nil)
 	objs := kustomize(t, "config/with-cluster-autoscaler")
+	// Moving cluster-autoscaler next to the manager must not move the manager's binding in its
+	// watched namespace.
+	if rb := objs.find("RoleBinding", "homelab-autoscaler-manager-namespaced"); len(rb) != 1 || rb[0].GetNamespace() != "homelab-machines" {
+		t.Fatalf("the manager's watched-namespace binding is %d RoleBindings, not one in homelab-machines", len(rb))
+	}
 	apply(t, objs)
 	checkWiring(t, objs, "homelab-autoscaler", "cluster-autoscaler")
 	checkNoWebhook(t, objs)
@@ -62,7 +65,7 @@ func TestKustomizeWithClusterAutoscaler(t *testing.T) {
 		{verb: "get", resource: "secrets", namespace: "homelab-autoscaler"},
 	})
 	// The other overlays build too.
-	for _, overlay := range []string{"config/with-cert-manager", "config/cluster-autoscaler"} {
+	for _, overlay := range []string{"config/with-cert-manager", "config/cluster-autoscaler", "config/all-namespaces"} {
 		rendered := kustomize(t, overlay)
 		if len(rendered) == 0 {
 			t.Errorf("%s renders nothing", overlay)
@@ -71,9 +74,10 @@ func TestKustomizeWithClusterAutoscaler(t *testing.T) {
 	}
 }
 
-// TestChartDefaults installs the chart with its default values.
+// TestChartDefaults installs the chart with its default values: watching homelab-machines.
 func TestChartDefaults(t *testing.T) {
 	ensureNamespace(t, "chart-default", restricted)
+	ensureNamespace(t, "homelab-machines", nil)
 	objs := helmTemplate(t, "defaults", "chart-default")
 	apply(t, objs)
 	const name = "defaults-homelab-autoscaler"
@@ -83,12 +87,10 @@ func TestChartDefaults(t *testing.T) {
 		t.Errorf("default values render %d cert-manager or monitoring objects", n)
 	}
 	checkNoWebhook(t, objs)
-	checkAccess(t, "chart-default", name, []access{
-		{verb: "get", resource: "secrets", namespace: "default", allowed: true},
-		{verb: "list", resource: "secrets", namespace: "default"},
-		{verb: "patch", resource: "nodes", allowed: true},
-		{verb: "create", resource: "pods", subresource: "eviction", namespace: "default", allowed: true},
-	})
+	if n := len(objs.find("Namespace", "")); n != 0 {
+		t.Errorf("the chart renders %d Namespaces; uninstalling would delete them with the Secrets in them", n)
+	}
+	checkManagerRights(t, into[appsv1.Deployment](t, objs.one(t, "Deployment", name)), []string{"homelab-machines"})
 }
 
 // TestChartRefusesBrokenValues: value combinations that cannot work fail the rendering with a
@@ -102,6 +104,9 @@ func TestChartRefusesBrokenValues(t *testing.T) {
 		{"grpc.allowAnyClient=true,grpc.allowedClients={cn:backup}", "set either grpc.allowAnyClient or grpc.allowedClients, not both"},
 		{"grpc.tls.certManager.enabled=true,grpc.tls.clientCommonName=,grpc.allowedClients={cn:backup}",
 			"grpc.tls.certManager.enabled needs grpc.tls.clientCommonName"},
+		{"watchNamespace=homelab", "watchNamespace is gone: set watchNamespaces"},
+		{"watchNamespaces=null", "watchNamespaces is empty"},
+		{"watchNamespaces={homelab,default}", "watchNamespaces must not include the release namespace default"},
 	} {
 		t.Run(c.set, func(t *testing.T) {
 			t.Parallel() // each is a separate helm process
@@ -159,37 +164,28 @@ func TestChartGRPCAccess(t *testing.T) {
 	}
 }
 
-// TestChartEverything installs the chart with every option on and one watched namespace.
+// TestChartEverything installs the chart with every option on and two watched namespaces (one
+// named twice).
 func TestChartEverything(t *testing.T) {
 	ensureNamespace(t, "chart-all", restricted)
 	ensureNamespace(t, "chart-watched", nil)
-	ensureNamespace(t, "chart-other", nil)
+	ensureNamespace(t, "chart-lab", nil)
 	objs := helmTemplate(t, "all", "chart-all", "-f", "charts/homelab-autoscaler/ci/all-values.yaml",
-		"--set", "watchNamespace=chart-watched")
+		"--set", "watchNamespaces={chart-watched,chart-lab,chart-watched}")
 	const name = "all-homelab-autoscaler"
 
 	if len(objs.find("ClusterRoleBinding", name+"-manager-namespaced")) != 0 {
-		t.Fatal("a watched namespace must not bind the namespaced role cluster-wide")
+		t.Fatal("watched namespaces must not bind the namespaced role cluster-wide")
 	}
 	apply(t, objs)
-	// The cluster-wide role grants nothing namespaced that holds credentials or our kinds: with
-	// every binding in place, Secrets and Groups stay reachable only in the watched namespace.
-	checkAccess(t, "chart-all", name, []access{
-		{verb: "get", resource: "secrets", namespace: "chart-watched", allowed: true},
-		{verb: "get", group: infraGroup, resource: "groups", namespace: "chart-watched", allowed: true},
-		{verb: "get", resource: "secrets", namespace: "chart-other"},
-		{verb: "get", group: infraGroup, resource: "groups", namespace: "chart-other"},
-		{verb: "list", resource: "secrets", namespace: "chart-watched"},
-		{verb: "patch", resource: "nodes", allowed: true},
-		{verb: "create", resource: "pods", subresource: "eviction", namespace: "chart-watched", allowed: true},
-		{verb: "create", group: "authentication.k8s.io", resource: "tokenreviews", allowed: true},
-		{verb: "create", group: "authorization.k8s.io", resource: "subjectaccessreviews", allowed: true},
-	})
-
 	d := into[appsv1.Deployment](t, objs.one(t, "Deployment", name))
+	// With every binding in place, Secrets, Jobs and Groups stay reachable only in the watched
+	// namespaces.
+	checkManagerRights(t, d, []string{"chart-watched", "chart-lab"})
+
 	checkManager(t, d, 2)
 	args := d.Spec.Template.Spec.Containers[0].Args
-	for _, want := range []string{"--namespace=chart-watched", "--machine-concurrency=8", "--zap-encoder=console"} {
+	for _, want := range []string{"--namespace=chart-watched,chart-lab", "--machine-concurrency=8", "--zap-encoder=console"} {
 		if !slices.Contains(args, want) {
 			t.Errorf("manager args %v lack %s", args, want)
 		}

@@ -182,10 +182,11 @@ func ensureNamespace(t *testing.T, name string, labels map[string]string) {
 	}
 }
 
-// access is one question to the apiserver's authorizer about a ServiceAccount.
+// access is one question to the apiserver's authorizer about a ServiceAccount; name is the
+// object's, for rules limited to named objects.
 type access struct {
-	verb, group, resource, subresource, namespace string
-	allowed                                       bool
+	verb, group, resource, subresource, name, namespace string
+	allowed                                             bool
 }
 
 func checkAccess(t *testing.T, namespace, serviceAccount string, checks []access) {
@@ -196,15 +197,22 @@ func checkAccess(t *testing.T, namespace, serviceAccount string, checks []access
 			User:   user,
 			Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + namespace, "system:authenticated"},
 			ResourceAttributes: &authorizationv1.ResourceAttributes{
-				Verb: c.verb, Group: c.group, Resource: c.resource, Subresource: c.subresource, Namespace: c.namespace,
+				Verb: c.verb, Group: c.group, Resource: c.resource, Subresource: c.subresource, Name: c.name, Namespace: c.namespace,
 			},
 		}}
 		if err := env.Client.Create(context.Background(), sar); err != nil {
 			t.Fatal(err)
 		}
 		if sar.Status.Allowed != c.allowed {
-			t.Errorf("%s: %s %s/%s %s in namespace %q: allowed=%v, want %v (%s)", serviceAccount,
-				c.verb, c.group, c.resource, c.subresource, c.namespace, sar.Status.Allowed, c.allowed, sar.Status.Reason)
+			what := c.group + "/" + c.resource
+			if c.subresource != "" {
+				what += "/" + c.subresource
+			}
+			if c.name != "" {
+				what += " " + c.name
+			}
+			t.Errorf("%s: %s %s in namespace %q: allowed=%v, want %v (%s)", serviceAccount,
+				c.verb, what, c.namespace, sar.Status.Allowed, c.allowed, sar.Status.Reason)
 		}
 	}
 }

@@ -171,6 +171,9 @@ func TestMachineThatNeverBootsIsReportedAndAvoided(t *testing.T) {
 	// stuck machine is the cheapest, so it is chosen first. Only it gets the short boot timeout
 	// and a single attempt; the others keep the defaults, so a slow boot cannot fail them.
 	h := startHomelab(t, cfg, func(o sim.Objects) {
+		// The path where no machine is substituted for the stuck one (internal/testing/repair
+		// covers substitution): it fails, and cluster-autoscaler hears of it.
+		o.Group.Spec.Repair = &infrav1.RepairPolicy{BootFailure: infrav1.BootFailureRetry}
 		for _, m := range o.Machines {
 			m.Spec.Pricing = &infrav1.Pricing{HourlyRate: resource.MustParse("0.20")}
 		}

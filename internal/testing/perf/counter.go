@@ -10,13 +10,14 @@ import (
 )
 
 // Counter counts the API requests of every transport it wraps, by verb (GET, LIST, WATCH,
-// CREATE, UPDATE, PATCH, DELETE) and, for writes, by resource. Install Wrap as
+// CREATE, UPDATE, PATCH, DELETE) and, for writes and GETs, by resource. Install Wrap as
 // rest.Config.WrapTransport before any client is made from the configuration: client-go may call
 // it once per client, and all of them count into one Counter.
 type Counter struct {
 	mu        sync.Mutex
 	byVerb    map[string]int
 	writes    map[string]int
+	gets      map[string]int
 	conflicts int
 	noOps     int
 }
@@ -43,14 +44,14 @@ func (t counting) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 func (c *Counter) reset() {
-	c.byVerb, c.writes, c.conflicts, c.noOps = map[string]int{}, map[string]int{}, 0, 0
+	c.byVerb, c.writes, c.gets, c.conflicts, c.noOps = map[string]int{}, map[string]int{}, map[string]int{}, 0, 0
 }
 
 // Take returns what was counted since the last Take (or the start) and starts again from zero.
 func (c *Counter) Take(phase string, machines int) Requests {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	r := Requests{Phase: phase, Machines: machines, ByVerb: c.byVerb, Writes: c.writes, Conflicts: c.conflicts, NoOps: c.noOps}
+	r := Requests{Phase: phase, Machines: machines, ByVerb: c.byVerb, Writes: c.writes, Gets: c.gets, Conflicts: c.conflicts, NoOps: c.noOps}
 	c.reset()
 	return r
 }
@@ -84,9 +85,12 @@ func (c *Counter) roundTrip(next http.RoundTripper, req *http.Request) (*http.Re
 	if err == nil && write && sentRV != "" && resp.StatusCode == http.StatusOK {
 		data, readErr := io.ReadAll(resp.Body)
 		_ = resp.Body.Close()
-		resp.Body = io.NopCloser(bytes.NewReader(data))
-		if readErr == nil && resourceVersion(bytes.NewReader(data)) == sentRV {
-			noOp = true
+		if readErr != nil {
+			// The caller sees the failure the body gave, as it would have without the counter.
+			resp, err = nil, readErr
+		} else {
+			resp.Body = io.NopCloser(bytes.NewReader(data))
+			noOp = resourceVersion(bytes.NewReader(data)) == sentRV
 		}
 	}
 	c.mu.Lock()
@@ -96,6 +100,8 @@ func (c *Counter) roundTrip(next http.RoundTripper, req *http.Request) (*http.Re
 		c.conflicts++
 	}
 	switch verb {
+	case "GET":
+		c.gets[resource]++
 	case "CREATE", "UPDATE", "PATCH", "DELETE":
 		// Writes the apiserver refused (a conflict above all) are counted by verb only.
 		if err == nil && resp.StatusCode < http.StatusBadRequest {

@@ -33,10 +33,7 @@ const (
 // sets (`make bench-go` leaves this package out); it ignores b.N, since each measurement repeats
 // itself.
 func BenchmarkFleet(b *testing.B) {
-	out := os.Getenv(envOut)
-	if out == "" {
-		b.Fatal(envOut + " is not set: run this benchmark with `make bench`, which sets it and renders the report")
-	}
+	out := outPath(b)
 	ctrl.SetLogger(logr.Discard())
 	r := &run{b: b, start: time.Now(), size: envInt(b, envSize, 100), reps: envInt(b, envReps, 3), boot: 2 * time.Second}
 	if v := os.Getenv(envBootDelay); v != "" {
@@ -46,16 +43,22 @@ func BenchmarkFleet(b *testing.B) {
 		}
 		r.boot = d
 	}
-	simBin := os.Getenv(envSim)
-	if simBin == "" {
-		root, err := testenv.RepoRoot()
-		if err != nil {
-			b.Fatal(err)
-		}
-		simBin = root + "/bin/homelab-sim"
-	}
+	simBin := simBinary(b)
 	r.res = &perf.Result{Size: r.size, Repetitions: r.reps, BootDelay: r.boot}
+	r.notes = &r.res.Notes
 
+	kubeconfig := r.controlPlane()
+	r.lifecycle(kubeconfig, simBin)
+	r.rpcs()
+
+	r.res.Took = time.Since(r.start)
+	r.writeResult(out, r.res)
+}
+
+// controlPlane starts etcd, kube-apiserver and kwok for the rest of the benchmark and returns
+// a kubeconfig for the programs it runs.
+func (r *run) controlPlane() string {
+	b := r.b
 	r.logf("starting etcd and kube-apiserver")
 	env, err := testenv.Start()
 	if err != nil {
@@ -79,19 +82,40 @@ func BenchmarkFleet(b *testing.B) {
 		b.Fatal(err)
 	}
 	env.StartKwok(b, kubeconfig)
+	return kubeconfig
+}
 
-	r.lifecycle(kubeconfig, simBin)
-	r.rpcs()
+// writeResult writes a benchmark's result as JSON where hack/benchreport reads it.
+func (r *run) writeResult(out string, res any) {
+	data, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		r.b.Fatal(err)
+	}
+	if err := os.WriteFile(out, data, 0o600); err != nil {
+		r.b.Fatal(err)
+	}
+	r.logf("done; results in %s", out)
+}
 
-	r.res.Took = time.Since(r.start)
-	data, err := json.MarshalIndent(r.res, "", "  ")
+// simBinary is the homelab-sim binary: BENCH_SIM, or the one `make build` leaves in bin/.
+func simBinary(b *testing.B) string {
+	if v := os.Getenv(envSim); v != "" {
+		return v
+	}
+	root, err := testenv.RepoRoot()
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := os.WriteFile(out, data, 0o600); err != nil {
-		b.Fatal(err)
+	return root + "/bin/homelab-sim"
+}
+
+// outPath is BENCH_OUT, without which a benchmark of this package refuses to run.
+func outPath(b *testing.B) string {
+	out := os.Getenv(envOut)
+	if out == "" {
+		b.Fatal(envOut + " is not set: run this benchmark with `make bench`, which sets it and renders the report")
 	}
-	r.logf("done; results in %s", out)
+	return out
 }
 
 // run is one benchmark run at one fleet size.
@@ -104,6 +128,9 @@ type run struct {
 	env    *testenv.Env
 	writer *optimistic.Writer // the load generator's own writes (a human editing specs)
 	res    *perf.Result
+	// notes is where note records what was left out or went wrong: the Notes of the
+	// benchmark's result.
+	notes *[]string
 }
 
 // logf prints progress at once (b.Logf would hold it until the end).
@@ -112,7 +139,7 @@ func (r *run) logf(format string, args ...any) {
 }
 
 func (r *run) note(format string, args ...any) {
-	r.res.Notes = append(r.res.Notes, fmt.Sprintf(format, args...))
+	*r.notes = append(*r.notes, fmt.Sprintf(format, args...))
 	r.logf("note: "+format, args...)
 }
 

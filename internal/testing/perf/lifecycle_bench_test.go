@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -194,24 +195,12 @@ func (r *run) powerOff(m *manager, ns, id string, names []string) {
 // powerOnTimes reads when the BMCs of the machines received their first On command since
 // since: the earliest and the latest of those.
 func (r *run) powerOnTimes(debug string, names []string, since time.Time) (first, last time.Time) {
-	b := r.b
 	want := map[string]bool{}
 	for _, n := range names {
 		want[n] = true
 	}
-	resp, err := http.Get("http://" + debug + "/debug/counters") //nolint:noctx // loopback, bounded by the server
-	if err != nil {
-		b.Fatalf("homelab-sim counters: %v", err)
-	}
-	defer func() { _ = resp.Body.Close() }()
-	var report struct {
-		Machines []sim.MachineReport `json:"machines"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&report); err != nil {
-		b.Fatalf("homelab-sim counters: %v", err)
-	}
 	found := 0
-	for _, m := range report.Machines {
+	for _, m := range simCounters(r.b, debug) {
 		if !want[m.Name] {
 			continue
 		}
@@ -232,6 +221,22 @@ func (r *run) powerOnTimes(debug string, names []string, since time.Time) (first
 		r.note("only %d of %d BMCs received a power-on command", found, len(names))
 	}
 	return first, last
+}
+
+// simCounters reads every simulated machine's counters from homelab-sim's debug endpoint.
+func simCounters(b *testing.B, debug string) []sim.MachineReport {
+	resp, err := http.Get("http://" + debug + "/debug/counters") //nolint:noctx // loopback, bounded by the server
+	if err != nil {
+		b.Fatalf("homelab-sim counters: %v", err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	var report struct {
+		Machines []sim.MachineReport `json:"machines"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&report); err != nil {
+		b.Fatalf("homelab-sim counters: %v", err)
+	}
+	return report.Machines
 }
 
 // burst writes burstChanges spec changes (spec.bootTimeout, which powers nothing) spread over

@@ -128,6 +128,8 @@ type Requests struct {
 	// Writes counts the CREATE, UPDATE, PATCH and DELETE requests that succeeded, by resource
 	// (subresource after a slash; an API group before one).
 	Writes map[string]int `json:"writes"`
+	// Gets counts the GETs of one object, by resource.
+	Gets map[string]int `json:"gets,omitempty"`
 	// Conflicts counts 409 answers; NoOps writes the apiserver answered with the resourceVersion
 	// sent (nothing changed).
 	Conflicts int `json:"conflicts"`

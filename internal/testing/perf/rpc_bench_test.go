@@ -120,7 +120,8 @@ func (r *run) staticFleet(ns string) []*infrav1.Machine {
 	first := out[0]
 	core := &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{Name: first.KubernetesNodeNameOrDefault(), Labels: map[string]string{
-			corev1.LabelHostname: first.KubernetesNodeNameOrDefault(), infrav1.LabelGroup: rpcGroup, infrav1.LabelMachine: first.Name,
+			corev1.LabelHostname: first.KubernetesNodeNameOrDefault(), infrav1.LabelNamespace: first.Namespace,
+			infrav1.LabelGroup: rpcGroup, infrav1.LabelMachine: first.Name,
 		}},
 		Spec: corev1.NodeSpec{ProviderID: first.ProviderIDOrDefault()},
 	}
@@ -143,7 +144,7 @@ func (r *run) staticFleet(ns string) []*infrav1.Machine {
 // caNode is a machine's node as cluster-autoscaler sends it.
 func caNode(m *infrav1.Machine) *pb.ExternalGrpcNode {
 	return &pb.ExternalGrpcNode{ProviderID: m.ProviderIDOrDefault(), Name: m.KubernetesNodeNameOrDefault(),
-		Labels: map[string]string{infrav1.LabelGroup: m.Spec.Group}}
+		Labels: map[string]string{infrav1.LabelNamespace: m.Namespace, infrav1.LabelGroup: m.Spec.Group}}
 }
 
 // reads times every read call: readCalls calls one after another, r.reps times.

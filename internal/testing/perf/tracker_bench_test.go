@@ -30,6 +30,8 @@ type seen struct {
 	observed   int64
 	// observedAt lists when status.observedGeneration rose, and to what.
 	observedAt []genAt
+	// powerObserved lists the distinct values of status.powerStateObservedAt, oldest first.
+	powerObserved []time.Time
 }
 
 type genAt struct {
@@ -77,6 +79,9 @@ func (t *tracker) record(n *infrav1.Machine, now time.Time) {
 	s.desired, s.generation = n.DesiredAction(), n.Generation
 	if n.Status.Progress != s.progress {
 		s.progress, s.progressAt = n.Status.Progress, now
+	}
+	if at := n.Status.PowerStateObservedAt; at != nil && (len(s.powerObserved) == 0 || at.After(s.powerObserved[len(s.powerObserved)-1])) {
+		s.powerObserved = append(s.powerObserved, at.Time)
 	}
 	if n.Status.ObservedGeneration > s.observed {
 		s.observed = n.Status.ObservedGeneration
@@ -167,4 +172,37 @@ func (t *tracker) settled(p infrav1.Progress) bool {
 		}
 	}
 	return true
+}
+
+// observationGaps lists, in seconds, the time between consecutive recorded power observations
+// of each machine (status.powerStateObservedAt), for every pair whose later one is in [from, to).
+func (t *tracker) observationGaps(from, to time.Time) []float64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []float64
+	for _, s := range t.machines {
+		for i := 1; i < len(s.powerObserved); i++ {
+			if at := s.powerObserved[i]; !at.Before(from) && at.Before(to) {
+				out = append(out, at.Sub(s.powerObserved[i-1]).Seconds())
+			}
+		}
+	}
+	return out
+}
+
+// progressCount is how many machines are in progress p with their status caught up with
+// their spec.
+func (t *tracker) progressCount(p infrav1.Progress) int {
+	return t.count(func(s *seen) bool { return s.progress == p && s.observed == s.generation })
+}
+
+// get is what was last seen of the machine.
+func (t *tracker) get(name string) (seen, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s, ok := t.machines[name]
+	if !ok {
+		return seen{}, false
+	}
+	return *s, true
 }

@@ -268,7 +268,10 @@ func testSiteWideCut(t *testing.T) {
 		t.Fatalf("cut %d machines, want %d", cut, n)
 	}
 	for _, m := range objs.Machines {
-		waitProgress(t, m, infrav1.ProgressReady, 2*time.Minute)
+		testenv.Eventually(t, 2*time.Minute, m.Name+" to be Ready again after a PowerLost repair", func() bool {
+			st := get(t, m).Status
+			return st.Progress == infrav1.ProgressReady && st.LastRepair != nil && st.LastRepair.Kind == infrav1.RepairPowerLost
+		})
 	}
 	t.Logf("all %d machines Ready %s after the cut", n, time.Since(cutAt).Round(time.Millisecond))
 
