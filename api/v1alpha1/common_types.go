@@ -32,7 +32,7 @@ const (
 	// homelab-autoscaler.dev/credentials: "true", so a Machine cannot make the manager read (and
 	// send to an address of its choosing) any other Secret of its namespace, such as a
 	// ServiceAccount token or a TLS key.
-	LabelCredentials = "homelab-autoscaler.dev/credentials"
+	LabelCredentials = "homelab-autoscaler.dev/credentials" //nolint:gosec // a label's name, not a credential
 	// LabelPowerAction is set on power Jobs to the action they perform ("on" or "off").
 	LabelPowerAction = "homelab-autoscaler.dev/power-action"
 )

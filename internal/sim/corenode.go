@@ -291,7 +291,8 @@ func (m *Machine) recheckNotReady(uid types.UID) {
 		return
 	}
 	m.sim.log.Info("Node was set Ready while its kubelet hangs or its machine is off; NotReady again", "machine", m.Name)
-	if err := m.setKwokManaged(ctx, core, false); err == nil {
+	err = m.setKwokManaged(ctx, core, false)
+	if err == nil {
 		err = m.writeReady(ctx, core, notPostingCondition())
 	}
 	if err != nil {

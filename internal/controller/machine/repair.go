@@ -138,7 +138,7 @@ func (r *Reconciler) stuckNode(ctx context.Context, s *scope) (ctrl.Result, bool
 	st := &s.node.Status
 	window := recentCycles(st.PowerCycles, s.now, s.repair.CycleWindow)
 	notReady := s.now.Sub(st.NodeNotReadySince.Time).Round(time.Second)
-	if int32(len(window)) >= s.repair.MaxPowerCycles {
+	if len(window) >= int(s.repair.MaxPowerCycles) {
 		msg := fmt.Sprintf("the Node stayed NotReady for %s after %d power cycles within %s", notReady, len(window), s.repair.CycleWindow)
 		if err := r.write(ctx, s, func(st *infrav1.MachineStatus) {
 			st.Progress = infrav1.ProgressFailed
