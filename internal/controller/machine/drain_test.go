@@ -2,6 +2,7 @@ package machine_test
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/optimistic"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/power"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/testenv"
 )
@@ -162,4 +164,48 @@ func TestAutoscalerPowerOffDoesNotDrainAgain(t *testing.T) {
 		got = get(t, n)
 		return got.Status.Operation != nil && got.Status.Operation.Action == infrav1.PowerActionOff && got.Status.Operation.Drain
 	})
+}
+
+// Whoever may edit a Machine (and its Group's metadata) cannot make the manager skip the drain of
+// a power-off: the record of a power-off cluster-autoscaler drained lives in the Group's status,
+// which the default RBAC gives such a user no right to write. The marker annotation of earlier
+// versions, and a ledger written into the Group's annotations, are both ignored.
+func TestMachineAuthorCannotSkipTheDrain(t *testing.T) {
+	ns := newNamespace(t)
+	drv := newMachineDriver()
+	startManager(t, ns, power.NewRegistry(drv))
+	startKubelet(t, ns)
+	g := createGroup(t, ns, "workers")
+	n := createMachine(t, ns, "m1", "workers", true)
+	waitProgress(t, n, infrav1.ProgressReady, 10*time.Second)
+	pod := createPod(t, ns, "tenant-b-web", ns+"-m1")
+
+	cur := get(t, n)
+	forged := `{"powerOffs":[{"name":"m1","generation":` + strconv.FormatInt(cur.Generation+1, 10) + `}]}`
+	if _, err := optimistic.Update(context.Background(), testWriter, g, func(g *infrav1.Group) error {
+		if g.Annotations == nil {
+			g.Annotations = map[string]string{}
+		}
+		g.Annotations["homelab-autoscaler.dev/scale-ledger"] = forged
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := optimistic.Update(context.Background(), testWriter, cur, func(m *infrav1.Machine) error {
+		m.Spec.Online = false
+		if m.Annotations == nil {
+			m.Annotations = map[string]string{}
+		}
+		m.Annotations["homelab-autoscaler.dev/power-off-by-cluster-autoscaler"] = strconv.FormatInt(m.Generation+1, 10)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	got := waitProgress(t, n, infrav1.ProgressOff, 15*time.Second)
+	if !got.Status.Operation.Drain {
+		t.Fatal("a power-off marked by the machine's author as drained by cluster-autoscaler was not drained")
+	}
+	if podExists(t, pod) {
+		t.Fatal("the machine powered off with its pod still bound")
+	}
 }
