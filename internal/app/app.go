@@ -56,7 +56,8 @@ func setup(ctx context.Context, mgr ctrl.Manager, o Options) (*cloudprovider.Ser
 		return nil, err
 	}
 	if !o.GRPCOnly {
-		// The server is also the machines' Rotation: repairs go through its scale ledger.
+		// The server is also the machines' Rotation (repairs go through its scale ledger) and the
+		// groups' Ledger (decisions a dead replica left half done are rolled forward).
 		if err := addControllers(mgr, writer, o, srv); err != nil {
 			return nil, err
 		}
@@ -71,7 +72,7 @@ func setup(ctx context.Context, mgr ctrl.Manager, o Options) (*cloudprovider.Ser
 }
 
 // addControllers adds the machine, Node and Group reconcilers, with the power drivers.
-func addControllers(mgr ctrl.Manager, writer *optimistic.Writer, o Options, rotation machine.Rotation) error {
+func addControllers(mgr ctrl.Manager, writer *optimistic.Writer, o Options, srv *cloudprovider.Server) error {
 	drivers := o.Drivers
 	if drivers == nil {
 		drivers = BuiltinDrivers(mgr, o.DriverEgress, o.JobPolicy)
@@ -96,13 +97,13 @@ func addControllers(mgr ctrl.Manager, writer *optimistic.Writer, o Options, rota
 			ConfirmInterval:         o.PowerConfirmInterval,
 			MaxConcurrentReconciles: o.MachineConcurrency,
 			RecheckInterval:         o.RecheckInterval,
-			Rotation:                rotation,
+			Rotation:                srv,
 			Pacer: pacing.New(pacing.Limits{
 				PerSecond: o.PowerOnRate, Burst: o.PowerOnBurst, MaxBooting: o.MaxBooting,
 			}),
 		}).SetupWithManager,
 		(&corenode.Reconciler{Client: mgr.GetClient(), Writer: writer}).SetupWithManager,
-		(&group.Reconciler{Client: mgr.GetClient(), Writer: writer}).SetupWithManager,
+		(&group.Reconciler{Client: mgr.GetClient(), Writer: writer, Ledger: srv}).SetupWithManager,
 	}
 	for _, add := range setups {
 		if err := add(mgr); err != nil {

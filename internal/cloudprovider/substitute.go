@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"google.golang.org/grpc/codes"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/machines"
@@ -19,8 +22,40 @@ const (
 	methodAdopt      = "Adopt"
 )
 
-// errNoSubstitute refuses a substitution (a refusal is decided again once on a fresh Group).
-var errNoSubstitute = errorf(codes.ResourceExhausted, "%s", machines.ErrNoSubstitute.Error())
+// errNoSubstitute and errDecisionPending refuse a substitution (a refusal is decided again once
+// on a fresh Group).
+var (
+	errNoSubstitute    = errorf(codes.ResourceExhausted, "%s", machines.ErrNoSubstitute.Error())
+	errDecisionPending = errorf(codes.Aborted, "%s", machines.ErrDecisionPending.Error())
+)
+
+const methodSettle = "Settle"
+
+// Settle carries out what the group's ledger holds and nobody is applying: a decision whose
+// replica died before it applied every change is rolled forward once its deadline has passed.
+// Without it only the next write on the group would, and a quiet group could keep a half-applied
+// decision (a substitution's power-on never written) forever. It returns how soon to call it
+// again while decisions remain, or 0.
+func (s *Server) Settle(ctx context.Context, key types.NamespacedName) (time.Duration, error) {
+	ctx, cancel := s.writeContext(ctx)
+	defer cancel()
+	if _, err := s.transact(ctx, methodSettle, key, func(context.Context, *view) ([]ledgerChange, error) { return nil, nil }); err != nil {
+		return 0, err
+	}
+	g := &infrav1.Group{}
+	if err := s.opts.Reader.Get(ctx, key, g); err != nil {
+		return 0, client.IgnoreNotFound(err)
+	}
+	var next time.Duration
+	now := s.opts.Now().UnixMilli()
+	for _, op := range readLedger(g).Ops {
+		d := max(time.Duration(op.Deadline-now)*time.Millisecond+time.Second, time.Second)
+		if next == 0 || d < next {
+			next = d
+		}
+	}
+	return next, nil
+}
 
 // Substitute powers another member of m's group on in place of m, whose boot timed out: m is set
 // desired off (marked substituted, so its power-off records why) and the member NodeGroupIncreaseSize
@@ -36,12 +71,18 @@ func (s *Server) Substitute(ctx context.Context, m *infrav1.Machine) (string, er
 	changes, err := s.transact(ctx, methodSubstitute, key, func(_ context.Context, v *view) ([]ledgerChange, error) {
 		sub = ""
 		slow := v.member(m.Name)
-		if slow == nil || slow.Generation != m.Generation || !v.desiredOn(slow) || v.inFlight(slow.Name) {
+		if slow != nil && v.inFlight(slow.Name) {
+			return nil, errDecisionPending
+		}
+		if slow == nil || slow.Generation != m.Generation || !v.desiredOn(slow) {
 			return nil, nil
 		}
 		var candidates []*infrav1.Machine
 		for _, c := range v.members() {
-			if c.Name != slow.Name && powerOnCandidate(c) && !v.inFlight(c.Name) {
+			// A machine whose own boot timed out since it was last Ready is no substitute: two
+			// such machines would otherwise be swapped for each other forever, and neither would
+			// ever fail and tell cluster-autoscaler.
+			if c.Name != slow.Name && powerOnCandidate(c) && !v.inFlight(c.Name) && c.Status.FailedBoots == 0 {
 				candidates = append(candidates, c)
 			}
 		}
@@ -59,6 +100,8 @@ func (s *Server) Substitute(ctx context.Context, m *infrav1.Machine) (string, er
 	switch {
 	case errors.Is(err, errNoSubstitute):
 		return "", machines.ErrNoSubstitute
+	case errors.Is(err, errDecisionPending):
+		return "", machines.ErrDecisionPending
 	case err != nil:
 		return "", err
 	case len(changes) == 0:

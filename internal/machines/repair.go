@@ -70,3 +70,7 @@ func RepairOf(g *infrav1.Group) Repair {
 
 // ErrNoSubstitute means a group has no member that can be powered on in a machine's place.
 var ErrNoSubstitute = errors.New("no other member of the group can be powered on")
+
+// ErrDecisionPending means a decision on a machine is recorded in its group's ledger and not yet
+// applied: a new one must wait for it.
+var ErrDecisionPending = errors.New("a decision on the machine is still being applied")

@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -15,6 +16,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -29,6 +31,9 @@ import (
 type Reconciler struct {
 	Client client.Client
 	Writer *optimistic.Writer
+	// Ledger rolls forward decisions of the groups' scale ledgers left half done; nil leaves them
+	// to the next write on the group.
+	Ledger Ledger
 }
 
 // The permissions this needs are kubebuilder markers in internal/rbac.
@@ -57,7 +62,21 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		setConditions(fresh)
 		return nil
 	}, optimistic.Operation("group-status"))
-	return ctrl.Result{}, client.IgnoreNotFound(err)
+	if err != nil || r.Ledger == nil || g.Status.ScaleLedger == nil || len(g.Status.ScaleLedger.Ops) == 0 {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	// Decisions in the ledger: roll forward those whose replica gave up, and look again when the
+	// others' deadlines pass.
+	next, err := r.Ledger.Settle(ctx, req.NamespacedName)
+	return ctrl.Result{RequeueAfter: next}, client.IgnoreNotFound(err)
+}
+
+// Ledger carries out the decisions a group's scale ledger holds that nobody is applying
+// (internal/cloudprovider).
+type Ledger interface {
+	// Settle rolls forward the group's overdue decisions and returns how soon to call it again
+	// while decisions remain, or 0.
+	Settle(ctx context.Context, key client.ObjectKey) (time.Duration, error)
 }
 
 // Summarize counts a group's members by progress and desired state.
@@ -143,9 +162,25 @@ func join(parts []string) string { return strings.Join(parts, "; ") }
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("group").
-		For(&infrav1.Group{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		For(&infrav1.Group{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, ledgerChanged()))).
 		Watches(&infrav1.Machine{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
 			return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: o.GetNamespace(), Name: o.(*infrav1.Machine).Spec.Group}}}
 		})).
 		Complete(r)
+}
+
+// ledgerChanged passes Group updates whose scale ledger gained or lost decisions, so that a
+// decision nobody applies is noticed even in a group where nothing else changes.
+func ledgerChanged() predicate.Predicate {
+	ops := func(g *infrav1.Group) int {
+		if g.Status.ScaleLedger == nil {
+			return 0
+		}
+		return len(g.Status.ScaleLedger.Ops)
+	}
+	return predicate.Funcs{
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			return ops(e.ObjectOld.(*infrav1.Group)) != ops(e.ObjectNew.(*infrav1.Group))
+		},
+	}
 }

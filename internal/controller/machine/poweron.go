@@ -3,6 +3,7 @@ package machine
 import (
 	"context"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -140,9 +141,12 @@ func (r *Reconciler) awaitBoot(ctx context.Context, s *scope) (ctrl.Result, bool
 	}
 	deadline := op.AttemptStartedAt.Add(bootTimeout(s))
 	if !s.now.Before(deadline) {
-		if r.substituteOnBootTimeout(ctx, s) {
+		switch substituted, wait := r.substituteOnBootTimeout(ctx, s); {
+		case substituted:
 			// The spec change (desired off now) brings the machine back through its watch.
 			return ctrl.Result{}, false, nil
+		case wait:
+			return ctrl.Result{RequeueAfter: 2 * time.Second}, false, nil
 		}
 		return r.attemptFailed(ctx, s, &power.Error{Driver: op.Driver, Action: power.ActionOn, Class: power.Class(ReasonBootTimeout),
 			Err: fmt.Errorf("the machine did not register a Ready Node within %s", bootTimeout(s))})

@@ -249,21 +249,26 @@ func (r *Reconciler) openOff(ctx context.Context, s *scope, kind infrav1.RepairK
 // substituteOnBootTimeout asks the group's ledger to power another member on in place of a
 // machine whose boot timed out. It returns false when no substitution happened (the policy is
 // Retry, there is no other member, or the ledger write failed), and the attempt then fails as
-// usual.
-func (r *Reconciler) substituteOnBootTimeout(ctx context.Context, s *scope) bool {
+// usual; wait is set when a decision on the machine is still being applied (a replica died
+// while applying it), which the group controller rolls forward: the machine looks again soon
+// instead of starting another attempt.
+func (r *Reconciler) substituteOnBootTimeout(ctx context.Context, s *scope) (substituted, wait bool) {
 	if r.Rotation == nil || s.repair.BootFailure == infrav1.BootFailureRetry {
-		return false
+		return false, false
 	}
 	sub, err := r.Rotation.Substitute(ctx, s.node)
 	if err != nil {
+		if errors.Is(err, machines.ErrDecisionPending) {
+			return false, true
+		}
 		if !errors.Is(err, machines.ErrNoSubstitute) {
 			log.FromContext(ctx).Error(err, "substituting a machine whose boot timed out; retrying it instead")
 		}
-		return false
+		return false, false
 	}
 	r.eventf(s.node, corev1.EventTypeWarning, string(infrav1.RepairSubstituted), "Repair",
 		"boot timed out after %s; %s is powered on in its place and this machine is powered off", bootTimeout(s), sub)
 	countDrift(s, "BootTimeout")
 	countRepair(s, infrav1.RepairSubstituted)
-	return true
+	return true, false
 }

@@ -41,7 +41,7 @@ func TestAPIServerRestartDuringScaleUp(t *testing.T) {
 	if _, err := Retry(wctx, func(ctx context.Context) (int, error) { return w.ScaleUp(ctx, 0) }); err != nil {
 		t.Fatal(err)
 	}
-	w.Finish(ctx, 90*time.Second, false)
+	w.Finish(ctx, 90*time.Second, NoFailures)
 	t.Logf("%s\n%s", w.Namespace, w.Stats.Summary())
 	report(t, w)
 }

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/sim"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/testenv"
@@ -20,7 +22,8 @@ const (
 
 // TestFaults runs the harness's scenarios side by side against one control plane and one kwok:
 // SIGKILLs of the manager at random points, a leader handover, concurrent writers, misbehaving
-// BMCs and a short soak (make soak runs a long one).
+// BMCs, machine faults (power cuts, button presses, hung kubelets) mixed with SIGKILLs, two
+// machines too slow to boot, and a short soak (make soak runs a long one).
 func TestFaults(t *testing.T) {
 	kc := kubeconfig(t)
 	env.StartKwok(t, kc)
@@ -41,6 +44,22 @@ func TestFaults(t *testing.T) {
 	t.Run("BMCFaults", func(t *testing.T) {
 		t.Parallel()
 		bmcFaults(t, kc)
+	})
+	t.Run("MachineFaults/Enforce", func(t *testing.T) {
+		t.Parallel()
+		machineFaults(t, kc, 600, infrav1.OutsidePowerOnEnforce)
+	})
+	t.Run("MachineFaults/Adopt", func(t *testing.T) {
+		t.Parallel()
+		machineFaults(t, kc, 601, infrav1.OutsidePowerOnAdopt)
+	})
+	t.Run("SlowBoots", func(t *testing.T) {
+		t.Parallel()
+		slowBoots(t, kc)
+	})
+	t.Run("SubstituteKilled", func(t *testing.T) {
+		t.Parallel()
+		substituteKilled(t, kc)
 	})
 	t.Run("Soak", func(t *testing.T) {
 		t.Parallel()
@@ -67,7 +86,7 @@ func leaderHandover(t *testing.T, kc string) {
 	if n, err := w.ScaleUp(ctx, follower); err != nil || n == 0 {
 		t.Fatalf("scale-up through %s: %d, %v", w.Managers[follower].Name, n, err)
 	}
-	w.Settle(ctx, 60*time.Second, false)
+	w.Settle(ctx, 60*time.Second, NoFailures)
 	for i := range w.Managers {
 		if got, err := w.TargetSize(ctx, i); err != nil || int(got) != w.desiredOn(t) {
 			t.Fatalf("%s: target size %d, %v; %d machines desired on", w.Managers[i].Name, got, err, w.desiredOn(t))
@@ -77,7 +96,7 @@ func leaderHandover(t *testing.T, kc string) {
 	// Another scale-up, with every BMC hanging, so the leader is killed while its power-on
 	// request is in flight: the attempt is recorded, the BMC has not seen the command.
 	for _, m := range w.Sim.Machines() {
-		_ = m.InjectFault(sim.FaultHang, time.Minute)
+		_ = w.BMCFault(m, sim.FaultHang, time.Minute)
 	}
 	started := time.Now()
 	if _, err := w.ScaleUp(ctx, follower); err != nil {
@@ -99,11 +118,13 @@ func leaderHandover(t *testing.T, kc string) {
 	if err := w.Managers[leader].Kill(); err != nil {
 		t.Fatal(err)
 	}
+	o := w.outageBegins(0)
 	w.Stats.Fault("kill:leader")
 	for _, m := range w.Sim.Machines() {
-		_ = m.InjectFault(sim.FaultHang, 0)
+		_ = w.BMCFault(m, sim.FaultHang, 0)
 	}
 	w.waitLeader(t, follower)
+	w.outageEnds(o)
 	took := time.Since(killed)
 	t.Logf("%s took over %s after the leader was killed (lease %s)", w.Managers[follower].Name, took.Round(time.Millisecond), lease)
 	// The Lease outlives its holder by at most its duration; a generous bound for a loaded
@@ -123,7 +144,7 @@ func leaderHandover(t *testing.T, kc string) {
 	if _, err := w.HumanEdit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	w.Finish(ctx, 60*time.Second, false)
+	w.Finish(ctx, 60*time.Second, NoFailures)
 	t.Logf("%s\n%s", w.Namespace, w.Stats.Summary())
 	report(t, w)
 }
@@ -167,8 +188,10 @@ func (w *World) desiredOn(t *testing.T) int {
 // Misbehaving BMCs while cluster-autoscaler and a human drive the group: one hangs past the
 // driver's timeout, one answers 500s, one lies about the power state, one answers garbage, one
 // machine registers only after its boot timeout, one never registers, and one's core Node flaps
-// between Ready and NotReady after it registers. Every machine ends
-// as desired or Failed with a reason, and no attempt sent two power-on commands.
+// between Ready and NotReady after it registers. Then scale-downs and human edits, each with a
+// fresh BMC fault and a machine fault (a power cut, a site-wide cut, a button press, a hung
+// kubelet, which the group's stuckNode remediation power-cycles). Every machine ends as desired
+// or Failed with a reason, and no attempt sent two power-on commands.
 func bmcFaults(t *testing.T, kc string) {
 	w := NewWorld(t, env, managerBin, kc, rng(200), Options{
 		Machines: 7, BootTimeout: 4 * time.Second,
@@ -179,14 +202,17 @@ func bmcFaults(t *testing.T, kc string) {
 				{Index: 2, For: 4 * time.Second, Kind: sim.FaultLie},
 				{Index: 3, For: 3 * time.Second, Kind: sim.FaultGarbage},
 			}
-			// Registers after the first attempt's boot timeout: the second attempt finds the
-			// machine on, sends nothing, and adopts it when it registers.
+			// Registers after its boot timeout, on every boot: the group's bootFailure
+			// (Substitute) powers another member on in its place when one is free; without one,
+			// the second attempt finds the machine on, sends nothing, and adopts it when it
+			// registers.
 			c.LateBoot = []sim.Fault{{Index: 4, For: 5 * time.Second}}
 			c.NeverBoot = []int{5}
 			// Ready and NotReady in turn for a while after it registers: no reason to power it
 			// again.
 			c.Flap = []sim.Fault{{Index: 6, For: 3 * time.Second}}
 		},
+		Repair: &infrav1.RepairPolicy{StuckNode: &infrav1.StuckNodeRemediation{NotReadyFor: &metav1.Duration{Duration: 10 * time.Second}}},
 	})
 	for _, k := range []string{"bmc:hang", "bmc:error", "bmc:lie", "bmc:garbage", "late-boot", "never-boot", "flap"} {
 		w.Stats.Fault(k)
@@ -203,31 +229,34 @@ func bmcFaults(t *testing.T, kc string) {
 			t.Fatal(err)
 		}
 	}
-	w.Settle(ctx, 90*time.Second, true)
-	late := w.Sim.Machines()[4]
-	if n := w.Recorder.Latest()[late.Name]; n.Spec.Online &&
-		(n.Status.Progress != infrav1.ProgressReady || late.Counters().PowerOn != 1) {
-		t.Errorf("the late machine: progress %s, %d power-on commands; want Ready after one", n.Status.Progress, late.Counters().PowerOn)
-	}
-	flapper := w.Sim.Machines()[6]
-	if n := w.Recorder.Latest()[flapper.Name]; n.Spec.Online &&
-		(n.Status.Progress != infrav1.ProgressReady || flapper.Counters().PowerOn != 1) {
-		t.Errorf("the flapping machine: progress %s, %d power-on commands; want Ready after one", n.Status.Progress, flapper.Counters().PowerOn)
+	w.Settle(ctx, 90*time.Second, AnyFailures)
+	// A machine never powered off (not substituted) was powered on once: a second attempt that
+	// finds it on sends nothing.
+	for _, i := range []int{4, 6} {
+		m := w.Sim.Machines()[i]
+		c := m.Counters()
+		if n := w.Recorder.Latest()[m.Name]; n.Spec.Online && c.PowerOff == 0 &&
+			(n.Status.Progress != infrav1.ProgressReady || c.PowerOn != 1) {
+			t.Errorf("%s: progress %s, %d power-on commands; want Ready after one", m.Name, n.Status.Progress, c.PowerOn)
+		}
 	}
 	never := w.Recorder.Latest()[w.Sim.Machines()[5].Name]
 	if never.Spec.Online && never.Status.Progress != infrav1.ProgressFailed {
 		t.Errorf("the machine that never registers: progress %s, want Failed", never.Status.Progress)
 	}
-	// Faults during scale-downs and human edits: a random BMC misbehaves for a moment each time.
+	// Faults during scale-downs and human edits: a random BMC misbehaves for a moment each time,
+	// and a machine fault hits.
 	for range 4 {
 		m := w.Sim.Machines()[w.IntN(4)]
 		kind := sim.FaultKinds[w.IntN(len(sim.FaultKinds))]
-		_ = m.InjectFault(kind, time.Duration(500+w.IntN(2500))*time.Millisecond)
+		if err := w.BMCFault(m, kind, time.Duration(500+w.IntN(2500))*time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
 		w.Stats.Fault("bmc:" + string(kind))
-		t.Logf("%s", w.RandomAction(ctx, 0))
+		t.Logf("%s; %s", w.RandomAction(ctx, 0), w.MachineFault())
 		time.Sleep(time.Second)
 	}
-	w.Finish(ctx, 90*time.Second, true)
+	w.Finish(ctx, 90*time.Second, AnyFailures)
 	t.Logf("%s\n%s", w.Namespace, w.Stats.Summary())
 	report(t, w)
 }

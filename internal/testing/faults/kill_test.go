@@ -34,7 +34,7 @@ func (w *World) KillPoint(ctx context.Context, i int) {
 	trigger := triggers[w.IntN(len(triggers))]
 	if trigger == triggerRecorded {
 		for _, m := range w.Sim.Machines() {
-			_ = m.InjectFault(sim.FaultHang, time.Minute)
+			_ = w.BMCFault(m, sim.FaultHang, time.Minute)
 		}
 	}
 	before := w.commands()
@@ -70,25 +70,36 @@ func (w *World) KillPoint(ctx context.Context, i int) {
 			return false
 		}) == nil
 	}
-	if err := w.Managers[i].Kill(); err != nil {
-		w.T.Fatal(err)
-	}
-	if trigger == triggerRecorded {
-		for _, m := range w.Sim.Machines() {
-			_ = m.InjectFault(sim.FaultHang, 0)
-		}
-	}
 	kind := "kill:" + trigger
 	if !fired {
 		kind += "(not reached)"
 	}
-	w.Stats.Fault(kind)
+	w.killAndRestart(i, kind, func() {
+		if trigger == triggerRecorded {
+			for _, m := range w.Sim.Machines() {
+				_ = w.BMCFault(m, sim.FaultHang, 0)
+			}
+		}
+	})
 	w.T.Logf("%s: %s, killed %s at %s after %s", w.Namespace, action, w.Managers[i].Name, kind, time.Since(started).Round(time.Millisecond))
+}
+
+// killAndRestart kills replica i with SIGKILL, runs afterKill, counts the fault as kind, and
+// starts the replica again after a random pause; the time until it serves again is an outage.
+func (w *World) killAndRestart(i int, kind string, afterKill func()) {
+	w.T.Helper()
+	if err := w.Managers[i].Kill(); err != nil {
+		w.T.Fatal(err)
+	}
+	o := w.outageBegins(0)
+	afterKill()
+	w.Stats.Fault(kind)
 	time.Sleep(time.Duration(w.Int64N(int64(500 * time.Millisecond))))
 	if err := w.Managers[i].Start(); err != nil {
 		w.T.Fatal(err)
 	}
 	w.WaitServing(i)
+	w.outageEnds(o)
 }
 
 // RandomAction does what cluster-autoscaler or a human would: a scale-up, a scale-down or an
@@ -140,7 +151,7 @@ func killManager(t *testing.T, stream uint64, kubeconfig string, kills int) {
 		w.KillPoint(ctx, 0)
 		time.Sleep(time.Duration(w.Int64N(int64(time.Second))))
 	}
-	w.Finish(ctx, 90*time.Second, false)
+	w.Finish(ctx, 90*time.Second, NoFailures)
 	t.Logf("%s\n%s", w.Namespace, w.Stats.Summary())
 	report(t, w)
 }

@@ -8,23 +8,31 @@ import (
 	"sync"
 )
 
-// Stats counts what a run did: faults injected by kind, operations completed by kind, and
-// invariant violations.
+// Stats counts what a run did: faults injected by kind, operations completed by kind, checks
+// made by outcome, and invariant violations.
 type Stats struct {
 	mu         sync.Mutex
 	faults     map[string]int
 	ops        map[string]int
+	checks     map[string]int
 	violations []string
 }
 
 // NewStats returns empty counters.
-func NewStats() *Stats { return &Stats{faults: map[string]int{}, ops: map[string]int{}} }
+func NewStats() *Stats {
+	return &Stats{faults: map[string]int{}, ops: map[string]int{}, checks: map[string]int{}}
+}
 
 // Fault counts one injected fault of kind.
 func (s *Stats) Fault(kind string) { s.add(s.faults, kind, 1) }
 
 // Op counts n completed operations of kind.
 func (s *Stats) Op(kind string, n int) { s.add(s.ops, kind, n) }
+
+// Check counts one check that is not a plain pass or fail, by its outcome: a power-loss recovery
+// (recovered, or left because something else changed the machine), or a command or spec change
+// the watch could not judge.
+func (s *Stats) Check(outcome string) { s.add(s.checks, outcome, 1) }
 
 // Violation records a broken invariant.
 func (s *Stats) Violation(v string) {
@@ -69,6 +77,9 @@ func (s *Stats) Summary() string {
 	}
 	line("faults injected", s.faults)
 	line("operations completed", s.ops)
+	if len(s.checks) > 0 {
+		line("checks", s.checks)
+	}
 	fmt.Fprintf(&b, "invariant violations: %d\n", len(s.violations))
 	for _, v := range s.violations {
 		fmt.Fprintf(&b, "  - %s\n", v)
@@ -79,7 +90,7 @@ func (s *Stats) Summary() string {
 // Merge adds other's counts to s.
 func (s *Stats) Merge(other *Stats) {
 	other.mu.Lock()
-	faults, ops, violations := maps.Clone(other.faults), maps.Clone(other.ops), slices.Clone(other.violations)
+	faults, ops, checks, violations := maps.Clone(other.faults), maps.Clone(other.ops), maps.Clone(other.checks), slices.Clone(other.violations)
 	other.mu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -88,6 +99,9 @@ func (s *Stats) Merge(other *Stats) {
 	}
 	for k, v := range ops {
 		s.ops[k] += v
+	}
+	for k, v := range checks {
+		s.checks[k] += v
 	}
 	s.violations = append(s.violations, violations...)
 }

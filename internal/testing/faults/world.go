@@ -23,6 +23,7 @@ import (
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/cloudprovider"
 	pb "github.com/homelab-autoscaler/homelab-autoscaler/internal/cloudprovider/externalgrpc"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/machines"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/optimistic"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/sim"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/testenv"
@@ -47,6 +48,9 @@ type Options struct {
 	Lease time.Duration
 	// Sim adjusts the simulator's configuration (faults) before it starts.
 	Sim func(*sim.Config)
+	// Repair is the Group's spec.repair. Its observeInterval defaults to the CRD's minimum,
+	// 10s, so that the periodic observation happens within a scenario.
+	Repair *infrav1.RepairPolicy
 }
 
 func (o *Options) defaults() {
@@ -74,7 +78,23 @@ func (o *Options) defaults() {
 	if o.Lease == 0 {
 		o.Lease = 3 * time.Second
 	}
+	// A copy: the defaults must not change the caller's policy.
+	o.Repair = o.Repair.DeepCopy()
+	if o.Repair == nil {
+		o.Repair = &infrav1.RepairPolicy{}
+	}
+	if o.Repair.ObserveInterval == nil {
+		o.Repair.ObserveInterval = &metav1.Duration{Duration: 10 * time.Second}
+	}
 }
+
+// recheckInterval is the managers' --power-recheck-interval: how soon a machine whose Node went
+// NotReady is read again at first. Short, so that a read that failed or raced the Node's change
+// is soon repeated.
+const recheckInterval = time.Second
+
+// retryCap is the managers' --power-retry-cap: the longest wait before the next attempt.
+const retryCap = time.Second
 
 // HumanEdit is one write a human made to a machine's spec.online (Desired on for true, off
 // for false).
@@ -97,13 +117,26 @@ type World struct {
 
 	Namespace, Group, GroupID string
 
+	// Repair is the Group's repair policy with its defaults applied.
+	Repair machines.Repair
+
+	ctx    context.Context
 	ca     []pb.CloudProviderClient
 	writer *optimistic.Writer
+	// recoveries are the checks of machines that lost power, running until each machine is
+	// Ready again or its bound passed.
+	recoveries sync.WaitGroup
 
-	// mu guards the random source and the edits: concurrent writers share them.
+	// mu guards the random source, the edits and the records of faults: concurrent writers
+	// share them.
 	mu    sync.Mutex
 	rand  *rand.Rand
 	edits []HumanEdit
+	// outages are the times a manager was not there to act (killed, exited, the apiserver
+	// away), in the order they began.
+	outages []*outage
+	// bmcFaults are the windows in which each machine's BMC misbehaved.
+	bmcFaults map[string][]bmcWindow
 }
 
 // IntN returns a random number in [0, n) from the run's seed.
@@ -135,10 +168,17 @@ func NewWorld(t testing.TB, env *testenv.Env, managerBin, kubeconfig string, rng
 	w := &World{
 		T: t, Env: env, Opts: opts, rand: rng, Stats: NewStats(),
 		Namespace: fmt.Sprintf("faults-%d-%d", stamp, n), Group: fmt.Sprintf("f%d-%d", stamp, n),
+		ctx: ctx, bmcFaults: map[string][]bmcWindow{},
 	}
+	// The recovery checks end with the world's context; none outlives the test.
+	t.Cleanup(func() { cancel(); w.recoveries.Wait() })
 	w.GroupID = cloudprovider.GroupID(w.Namespace, w.Group)
-	if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: w.Namespace}}); err != nil {
-		t.Fatal(err)
+	// The replicas' Lease lives in a namespace of its own, as a manager runs apart from the
+	// machines it powers: the drivers refuse the Secrets of the manager's own namespace.
+	for _, ns := range []string{w.Namespace, w.managerNamespace()} {
+		if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	writer, err := optimistic.New(env.Client, env.Client, optimistic.WithMetrics(optimistic.NewMetrics()))
 	if err != nil {
@@ -161,6 +201,13 @@ func NewWorld(t testing.TB, env *testenv.Env, managerBin, kubeconfig string, rng
 		t.Fatal(err)
 	}
 	w.Sim = s
+	started := time.Now()
+	for _, f := range cfg.BMCFaults {
+		w.recordBMCFault(s.Machines()[f.Index].Name, f.Kind, started, started.Add(f.For))
+	}
+	for _, f := range cfg.BMCErrors {
+		w.recordBMCFault(s.Machines()[f.Index].Name, sim.FaultError, started, started.Add(f.For))
+	}
 	t.Cleanup(func() {
 		_ = s.Close()
 		for _, m := range s.Machines() {
@@ -168,6 +215,8 @@ func NewWorld(t testing.TB, env *testenv.Env, managerBin, kubeconfig string, rng
 		}
 	})
 	objs := s.Objects()
+	objs.Group.Spec.Repair = opts.Repair.DeepCopy()
+	w.Repair = machines.RepairOf(objs.Group)
 	for _, m := range objs.Machines {
 		m.Spec.ShutdownTimeout = &metav1.Duration{Duration: opts.ShutdownTimeout}
 		// The power-off goes through a stop slot with the simulator's BMC settings (a timeout
@@ -199,13 +248,14 @@ func NewWorld(t testing.TB, env *testenv.Env, managerBin, kubeconfig string, rng
 		addr := "127.0.0.1:" + strconv.Itoa(port)
 		args := []string{
 			"--kubeconfig=" + kubeconfig, "--namespace=" + w.Namespace,
-			"--grpc-bind-address=" + addr, "--grpc-insecure",
+			"--grpc-bind-address=" + addr, "--grpc-insecure", "--driver-egress=allow=127.0.0.1/32",
 			"--metrics-bind-address=0", "--health-probe-bind-address=0",
-			"--power-retry-base=200ms", "--power-retry-cap=1s", "--power-confirm-interval=200ms",
+			"--power-retry-base=200ms", "--power-retry-cap=" + retryCap.String(), "--power-confirm-interval=200ms",
+			"--power-recheck-interval=" + recheckInterval.String(),
 			"--zap-log-level=info",
 		}
 		if opts.Replicas > 1 {
-			args = append(args, "--leader-elect", "--leader-election-namespace="+w.Namespace,
+			args = append(args, "--leader-elect", "--leader-election-namespace="+w.managerNamespace(),
 				"--leader-election-id=homelab-autoscaler-"+w.Group,
 				"--leader-elect-lease-duration="+opts.Lease.String(),
 				"--leader-elect-renew-deadline="+(opts.Lease*2/3).String(),
@@ -240,6 +290,9 @@ func NewWorld(t testing.TB, env *testenv.Env, managerBin, kubeconfig string, rng
 	}
 	return w
 }
+
+// managerNamespace is where the replicas run: their leader election Lease is there.
+func (w *World) managerNamespace() string { return w.Namespace + "-manager" }
 
 func tail(s string, n int) string {
 	if len(s) <= n {

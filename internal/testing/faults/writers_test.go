@@ -57,7 +57,7 @@ func concurrentWriters(t *testing.T, kc string) {
 	for _, err := range bad {
 		t.Errorf("a writer failed: %v", err)
 	}
-	w.Finish(context.Background(), 90*time.Second, false)
+	w.Finish(context.Background(), 90*time.Second, NoFailures)
 	t.Logf("%s\n%s", w.Namespace, w.Stats.Summary())
 	report(t, w)
 }
