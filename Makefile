@@ -98,7 +98,7 @@ SOAK_DURATION ?= 30m
 SOAK_TIMEOUT  ?= 3h
 
 .PHONY: soak
-soak: controlplane ## The fault harness for SOAK_DURATION (default 30m): kills, apiserver restarts, BMC faults; prints a summary.
+soak: controlplane ## The fault harness for SOAK_DURATION (default 30m): kills, apiserver restarts, BMC faults, power cuts, button presses and hung kubelets; prints a summary.
 	$(GO) test -count=1 -timeout $(SOAK_TIMEOUT) -run '^TestFaults$$/^Soak$$' -v ./internal/testing/faults -soak=$(SOAK_DURATION)
 
 .PHONY: bench
