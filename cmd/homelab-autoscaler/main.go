@@ -36,7 +36,7 @@ func main() {
 		os.Exit(1)
 	}
 	ctx := ctrl.SetupSignalHandler()
-	go exitAfterShutdownTimeout(ctx, o.ShutdownTimeout, log)
+	exitAfterShutdownTimeout(ctx, o.ShutdownTimeout, log)
 	m, err := app.New(ctx, cfg, *o)
 	if err == nil {
 		err = m.Start(ctx)
@@ -57,9 +57,11 @@ const hardStopMargin = 2 * time.Second
 // long as it holds the connection, so without this a SIGTERM during start-up against a frozen
 // apiserver would leave the process running until the kubelet's SIGKILL, or forever outside a pod.
 func exitAfterShutdownTimeout(ctx context.Context, timeout time.Duration, log logr.Logger) {
-	<-ctx.Done()
-	time.Sleep(timeout + hardStopMargin)
-	log.Error(errors.New("the manager did not stop within --shutdown-timeout"), "exiting without a graceful stop",
-		"shutdownTimeout", timeout.String(), "margin", hardStopMargin.String())
-	os.Exit(1)
+	context.AfterFunc(ctx, func() {
+		time.AfterFunc(timeout+hardStopMargin, func() {
+			log.Error(errors.New("the manager did not stop within --shutdown-timeout"), "exiting without a graceful stop",
+				"shutdownTimeout", timeout.String(), "margin", hardStopMargin.String())
+			os.Exit(1)
+		})
+	})
 }
