@@ -57,6 +57,10 @@ type GroupSpec struct {
 	// out. Every field has a default; see docs/reliability.md.
 	// +optional
 	Repair *RepairPolicy `json:"repair,omitempty"`
+
+	// Energy prices the group's energy and sets the time zone of its daily figures.
+	// +optional
+	Energy *EnergyPolicy `json:"energy,omitempty"`
 }
 
 // MachineDefaults are the Group's defaults for its members' specs.
@@ -88,6 +92,9 @@ type MachineDefaults struct {
 	// Pricing for members that set none.
 	// +optional
 	Pricing *Pricing `json:"pricing,omitempty"`
+	// PowerDraw for members that set none (used whole).
+	// +optional
+	PowerDraw *PowerDraw `json:"powerDraw,omitempty"`
 }
 
 // NodeTemplate is what a member's Node looks like once it has registered.
@@ -183,6 +190,9 @@ type GroupStatus struct {
 	// manager may write, so that whoever may edit a Group cannot forge or erase a decision.
 	// +optional
 	ScaleLedger *ScaleLedger `json:"scaleLedger,omitempty"`
+	// Energy sums the members' energy accounts.
+	// +optional
+	Energy *GroupEnergy `json:"energy,omitempty"`
 }
 
 // ScaleLedger lists the decisions on a group's members that may not be visible in every
@@ -253,6 +263,8 @@ type DecidedPowerOff struct {
 // +kubebuilder:printcolumn:name="Max",type=integer,JSONPath=`.spec.maxSize`
 // +kubebuilder:printcolumn:name="Target",type=integer,JSONPath=`.status.target`
 // +kubebuilder:printcolumn:name="Ready",type=integer,JSONPath=`.status.ready`
+// +kubebuilder:printcolumn:name="Watts",type=string,JSONPath=`.status.energy.watts`,priority=1
+// +kubebuilder:printcolumn:name="Saved",type=string,JSONPath=`.status.energy.saved`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type Group struct {
 	metav1.TypeMeta   `json:",inline"`

@@ -119,6 +119,11 @@ type MachineSpec struct {
 	// +optional
 	Pricing *Pricing `json:"pricing,omitempty"`
 
+	// PowerDraw is what the machine draws on and off when its status driver measures nothing.
+	// Default: the Group's machineDefaults.powerDraw.
+	// +optional
+	PowerDraw *PowerDraw `json:"powerDraw,omitempty"`
+
 	// TaintsToRemove lists taint keys that the registered Node carries only while it boots
 	// (or that belong to it alone) and that must not appear in the group's template node.
 	// +optional
@@ -405,6 +410,51 @@ type HTTPDriver struct {
 	// InsecureSkipVerify turns TLS certificate verification off.
 	// +optional
 	InsecureSkipVerify bool `json:"insecureSkipVerify,omitempty"`
+	// Watts, for a status request, finds the power draw in the response (smart plugs measure it).
+	// +optional
+	Watts *HTTPWatts `json:"watts,omitempty"`
+}
+
+// WattsPreset names where a common smart plug reports its power draw.
+// +kubebuilder:validation:Enum=ShellyGen2;Tasmota;HomeAssistant
+type WattsPreset string
+
+const (
+	// WattsShellyGen2: a Shelly Gen2+ Switch.GetStatus answer, field "apower".
+	WattsShellyGen2 WattsPreset = "ShellyGen2"
+	// WattsTasmota: a Tasmota "Status 0" or "Status 8" answer, StatusSNS.ENERGY.Power.
+	WattsTasmota WattsPreset = "Tasmota"
+	// WattsHomeAssistant: a Home Assistant /api/states/<sensor> answer, field "state".
+	WattsHomeAssistant WattsPreset = "HomeAssistant"
+)
+
+// HTTPWatts finds a power draw in an HTTP response: a preset, a JSON path or a pattern.
+// +kubebuilder:validation:XValidation:rule="[has(self.preset), has(self.jsonPath), has(self.pattern)].filter(x, x).size() == 1",message="set exactly one of preset, jsonPath or pattern"
+type HTTPWatts struct {
+	// Preset is a known plug's field: ShellyGen2 (apower), Tasmota (StatusSNS.ENERGY.Power) or
+	// HomeAssistant (state).
+	// +optional
+	Preset WattsPreset `json:"preset,omitempty"`
+	// JSONPath is the field holding the watts, as dot-separated keys and array indexes of the
+	// JSON response, e.g. "StatusSNS.ENERGY.Power" or "meters.0.power". The value may be a number
+	// or a string holding one.
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$`
+	JSONPath string `json:"jsonPath,omitempty"`
+	// Pattern is a regular expression whose first group captures the watts, e.g.
+	// "power: ([0-9.]+) W".
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Pattern string `json:"pattern,omitempty"`
+	// URL, when the draw is reported by another request than the power state (a Home Assistant
+	// sensor next to its switch), is fetched with GET and the same headers and TLS settings.
+	// Default: the draw is read from the status response. In a Group's machineDefaults it may
+	// contain {name}.
+	// +optional
+	// +kubebuilder:validation:Pattern=`^https?://.+`
+	// +kubebuilder:validation:MaxLength=2048
+	URL string `json:"url,omitempty"`
 }
 
 // JobDriver runs a Kubernetes Job, owned by the Machine, for each power attempt.
@@ -566,6 +616,10 @@ type MachineStatus struct {
 	// +listType=map
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// Energy is the machine's energy account: what it drew and saved, and when it was on.
+	// docs/energy.md says how it is counted.
+	// +optional
+	Energy *MachineEnergy `json:"energy,omitempty"`
 }
 
 // PowerOperation records one power-on or power-off and its current attempt.
@@ -610,6 +664,7 @@ type PowerOperation struct {
 // +kubebuilder:printcolumn:name="Progress",type=string,JSONPath=`.status.progress`
 // +kubebuilder:printcolumn:name="Node",type=string,JSONPath=`.status.kubernetesNode`,priority=1
 // +kubebuilder:printcolumn:name="Error",type=string,JSONPath=`.status.lastErrorReason`,priority=1
+// +kubebuilder:printcolumn:name="Watts",type=string,JSONPath=`.status.energy.watts`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type Machine struct {
 	metav1.TypeMeta   `json:",inline"`

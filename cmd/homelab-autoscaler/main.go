@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"os"
 	"time"
+	// The Groups' energy.timeZone is looked up here, whatever time zones the image ships.
+	_ "time/tzdata"
 
 	"github.com/go-logr/logr"
 	ctrl "sigs.k8s.io/controller-runtime"

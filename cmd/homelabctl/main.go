@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	// The Groups' energy.timeZone is looked up here, whatever time zones the image ships.
+	_ "time/tzdata"
 
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/cli"
 )

@@ -16,8 +16,8 @@ const NamePlaceholder = "{name}"
 
 // Effective returns a copy of m whose spec carries what the manager acts on: m's own fields, then
 // its Group's machineDefaults (g may be nil), then the built-in defaults of api/v1alpha1. The rules:
-//   - bootTimeout, shutdownTimeout, maxAttempts and pricing: the member's, else the Group's, else
-//     the built-in value (pricing has none);
+//   - bootTimeout, shutdownTimeout, maxAttempts, pricing and powerDraw: the member's, else the
+//     Group's, else the built-in value (pricing and powerDraw have none);
 //   - spec.bmc is merged field by field over machineDefaults.bmc when both name the same kind (the
 //     member's field wins; insecureSkipVerify is on when either turns it on); of different kinds,
 //     the member's is used alone;
@@ -42,6 +42,9 @@ func Effective(m *infrav1.Machine, g *infrav1.Group) *infrav1.Machine {
 		s.MaxAttempts = ptr.To(infrav1.DefaultMaxAttempts)
 	}
 	s.Pricing = PricingOf(m, g)
+	if s.PowerDraw == nil {
+		s.PowerDraw = d.PowerDraw
+	}
 	if d.BMC != nil {
 		substituteBMC(d.BMC, m.Name)
 	}

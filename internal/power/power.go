@@ -65,6 +65,23 @@ type Driver interface {
 	Status(ctx context.Context, req Request) (infrav1.PowerState, error)
 }
 
+// Reading is what one status visit to a machine's BMC or plug tells: its power state and, where
+// the device measures it, its power draw.
+type Reading struct {
+	// State is the power state.
+	State infrav1.PowerState
+	// Watts is the draw the device reported; nil when it reports none (no sensor, no reading
+	// configured, or a reading it marks unavailable).
+	Watts *float64
+}
+
+// Meter is a driver that reads the power draw in the same visit as the power state. A reading
+// that fails while the state was read is not an error: Read returns the state with Watts nil,
+// so that a BMC without a power sensor is observed as well as one with.
+type Meter interface {
+	Read(ctx context.Context, req Request) (Reading, error)
+}
+
 // Class sorts driver failures so the reconciler can decide to retry or fail, and so the class
 // shows in the machine's condition reason.
 type Class string

@@ -1,6 +1,8 @@
 package group
 
 import (
+	"sync"
+
 	"github.com/prometheus/client_golang/prometheus"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
@@ -32,7 +34,53 @@ var (
 
 // Collectors returns the group gauges, for documentation checks.
 func Collectors() []prometheus.Collector {
-	return []prometheus.Collector{machinesGauge, targetGauge, maxGauge, minGauge}
+	return []prometheus.Collector{machinesGauge, targetGauge, maxGauge, minGauge, energyMetrics}
+}
+
+// energyCollector exports each group's energy sums as the last reconcile took them. The totals
+// are counters in Prometheus' sense: they only grow, except when a member leaves the group.
+type energyCollector struct {
+	used, saved, watts *prometheus.Desc
+	mu                 sync.Mutex
+	sums               map[string]infrav1.GroupEnergy
+}
+
+var energyMetrics = &energyCollector{
+	used: prometheus.NewDesc("homelab_autoscaler_group_energy_used_joules_total",
+		"Energy the members of each Group drew since their accounts were opened, in joules.", []string{"group"}, nil),
+	saved: prometheus.NewDesc("homelab_autoscaler_group_energy_saved_joules_total",
+		"Energy the members of each Group saved against running the whole time, in joules.", []string{"group"}, nil),
+	watts: prometheus.NewDesc("homelab_autoscaler_group_power_watts",
+		"The members' current power draw, summed per Group.", []string{"group"}, nil),
+	sums: map[string]infrav1.GroupEnergy{},
+}
+
+func (c *energyCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.used
+	ch <- c.saved
+	ch <- c.watts
+}
+
+func (c *energyCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for id, e := range c.sums {
+		ch <- prometheus.MustNewConstMetric(c.used, prometheus.CounterValue, float64(e.UsedJoules), id)
+		ch <- prometheus.MustNewConstMetric(c.saved, prometheus.CounterValue, float64(e.SavedJoules), id)
+		ch <- prometheus.MustNewConstMetric(c.watts, prometheus.GaugeValue, e.Watts.AsApproximateFloat64(), id)
+	}
+}
+
+// observeEnergy exports a group's energy sums; nil (no member has an account) exports none.
+func observeEnergy(g *infrav1.Group, e *infrav1.GroupEnergy) {
+	energyMetrics.mu.Lock()
+	defer energyMetrics.mu.Unlock()
+	id := groupID(g.Namespace, g.Name)
+	if e == nil {
+		delete(energyMetrics.sums, id)
+		return
+	}
+	energyMetrics.sums[id] = *e
 }
 
 func init() {
@@ -66,4 +114,7 @@ func forget(namespace, name string) {
 	targetGauge.DeleteLabelValues(id)
 	maxGauge.DeleteLabelValues(id)
 	minGauge.DeleteLabelValues(id)
+	energyMetrics.mu.Lock()
+	delete(energyMetrics.sums, id)
+	energyMetrics.mu.Unlock()
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -22,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/energy"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/index"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/machines"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/optimistic"
@@ -34,6 +36,8 @@ type Reconciler struct {
 	// Ledger rolls forward decisions of the groups' scale ledgers left half done; nil leaves them
 	// to the next write on the group.
 	Ledger Ledger
+	// Now returns the current time; tests may replace it.
+	Now func() time.Time
 }
 
 // The permissions this needs are kubebuilder markers in internal/rbac.
@@ -53,22 +57,65 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 	want := Summarize(g, members.Items)
 	observe(g, want)
+	now := r.now()
+	refresh := machines.RepairOf(g).ObserveInterval
+	sums := energy.Sum(members.Items, now, g.Spec.Energy)
+	observeEnergy(g, sums)
+	var energyDue time.Duration
 	_, err := optimistic.UpdateStatus(ctx, r.Writer, g, func(fresh *infrav1.Group) error {
+		old := fresh.Status.DeepCopy()
 		conditions, ledger := fresh.Status.Conditions, fresh.Status.ScaleLedger
 		fresh.Status = want
 		// The ledger is the cloud provider's part of the status.
-		fresh.Status.Conditions, fresh.Status.ScaleLedger = conditions, ledger
+		fresh.Status.Conditions, fresh.Status.ScaleLedger, fresh.Status.Energy = conditions, ledger, old.Energy
 		fresh.Status.ObservedGeneration = fresh.Generation
 		setConditions(fresh)
+		energyDue = 0
+		if e := old.Energy; e != nil && equality.Semantic.DeepEqual(old, &fresh.Status) && now.Sub(e.UpdatedAt.Time) < refresh {
+			// Members' accounts move at every observation; their sums are written with the next
+			// change the group's status has anyway, or once per observation interval.
+			energyDue = e.UpdatedAt.Add(refresh).Sub(now)
+			return nil
+		}
+		if !sameTotals(old.Energy, sums) {
+			fresh.Status.Energy = sums
+		}
 		return nil
 	}, optimistic.Operation("group-status"))
-	if err != nil || r.Ledger == nil || g.Status.ScaleLedger == nil || len(g.Status.ScaleLedger.Ops) == 0 {
+	if err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if energyDue > 0 {
+		energyDue += time.Second
+	}
+	if r.Ledger == nil || g.Status.ScaleLedger == nil || len(g.Status.ScaleLedger.Ops) == 0 {
+		return ctrl.Result{RequeueAfter: energyDue}, nil
 	}
 	// Decisions in the ledger: roll forward those whose replica gave up, and look again when the
 	// others' deadlines pass.
 	next, err := r.Ledger.Settle(ctx, req.NamespacedName)
+	if next == 0 || (energyDue > 0 && energyDue < next) {
+		next = energyDue
+	}
 	return ctrl.Result{RequeueAfter: next}, client.IgnoreNotFound(err)
+}
+
+// sameTotals reports whether two sums say the same, whenever they were taken: a group whose
+// members' accounts stood still is not rewritten for a new updatedAt.
+func sameTotals(a, b *infrav1.GroupEnergy) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	x, y := a.DeepCopy(), b.DeepCopy()
+	x.UpdatedAt, y.UpdatedAt = metav1.Time{}, metav1.Time{}
+	return equality.Semantic.DeepEqual(x, y)
+}
+
+func (r *Reconciler) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
 }
 
 // Ledger carries out the decisions a group's scale ledger holds that nobody is applying

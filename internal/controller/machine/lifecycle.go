@@ -251,6 +251,7 @@ func (r *Reconciler) write(ctx context.Context, s *scope, mutate func(*infrav1.M
 			!equality.Semantic.DeepEqual(fresh.Status.Operation, op) {
 			return errStale
 		}
+		before := fresh.Status.DeepCopy()
 		mutate(&fresh.Status)
 		if fresh.Status.Progress != infrav1.ProgressReady {
 			// Only a running machine's Node can stop being Ready.
@@ -258,6 +259,10 @@ func (r *Reconciler) write(ctx context.Context, s *scope, mutate func(*infrav1.M
 		}
 		fresh.Status.ObservedGeneration = fresh.Generation
 		setConditions(fresh, s)
+		if !equality.Semantic.DeepEqual(before, &fresh.Status) {
+			// Only a write made anyway advances the energy account: it costs no write of its own.
+			r.account(s, &fresh.Status)
+		}
 		return nil
 	})
 	return err

@@ -1,6 +1,8 @@
 package machine
 
 import (
+	"sync"
+
 	"github.com/prometheus/client_golang/prometheus"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
@@ -28,11 +30,15 @@ var (
 		Name: "homelab_autoscaler_power_on_paced_total",
 		Help: "Power-ons delayed by the manager-wide pacing (--power-on-rate, --max-booting).",
 	})
+	wattsGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "homelab_autoscaler_machine_power_watts",
+		Help: "Each machine's power draw as its energy account counts it, by source (Measured, Configured, Unknown).",
+	}, []string{"group", "machine", "source"})
 )
 
 // Collectors returns the machine counters, for documentation checks.
 func Collectors() []prometheus.Collector {
-	return []prometheus.Collector{driftCounter, repairCounter, observationCounter, pacedCounter}
+	return []prometheus.Collector{driftCounter, repairCounter, observationCounter, pacedCounter, wattsGauge}
 }
 
 func init() {
@@ -53,4 +59,32 @@ func countObservation(o observation) {
 		result = "error"
 	}
 	observationCounter.WithLabelValues(string(o.source), result).Inc()
+}
+
+// wattsGroups remembers each exported machine's group, to drop its series when it is deleted
+// (a deleted object no longer says its group).
+var wattsGroups sync.Map // namespace/name -> group id
+
+// exportWatts sets the machine's power gauge from its energy account: one series per machine,
+// labelled with the source of its current figure.
+func exportWatts(m *infrav1.Machine) {
+	acc := m.Status.Energy
+	if acc == nil {
+		return
+	}
+	group := m.Namespace + "/" + m.Spec.Group
+	wattsGroups.Store(m.Namespace+"/"+m.Name, group)
+	for _, src := range []infrav1.DrawSource{infrav1.DrawMeasured, infrav1.DrawConfigured, infrav1.DrawUnknown} {
+		if src != acc.WattsSource {
+			wattsGauge.DeleteLabelValues(group, m.Name, string(src))
+		}
+	}
+	wattsGauge.WithLabelValues(group, m.Name, string(acc.WattsSource)).Set(acc.Watts.AsApproximateFloat64())
+}
+
+// forgetWatts drops a deleted machine's power series.
+func forgetWatts(namespace, name string) {
+	if group, ok := wattsGroups.LoadAndDelete(namespace + "/" + name); ok {
+		wattsGauge.DeletePartialMatch(prometheus.Labels{"group": group.(string), "machine": name})
+	}
 }

@@ -23,6 +23,8 @@ type observation struct {
 	// err is the status driver's error when the state was inferred from the Node after a failed
 	// read.
 	err error
+	// watts is the power draw the status driver measured in the same visit, if it measures one.
+	watts *float64
 }
 
 // observeJitter is the largest random part of a settled machine's observation interval, as a
@@ -143,9 +145,9 @@ func recordObservation(st *infrav1.MachineStatus, o observation, now time.Time) 
 // when the read fails) from its Node: a Ready Node means the machine runs; no Node, or one that
 // is not Ready, means off for a machine that is off and unknown for one that should run.
 func (r *Reconciler) read(ctx context.Context, s *scope) observation {
-	state, err := r.readStatus(ctx, s)
+	rd, err := r.readStatus(ctx, s)
 	if err == nil {
-		return observation{state: state, source: infrav1.PowerStateFromDriver}
+		return observation{state: rd.State, source: infrav1.PowerStateFromDriver, watts: rd.Watts}
 	}
 	o := observation{source: infrav1.PowerStateFromNode}
 	if !errors.Is(err, errNoStatusDriver) {

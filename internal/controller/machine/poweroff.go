@@ -226,11 +226,11 @@ func (r *Reconciler) prepareOff(ctx context.Context, s *scope) (ctrl.Result, boo
 // or rebooting controller), and believing it would leave a running machine unmanaged with its
 // Node deleted. The attempt then runs into its shutdown timeout and is retried.
 func (r *Reconciler) confirmedOff(ctx context.Context, s *scope) bool {
-	state, err := r.readStatus(ctx, s)
+	rd, err := r.readStatus(ctx, s)
 	switch {
 	case err == nil:
-		s.obs = &observation{state: state, source: infrav1.PowerStateFromDriver}
-		return state == infrav1.PoweredOff && !machines.IsNodeReady(s.core.Node)
+		s.obs = &observation{state: rd.State, source: infrav1.PowerStateFromDriver, watts: rd.Watts}
+		return rd.State == infrav1.PoweredOff && !machines.IsNodeReady(s.core.Node)
 	case !errors.Is(err, errNoStatusDriver):
 		// Said, not hidden: a misconfigured power.status would otherwise go unnoticed.
 		r.eventf(s.node, corev1.EventTypeWarning, "StatusReadFailed", "PowerStatus",
@@ -243,19 +243,25 @@ func (r *Reconciler) confirmedOff(ctx context.Context, s *scope) bool {
 var errNoStatusDriver = errors.New("no driver can read the power state")
 
 // readStatus asks the machine's status driver (power.status, spec.bmc, or a start/stop driver
-// that can) for its power state.
-func (r *Reconciler) readStatus(ctx context.Context, s *scope) (infrav1.PowerState, error) {
+// that can) for its power state and, from a driver that measures it, its power draw in the same
+// visit.
+func (r *Reconciler) readStatus(ctx context.Context, s *scope) (power.Reading, error) {
 	slot, ok := power.SlotFor(s.eff, power.ActionStatus)
 	if !ok {
-		return infrav1.PowerUnknown, errNoStatusDriver
+		return power.Reading{State: infrav1.PowerUnknown}, errNoStatusDriver
 	}
 	drv, err := r.Drivers.For(slot, power.ActionStatus)
 	if err != nil {
-		return infrav1.PowerUnknown, err
+		return power.Reading{State: infrav1.PowerUnknown}, err
 	}
 	cctx, cancel := context.WithTimeout(ctx, slot.Timeout)
 	defer cancel()
-	return drv.Status(cctx, power.Request{Machine: s.eff, Action: power.ActionStatus, Slot: slot, Secrets: r.Secrets, ConfigMaps: r.ConfigMaps})
+	req := power.Request{Machine: s.eff, Action: power.ActionStatus, Slot: slot, Secrets: r.Secrets, ConfigMaps: r.ConfigMaps}
+	if m, ok := drv.(power.Meter); ok {
+		return m.Read(cctx, req)
+	}
+	state, err := drv.Status(cctx, req)
+	return power.Reading{State: state}, err
 }
 
 // finishOff deletes the Node when the group's policy says so and records the machine off.

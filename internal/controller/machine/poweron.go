@@ -25,6 +25,7 @@ func (r *Reconciler) initialize(ctx context.Context, s *scope) (ctrl.Result, boo
 		return res, err == nil, err
 	}
 	o := r.read(ctx, s)
+	s.obs = &o
 	if o.source == infrav1.PowerStateFromDriver && o.state == infrav1.PoweredOn {
 		slot, _ := power.SlotFor(s.eff, power.ActionOn)
 		err := r.write(ctx, s, func(st *infrav1.MachineStatus) {

@@ -109,6 +109,9 @@ var errStale = errors.New("machine changed while deciding; reconciling again")
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	n := &infrav1.Machine{}
 	if err := r.Client.Get(ctx, req.NamespacedName, n); err != nil {
+		if apierrors.IsNotFound(err) {
+			forgetWatts(req.Namespace, req.Name)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !n.DeletionTimestamp.IsZero() {
@@ -126,6 +129,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		}
 	}
 	r.Pacer.Track(req.NamespacedName, bootingUntil(s.node, bootTimeout(s)))
+	exportWatts(s.node)
 	// After the step, so that a Job left behind by the operation just replaced goes at once.
 	if cerr := r.cleanupJobs(ctx, s.node); cerr != nil && err == nil {
 		err = cerr

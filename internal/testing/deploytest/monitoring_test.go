@@ -15,7 +15,7 @@ import (
 
 var (
 	metricRef  = regexp.MustCompile(`\bhomelab_autoscaler_[a-z0-9_]+`)
-	metricDecl = regexp.MustCompile(`Name:\s+"(homelab_autoscaler_[a-z0-9_]+)"`)
+	metricDecl = regexp.MustCompile(`(?:Name:\s+|NewDesc\()"(homelab_autoscaler_[a-z0-9_]+)"`)
 	repairKind = regexp.MustCompile(`homelab_autoscaler_machine_repairs_total\{[^}]*kind="([^"]*)"`)
 )
 
