@@ -113,6 +113,10 @@ bench-go: controlplane ## Run the packages' Go benchmarks against the real contr
 demo: controlplane build ## Local control plane + manager + four machines, a scripted power-on/off.
 	@TOOLS_BIN=$(TOOLS_BIN) K8S_VERSION=$(K8S_VERSION) hack/demo.sh
 
+.PHONY: energy-picture
+energy-picture: controlplane build ## Regenerate docs/energy-timeline.svg and docs/energy-example.txt from a real run of the manager and homelab-sim (about 3 minutes).
+	@TOOLS_BIN=$(TOOLS_BIN) K8S_VERSION=$(K8S_VERSION) hack/energy-picture.sh
+
 .PHONY: clean
 clean: ## Remove build output (not the control-plane cache).
 	rm -rf bin

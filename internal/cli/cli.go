@@ -34,6 +34,7 @@ func commands() []command {
 		{"power", "power on|off NAME: set a Machine's spec.online", runPower},
 		{"effective", "effective NAME: a Machine's spec with its Group's machineDefaults and the built-in defaults applied", runEffective},
 		{"cloudprovider", "check | scale-up GROUP N | scale-down GROUP MACHINE...: act like cluster-autoscaler over gRPC", runCloudProvider},
+		{"energy", "energy [GROUP] [--period day|week|month|all]: hours on, kWh used and saved, money saved, a power timeline; --svg|--png FILE draws it", runEnergy},
 		{"import", "upstream FILE... | inventory FILE: convert upstream manifests or a machine list into Groups and Machines (YAML)", runImport},
 	}
 }

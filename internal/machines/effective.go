@@ -180,15 +180,22 @@ func substitutePower(p *infrav1.PowerSpec, name string) {
 		if d.SSH != nil {
 			d.SSH.Address = strings.ReplaceAll(d.SSH.Address, NamePlaceholder, name)
 		}
-		if d.HTTP != nil {
-			d.HTTP.URL = strings.ReplaceAll(d.HTTP.URL, NamePlaceholder, name)
-		}
+		substituteHTTP(d.HTTP, name)
 	}
 	if st := p.Status; st != nil {
 		substituteBMC(&infrav1.BMC{IPMI: st.IPMI, Redfish: st.Redfish}, name)
-		if st.HTTP != nil {
-			st.HTTP.URL = strings.ReplaceAll(st.HTTP.URL, NamePlaceholder, name)
-		}
+		substituteHTTP(st.HTTP, name)
+	}
+}
+
+// substituteHTTP names the member in an HTTP driver's URLs: the request's and the power reading's.
+func substituteHTTP(h *infrav1.HTTPDriver, name string) {
+	if h == nil {
+		return
+	}
+	h.URL = strings.ReplaceAll(h.URL, NamePlaceholder, name)
+	if h.Watts != nil {
+		h.Watts.URL = strings.ReplaceAll(h.Watts.URL, NamePlaceholder, name)
 	}
 }
 

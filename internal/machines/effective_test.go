@@ -79,6 +79,17 @@ func TestEffective(t *testing.T) {
 			want:  builtins(infrav1.MachineSpec{BootTimeout: dur(15 * time.Minute), ShutdownTimeout: dur(time.Minute), MaxAttempts: ptr.To[int32](7), Pricing: price("0.2")}),
 		},
 		{
+			name:  "the Group's power draw for a member without",
+			group: group(&infrav1.MachineDefaults{PowerDraw: &infrav1.PowerDraw{OnWatts: ptr.To(resource.MustParse("65"))}}),
+			want:  builtins(infrav1.MachineSpec{PowerDraw: &infrav1.PowerDraw{OnWatts: ptr.To(resource.MustParse("65"))}}),
+		},
+		{
+			name:    "the member's power draw wins whole",
+			machine: infrav1.MachineSpec{PowerDraw: &infrav1.PowerDraw{OffWatts: ptr.To(resource.MustParse("2"))}},
+			group:   group(&infrav1.MachineDefaults{PowerDraw: &infrav1.PowerDraw{OnWatts: ptr.To(resource.MustParse("65"))}}),
+			want:    builtins(infrav1.MachineSpec{PowerDraw: &infrav1.PowerDraw{OffWatts: ptr.To(resource.MustParse("2"))}}),
+		},
+		{
 			name:    "the member's timeouts, attempts and pricing win",
 			machine: infrav1.MachineSpec{BootTimeout: dur(time.Minute), ShutdownTimeout: dur(2 * time.Minute), MaxAttempts: ptr.To[int32](1), Pricing: price("0.5")},
 			group:   group(&infrav1.MachineDefaults{BootTimeout: dur(15 * time.Minute), ShutdownTimeout: dur(time.Hour), MaxAttempts: ptr.To[int32](7), Pricing: price("0.2")}),
@@ -169,14 +180,14 @@ func TestEffective(t *testing.T) {
 				Stop: &infrav1.PowerDriver{SSH: &infrav1.SSHDriver{
 					Address: "{name}.lan", User: "root", KeySecretRef: infrav1.SSHKeySecretReference{Name: "ssh"}, HostKey: "ssh-ed25519 AAAA",
 				}},
-				Status: &infrav1.PowerStatusSource{HTTP: &infrav1.HTTPDriver{URL: "http://plugs.lan/{name}", PoweredOnPattern: "ON"}},
+				Status: &infrav1.PowerStatusSource{HTTP: &infrav1.HTTPDriver{URL: "http://plugs.lan/{name}", PoweredOnPattern: "ON", Watts: &infrav1.HTTPWatts{Preset: infrav1.WattsHomeAssistant, URL: "http://ha.lan/api/states/sensor.{name}_power"}}},
 			}}),
 			want: builtins(infrav1.MachineSpec{Power: &infrav1.PowerSpec{
 				Start: &infrav1.PowerDriver{Timeout: dur(10 * time.Second), HTTP: &infrav1.HTTPDriver{URL: "http://plugs.lan/m1/on", Method: "POST"}},
 				Stop: &infrav1.PowerDriver{SSH: &infrav1.SSHDriver{
 					Address: "m1.lan", User: "root", KeySecretRef: infrav1.SSHKeySecretReference{Name: "ssh"}, HostKey: "ssh-ed25519 AAAA",
 				}},
-				Status: &infrav1.PowerStatusSource{HTTP: &infrav1.HTTPDriver{URL: "http://plugs.lan/m1", PoweredOnPattern: "ON"}},
+				Status: &infrav1.PowerStatusSource{HTTP: &infrav1.HTTPDriver{URL: "http://plugs.lan/m1", PoweredOnPattern: "ON", Watts: &infrav1.HTTPWatts{Preset: infrav1.WattsHomeAssistant, URL: "http://ha.lan/api/states/sensor.m1_power"}}},
 			}}),
 		},
 		{

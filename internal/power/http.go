@@ -28,7 +28,8 @@ const (
 
 // HTTP powers machines on and off with one HTTP request per action: a smart plug's relay, a
 // Home Assistant service call, a hypervisor's API. For status, the response body is matched
-// against poweredOnPattern.
+// against poweredOnPattern, and the power draw is read from it (or from a second request) where
+// the slot's watts says.
 type HTTP struct {
 	// Egress limits the addresses the driver connects to; nil allows every address.
 	Egress *EgressPolicy
@@ -50,7 +51,12 @@ func (d HTTP) do(ctx context.Context, req Request, scrubber *Scrubber) (Outcome,
 	}
 	ctx, cancel := callContext(ctx, req)
 	defer cancel()
-	code, _, err := d.send(ctx, req, scrubber)
+	c, err := d.prepare(ctx, req, scrubber)
+	if err != nil {
+		return Outcome{}, err
+	}
+	defer c.close()
+	code, _, err := c.send(ctx)
 	if err != nil {
 		return Outcome{}, err
 	}
@@ -62,116 +68,157 @@ func (d HTTP) do(ctx context.Context, req Request, scrubber *Scrubber) (Outcome,
 func (d HTTP) Status(ctx context.Context, req Request) (infrav1.PowerState, error) {
 	req.Action = ActionStatus
 	req, g := guard(DriverHTTP, req)
-	state, err := d.status(ctx, req, g.scrubber)
-	return state, g.err(err)
+	r, err := d.read(ctx, req, g.scrubber, false)
+	return r.State, g.err(err)
 }
 
-func (d HTTP) status(ctx context.Context, req Request, scrubber *Scrubber) (infrav1.PowerState, error) {
+// Read is Status with the power draw, when the slot's watts says where to find it: in the status
+// response itself (one request, as Status), or in the answer to a GET of watts.url sent after it
+// on the same connection where the host is the same (two requests). A draw that cannot be read
+// (the second request fails, the field is missing, the value is no number, negative, NaN or
+// infinite) is nil, and the state stands.
+func (d HTTP) Read(ctx context.Context, req Request) (Reading, error) {
+	req.Action = ActionStatus
+	req, g := guard(DriverHTTP, req)
+	r, err := d.read(ctx, req, g.scrubber, true)
+	return r, g.err(err)
+}
+
+func (d HTTP) read(ctx context.Context, req Request, scrubber *Scrubber, metered bool) (Reading, error) {
+	unknown := Reading{State: infrav1.PowerUnknown}
 	cfg := req.Slot.HTTP
 	if cfg == nil {
-		return infrav1.PowerUnknown, Errorf(DriverHTTP, req.Action, ClassConfig, "the slot has no http configuration")
+		return unknown, Errorf(DriverHTTP, req.Action, ClassConfig, "the slot has no http configuration")
 	}
 	if cfg.PoweredOnPattern == "" {
-		return infrav1.PowerUnknown, Errorf(DriverHTTP, req.Action, ClassUnsupported, "reading the power state over http needs a poweredOnPattern")
+		return unknown, Errorf(DriverHTTP, req.Action, ClassUnsupported, "reading the power state over http needs a poweredOnPattern")
 	}
 	pattern, err := regexp.Compile(cfg.PoweredOnPattern)
 	if err != nil {
-		return infrav1.PowerUnknown, Errorf(DriverHTTP, req.Action, ClassConfig, "poweredOnPattern does not compile: %v", err)
+		return unknown, Errorf(DriverHTTP, req.Action, ClassConfig, "poweredOnPattern does not compile: %v", err)
 	}
 	ctx, cancel := callContext(ctx, req)
 	defer cancel()
-	_, body, err := d.send(ctx, req, scrubber)
+	c, err := d.prepare(ctx, req, scrubber)
 	if err != nil {
-		return infrav1.PowerUnknown, err
+		return unknown, err
 	}
+	defer c.close()
+	_, body, err := c.send(ctx)
+	if err != nil {
+		return unknown, err
+	}
+	r := Reading{State: infrav1.PoweredOff}
 	if pattern.Match(body) {
-		return infrav1.PoweredOn, nil
+		r.State = infrav1.PoweredOn
 	}
-	return infrav1.PoweredOff, nil
+	if metered && cfg.Watts != nil {
+		r.Watts = c.watts(ctx, cfg.Watts, body)
+	}
+	return r, nil
 }
 
-// send builds and sends the request and checks the status code. It returns the body read.
-// scrubber holds the values read from the Secrets, which an error response must not repeat.
-func (d HTTP) send(ctx context.Context, req Request, scrubber *Scrubber) (int, []byte, error) {
+// httpCall is the client, headers and target of one driver call, which may send two requests
+// (the status and the power draw).
+type httpCall struct {
+	cfg      *infrav1.HTTPDriver
+	action   Action
+	target   *url.URL
+	method   string
+	headers  http.Header
+	body     []byte
+	client   *http.Client
+	scrubber *Scrubber
+}
+
+// prepare checks the slot, reads the headers Secret and builds the client. scrubber holds the
+// values read from the Secrets, which an error response must not repeat.
+func (d HTTP) prepare(ctx context.Context, req Request, scrubber *Scrubber) (*httpCall, error) {
 	cfg := req.Slot.HTTP
 	if cfg == nil {
-		return 0, nil, Errorf(DriverHTTP, req.Action, ClassConfig, "the slot has no http configuration")
+		return nil, Errorf(DriverHTTP, req.Action, ClassConfig, "the slot has no http configuration")
 	}
 	target, err := url.Parse(cfg.URL)
-	if err != nil || (target.Scheme != "http" && target.Scheme != "https") || target.Host == "" {
-		return 0, nil, Errorf(DriverHTTP, req.Action, ClassConfig, "url is not an absolute http(s) URL")
+	if err != nil || !isAbsoluteHTTP(target) {
+		return nil, Errorf(DriverHTTP, req.Action, ClassConfig, "url is not an absolute http(s) URL")
 	}
-	method := cfg.Method
-	if method == "" {
-		method = http.MethodPost
+	c := &httpCall{cfg: cfg, action: req.Action, target: target, method: cfg.Method, headers: http.Header{}, scrubber: scrubber}
+	if c.method == "" {
+		c.method = http.MethodPost
 	}
-
-	headers := http.Header{}
 	if ref := cfg.HeadersSecretRef; ref != nil {
 		if req.Secrets == nil {
-			return 0, nil, Errorf(DriverHTTP, req.Action, ClassConfig, "no Secret reader to read secret %s/%s", req.namespace(), ref.Name)
+			return nil, Errorf(DriverHTTP, req.Action, ClassConfig, "no Secret reader to read secret %s/%s", req.namespace(), ref.Name)
 		}
 		data, err := req.Secrets.SecretData(ctx, req.namespace(), ref.Name)
 		if err != nil {
-			return 0, nil, attribute(ctx, DriverHTTP, req.Action, err)
+			return nil, attribute(ctx, DriverHTTP, req.Action, err)
 		}
 		for name, raw := range data {
 			// A value written with echo ends in a newline, which is never part of a header.
 			value := strings.TrimRight(string(raw), "\r\n")
 			if !httpguts.ValidHeaderFieldName(name) {
-				return 0, nil, Errorf(DriverHTTP, req.Action, ClassConfig, "secret %s/%s: key %q is not a valid header name", req.namespace(), ref.Name, name)
+				return nil, Errorf(DriverHTTP, req.Action, ClassConfig, "secret %s/%s: key %q is not a valid header name", req.namespace(), ref.Name, name)
 			}
 			if !httpguts.ValidHeaderFieldValue(value) {
-				return 0, nil, Errorf(DriverHTTP, req.Action, ClassConfig, "secret %s/%s: the value of key %q is not a valid header value", req.namespace(), ref.Name, name)
+				return nil, Errorf(DriverHTTP, req.Action, ClassConfig, "secret %s/%s: the value of key %q is not a valid header value", req.namespace(), ref.Name, name)
 			}
-			headers.Set(name, value)
+			c.headers.Set(name, value)
 		}
 	}
 
 	var body []byte
 	switch {
 	case cfg.Body != "" && cfg.BodySecretRef != nil:
-		return 0, nil, Errorf(DriverHTTP, req.Action, ClassConfig, "set body or bodySecretRef, not both")
+		return nil, Errorf(DriverHTTP, req.Action, ClassConfig, "set body or bodySecretRef, not both")
 	case cfg.BodySecretRef != nil:
 		body, err = secretValue(ctx, DriverHTTP, req, cfg.BodySecretRef.Name, cfg.BodySecretRef.Key)
 		if err != nil {
-			return 0, nil, err
+			return nil, err
 		}
 	case cfg.Body != "":
 		body = []byte(cfg.Body)
 	}
-	if len(body) > 0 && headers.Get("Content-Type") == "" && json.Valid(body) {
+	c.body = body
+
+	tlsCfg, err := tlsConfig(ctx, DriverHTTP, req, cfg.CABundleRef, cfg.InsecureSkipVerify)
+	if err != nil {
+		return nil, err
+	}
+	c.client = httpClient(tlsCfg, d.Egress)
+	// Redirects are not followed: net/http would carry custom token headers to whatever host a
+	// redirect names. A redirect is reported instead, so the URL can be fixed.
+	c.client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return c, nil
+}
+
+// close lets the call's connections go.
+func (c *httpCall) close() { c.client.CloseIdleConnections() }
+
+// send sends the configured request and checks the status code. It returns the body read.
+func (c *httpCall) send(ctx context.Context) (int, []byte, error) {
+	headers := c.headers.Clone()
+	if len(c.body) > 0 && headers.Get("Content-Type") == "" && json.Valid(c.body) {
 		// Home Assistant and most device APIs insist on it; a form body needs the header set in
 		// the headers Secret.
 		headers.Set("Content-Type", "application/json")
 	}
-
-	tlsCfg, err := tlsConfig(ctx, DriverHTTP, req, cfg.CABundleRef, cfg.InsecureSkipVerify)
+	httpReq, err := http.NewRequestWithContext(ctx, c.method, c.target.String(), bytes.NewReader(c.body))
 	if err != nil {
-		return 0, nil, err
-	}
-	hc := httpClient(tlsCfg, d.Egress)
-	defer hc.CloseIdleConnections()
-	// Redirects are not followed: net/http would carry custom token headers to whatever host a
-	// redirect names. A redirect is reported instead, so the URL can be fixed.
-	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-
-	httpReq, err := http.NewRequestWithContext(ctx, method, target.String(), bytes.NewReader(body))
-	if err != nil {
-		return 0, nil, Errorf(DriverHTTP, req.Action, ClassConfig, "build %s request: invalid method or URL", method)
+		return 0, nil, Errorf(DriverHTTP, c.action, ClassConfig, "build %s request: invalid method or URL", c.method)
 	}
 	httpReq.Header = headers
-	resp, err := hc.Do(httpReq)
+	resp, err := c.client.Do(httpReq)
 	if err != nil {
-		return 0, nil, transportError(ctx, DriverHTTP, req.Action, target, err)
+		return 0, nil, transportError(ctx, DriverHTTP, c.action, c.target, err)
 	}
 	defer func() { _ = resp.Body.Close() }()
 	respBody, err := io.ReadAll(io.LimitReader(resp.Body, httpMaxBody))
 	if err != nil {
-		return 0, nil, transportError(ctx, DriverHTTP, req.Action, target, err)
+		return 0, nil, transportError(ctx, DriverHTTP, c.action, c.target, err)
 	}
 
-	if isHTTPSuccess(resp.StatusCode, cfg.SuccessCodes) {
+	if isHTTPSuccess(resp.StatusCode, c.cfg.SuccessCodes) {
 		return resp.StatusCode, respBody, nil
 	}
 	class := ClassBMCError
@@ -180,16 +227,51 @@ func (d HTTP) send(ctx context.Context, req Request, scrubber *Scrubber) (int, [
 		class = ClassAuthFailed
 	}
 	// The status line's reason phrase is the server's own text: only the code is repeated.
-	msg := fmt.Sprintf("%s %s answered %d %s", method, safeURL(target), resp.StatusCode, http.StatusText(resp.StatusCode))
+	msg := fmt.Sprintf("%s %s answered %d %s", c.method, safeURL(c.target), resp.StatusCode, http.StatusText(resp.StatusCode))
 	if loc := resp.Header.Get("Location"); resp.StatusCode >= 300 && resp.StatusCode < 400 && loc != "" {
-		if u, err := target.Parse(loc); err == nil {
-			msg += fmt.Sprintf(" (a redirect to %s, which is not followed: put the final URL in the spec)", snippet([]byte(safeURL(u)), scrubber, httpLocationSnippet))
+		if u, err := c.target.Parse(loc); err == nil {
+			msg += fmt.Sprintf(" (a redirect to %s, which is not followed: put the final URL in the spec)", snippet([]byte(safeURL(u)), c.scrubber, httpLocationSnippet))
 		}
 	}
-	if s := snippet(respBody, scrubber, httpErrorSnippet); s != "" {
+	if s := snippet(respBody, c.scrubber, httpErrorSnippet); s != "" {
 		msg += ": " + s
 	}
-	return 0, nil, Errorf(DriverHTTP, req.Action, class, "%s", msg)
+	return 0, nil, Errorf(DriverHTTP, c.action, class, "%s", msg)
+}
+
+// watts reads the draw from the status response, or from a GET of w.URL with the call's headers,
+// TLS settings and egress policy. Whatever goes wrong makes it nil: the state was read, and a
+// draw is an extra.
+func (c *httpCall) watts(ctx context.Context, w *infrav1.HTTPWatts, statusBody []byte) *float64 {
+	if w.URL == "" {
+		return wattsIn(w, statusBody)
+	}
+	target, err := url.Parse(w.URL)
+	if err != nil || !isAbsoluteHTTP(target) {
+		return nil
+	}
+	httpReq, err := http.NewRequestWithContext(ctx, http.MethodGet, target.String(), http.NoBody)
+	if err != nil {
+		return nil
+	}
+	httpReq.Header = c.headers.Clone()
+	resp, err := c.client.Do(httpReq)
+	if err != nil {
+		return nil
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return nil
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, httpMaxBody))
+	if err != nil {
+		return nil
+	}
+	return wattsIn(w, body)
+}
+
+func isAbsoluteHTTP(u *url.URL) bool {
+	return (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
 }
 
 func isHTTPSuccess(code int, successCodes []int32) bool {

@@ -124,26 +124,40 @@ func (d IPMI) do(ctx context.Context, req Request) (Outcome, error) {
 func (d IPMI) Status(ctx context.Context, req Request) (infrav1.PowerState, error) {
 	req.Action = ActionStatus
 	req, g := guard(DriverIPMI, req)
-	state, err := d.status(ctx, req)
-	return state, g.err(err)
+	r, err := d.read(ctx, req, false)
+	return r.State, g.err(err)
 }
 
-func (d IPMI) status(ctx context.Context, req Request) (infrav1.PowerState, error) {
+// Read reads the chassis power state and, in the same session, the DCMI power reading: one
+// command more than Status. A BMC without DCMI (it answers "invalid command"), one that says its
+// power measurement is inactive, or one that does not answer the reading in time gives Watts nil.
+func (d IPMI) Read(ctx context.Context, req Request) (Reading, error) {
+	req.Action = ActionStatus
+	req, g := guard(DriverIPMI, req)
+	r, err := d.read(ctx, req, true)
+	return r, g.err(err)
+}
+
+func (d IPMI) read(ctx context.Context, req Request, metered bool) (Reading, error) {
 	ctx, cancel := callContext(ctx, req)
 	defer cancel()
 	s, err := d.open(ctx, req)
 	if err != nil {
-		return infrav1.PowerUnknown, err
+		return Reading{State: infrav1.PowerUnknown}, err
 	}
 	defer s.close(ctx)
 	on, err := s.powerIsOn(ctx)
 	if err != nil {
-		return infrav1.PowerUnknown, err
+		return Reading{State: infrav1.PowerUnknown}, err
 	}
+	r := Reading{State: infrav1.PoweredOff}
 	if on {
-		return infrav1.PoweredOn, nil
+		r.State = infrav1.PoweredOn
 	}
-	return infrav1.PoweredOff, nil
+	if metered {
+		r.Watts = s.watts(ctx)
+	}
+	return r, nil
 }
 
 // ipmiSession is one authenticated RMCP+ session for one driver call.
@@ -364,6 +378,22 @@ func (s *ipmiSession) powerIsOn(ctx context.Context) (bool, error) {
 		return false, s.commandError(ctx, "get chassis status", err)
 	}
 	return st.PowerIsOn, nil
+}
+
+// watts sends DCMI "Get Power Reading" (DCMI v1.5 §6.6.1) and returns the current draw. It has
+// half of the call's remaining time, so that a BMC that drops the command leaves time to close
+// the session.
+func (s *ipmiSession) watts(ctx context.Context) *float64 {
+	if deadline, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Until(deadline)/2)
+		defer cancel()
+	}
+	r, err := s.c.GetDCMIPowerReading(ctx)
+	if err != nil || !r.PowerMeasurementActive {
+		return nil
+	}
+	return usableWatts(float64(r.CurrentPower))
 }
 
 func (s *ipmiSession) control(ctx context.Context, c chassis.ChassisControl) error {

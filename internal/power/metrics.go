@@ -97,6 +97,24 @@ func (i *instrumented) Status(ctx context.Context, req Request) (infrav1.PowerSt
 	return state, err
 }
 
+// Read is counted as the status read it is. A driver without a power reading reads the state
+// alone, so every instrumented driver is a Meter.
+func (i *instrumented) Read(ctx context.Context, req Request) (Reading, error) {
+	m, ok := i.Driver.(Meter)
+	if !ok {
+		state, err := i.Status(ctx, req)
+		return Reading{State: state}, err
+	}
+	start := time.Now()
+	rd, err := m.Read(ctx, req)
+	result := ResultSuccess
+	if err != nil {
+		result = string(ClassOf(err))
+	}
+	i.observe(ActionStatus, result, time.Since(start))
+	return rd, err
+}
+
 func (i *instrumented) observe(action Action, result string, took time.Duration) {
 	name := i.Name()
 	i.metrics.Operations.WithLabelValues(name, string(action), result).Inc()

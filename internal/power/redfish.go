@@ -140,29 +140,50 @@ func (d Redfish) do(ctx context.Context, req Request, scrubber *Scrubber) (Outco
 func (d Redfish) Status(ctx context.Context, req Request) (infrav1.PowerState, error) {
 	req.Action = ActionStatus
 	req, g := guard(DriverRedfish, req)
-	state, err := d.status(ctx, req, g.scrubber)
-	return state, g.err(err)
+	r, err := d.read(ctx, req, g.scrubber, false)
+	return r.State, g.err(err)
 }
 
-func (d Redfish) status(ctx context.Context, req Request, scrubber *Scrubber) (infrav1.PowerState, error) {
+// Read is Status with the power draw of the system's chassis, read in the same session: the
+// chassis (the first of the system's Links.Chassis, else the only member of the Chassis
+// collection), then its Power resource (the first PowerControl with a PowerConsumedWatts) or,
+// without a reading there, its EnvironmentMetrics (PowerWatts.Reading). That is two requests more
+// than Status, three when Power has no reading and EnvironmentMetrics is read too, and one more
+// when the chassis is found through the collection. Whatever the BMC lacks or fails to answer
+// makes Watts nil.
+func (d Redfish) Read(ctx context.Context, req Request) (Reading, error) {
+	req.Action = ActionStatus
+	req, g := guard(DriverRedfish, req)
+	r, err := d.read(ctx, req, g.scrubber, true)
+	return r, g.err(err)
+}
+
+func (d Redfish) read(ctx context.Context, req Request, scrubber *Scrubber, metered bool) (Reading, error) {
+	unknown := Reading{State: infrav1.PowerUnknown}
 	ctx, cancel := callContext(ctx, req)
 	defer cancel()
 	s, err := d.connect(ctx, req, scrubber)
 	if err != nil {
-		return infrav1.PowerUnknown, err
+		return unknown, err
 	}
 	defer s.close()
 	sys, err := s.system()
 	if err != nil {
-		return infrav1.PowerUnknown, err
+		return unknown, err
 	}
+	var r Reading
 	switch sys.PowerState {
 	case schemas.OffPowerState:
-		return infrav1.PoweredOff, nil
+		r.State = infrav1.PoweredOff
 	case schemas.OnPowerState, schemas.PoweringOnPowerState, schemas.PoweringOffPowerState, schemas.PausedPowerState:
-		return infrav1.PoweredOn, nil
+		r.State = infrav1.PoweredOn
+	default:
+		return unknown, Errorf(DriverRedfish, req.Action, ClassBMCError, "system %s reports PowerState %q", sys.ID, s.quote(sys.PowerState))
 	}
-	return infrav1.PowerUnknown, Errorf(DriverRedfish, req.Action, ClassBMCError, "system %s reports PowerState %q", sys.ID, s.quote(sys.PowerState))
+	if metered {
+		r.Watts = s.watts(ctx, sys)
+	}
+	return r, nil
 }
 
 // redfishSession is an authenticated client for one driver call.
@@ -176,6 +197,8 @@ type redfishSession struct {
 	endpoint  *url.URL
 	// systems is the URI of the Systems collection.
 	systems string
+	// chassis is the URI of the Chassis collection.
+	chassis string
 	// sessionURI is the session to delete at the end; empty with basic auth.
 	sessionURI string
 	// scrubber holds the call's secrets, which a BMC's error text must not repeat.
@@ -185,6 +208,7 @@ type redfishSession struct {
 // redfishServiceRoot is the part of the service root the driver reads itself.
 type redfishServiceRoot struct {
 	Systems redfishLink `json:"Systems"`
+	Chassis redfishLink `json:"Chassis"`
 	Links   struct {
 		Sessions redfishLink `json:"Sessions"`
 	} `json:"Links"`
@@ -250,6 +274,10 @@ func (d Redfish) connect(ctx context.Context, req Request, scrubber *Scrubber) (
 	s.systems = root.Systems.ODataID
 	if s.systems == "" {
 		s.systems = "/redfish/v1/Systems"
+	}
+	s.chassis = root.Chassis.ODataID
+	if s.chassis == "" {
+		s.chassis = "/redfish/v1/Chassis"
 	}
 	switch {
 	case err == nil:

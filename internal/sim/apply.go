@@ -21,9 +21,10 @@ const applyWorkers = 16
 
 // Apply creates the namespace (when missing) and the objects in the cluster. Objects that exist
 // already are updated where a new run changes them, through optimistic writes: the Secrets get
-// this run's credentials and the Machines this run's BMC endpoints (ports change per run). Nothing
-// else of an existing object is touched: its spec.online belongs to cluster-autoscaler and
-// humans, and an existing Group keeps its limits and machineDefaults.
+// this run's credentials and the Machines this run's spec.bmc and spec.power (ports change per
+// run, and the protocol may). Nothing else of an existing object is touched: its spec.online
+// belongs to cluster-autoscaler and humans, and an existing Group keeps its limits and
+// machineDefaults.
 func Apply(ctx context.Context, c client.Client, w *optimistic.Writer, o Objects) error {
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: o.Group.Namespace}}
 	if err := c.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
@@ -52,7 +53,7 @@ func Apply(ctx context.Context, c client.Client, w *optimistic.Writer, o Objects
 			if have.Spec.Group != want.Spec.Group {
 				return fmt.Errorf("existing Machine %s/%s belongs to Group %q, not %q (delete it to move it)", have.Namespace, have.Name, have.Spec.Group, want.Spec.Group)
 			}
-			have.Spec.BMC = want.Spec.BMC
+			have.Spec.BMC, have.Spec.Power = want.Spec.BMC, want.Spec.Power
 			return nil
 		})
 	})

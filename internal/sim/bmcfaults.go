@@ -10,8 +10,8 @@ import (
 type FaultKind string
 
 const (
-	// FaultError answers every request with an error (Redfish: HTTP 500; IPMI: node busy), as a
-	// BMC that is rebooting or overloaded does.
+	// FaultError answers every request with an error (Redfish and plugs: HTTP 500; IPMI: node
+	// busy), as a BMC that is rebooting or overloaded does.
 	FaultError FaultKind = "error"
 	// FaultHang holds every request without an answer until the client gives up or the window
 	// ends (then the request is served), as a BMC with a wedged web server does. Redfish only.

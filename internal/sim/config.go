@@ -3,7 +3,9 @@ package sim
 import (
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -21,7 +23,41 @@ const (
 	ProtocolRedfish Protocol = "redfish"
 	// ProtocolIPMI serves IPMI v2.0 (RMCP+, "lanplus") over UDP.
 	ProtocolIPMI Protocol = "ipmi"
+	// ProtocolShelly puts each machine behind a smart plug that speaks Shelly's Gen2 RPC over
+	// HTTP instead of a BMC: switching the plug off cuts the machine's power, switching it on
+	// boots it (its firmware powers on when power returns).
+	ProtocolShelly Protocol = "shelly"
 )
+
+// Protocols lists every protocol.
+var Protocols = []Protocol{ProtocolRedfish, ProtocolIPMI, ProtocolShelly}
+
+// PowerReadings is which power readings a BMC offers. An IPMI BMC answers DCMI Get Power
+// Reading unless it is PowerReadingsNone.
+type PowerReadings string
+
+const (
+	// PowerReadingsBoth: a Redfish BMC offers its chassis' Power resource and its
+	// EnvironmentMetrics; an IPMI BMC answers DCMI Get Power Reading.
+	PowerReadingsBoth PowerReadings = "both"
+	// PowerReadingsPower: a Redfish BMC offers only the Power resource (PowerControl), as older
+	// BMCs do.
+	PowerReadingsPower PowerReadings = "power"
+	// PowerReadingsEnvironment: a Redfish BMC offers only EnvironmentMetrics (PowerWatts), as
+	// BMCs that dropped the deprecated Power resource do.
+	PowerReadingsEnvironment PowerReadings = "environment"
+	// PowerReadingsNone: no power reading; an IPMI BMC answers DCMI with "invalid command".
+	PowerReadingsNone PowerReadings = "none"
+)
+
+// PowerReadingsChoices lists every PowerReadings value.
+var PowerReadingsChoices = []PowerReadings{PowerReadingsBoth, PowerReadingsPower, PowerReadingsEnvironment, PowerReadingsNone}
+
+// offersPower and offersEnvironment say which Redfish resources the BMC serves.
+func (p PowerReadings) offersPower() bool { return p == PowerReadingsBoth || p == PowerReadingsPower }
+func (p PowerReadings) offersEnvironment() bool {
+	return p == PowerReadingsBoth || p == PowerReadingsEnvironment
+}
 
 // Fault makes one machine's BMC misbehave for a while after the simulator starts.
 type Fault struct {
@@ -98,6 +134,15 @@ type Config struct {
 	// NodeBootTimeout, when set, is written into the Group's machineDefaults.bootTimeout: how long
 	// the manager lets a power-on take until the machine's Node is Ready.
 	NodeBootTimeout time.Duration
+
+	// StandbyWatts is what a machine draws off (its BMC and network card); IdleWatts what it
+	// draws on and idle; LoadedWatts what it draws on at full load (Machine.SetLoad).
+	StandbyWatts, IdleWatts, LoadedWatts float64
+	// WattsSpread varies the three draws per machine: each machine's are scaled by its own factor
+	// within ±WattsSpread (0.1 is ±10 %), the same across runs.
+	WattsSpread float64
+	// PowerReadings is which power readings the BMCs offer (plugs always report their draw).
+	PowerReadings PowerReadings
 }
 
 // DefaultConfig is the configuration the command line starts from.
@@ -111,6 +156,10 @@ func DefaultConfig() Config {
 		Username:      "admin",
 		BootDelay:     5 * time.Second,
 		ShutdownDelay: 3 * time.Second,
+		StandbyWatts:  2.5,
+		IdleWatts:     45,
+		LoadedWatts:   120,
+		PowerReadings: PowerReadingsBoth,
 		Capacity: corev1.ResourceList{
 			corev1.ResourceCPU:    resource.MustParse("4"),
 			corev1.ResourceMemory: resource.MustParse("16Gi"),
@@ -135,10 +184,22 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("group %q makes machine names that are not valid host names: %s", c.Group, strings.Join(msgs, "; ")))
 		}
 	}
-	switch c.Protocol {
-	case ProtocolRedfish, ProtocolIPMI:
-	default:
-		errs = append(errs, fmt.Errorf("protocol must be redfish or ipmi, not %q", c.Protocol))
+	if !slices.Contains(Protocols, c.Protocol) {
+		errs = append(errs, fmt.Errorf("protocol must be redfish, ipmi or shelly, not %q", c.Protocol))
+	}
+	if !slices.Contains(PowerReadingsChoices, c.PowerReadings) {
+		errs = append(errs, fmt.Errorf("power readings must be one of %v, not %q", PowerReadingsChoices, c.PowerReadings))
+	}
+	for name, w := range map[string]float64{"standby watts": c.StandbyWatts, "idle watts": c.IdleWatts, "loaded watts": c.LoadedWatts} {
+		if math.IsNaN(w) || w < 0 || w > maxWatts {
+			errs = append(errs, fmt.Errorf("%s must be between 0 and %d, not %v", name, maxWatts, w))
+		}
+	}
+	if c.LoadedWatts < c.IdleWatts {
+		errs = append(errs, fmt.Errorf("loaded watts (%v) must not be less than idle watts (%v)", c.LoadedWatts, c.IdleWatts))
+	}
+	if math.IsNaN(c.WattsSpread) || c.WattsSpread < 0 || c.WattsSpread >= 1 {
+		errs = append(errs, fmt.Errorf("watts spread must be at least 0 and less than 1, not %v", c.WattsSpread))
 	}
 	if c.Username == "" || len(c.Username) > 16 {
 		// IPMI user names are at most 16 bytes; one limit for both protocols keeps manifests portable.
@@ -182,7 +243,7 @@ func (c *Config) Validate() error {
 		}
 		if !validFaultKind(f.kind()) {
 			errs = append(errs, fmt.Errorf("bmc fault %q for machine %d is not one of %v", f.Kind, f.Index, FaultKinds))
-		} else if f.kind() != FaultError && c.Protocol == ProtocolIPMI {
+		} else if f.kind() != FaultError && c.Protocol != ProtocolRedfish {
 			errs = append(errs, fmt.Errorf("bmc fault %s is served by Redfish BMCs only", f.kind()))
 		}
 	}
@@ -214,6 +275,9 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// maxWatts bounds a configured draw: what the API allows a Machine's configured draw.
+const maxWatts = 100_000
+
 // bmcFaults is every fault window to open at the start: BMCErrors and BMCFaults.
 func (c *Config) bmcFaults() []Fault {
 	out := make([]Fault, 0, len(c.BMCErrors)+len(c.BMCFaults))
@@ -230,8 +294,14 @@ func (c *Config) MachineName(i int) string {
 	return fmt.Sprintf("%s-%0*d", c.Group, width, i)
 }
 
-// secretName is the Secret holding machine i's BMC credentials.
-func (c *Config) secretName(i int) string { return c.MachineName(i) + "-bmc" }
+// secretName is the Secret holding machine i's BMC credentials, or its plug's token header (a
+// Secret of another type, which cannot be changed into the other).
+func (c *Config) secretName(i int) string {
+	if c.Protocol == ProtocolShelly {
+		return c.MachineName(i) + "-plug"
+	}
+	return c.MachineName(i) + "-bmc"
+}
 
 // providerID is machine i's provider ID, the default homelab-autoscaler derives for a Machine.
 func (c *Config) providerID(i int) string {

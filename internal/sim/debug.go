@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -20,7 +21,25 @@ type MachineReport struct {
 	KubeletHangSticky bool `json:"kubeletHangSticky,omitempty"`
 	// NodeLeftNotReady says a power cut left the Node of the machine, off or booting, NotReady.
 	NodeLeftNotReady bool `json:"nodeLeftNotReady,omitempty"`
+	// Watts is what the machine draws now; Load its load (0 to 1).
+	Watts float64 `json:"watts"`
+	Load  float64 `json:"load"`
+	// PlugOn says whether the smart plug of a machine behind one is on.
+	PlugOn *bool `json:"plugOn,omitempty"`
 	Counters
+}
+
+// EnergyReport is the debug endpoint's answer about a machine's energy.
+type EnergyReport struct {
+	Name string `json:"name"`
+	// From and To are the interval asked for; Since is when the machine's draw history begins
+	// (nothing before it counts).
+	From  time.Time `json:"from"`
+	To    time.Time `json:"to"`
+	Since time.Time `json:"since"`
+	// Joules is the energy drawn in the interval; Watts the draw now.
+	Joules float64 `json:"joules"`
+	Watts  float64 `json:"watts"`
 }
 
 // Report describes every machine.
@@ -35,11 +54,16 @@ func (s *Sim) Report() []MachineReport {
 // Report describes the machine.
 func (m *Machine) Report() MachineReport {
 	hung, sticky := m.KubeletHang()
-	return MachineReport{
+	r := MachineReport{
 		Name: m.Name, Index: m.Index, Endpoint: m.Endpoint(), Phase: m.Phase(), NeverBoot: m.neverBoot,
 		KubeletHung: hung, KubeletHangSticky: sticky, NodeLeftNotReady: m.nodeLeftByCut(),
-		Counters: m.Counters(),
+		Watts: m.Watts(), Load: m.Load(), Counters: m.Counters(),
 	}
+	if m.sim.cfg.Protocol == ProtocolShelly {
+		on := m.PlugOn()
+		r.PlugOn = &on
+	}
+	return r
 }
 
 // DebugHandler serves the simulator's state as JSON, for scripts and reliability checks:
@@ -60,6 +84,13 @@ func (m *Machine) Report() MachineReport {
 //	                                            the kubelet hangs: BMC On, Node NotReady (sticky:
 //	                                            on every boot, until clear-faults)
 //	POST /debug/machines/{name}/clear-faults    the kubelet hang ends
+//	POST /debug/machines/{name}/load?fraction=0.5
+//	                                            the machine's load (0 idle to 1 full), which sets
+//	                                            its draw while it is on
+//	GET  /debug/machines/{name}/energy?from=RFC3339&to=RFC3339
+//	                                            the energy the machine drew between from (default:
+//	                                            the start of its history) and to (default: now),
+//	                                            in joules, and its draw now, in watts
 //
 // Serve it on loopback only: it can break BMCs and it names their endpoints.
 func (s *Sim) DebugHandler() http.Handler {
@@ -142,5 +173,51 @@ func (s *Sim) DebugHandler() http.Handler {
 		m.ClearFaults()
 		w.WriteHeader(http.StatusNoContent)
 	}))
+	mux.HandleFunc("POST /debug/machines/{name}/load", machine(func(w http.ResponseWriter, r *http.Request, m *Machine) {
+		f, err := strconv.ParseFloat(r.URL.Query().Get("fraction"), 64)
+		if err == nil {
+			err = m.SetLoad(f)
+		}
+		if err != nil {
+			http.Error(w, "want ?fraction=F with F from 0 (idle) to 1 (full load), e.g. ?fraction=0.5", http.StatusBadRequest)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	mux.HandleFunc("GET /debug/machines/{name}/energy", machine(func(w http.ResponseWriter, r *http.Request, m *Machine) {
+		since, now := m.EnergySince(), s.now()
+		from, err := queryTime(r, "from", since)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		to, err := queryTime(r, "to", now)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		if to.Before(from) {
+			http.Error(w, "to is before from", http.StatusBadRequest)
+			return
+		}
+		writeJSON(w, http.StatusOK, EnergyReport{
+			Name: m.Name, From: from, To: to, Since: since,
+			Joules: m.EnergyBetween(from, to), Watts: m.Watts(),
+		})
+	}))
 	return mux
+}
+
+// queryTime reads an RFC 3339 time (fractional seconds allowed) from the query, or def when the
+// query has none.
+func queryTime(r *http.Request, name string, def time.Time) (time.Time, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return def, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%s must be an RFC 3339 time such as 2025-01-02T15:04:05.5Z, not %q", name, v)
+	}
+	return t, nil
 }

@@ -3,6 +3,7 @@ package sim_test
 import (
 	"bytes"
 	"context"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -67,6 +68,13 @@ func TestEndToEnd(t *testing.T) {
 	}
 	if s.Machines()[1].PoweredOn() {
 		t.Fatal("the machine powered off through the manager is still on")
+	}
+	// The energy accounts count the draw the BMCs report: the standby draw of a machine off.
+	for i, m := range []*infrav1.Machine{got, getMachine(t, ms[2])} {
+		acc, want := m.Status.Energy, s.Machines()[[]int{1, 2}[i]].Watts()
+		if acc == nil || acc.Drawing != infrav1.PoweredOff || acc.WattsSource != infrav1.DrawMeasured || math.Abs(acc.Watts.AsApproximateFloat64()-want) > 0.001 {
+			t.Errorf("%s's energy account = %+v, want off at the measured %v W", m.Name, acc, want)
+		}
 	}
 	t.Logf("one machine Off after %s", time.Since(started).Round(time.Millisecond))
 

@@ -39,7 +39,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.BootJitter, "boot-jitter", 0, "Random spread of the boot delay (± this much).")
 	fs.DurationVar(&c.ShutdownDelay, "shutdown-delay", c.ShutdownDelay, "Time a graceful shutdown takes until the power is off and the Node is gone.")
 	fs.DurationVar(&c.ShutdownJitter, "shutdown-jitter", 0, "Random spread of the shutdown delay (± this much).")
-	fs.Func("protocol", "BMC protocol: redfish (HTTP) or ipmi (IPMI v2.0 lanplus over UDP). (default redfish)", func(v string) error {
+	fs.Func("protocol", "How machines are powered: redfish (a BMC speaking Redfish over HTTP), ipmi (a BMC speaking IPMI v2.0 lanplus over UDP) or shelly (no BMC: a smart plug speaking Shelly Gen2 RPC over HTTP). (default redfish)", func(v string) error {
 		c.Protocol = Protocol(v)
 		return nil
 	})
@@ -50,7 +50,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.Var(quantityFlag{c.Capacity, corev1.ResourcePods}, "pods", "Pod capacity of each machine.")
 	fs.Var((*labelsFlag)(&c.Labels), "labels", "Labels of each Node and of the Group's template, KEY=VALUE,... (repeatable).")
 	fs.Var((*indexesFlag)(&c.NeverBoot), "never-boot", "Indexes of machines that power on but never register a Node, I,J,... (repeatable).")
-	fs.Var((*faultsFlag)(&c.BMCErrors), "bmc-errors", "BMCs that answer errors (HTTP 500, IPMI node busy) for a while after the start, INDEX:DURATION,... (repeatable).")
+	fs.Var((*faultsFlag)(&c.BMCErrors), "bmc-errors", "BMCs (or plugs) that answer errors (HTTP 500, IPMI node busy) for a while after the start, INDEX:DURATION,... (repeatable).")
 	for _, k := range []FaultKind{FaultHang, FaultLie, FaultGarbage} {
 		fs.Var(&kindFaultsFlag{list: &c.BMCFaults, kind: k}, "bmc-"+string(k), bmcFaultUsage[k])
 	}
@@ -59,6 +59,14 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.Var((*faultsFlag)(&c.PowerCut), "power-cut", "Machines whose power is cut this long after they first reach Running, with no BMC command (the BMC then says Off; the Node stays, NotReady), INDEX:DURATION,... (repeatable).")
 	fs.Var((*faultsFlag)(&c.PowerButton), "power-button", "Machines whose power button is pressed this long after the start: an off machine boots, with no BMC command, INDEX:DURATION,... (repeatable).")
 	fs.Var((*indexesFlag)(&c.KubeletHang), "kubelet-hang", "Indexes of machines whose kubelet hangs on every boot: the BMC says On, the Node registers but never becomes Ready, I,J,... (repeatable).")
+	fs.Float64Var(&c.StandbyWatts, "standby-watts", c.StandbyWatts, "What a machine draws off (its BMC and network card), in watts.")
+	fs.Float64Var(&c.IdleWatts, "idle-watts", c.IdleWatts, "What a machine draws on and idle, in watts.")
+	fs.Float64Var(&c.LoadedWatts, "loaded-watts", c.LoadedWatts, "What a machine draws on at full load, in watts (POST /debug/machines/NAME/load sets a machine's load).")
+	fs.Float64Var(&c.WattsSpread, "watts-spread", 0, "Per-machine variation of the three draws: each machine's are scaled by its own factor within ± this fraction (0.1 is ±10%), the same across runs.")
+	fs.Func("bmc-power-readings", "Power readings the BMCs offer: both (Redfish Power and EnvironmentMetrics; IPMI DCMI), power (Redfish Power only), environment (Redfish EnvironmentMetrics only) or none (IPMI: DCMI answers invalid command). Plugs always report their draw. (default both)", func(v string) error {
+		c.PowerReadings = PowerReadings(v)
+		return nil
+	})
 	fs.DurationVar(&c.NodeBootTimeout, "node-boot-timeout", 0, "How long a power-on may take until the machine's Node is Ready, written into the Group's spec.machineDefaults.bootTimeout; 0 leaves the built-in default (10m).")
 	fs.StringVar(&o.ManifestsFile, "manifests", "", "Write the Group, Secrets and Machines as YAML to this file once every BMC listens.")
 	fs.BoolVar(&o.Apply, "apply", false, "Create the Group, Secrets and Machines in the cluster (existing ones get this run's endpoints and credentials).")

@@ -73,6 +73,15 @@ func TestFlags(t *testing.T) {
 		!slices.Equal(machine.KubeletHang, []int{1, 3}) {
 		t.Fatalf("power cut %v, power button %v, kubelet hang %v", machine.PowerCut, machine.PowerButton, machine.KubeletHang)
 	}
+	energy, err := parse(t, "--protocol", "shelly", "--standby-watts", "1.5", "--idle-watts", "30", "--loaded-watts", "95.5",
+		"--watts-spread", "0.1", "--bmc-power-readings", "environment")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := energy.Config; e.Protocol != sim.ProtocolShelly || e.StandbyWatts != 1.5 || e.IdleWatts != 30 || e.LoadedWatts != 95.5 ||
+		e.WattsSpread != 0.1 || e.PowerReadings != sim.PowerReadingsEnvironment {
+		t.Fatalf("energy options: %+v", e)
+	}
 	if c.MachineName(0) != "workers-00" || c.MachineName(11) != "workers-11" {
 		t.Fatalf("names %s, %s", c.MachineName(0), c.MachineName(11))
 	}
@@ -81,7 +90,9 @@ func TestFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if defaults.BootDelay != 5*time.Second || defaults.ShutdownDelay != 3*time.Second || defaults.Protocol != sim.ProtocolRedfish {
+	if defaults.BootDelay != 5*time.Second || defaults.ShutdownDelay != 3*time.Second || defaults.Protocol != sim.ProtocolRedfish ||
+		defaults.StandbyWatts != 2.5 || defaults.IdleWatts != 45 || defaults.LoadedWatts != 120 || defaults.WattsSpread != 0 ||
+		defaults.PowerReadings != sim.PowerReadingsBoth {
 		t.Fatalf("defaults: %+v", defaults.Config)
 	}
 }
@@ -93,7 +104,15 @@ func TestFlagsRefused(t *testing.T) {
 		want string
 	}{
 		{[]string{"--machines", "0"}, "at least 1"},
-		{[]string{"--protocol", "wol"}, "redfish or ipmi"},
+		{[]string{"--protocol", "wol"}, "redfish, ipmi or shelly"},
+		{[]string{"--bmc-power-readings", "dcmi"}, "power readings must be one of [both power environment none]"},
+		{[]string{"--standby-watts", "-1"}, "standby watts must be between 0 and 100000"},
+		{[]string{"--idle-watts", "NaN"}, "idle watts must be between"},
+		{[]string{"--loaded-watts", "20"}, "loaded watts (20) must not be less than idle watts (45)"},
+		{[]string{"--loaded-watts", "200000"}, "loaded watts must be between 0 and 100000"},
+		{[]string{"--watts-spread", "1"}, "watts spread must be at least 0 and less than 1"},
+		{[]string{"--idle-watts", "lots"}, "invalid value"},
+		{[]string{"--bmc-lie", "0:1s", "--protocol", "shelly"}, "Redfish BMCs only"},
 		{[]string{"--never-boot", "3"}, "out of range"},
 		{[]string{"--bmc-errors", "1"}, "INDEX:DURATION"},
 		{[]string{"--bmc-errors", "1:0s"}, "positive duration"},

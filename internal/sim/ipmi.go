@@ -3,6 +3,8 @@ package sim
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
+	"math"
 	"net"
 	"strconv"
 	"time"
@@ -10,6 +12,7 @@ import (
 	"github.com/bougou/go-ipmi/pkg/bmc"
 	"github.com/bougou/go-ipmi/pkg/clock"
 	"github.com/bougou/go-ipmi/pkg/hal"
+	"github.com/bougou/go-ipmi/pkg/handlers"
 	ipmiserver "github.com/bougou/go-ipmi/pkg/server"
 	"github.com/bougou/go-ipmi/pkg/types"
 )
@@ -22,7 +25,8 @@ const lanChannel = 1
 
 // serveIPMI starts m's IPMI v2.0 BMC (RMCP+, "lanplus") on an ephemeral UDP port of addr. The
 // protocol (sessions, RAKP authentication, integrity and confidentiality) is go-ipmi's reference
-// BMC server; the machine is its hardware.
+// BMC server; the machine is its hardware. Besides go-ipmi's standard commands it answers DCMI
+// Get Power Reading, unless Config.PowerReadings is none.
 func serveIPMI(m *Machine, addr string) (server, string, error) {
 	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(addr)})
 	if err != nil {
@@ -39,7 +43,12 @@ func serveIPMI(m *Machine, addr string) (server, string, error) {
 	user.Enabled = true
 	// Add returns the stored user itself, which may be edited until the server serves.
 	user.ChannelAccess[lanChannel] = bmc.UserChannelAccess{MaxPrivilege: bmc.PrivilegeLevelAdministrator, Enabled: true}
-	srv := ipmiserver.NewServer(b, countingConn{packetConn{conn}, m})
+	reg := handlers.NewRegistry()
+	handlers.RegisterAllHandlers(reg)
+	if m.sim.cfg.PowerReadings != PowerReadingsNone {
+		reg.RegisterFunc(types.CommandGetDCMIPowerReading, dcmiPowerReading(m))
+	}
+	srv := ipmiserver.NewServer(b, countingConn{packetConn{conn}, m}, ipmiserver.WithHandlerRegistry(reg))
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { _ = srv.Serve(ctx) }()
 	port := conn.LocalAddr().(*net.UDPAddr).Port
@@ -148,4 +157,36 @@ func (ipmiChassis) SetBootInfoAcknowledge(context.Context, *types.BootOptionPara
 }
 func (ipmiChassis) GetBootInfoAcknowledge(context.Context) (*types.BootOptionParam_BootInfoAcknowledge, error) {
 	return nil, hal.ErrNotSupported
+}
+
+// dcmiPowerReading answers DCMI Get Power Reading (DCMI v1.5 §6.6.1) in mode 01h, system power
+// statistics: the machine's draw now and its minimum, maximum and average over the last minute,
+// in whole watts. An injected fault answers "node busy".
+func dcmiPowerReading(m *Machine) handlers.HandlerFunc {
+	return func(_ context.Context, _ *handlers.HandlerContext, req []byte) ([]byte, types.CompletionCode, error) {
+		if len(req) < 2 || req[0] != types.GroupExtensionDCMI || req[1] != 0x01 {
+			return nil, types.CodeRequestDataFieldInvalid, nil
+		}
+		if m.faulty() {
+			return nil, types.CodeNodeBusy, nil
+		}
+		m.mu.Lock()
+		watts := m.drawNow()
+		least, most, average := m.drawStats(powerInterval)
+		now := m.sim.now()
+		m.mu.Unlock()
+		resp := []byte{types.GroupExtensionDCMI}
+		for _, w := range []float64{watts, least, most, average} {
+			resp = binary.LittleEndian.AppendUint16(resp, DCMIWatts(w))
+		}
+		resp = binary.LittleEndian.AppendUint32(resp, uint32(now.Unix()))                     //nolint:gosec // an IPMI timestamp is 32 bits
+		resp = binary.LittleEndian.AppendUint32(resp, uint32(powerInterval/time.Millisecond)) //nolint:gosec // one minute
+		// Bit 6: the power measurement is active.
+		return append(resp, 0x40), types.CodeOK, nil
+	}
+}
+
+// DCMIWatts is a draw as DCMI reports it: whole watts, at most 65535.
+func DCMIWatts(watts float64) uint16 {
+	return uint16(min(math.Round(watts), math.MaxUint16))
 }

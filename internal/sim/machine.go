@@ -57,8 +57,8 @@ type Counters struct {
 	// Commands counts each command by name.
 	Commands map[Command]int `json:"commands"`
 	// Requests counts everything the BMC received, answered or not: Redfish HTTP requests
-	// (session logins and logouts, GETs, actions) and IPMI messages (each RMCP+ session
-	// handshake step, command and session close).
+	// (session logins and logouts, GETs, actions), IPMI messages (each RMCP+ session
+	// handshake step, command and session close) and a smart plug's RPC requests.
 	Requests int `json:"requests"`
 	// FaultAnswers counts requests an injected fault spoiled (answered with an error or garbage,
 	// held, or answered with a lie); Faults counts them by kind.
@@ -125,6 +125,15 @@ type Machine struct {
 	counters Counters
 	endpoint string
 
+	// profile is what the machine draws off, idle and at full load; load is its load (0 to 1).
+	profile drawProfile
+	load    float64
+	// relay is the power reaching the machine: always on, but for a machine behind a smart plug
+	// whose relay is off. Off, the machine is off too.
+	relay bool
+	// draws is the history of its draw, oldest first; never empty.
+	draws []drawChange
+
 	reg registration
 }
 
@@ -142,7 +151,8 @@ func (m *Machine) Phase() string {
 	return m.phase.String()
 }
 
-// Endpoint is how the BMC is reached: http://IP:PORT for Redfish, IP:PORT for IPMI.
+// Endpoint is how the BMC is reached: http://IP:PORT for Redfish and for a smart plug, IP:PORT
+// for IPMI.
 func (m *Machine) Endpoint() string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -243,6 +253,7 @@ func (m *Machine) enter(p phase, d time.Duration) {
 	}
 	m.epoch++
 	m.phase = p
+	m.noteDraw()
 	switch p {
 	case phaseOff:
 		// The kubelet is gone with the power, and a hang of this boot with it.

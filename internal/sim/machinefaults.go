@@ -88,10 +88,11 @@ func (s *Sim) CutPowerAll(node NodeAfterCut) int {
 // firmware set to restore power after an outage. An off machine boots exactly as after a BMC
 // power-on, but PowerOn and History do not change; ButtonPresses counts it. A machine that is
 // on is left as it is (a short press on a running machine, which real firmware passes to the
-// operating system as a shutdown request, is not played).
+// operating system as a shutdown request, is not played), and so is one behind a smart plug
+// whose relay is off: no power reaches it.
 func (m *Machine) PressPowerButton() {
 	m.mu.Lock()
-	pressed := m.phase == phaseOff
+	pressed := m.phase == phaseOff && m.relay
 	if pressed {
 		m.enter(phaseBooting, m.bootTime())
 		m.counters.ButtonPresses++

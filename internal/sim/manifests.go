@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"strconv"
 	"time"
 
@@ -41,8 +42,9 @@ func (o Objects) All() []client.Object {
 }
 
 // Objects returns the Group, one credentials Secret per machine (with the label the drivers
-// require), and one Machine per machine whose spec.bmc points at the machine's BMC, offline.
-// Call it after Start: the endpoints are known then.
+// require), and one Machine per machine, offline: its spec.bmc points at the machine's BMC or,
+// for machines behind smart plugs, its spec.power switches the plug on and off and reads its
+// status and power draw. Call it after Start: the endpoints are known then.
 func (s *Sim) Objects() Objects {
 	cfg := s.cfg
 	labels := map[string]string{corev1.LabelOSStable: "linux", corev1.LabelArchStable: "amd64"}
@@ -65,7 +67,7 @@ func (s *Sim) Objects() Objects {
 		o.Group.Spec.MachineDefaults = &infrav1.MachineDefaults{BootTimeout: &metav1.Duration{Duration: cfg.NodeBootTimeout}}
 	}
 	for _, m := range s.machines {
-		o.Secrets = append(o.Secrets, &corev1.Secret{
+		secret := &corev1.Secret{
 			TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
 			ObjectMeta: metav1.ObjectMeta{
 				Namespace: cfg.Namespace, Name: cfg.secretName(m.Index),
@@ -75,14 +77,48 @@ func (s *Sim) Objects() Objects {
 			Data: map[string][]byte{
 				corev1.BasicAuthUsernameKey: []byte(m.Username), corev1.BasicAuthPasswordKey: []byte(m.Password),
 			},
-		})
+		}
+		spec := infrav1.MachineSpec{Group: cfg.Group, Online: false}
+		if cfg.Protocol == ProtocolShelly {
+			// The http driver sends every key of the Secret as a header.
+			secret.Type = corev1.SecretTypeOpaque
+			secret.Data = map[string][]byte{"Authorization": []byte(m.PlugAuthorization())}
+			spec.Power = s.plugPower(m)
+		} else {
+			spec.BMC = s.bmc(m)
+		}
+		o.Secrets = append(o.Secrets, secret)
 		o.Machines = append(o.Machines, &infrav1.Machine{
 			TypeMeta:   metav1.TypeMeta{APIVersion: infrav1.GroupVersion.String(), Kind: "Machine"},
 			ObjectMeta: metav1.ObjectMeta{Namespace: cfg.Namespace, Name: m.Name},
-			Spec:       infrav1.MachineSpec{Group: cfg.Group, Online: false, BMC: s.bmc(m)},
+			Spec:       spec,
 		})
 	}
 	return o
+}
+
+// PlugPoweredOnPattern is what a Machine behind a simulated plug takes for "on" in the plug's
+// Switch.GetStatus answer: the relay is on.
+const PlugPoweredOnPattern = `"output":\s*true`
+
+// plugPower switches the machine's plug with Switch.Set and reads its relay and power draw with
+// Switch.GetStatus, each one GET with the plug's token header.
+func (s *Sim) plugPower(m *Machine) *infrav1.PowerSpec {
+	headers := &infrav1.SecretReference{Name: s.cfg.secretName(m.Index)}
+	set := func(on bool) *infrav1.PowerDriver {
+		return &infrav1.PowerDriver{HTTP: &infrav1.HTTPDriver{
+			URL: m.Endpoint() + plugSet + "?" + plugQuery(on), Method: http.MethodGet, HeadersSecretRef: headers,
+		}}
+	}
+	return &infrav1.PowerSpec{
+		Start: set(true),
+		Stop:  set(false),
+		Status: &infrav1.PowerStatusSource{HTTP: &infrav1.HTTPDriver{
+			URL: m.Endpoint() + plugGetStatus + "?id=0", Method: http.MethodGet, HeadersSecretRef: headers,
+			PoweredOnPattern: PlugPoweredOnPattern,
+			Watts:            &infrav1.HTTPWatts{Preset: infrav1.WattsShellyGen2},
+		}},
+	}
 }
 
 // maxCallTimeout is the API's bound on one driver call (bmc.timeout).

@@ -22,7 +22,7 @@ import (
 // validation, each Machine is written offline, and its BMC's credentials are a basic-auth Secret.
 func TestManifestsCreateStrictly(t *testing.T) {
 	t.Parallel()
-	for _, protocol := range []sim.Protocol{sim.ProtocolRedfish, sim.ProtocolIPMI} {
+	for _, protocol := range sim.Protocols {
 		t.Run(string(protocol), func(t *testing.T) {
 			cfg := config(t)
 			cfg.Protocol = protocol
@@ -57,8 +57,16 @@ func TestManifestsCreateStrictly(t *testing.T) {
 						t.Fatalf("Machine %s: online read back as %v (found %t, %v), want false", u.GetName(), online, found, err)
 					}
 				case "Secret":
-					if typ, _, _ := unstructured.NestedString(u.Object, "type"); typ != string(corev1.SecretTypeBasicAuth) {
-						t.Fatalf("Secret %s of type %q, want %s", u.GetName(), typ, corev1.SecretTypeBasicAuth)
+					want := corev1.SecretTypeBasicAuth
+					if protocol == sim.ProtocolShelly {
+						// Every key is a header the plug wants.
+						want = corev1.SecretTypeOpaque
+						if keys, _, _ := unstructured.NestedMap(u.Object, "data"); len(keys) != 1 || keys["Authorization"] == nil {
+							t.Fatalf("plug Secret %s holds %v, want the Authorization header alone", u.GetName(), keys)
+						}
+					}
+					if typ, _, _ := unstructured.NestedString(u.Object, "type"); typ != string(want) {
+						t.Fatalf("Secret %s of type %q, want %s", u.GetName(), typ, want)
 					}
 					if u.GetLabels()[infrav1.LabelCredentials] != "true" {
 						t.Fatalf("Secret %s lacks the credentials label the drivers require: %v", u.GetName(), u.GetLabels())
@@ -79,8 +87,15 @@ func TestManifestsCreateStrictly(t *testing.T) {
 			if *g.Spec.MaxSize != 3 || g.Spec.Template.Labels["homelab.example/gpu"] != "none" || g.Spec.Template.Capacity.Pods().Value() != 110 {
 				t.Fatalf("group: %+v", g.Spec)
 			}
-			if stored.Spec.BMC == nil || stored.Spec.Power != nil || stored.Spec.BootTimeout != nil {
-				t.Fatalf("stored spec: %+v, want spec.bmc only (the boot timeout comes from the Group)", stored.Spec)
+			switch p := stored.Spec.Power; {
+			case stored.Spec.BootTimeout != nil:
+				t.Fatalf("stored spec: %+v, the boot timeout comes from the Group", stored.Spec)
+			case protocol != sim.ProtocolShelly && (stored.Spec.BMC == nil || p != nil):
+				t.Fatalf("stored spec: %+v, want spec.bmc only", stored.Spec)
+			case protocol == sim.ProtocolShelly && (stored.Spec.BMC != nil || p == nil || p.Start.HTTP == nil || p.Stop.HTTP == nil || p.Status.HTTP == nil):
+				t.Fatalf("stored spec: %+v, want spec.power with http start, stop and status only", stored.Spec)
+			case protocol == sim.ProtocolShelly && (p.Status.HTTP.Watts == nil || p.Status.HTTP.Watts.Preset != infrav1.WattsShellyGen2 || p.Status.HTTP.PoweredOnPattern != sim.PlugPoweredOnPattern):
+				t.Fatalf("stored status slot: %+v, want the ShellyGen2 preset and the output pattern", p.Status.HTTP)
 			}
 			n := machines.Effective(stored, g)
 			if err := machines.Check(n); err != nil {
@@ -94,6 +109,12 @@ func TestManifestsCreateStrictly(t *testing.T) {
 			drv := power.NewRegistry(power.Builtin()...)[slot.DriverName()]
 			if st, err := drv.Status(ctx, req); err != nil || st != infrav1.PoweredOff {
 				t.Fatalf("status through the stored Machine: %v, %v", st, err)
+			}
+			// Every protocol reports the draw, as the BMC or plug rounds it.
+			w := s.Machines()[2].Watts()
+			want := map[sim.Protocol]float64{sim.ProtocolRedfish: w, sim.ProtocolIPMI: float64(sim.DCMIWatts(w)), sim.ProtocolShelly: sim.PlugWatts(w)}[protocol]
+			if rd, err := drv.(power.Meter).Read(ctx, req); err != nil || rd.State != infrav1.PoweredOff || rd.Watts == nil || *rd.Watts != want {
+				t.Fatalf("read through the stored Machine: %+v, %v; want off at %v W", rd, err, want)
 			}
 		})
 	}
@@ -136,5 +157,35 @@ func TestApplyUpdatesExistingObjects(t *testing.T) {
 	}
 	if string(secret.Data[infrav1.CredentialsPasswordKey]) != second.Machines()[0].Password {
 		t.Fatal("the Secret still holds the first run's password")
+	}
+}
+
+// A run with plugs applied over a run with BMCs moves the Machines to spec.power, with the plugs'
+// token Secrets beside the BMC credentials.
+func TestApplySwitchesToPlugs(t *testing.T) {
+	t.Parallel()
+	cfg := config(t)
+	cfg.Machines = 1
+	_, first := start(t, cfg)
+	if first.Machines[0].Spec.BMC == nil {
+		t.Fatal("the first run has no BMC")
+	}
+	cfg.Protocol = sim.ProtocolShelly
+	second := run(t, cfg)
+	ctx := context.Background()
+	if err := sim.Apply(ctx, env.Client, writer, second.Objects()); err != nil {
+		t.Fatal(err)
+	}
+	got := getMachine(t, first.Machines[0])
+	if got.Spec.BMC != nil || got.Spec.Power == nil || got.Spec.Power.Status.HTTP == nil ||
+		!strings.HasPrefix(got.Spec.Power.Status.HTTP.URL, second.Machines()[0].Endpoint()+"/") {
+		t.Fatalf("after applying the plugs: bmc %+v, power %+v", got.Spec.BMC, got.Spec.Power)
+	}
+	secret := &corev1.Secret{}
+	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: cfg.Namespace, Name: got.Spec.Power.Status.HTTP.HeadersSecretRef.Name}, secret); err != nil {
+		t.Fatal(err)
+	}
+	if string(secret.Data["Authorization"]) != second.Machines()[0].PlugAuthorization() {
+		t.Fatal("the plug's Secret does not hold its token")
 	}
 }

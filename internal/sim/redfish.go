@@ -27,7 +27,14 @@ const (
 	systemID        = "1"
 	systemPath      = systemsPath + "/" + systemID
 	resetActionPath = systemPath + "/Actions/ComputerSystem.Reset"
+	chassisesPath   = redfishRoot + "/Chassis"
+	chassisPath     = chassisesPath + "/1"
+	powerPath       = chassisPath + "/Power"
+	environmentPath = chassisPath + "/EnvironmentMetrics"
 )
+
+// powerInterval is the window of the minimum, maximum and average draw a BMC reports.
+const powerInterval = time.Minute
 
 const (
 	// sessionIdleTimeout ends a session nobody used for this long, as SessionService says.
@@ -45,8 +52,10 @@ var allowedResets = []Command{CommandOn, CommandForceOff, CommandGracefulShutdow
 
 // redfishBMC serves the DMTF Redfish API of one machine: the service root, the session service
 // (login with X-Auth-Token and Location, logout), the Systems collection, the ComputerSystem with
-// its PowerState, and the ComputerSystem.Reset action. Everything but the service root and the
-// login needs a session token or basic auth.
+// its PowerState, the ComputerSystem.Reset action, and the Chassis collection with the machine's
+// chassis and, as Config.PowerReadings says, its Power resource (PowerControl) and its
+// EnvironmentMetrics (PowerWatts), which report the machine's draw. Everything but the service
+// root and the login needs a session token or basic auth.
 type redfishBMC struct {
 	m *Machine
 
@@ -136,6 +145,16 @@ func (b *redfishBMC) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		b.only(w, r, http.MethodGet, func() { writeJSON(w, http.StatusOK, b.system()) })
 	case p == resetActionPath:
 		b.only(w, r, http.MethodPost, func() { b.reset(w, r) })
+	case p == chassisesPath:
+		b.only(w, r, http.MethodGet, func() {
+			writeJSON(w, http.StatusOK, collection(chassisesPath, "#ChassisCollection.ChassisCollection", "Chassis Collection", []string{chassisPath}))
+		})
+	case p == chassisPath:
+		b.only(w, r, http.MethodGet, func() { writeJSON(w, http.StatusOK, b.chassis()) })
+	case p == powerPath && b.readings().offersPower():
+		b.only(w, r, http.MethodGet, func() { writeJSON(w, http.StatusOK, b.power()) })
+	case p == environmentPath && b.readings().offersEnvironment():
+		b.only(w, r, http.MethodGet, func() { writeJSON(w, http.StatusOK, b.environment()) })
 	default:
 		redfishError(w, http.StatusNotFound, "ResourceMissingAtURI", fmt.Sprintf("The resource at the URI %s was not found.", r.URL.Path))
 	}
@@ -157,6 +176,7 @@ func (b *redfishBMC) serviceRoot() map[string]any {
 		"Id": "RootService", "Name": "homelab-sim Redfish service", "RedfishVersion": "1.11.0",
 		"Vendor":         "homelab-sim",
 		"Systems":        odataID(systemsPath),
+		"Chassis":        odataID(chassisesPath),
 		"SessionService": odataID(sessionService),
 		"Links":          map[string]any{"Sessions": odataID(sessionsPath)},
 	}
@@ -178,10 +198,65 @@ func (b *redfishBMC) system() map[string]any {
 		"Manufacturer": "homelab-sim", "Model": "virtual machine", "SerialNumber": fmt.Sprintf("SIM%06d", m.Index),
 		"PowerState": power,
 		"Status":     map[string]string{"State": "Enabled", "Health": "OK"},
+		"Links":      map[string]any{"Chassis": []map[string]string{odataID(chassisPath)}},
 		"Actions": map[string]any{"#ComputerSystem.Reset": map[string]any{
 			"target":                            resetActionPath,
 			"ResetType@Redfish.AllowableValues": allowedResets,
 		}},
+	}
+}
+
+func (b *redfishBMC) readings() PowerReadings { return b.m.sim.cfg.PowerReadings }
+
+// chassis is the machine's chassis, linked to the power readings the BMC offers.
+func (b *redfishBMC) chassis() map[string]any {
+	c := map[string]any{
+		"@odata.id": chassisPath, "@odata.type": "#Chassis.v1_21_0.Chassis",
+		"Id": "1", "Name": b.m.Name + " chassis", "ChassisType": "RackMount",
+		"Manufacturer": "homelab-sim", "SerialNumber": fmt.Sprintf("SIM%06d", b.m.Index),
+		"Status": map[string]string{"State": "Enabled", "Health": "OK"},
+		"Links":  map[string]any{"ComputerSystems": []map[string]string{odataID(systemPath)}},
+	}
+	if b.readings().offersPower() {
+		c["Power"] = odataID(powerPath)
+	}
+	if b.readings().offersEnvironment() {
+		c["EnvironmentMetrics"] = odataID(environmentPath)
+	}
+	return c
+}
+
+// power is the chassis' Power resource (deprecated in Redfish 2020.4, still served by most
+// BMCs): the machine's draw in PowerControl[0], with its minimum, maximum and average over the
+// last minute.
+func (b *redfishBMC) power() map[string]any {
+	m := b.m
+	m.mu.Lock()
+	watts := m.drawNow()
+	least, most, average := m.drawStats(powerInterval)
+	m.mu.Unlock()
+	return map[string]any{
+		"@odata.id": powerPath, "@odata.type": "#Power.v1_7_1.Power", "Id": "Power", "Name": "Power",
+		"PowerControl": []map[string]any{{
+			"@odata.id": powerPath + "#/PowerControl/0", "MemberId": "0", "Name": "System Power Control",
+			"PowerConsumedWatts": watts,
+			"PowerMetrics": map[string]any{
+				"IntervalInMin": int(powerInterval / time.Minute), "MinConsumedWatts": least, "MaxConsumedWatts": most, "AverageConsumedWatts": average,
+			},
+			"RelatedItem": []map[string]string{odataID(chassisPath), odataID(systemPath)},
+		}},
+	}
+}
+
+// environment is the chassis' EnvironmentMetrics: the machine's draw and the energy it drew since
+// the simulator started.
+func (b *redfishBMC) environment() map[string]any {
+	m := b.m
+	return map[string]any{
+		"@odata.id": environmentPath, "@odata.type": "#EnvironmentMetrics.v1_3_0.EnvironmentMetrics",
+		"Id": "EnvironmentMetrics", "Name": b.m.Name + " chassis environment metrics",
+		"PowerWatts": map[string]any{"Reading": m.Watts()},
+		"EnergykWh":  map[string]any{"Reading": m.EnergyBetween(m.EnergySince(), m.sim.now()) / 3.6e6},
 	}
 }
 

@@ -24,6 +24,9 @@ type Sim struct {
 	machines []*Machine
 	servers  []server
 
+	// now is the clock of the machines' draw history.
+	now func() time.Time
+
 	// ctx bounds every API call the machines make; Close cancels it.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -44,18 +47,23 @@ func New(cfg Config, c client.Client, log *slog.Logger) (*Sim, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Sim{cfg: cfg, client: c, log: log, ctx: ctx, cancel: cancel}
+	s := &Sim{cfg: cfg, client: c, log: log, ctx: ctx, cancel: cancel, now: time.Now}
 	for i := range cfg.Machines {
 		password, err := randomPassword()
 		if err != nil {
 			cancel()
 			return nil, err
 		}
-		s.machines = append(s.machines, &Machine{
+		m := &Machine{
 			Index: i, Name: cfg.MachineName(i), ProviderID: cfg.providerID(i),
 			Username: cfg.Username, Password: password,
 			sim: s, neverBoot: slices.Contains(cfg.NeverBoot, i),
-		})
+			profile: profileOf(&cfg, cfg.providerID(i)),
+			// A plug starts off, like the machine behind it.
+			relay: cfg.Protocol != ProtocolShelly,
+		}
+		m.noteDraw()
+		s.machines = append(s.machines, m)
 	}
 	for _, f := range cfg.Flap {
 		s.machines[f.Index].flapFor = f.For
@@ -124,6 +132,8 @@ func (s *Sim) Start(ctx context.Context) error {
 		switch s.cfg.Protocol {
 		case ProtocolIPMI:
 			srv, endpoint, err = serveIPMI(m, s.cfg.BMCAddress)
+		case ProtocolShelly:
+			srv, endpoint, err = servePlug(m, s.cfg.BMCAddress)
 		default:
 			srv, endpoint, err = serveRedfish(m, s.cfg.BMCAddress)
 		}
@@ -171,7 +181,8 @@ func (s *Sim) adopt(ctx context.Context) error {
 		}
 		m.reg.mu.Unlock()
 		m.mu.Lock()
-		m.phase, m.booted = phaseRunning, true
+		m.phase, m.booted, m.relay = phaseRunning, true, true
+		m.noteDraw()
 		m.armPowerCuts()
 		m.mu.Unlock()
 		adopted++

@@ -163,11 +163,27 @@ func (r *Reconciler) markReady(ctx context.Context, s *scope) (ctrl.Result, bool
 		return ctrl.Result{}, false, err
 	}
 	wasStarting := s.node.Status.Progress == infrav1.ProgressStartingUp
+	// The Ready Node is the newest evidence: the machine runs. A status driver that agrees says
+	// so first-hand, with the draw the machine runs at, so the energy account measures a power-on
+	// from its start rather than from the next observation; one that disagrees is not believed
+	// over a Ready Node (the observations that follow settle it).
+	seen := observation{state: infrav1.PoweredOn, source: infrav1.PowerStateFromNode}
+	switch {
+	case s.obs != nil:
+		if s.obs.source == infrav1.PowerStateFromDriver && s.obs.state == infrav1.PoweredOn {
+			seen = *s.obs
+		}
+	case s.hasStatusDriver:
+		if rd, err := r.readStatus(ctx, s); err == nil && rd.State == infrav1.PoweredOn {
+			seen = observation{state: infrav1.PoweredOn, source: infrav1.PowerStateFromDriver, watts: rd.Watts}
+			countObservation(seen)
+		}
+		s.obs = &seen
+	}
 	if err := r.write(ctx, s, func(st *infrav1.MachineStatus) {
 		st.Progress = infrav1.ProgressReady
 		st.ProgressSince = r.ts(s)
-		// The Ready Node is the newest evidence: the machine runs.
-		recordObservation(st, observation{state: infrav1.PoweredOn, source: infrav1.PowerStateFromNode}, s.now)
+		recordObservation(st, seen, s.now)
 		st.FailedBoots = 0
 		st.KubernetesNode = core.Name
 		st.ProviderID = s.node.ProviderIDOrDefault()
