@@ -73,6 +73,8 @@ progress_is() { [ "$(kubectl get hlm -n default "$1" -o jsonpath='{.status.progr
 
 wait_for "the machines to settle" 60 progress_is workers-3 Off
 show "four machines, all off"
+# A price for the energy report at the end (docs/energy.md); the BMCs measure the draw.
+kubectl patch hlg workers -n default --type merge -p '{"spec":{"energy":{"pricePerKWh":"0.30","currency":"EUR"}}}' >/dev/null
 
 echo
 echo "demo: what cluster-autoscaler sees (homelabctl cloudprovider check, over gRPC):"
@@ -99,6 +101,9 @@ echo
 kubectl get events -n default --field-selector involvedObject.name=$victim --sort-by=.lastTimestamp 2>/dev/null | tail -8 || true
 echo
 homelabctl status -n default
+echo
+echo "demo: the energy the machines used and what keeping them off saved (homelabctl energy, from the BMCs' readings):"
+homelabctl energy -n default --machines
 
 if [ "${DEMO_EXIT:-}" = 1 ]; then exit 0; fi
 cat <<EOT

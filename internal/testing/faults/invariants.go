@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"sort"
 	"strings"
@@ -329,6 +330,80 @@ func (w *World) CheckInvariants(ctx context.Context) {
 		for _, v := range w.unexplainedSpecChanges(m, edits) {
 			w.Stats.Violation(m.Name + ": " + v)
 		}
+	}
+	w.checkEnergy(final)
+}
+
+// energyTolerance is how far the accounted energy of a run may be from the simulator's own
+// integral of its machines' draw, as a fraction of the integral, beyond the allowance for what
+// the accounting cannot know at once (energyAllowance).
+const energyTolerance = 0.02
+
+// energyAllowance is how far a run's accounted energy may be off for reasons that do not grow
+// with its length, in joules. An account changes state at the manager's writes, so:
+//   - each finished power-on and power-off may be off by the write's distance from the
+//     simulator's change: up to one confirmation of a power-off (a second) at the idle draw;
+//   - a power-on attempt whose command a SIGKILL lost (recorded, never sent) counts as on until
+//     its boot timeout, when the next attempt is made: a boot timeout at the idle draw for each
+//     attempt after a power-on's first;
+//   - a fault that changes the power state without the manager (a power cut, a button press) or
+//     hides it (a BMC that errs, hangs or lies) is seen at the next observation: one observation
+//     interval at the idle draw each.
+func (w *World) energyAllowance() float64 {
+	transitions := 0
+	for _, n := range w.Recorder.Finished() {
+		transitions += n
+	}
+	retried := 0
+	for _, m := range w.Sim.Machines() {
+		for _, attempt := range w.Recorder.OnAttempts(m.Name) {
+			if attempt > 1 {
+				retried++
+			}
+		}
+	}
+	faults := 0
+	for _, n := range w.Stats.Faults() {
+		faults += n
+	}
+	observe := w.Repair.ObserveInterval + w.Repair.ObserveInterval/5
+	return w.IdleWatts * (float64(transitions)*time.Second.Seconds() +
+		float64(retried)*w.Opts.BootTimeout.Seconds() + float64(faults)*observe.Seconds())
+}
+
+// checkEnergy checks the machines' energy accounts: none ever went back (in any write the watch
+// delivered), and together they are within energyTolerance (plus energyAllowance) of what the
+// simulator integrated over the same spans, [since, accountedUntil] of each machine. The
+// difference is reported as a check either way, so a run says how close it came.
+func (w *World) checkEnergy(final map[string]*infrav1.Machine) {
+	for _, v := range w.Recorder.EnergyWentBack() {
+		w.Stats.Violation("energy account went back: " + v)
+	}
+	accounted, simulated := 0.0, 0.0
+	var each []string
+	for _, m := range w.Sim.Machines() {
+		n := final[m.Name]
+		if n == nil || n.Status.Energy == nil {
+			w.Stats.Violation(m.Name + ": no energy account")
+			continue
+		}
+		acc := n.Status.Energy
+		if _, lied := w.bmcFaultBetween(m.Name, acc.Since.Time, acc.AccountedUntil.Time); lied {
+			// The account follows what the BMC says; a BMC that lies about the power state
+			// makes it count the wrong state, which only the BMC can be blamed for.
+			w.Stats.Check("energy-unverifiable-lying-bmc")
+			continue
+		}
+		got, want := float64(acc.UsedJoules), m.EnergyBetween(acc.Since.Time, acc.AccountedUntil.Time)
+		accounted += got
+		simulated += want
+		each = append(each, fmt.Sprintf("%s %.0f/%.0f J", m.Name, got, want))
+	}
+	diff := accounted - simulated
+	w.Stats.Check(fmt.Sprintf("energy-within-%d%%", int(math.Ceil(100*math.Abs(diff)/max(simulated, 1)))))
+	if allowed := energyTolerance*simulated + w.energyAllowance(); math.Abs(diff) > allowed {
+		w.Stats.Violation(fmt.Sprintf("accounted energy %.0f J differs from the simulator's %.0f J by %.0f J (%.1f%%), more than the %.0f J allowed (accounted/simulated per machine: %s)",
+			accounted, simulated, diff, 100*diff/max(simulated, 1), allowed, strings.Join(each, ", ")))
 	}
 }
 

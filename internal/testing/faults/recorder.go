@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -64,6 +65,9 @@ type Recorder struct {
 	gaps []Gap
 	// rewatches counts how often a watch had to be started again.
 	rewatches int
+	// energyBack lists every energy account the watch saw go back: a total that shrank, or an
+	// account that ended earlier than the one before it.
+	energyBack []string
 }
 
 // Step is one change of a machine's progress or operation, as the watch delivered it.
@@ -252,6 +256,11 @@ func (r *Recorder) observe(n *infrav1.Machine) {
 	}
 	if prev == nil || prev.Status.Progress != n.Status.Progress || !equality.Semantic.DeepEqual(prev.Status.Operation, n.Status.Operation) {
 		r.trails[n.Name] = append(r.trails[n.Name], Step{Seen: time.Now(), Progress: n.Status.Progress, Operation: n.Status.Operation.DeepCopy()})
+	}
+	if prev != nil {
+		if back := energyWentBack(prev.Status.Energy, n.Status.Energy); back != "" {
+			r.energyBack = append(r.energyBack, fmt.Sprintf("%s: %s (resourceVersion %s)", n.Name, back, n.ResourceVersion))
+		}
 	}
 	if lr := n.Status.LastRepair; lr != nil && (prev == nil || prev.Status.LastRepair == nil ||
 		prev.Status.LastRepair.Kind != lr.Kind || !prev.Status.LastRepair.At.Equal(&lr.At)) {
@@ -463,4 +472,29 @@ func (r *Recorder) Repairs() map[infrav1.RepairKind]int {
 		out[k] = v
 	}
 	return out
+}
+
+// energyWentBack says how an energy account went back from a to b, or "" when it did not: an
+// account once opened stays, and its end and totals only grow.
+func energyWentBack(a, b *infrav1.MachineEnergy) string {
+	switch {
+	case a == nil:
+		return ""
+	case b == nil:
+		return "the energy account disappeared"
+	case !b.Since.Equal(&a.Since):
+		return fmt.Sprintf("the account was opened again (since %s, was %s)", b.Since.UTC(), a.Since.UTC())
+	case b.AccountedUntil.Before(&a.AccountedUntil):
+		return fmt.Sprintf("accountedUntil went back from %s to %s", a.AccountedUntil.UTC(), b.AccountedUntil.UTC())
+	case b.UsedJoules < a.UsedJoules || b.SavedJoules < a.SavedJoules || b.OnSeconds < a.OnSeconds || b.OffSeconds < a.OffSeconds:
+		return fmt.Sprintf("totals went back from %+v to %+v", a.EnergyTotals, b.EnergyTotals)
+	}
+	return ""
+}
+
+// EnergyWentBack returns what energyWentBack found in the watched writes.
+func (r *Recorder) EnergyWentBack() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.energyBack)
 }

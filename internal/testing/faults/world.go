@@ -23,6 +23,7 @@ import (
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/cloudprovider"
 	pb "github.com/homelab-autoscaler/homelab-autoscaler/internal/cloudprovider/externalgrpc"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/energy"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/machines"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/optimistic"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/sim"
@@ -107,13 +108,15 @@ type HumanEdit struct {
 // World is one test's homelab: a namespace, a simulator, manager replicas (processes) with a
 // cluster-autoscaler-like gRPC client each, a recorder, and what was done to it.
 type World struct {
-	T        testing.TB
-	Env      *testenv.Env
-	Opts     Options
-	Stats    *Stats
-	Sim      *sim.Sim
-	Managers []*Manager
-	Recorder *Recorder
+	// IdleWatts is what a simulated machine draws on (the harness puts no load on them).
+	IdleWatts float64
+	T         testing.TB
+	Env       *testenv.Env
+	Opts      Options
+	Stats     *Stats
+	Sim       *sim.Sim
+	Managers  []*Manager
+	Recorder  *Recorder
 
 	Namespace, Group, GroupID string
 
@@ -216,6 +219,15 @@ func NewWorld(t testing.TB, env *testenv.Env, managerBin, kubeconfig string, rng
 	})
 	objs := s.Objects()
 	objs.Group.Spec.Repair = opts.Repair.DeepCopy()
+	// The draws an operator would configure for these machines: they count a machine's first
+	// boot, before any reading of it on (a measurement wins from then on).
+	if objs.Group.Spec.MachineDefaults == nil {
+		objs.Group.Spec.MachineDefaults = &infrav1.MachineDefaults{}
+	}
+	w.IdleWatts = cfg.IdleWatts
+	objs.Group.Spec.MachineDefaults.PowerDraw = &infrav1.PowerDraw{
+		OnWatts: energy.QuantityPtr(cfg.IdleWatts), OffWatts: energy.QuantityPtr(cfg.StandbyWatts),
+	}
 	w.Repair = machines.RepairOf(objs.Group)
 	for _, m := range objs.Machines {
 		m.Spec.ShutdownTimeout = &metav1.Duration{Duration: opts.ShutdownTimeout}
