@@ -404,7 +404,7 @@ func TestEnergyPictures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	img, err := png.Decode(f)
 	if err != nil {
 		t.Fatalf("the PNG does not decode: %v", err)

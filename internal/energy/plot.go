@@ -79,7 +79,7 @@ func WritePicture(w io.Writer, format Format, g *infrav1.Group, members []infrav
 	}
 	dc := draw.New(c)
 	dc.SetColor(color.White)
-	dc.Fill(dc.Rectangle.Path())
+	dc.Fill(dc.Path())
 	pad := vg.Points(6)
 	dc = draw.Crop(dc, pad, -pad, pad, -pad)
 	canvases := alignX([]*plot.Plot{top, bottom}, []draw.Canvas{
@@ -194,7 +194,7 @@ func rectangle(from, to time.Time, y0, y1 float64, fill color.Color) (*plotter.P
 	if err != nil {
 		return nil, err
 	}
-	p.Color, p.LineStyle.Width = fill, 0
+	p.Color, p.Width = fill, 0
 	return p, nil
 }
 
