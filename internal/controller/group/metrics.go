@@ -34,53 +34,63 @@ var (
 
 // Collectors returns the group gauges, for documentation checks.
 func Collectors() []prometheus.Collector {
-	return []prometheus.Collector{machinesGauge, targetGauge, maxGauge, minGauge, energyMetrics}
+	return []prometheus.Collector{machinesGauge, targetGauge, maxGauge, minGauge, energyUsed, energySaved, powerGauge}
 }
 
-// energyCollector exports each group's energy sums as the last reconcile took them. The totals
-// are counters in Prometheus' sense: they only grow, except when a member leaves the group.
-type energyCollector struct {
-	used, saved, watts *prometheus.Desc
-	mu                 sync.Mutex
-	sums               map[string]infrav1.GroupEnergy
-}
+// The energy series follow the Groups' status.energy. Its totals only grow, except when a member
+// leaves the group: the counter then starts again from the new total, which rate() and increase()
+// read as a counter reset.
+var (
+	energyUsed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "homelab_autoscaler_group_energy_used_joules_total",
+		Help: "Energy the members of each Group drew since their accounts were opened, in joules.",
+	}, []string{"group"})
+	energySaved = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "homelab_autoscaler_group_energy_saved_joules_total",
+		Help: "Energy the members of each Group saved against running the whole time, in joules.",
+	}, []string{"group"})
+	powerGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "homelab_autoscaler_group_power_watts",
+		Help: "The members' current power draw, summed per Group.",
+	}, []string{"group"})
 
-var energyMetrics = &energyCollector{
-	used: prometheus.NewDesc("homelab_autoscaler_group_energy_used_joules_total",
-		"Energy the members of each Group drew since their accounts were opened, in joules.", []string{"group"}, nil),
-	saved: prometheus.NewDesc("homelab_autoscaler_group_energy_saved_joules_total",
-		"Energy the members of each Group saved against running the whole time, in joules.", []string{"group"}, nil),
-	watts: prometheus.NewDesc("homelab_autoscaler_group_power_watts",
-		"The members' current power draw, summed per Group.", []string{"group"}, nil),
-	sums: map[string]infrav1.GroupEnergy{},
-}
-
-func (c *energyCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- c.used
-	ch <- c.saved
-	ch <- c.watts
-}
-
-func (c *energyCollector) Collect(ch chan<- prometheus.Metric) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for id, e := range c.sums {
-		ch <- prometheus.MustNewConstMetric(c.used, prometheus.CounterValue, float64(e.UsedJoules), id)
-		ch <- prometheus.MustNewConstMetric(c.saved, prometheus.CounterValue, float64(e.SavedJoules), id)
-		ch <- prometheus.MustNewConstMetric(c.watts, prometheus.GaugeValue, e.Watts.AsApproximateFloat64(), id)
-	}
-}
+	// exported holds the totals each group's counters stand at.
+	exported   = map[string]infrav1.EnergyTotals{}
+	exportedMu sync.Mutex
+)
 
 // observeEnergy exports a group's energy sums; nil (no member has an account) exports none.
 func observeEnergy(g *infrav1.Group, e *infrav1.GroupEnergy) {
-	energyMetrics.mu.Lock()
-	defer energyMetrics.mu.Unlock()
 	id := groupID(g.Namespace, g.Name)
 	if e == nil {
-		delete(energyMetrics.sums, id)
+		forgetEnergy(id)
 		return
 	}
-	energyMetrics.sums[id] = *e
+	exportedMu.Lock()
+	defer exportedMu.Unlock()
+	prev := exported[id]
+	advance(energyUsed, id, prev.UsedJoules, e.UsedJoules)
+	advance(energySaved, id, prev.SavedJoules, e.SavedJoules)
+	exported[id] = e.EnergyTotals
+	powerGauge.WithLabelValues(id).Set(e.Watts.AsApproximateFloat64())
+}
+
+// advance brings a group's counter from prev to now, starting it again when the total shrank.
+func advance(c *prometheus.CounterVec, id string, prev, now int64) {
+	if now < prev {
+		c.DeleteLabelValues(id)
+		prev = 0
+	}
+	c.WithLabelValues(id).Add(float64(now - prev))
+}
+
+func forgetEnergy(id string) {
+	exportedMu.Lock()
+	defer exportedMu.Unlock()
+	delete(exported, id)
+	energyUsed.DeleteLabelValues(id)
+	energySaved.DeleteLabelValues(id)
+	powerGauge.DeleteLabelValues(id)
 }
 
 func init() {
@@ -114,7 +124,5 @@ func forget(namespace, name string) {
 	targetGauge.DeleteLabelValues(id)
 	maxGauge.DeleteLabelValues(id)
 	minGauge.DeleteLabelValues(id)
-	energyMetrics.mu.Lock()
-	delete(energyMetrics.sums, id)
-	energyMetrics.mu.Unlock()
+	forgetEnergy(id)
 }

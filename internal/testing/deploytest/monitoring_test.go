@@ -15,7 +15,9 @@ import (
 
 var (
 	metricRef  = regexp.MustCompile(`\bhomelab_autoscaler_[a-z0-9_]+`)
-	metricDecl = regexp.MustCompile(`(?:Name:\s+|NewDesc\()"(homelab_autoscaler_[a-z0-9_]+)"`)
+	metricDecl = regexp.MustCompile(`Name:\s+"(homelab_autoscaler_[a-z0-9_]+)"`)
+	recordRef  = regexp.MustCompile(`\bhomelab_autoscaler:[a-z0-9_:]+`)
+	recordName = regexp.MustCompile(`^homelab_autoscaler:[a-z0-9_]+:[a-z0-9_:]+$`)
 	repairKind = regexp.MustCompile(`homelab_autoscaler_machine_repairs_total\{[^}]*kind="([^"]*)"`)
 )
 
@@ -84,6 +86,14 @@ func TestAlerts(t *testing.T) {
 			rule := r.(map[string]any)
 			name, _ := rule["alert"].(string)
 			expr, _ := rule["expr"].(string)
+			if record, _ := rule["record"].(string); record != "" && expr != "" {
+				// A recording rule: named level:metric:operations, reading only exported metrics.
+				if !recordName.MatchString(record) {
+					t.Errorf("recording rule %q is not named homelab_autoscaler:metric:operations", record)
+				}
+				checkMetricRefs(t, record, expr, exported)
+				continue
+			}
 			if name == "" || expr == "" {
 				t.Errorf("rule without alert name or expr: %v", rule)
 				continue
@@ -135,11 +145,17 @@ func TestDashboard(t *testing.T) {
 	if err := json.Unmarshal(raw, &dash); err != nil {
 		t.Fatal(err)
 	}
+	recorded := recordedRules(t)
 	queries := 0
 	for _, p := range dash.Panels {
 		for _, q := range p.Targets {
 			queries++
 			checkMetricRefs(t, "panel "+p.Title, q.Expr, exported)
+			for _, name := range recordRef.FindAllString(q.Expr, -1) {
+				if !recorded[name] {
+					t.Errorf("panel %s reads %s, which no recording rule records", p.Title, name)
+				}
+			}
 		}
 	}
 	for _, v := range dash.Templating.List {
@@ -151,4 +167,20 @@ func TestDashboard(t *testing.T) {
 	if cm := kustomize(t, "config/grafana").one(t, "ConfigMap", "homelab-autoscaler-dashboard"); cm.GetLabels()["grafana_dashboard"] == "" {
 		t.Error("the dashboard ConfigMap lacks the grafana_dashboard label")
 	}
+}
+
+// recordedRules returns the names the PrometheusRule's recording rules record.
+func recordedRules(t *testing.T) map[string]bool {
+	t.Helper()
+	out := map[string]bool{}
+	groups, _, _ := unstructured.NestedSlice(kustomize(t, "config/prometheus").one(t, "PrometheusRule", "homelab-autoscaler").Object, "spec", "groups")
+	for _, g := range groups {
+		rules, _ := g.(map[string]any)["rules"].([]any)
+		for _, r := range rules {
+			if name, _ := r.(map[string]any)["record"].(string); name != "" {
+				out[name] = true
+			}
+		}
+	}
+	return out
 }
