@@ -9,65 +9,26 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-: "${TOOLS_BIN:?}" "${K8S_VERSION:?}"
 work="$root/.demo/energy-picture"
 cluster=homelab-energy
 ns=default
-mkdir -p "$work/home"
-export HOME="$work/home" KUBECONFIG="$work/kubeconfig"
-export KWOK_KUBE_VERSION="v$K8S_VERSION" KWOK_KUBECTL_BINARY="$TOOLS_BIN/kubectl"
-kubectl() { "$TOOLS_BIN/kubectl" "$@"; }
-homelabctl() { "$root/bin/homelabctl" "$@"; }
 say() { echo "energy-picture: $*"; }
-
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	"$TOOLS_BIN/kwokctl" delete cluster --name "$cluster" >/dev/null 2>&1 || true
-	say "removed the cluster; logs stay in $work"
-}
-trap cleanup EXIT
+. "$root/hack/lib/local-homelab.sh"
+trap stop_local_homelab EXIT
 trap 'exit 130' INT TERM
 
-wait_for() { # wait_for DESCRIPTION SECONDS COMMAND...
-	local what=$1 limit=$2; shift 2
-	for _ in $(seq "$limit"); do
-		if "$@" >/dev/null 2>&1; then return 0; fi
-		sleep 1
-	done
-	say "timed out waiting for $what" >&2
-	return 1
-}
-progress_is() { [ "$(kubectl get hlm -n "$ns" "$1" -o jsonpath='{.status.progress}')" = "$2" ]; }
 power() { # power on|off MACHINE...
 	local action=$1 m; shift
 	for m in "$@"; do homelabctl power "$action" "$m" -n "$ns"; done
 }
 settle() { # settle Ready|Off MACHINE...
 	local want=$1 m; shift
-	for m in "$@"; do wait_for "$m to be $want" 90 progress_is "$m" "$want"; done
+	for m in "$@"; do wait_for "$m to be $want" 90 progress_is "$ns" "$m" "$want"; done
 }
 
-"$TOOLS_BIN/kwokctl" delete cluster --name "$cluster" >/dev/null 2>&1 || true
-say "starting a local control plane (kwokctl, Kubernetes v$K8S_VERSION)"
-"$TOOLS_BIN/kwokctl" create cluster --name "$cluster" --runtime binary --kubeconfig "$KUBECONFIG" \
-	--kube-apiserver-binary "$TOOLS_BIN/kube-apiserver" --etcd-binary "$TOOLS_BIN/etcd" \
-	--kube-controller-manager-binary "$TOOLS_BIN/kube-controller-manager" \
-	--kube-scheduler-binary "$TOOLS_BIN/kube-scheduler" --kwok-controller-binary "$TOOLS_BIN/kwok" \
-	--wait 120s >"$work/kwokctl.log" 2>&1
-kubectl apply --server-side -f "$root/config/crd/bases/" >/dev/null
-kubectl wait --for condition=Established crd/groups.infra.homelab-autoscaler.dev crd/machines.infra.homelab-autoscaler.dev >/dev/null
-
-"$root/bin/homelab-autoscaler" --kubeconfig "$KUBECONFIG" --namespace "$ns" \
-	--metrics-bind-address 127.0.0.1:0 --health-probe-bind-address 127.0.0.1:0 \
-	--grpc-bind-address "127.0.0.1:${GRPC_PORT:-18087}" --grpc-insecure \
-	--driver-egress allow=127.0.0.1/32 --power-confirm-interval 1s >"$work/manager.log" 2>&1 &
-pids+=($!)
-"$root/bin/homelab-sim" --kubeconfig "$KUBECONFIG" --namespace "$ns" --group workers --machines 4 \
-	--boot-delay 4s --shutdown-delay 2s --log-format text --debug-address "" \
-	--manifests "$work/homelab.yaml" --apply >"$work/homelab-sim.log" 2>&1 &
-pids+=($!)
+start_control_plane
+start_manager "$ns" "${GRPC_PORT:-18087}"
+start_sim "$ns" --boot-delay 4s --shutdown-delay 2s --debug-address ""
 say "manager and homelab-sim started (logs in .demo/energy-picture/)"
 
 wait_for "the Group" 60 kubectl get hlg -n "$ns" workers

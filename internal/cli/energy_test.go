@@ -1,13 +1,10 @@
 package cli_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"encoding/xml"
 	"errors"
 	"image/png"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,6 +16,7 @@ import (
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/cli"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/svgtext"
 )
 
 // The energy fixture: Group workers (Europe/Berlin, 0.25 EUR per kWh) read at 15:00 Berlin time
@@ -390,7 +388,10 @@ func TestEnergyPictures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	texts := svgTexts(t, svg)
+	texts, err := svgtext.Texts(svg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, want := range []string{
 		"energy-pictures/workers: power, 2026-03-04 00:00 to 2026-03-10 15:00 (Europe/Berlin)",
 		"w1", "w2", "w3", "kWh saved", "on (drawing)", "off (saving)", "unknown (before the first recorded change)",
@@ -412,40 +413,6 @@ func TestEnergyPictures(t *testing.T) {
 	if b := img.Bounds(); b.Dx() != 960 || b.Dy() < 300 {
 		t.Errorf("the PNG is %dx%d, want 960 wide and a few hundred high", b.Dx(), b.Dy())
 	}
-}
-
-// svgTexts parses an SVG as XML and returns the contents of its text elements.
-func svgTexts(t *testing.T, svg []byte) map[string]bool {
-	t.Helper()
-	dec := xml.NewDecoder(bytes.NewReader(svg))
-	texts := map[string]bool{}
-	inText, root := false, ""
-	for {
-		tok, err := dec.Token()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatalf("the SVG is not XML: %v", err)
-		}
-		switch el := tok.(type) {
-		case xml.StartElement:
-			if root == "" {
-				root = el.Name.Local
-			}
-			inText = el.Name.Local == "text"
-		case xml.CharData:
-			if inText {
-				texts[string(el)] = true
-			}
-		case xml.EndElement:
-			inText = false
-		}
-	}
-	if root != "svg" {
-		t.Fatalf("the document's root is %q, not svg", root)
-	}
-	return texts
 }
 
 func TestEnergyBadInput(t *testing.T) {

@@ -2,8 +2,6 @@ package energy
 
 import (
 	"bytes"
-	"encoding/xml"
-	"errors"
 	"image/png"
 	"io"
 	"strings"
@@ -13,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/svgtext"
 )
 
 var t0 = time.Date(2026, 3, 10, 0, 0, 0, 0, time.UTC)
@@ -159,33 +158,9 @@ func TestWritePictureSVG(t *testing.T) {
 	if err := WritePicture(&b, SVG, g, ms, at(0, 0), at(15, 0)); err != nil {
 		t.Fatal(err)
 	}
-	dec := xml.NewDecoder(&b)
-	texts := map[string]bool{}
-	inText, root := false, ""
-	for {
-		tok, err := dec.Token()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatalf("the SVG is not XML: %v", err)
-		}
-		switch el := tok.(type) {
-		case xml.StartElement:
-			if root == "" {
-				root = el.Name.Local
-			}
-			inText = el.Name.Local == "text"
-		case xml.CharData:
-			if inText {
-				texts[string(el)] = true
-			}
-		case xml.EndElement:
-			inText = false
-		}
-	}
-	if root != "svg" {
-		t.Fatalf("root element %q, want svg", root)
+	texts, err := svgtext.Texts(b.Bytes())
+	if err != nil {
+		t.Fatal(err)
 	}
 	for _, want := range []string{
 		"lab/rack: power, 2026-03-10 00:00 to 2026-03-10 15:00 (UTC)", "alpha", "zeta",

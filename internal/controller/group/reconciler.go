@@ -7,6 +7,7 @@ package group
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -59,25 +60,23 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	observe(g, want)
 	now := r.now()
 	refresh := machines.RepairOf(g).ObserveInterval
-	sums := energy.Sum(members.Items, now, g.Spec.Energy)
-	observeEnergy(g, sums)
 	var energyDue time.Duration
 	_, err := optimistic.UpdateStatus(ctx, r.Writer, g, func(fresh *infrav1.Group) error {
-		old := fresh.Status.DeepCopy()
-		conditions, ledger := fresh.Status.Conditions, fresh.Status.ScaleLedger
+		prev, prevConditions := fresh.Status, slices.Clone(fresh.Status.Conditions)
 		fresh.Status = want
-		// The ledger is the cloud provider's part of the status.
-		fresh.Status.Conditions, fresh.Status.ScaleLedger, fresh.Status.Energy = conditions, ledger, old.Energy
+		// The ledger is the cloud provider's part of the status; the energy sums are decided below.
+		fresh.Status.Conditions, fresh.Status.ScaleLedger, fresh.Status.Energy = prevConditions, prev.ScaleLedger, prev.Energy
 		fresh.Status.ObservedGeneration = fresh.Generation
 		setConditions(fresh)
 		energyDue = 0
-		if e := old.Energy; e != nil && equality.Semantic.DeepEqual(old, &fresh.Status) && now.Sub(e.UpdatedAt.Time) < refresh {
+		if e := prev.Energy; e != nil && now.Sub(e.UpdatedAt.Time) < refresh && sameCounts(prev, fresh.Status) {
 			// Members' accounts move at every observation; their sums are written with the next
-			// change the group's status has anyway, or once per observation interval.
+			// change the group's status has anyway, or once per observation interval. They are
+			// only added up then: a large group's member writes each bring a reconcile.
 			energyDue = e.UpdatedAt.Add(refresh).Sub(now)
 			return nil
 		}
-		if !sameTotals(old.Energy, sums) {
+		if sums := energy.Sum(members.Items, now, g.Spec.Energy); !sameTotals(prev.Energy, sums) {
 			fresh.Status.Energy = sums
 		}
 		return nil
@@ -85,6 +84,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	observeEnergy(g, g.Status.Energy)
 	if energyDue > 0 {
 		energyDue += time.Second
 	}
@@ -98,6 +98,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		next = energyDue
 	}
 	return ctrl.Result{RequeueAfter: next}, client.IgnoreNotFound(err)
+}
+
+// sameCounts reports whether two statuses say the same but for their scale ledger and energy
+// sums: the part of the status this reconciler decides, conditions included.
+func sameCounts(a, b infrav1.GroupStatus) bool {
+	a.ScaleLedger, a.Energy, b.ScaleLedger, b.Energy = nil, nil, nil, nil
+	return equality.Semantic.DeepEqual(a, b)
 }
 
 // sameTotals reports whether two sums say the same, whenever they were taken: a group whose
