@@ -35,8 +35,12 @@ show() {
 
 wait_for "the machines to settle" 60 progress_is default workers-3 Off
 show "four machines, all off"
-# A price for the energy report at the end (docs/energy.md); the BMCs measure the draw.
-kubectl patch hlg workers -n default --type merge -p '{"spec":{"energy":{"pricePerKWh":"0.30","currency":"EUR"}}}' >/dev/null
+# A price for the energy report at the end (docs/energy.md). The BMCs measure the draw; the
+# configured on draw is what a machine never seen running counts as saving while it stays off.
+# The accounts advance with the machines' status writes: a 10s observation interval (5m by
+# default) lets a demo of a minute see them move.
+kubectl patch hlg workers -n default --type merge -p '{"spec":{"energy":{"pricePerKWh":"0.30","currency":"EUR"},
+	"machineDefaults":{"powerDraw":{"onWatts":"45"}},"repair":{"observeInterval":"10s"}}}' >/dev/null
 
 echo
 echo "demo: what cluster-autoscaler sees (homelabctl cloudprovider check, over gRPC):"
@@ -65,6 +69,7 @@ echo
 homelabctl status -n default
 echo
 echo "demo: the energy the machines used and what keeping them off saved (homelabctl energy, from the BMCs' readings):"
+sleep 12 # one more observation of every machine
 homelabctl energy -n default --machines
 
 if [ "${DEMO_EXIT:-}" = 1 ]; then exit 0; fi

@@ -125,3 +125,11 @@ func TestSumAndMoney(t *testing.T) {
 		t.Error("a group without accounts has a sum")
 	}
 }
+
+func TestFormatKWh(t *testing.T) {
+	for kwh, want := range map[float64]string{0: "0.000", 0.00024: "0.00024", 0.0061: "0.0061", 0.05: "0.050", 1.26: "1.26", 12.34: "12.3", 345.6: "346"} {
+		if got := FormatKWh(kwh); got != want {
+			t.Errorf("FormatKWh(%v) = %q, want %q", kwh, got, want)
+		}
+	}
+}

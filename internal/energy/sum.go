@@ -2,6 +2,8 @@ package energy
 
 import (
 	"fmt"
+	"math"
+	"strconv"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -71,8 +73,11 @@ func FormatKWh(kwh float64) string {
 		return fmt.Sprintf("%.1f", kwh)
 	case kwh >= 1:
 		return fmt.Sprintf("%.2f", kwh)
+	case kwh >= 0.01 || kwh <= 0:
+		return fmt.Sprintf("%.3f", kwh)
 	}
-	return fmt.Sprintf("%.3f", kwh)
+	// A few minutes of a small machine: two significant digits rather than 0.000.
+	return strconv.FormatFloat(kwh, 'f', 1-int(math.Floor(math.Log10(kwh))), 64)
 }
 
 // Over adds up the days from first to last (YYYY-MM-DD, both included; an empty bound is open).
