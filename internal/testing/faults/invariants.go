@@ -60,14 +60,24 @@ func (w *World) failureRefused(n *infrav1.Machine, m *sim.Machine, allow Failure
 
 // Converged lists what still differs from the desired state: a machine desired on must be
 // Ready, powered on and registered Ready; one desired off must be Off, powered off and
-// deregistered. A Failed machine counts as settled when allow accepts it, else it is listed
-// too. An empty answer means the world has settled.
+// deregistered; no decision of the Group's scale ledger may be left to apply (one whose replica
+// was killed waits for its deadline, then the survivor rolls it forward). A Failed machine counts
+// as settled when allow accepts it, else it is listed too. An empty answer means the world has
+// settled.
 func (w *World) Converged(ctx context.Context, allow Failures) ([]string, error) {
 	list := &infrav1.MachineList{}
 	if err := w.Env.Client.List(ctx, list, client.InNamespace(w.Namespace)); err != nil {
 		return nil, err
 	}
-	var out []string
+	g := &infrav1.Group{}
+	if err := w.Env.Client.Get(ctx, client.ObjectKey{Namespace: w.Namespace, Name: w.Group}, g); err != nil {
+		return nil, err
+	}
+	byName := map[string]*infrav1.Machine{}
+	for i := range list.Items {
+		byName[list.Items[i].Name] = &list.Items[i]
+	}
+	out := unappliedDecisions(g, byName)
 	for _, n := range list.Items {
 		m := w.Sim.Machine(n.Name)
 		if m == nil {
@@ -118,21 +128,30 @@ func (w *World) checkLedger(ctx context.Context, machines map[string]*infrav1.Ma
 		w.Stats.Violation("reading the Group: " + err.Error())
 		return
 	}
-	if g.Status.ScaleLedger == nil {
-		return
+	for _, d := range unappliedDecisions(g, machines) {
+		w.Stats.Violation(d + " after the world settled" + w.describeLedger(ctx, machines))
 	}
+}
+
+// unappliedDecisions lists the changes of the Group's scale ledger neither applied to their
+// machine nor superseded by a later change of its spec.
+func unappliedDecisions(g *infrav1.Group, machines map[string]*infrav1.Machine) []string {
+	if g.Status.ScaleLedger == nil {
+		return nil
+	}
+	var out []string
 	for _, op := range g.Status.ScaleLedger.Ops {
 		for _, c := range op.Changes {
 			m := machines[c.Name]
 			if m == nil || m.Generation > c.Generation || m.Spec.Online == c.On {
 				continue
 			}
-			w.Stats.Violation(fmt.Sprintf("%s: the scale ledger's decision %s (%s, deadline %s) sets it online %v at generation %d, "+
-				"and it is still at that generation, online %v, after the world settled%s",
-				c.Name, op.ID, op.Method, time.UnixMilli(op.Deadline).UTC().Format(time.RFC3339), c.On, c.Generation, m.Spec.Online,
-				w.describeLedger(ctx, machines)))
+			out = append(out, fmt.Sprintf("%s: the scale ledger's decision %s (%s, deadline %s) sets it online %v at generation %d, "+
+				"and it is still at that generation, online %v,",
+				c.Name, op.ID, op.Method, time.UnixMilli(op.Deadline).UTC().Format(time.RFC3339), c.On, c.Generation, m.Spec.Online))
 		}
 	}
+	return out
 }
 
 // describeLedger says what the Group's scale ledger holds, each change with the generation its
