@@ -94,7 +94,11 @@ func TestPlugSwitchesMachine(t *testing.T) {
 	if m.PoweredOn() || m.PlugOn() || m.Watts() != 0 {
 		t.Fatalf("after switching off: on %t, plug %t, %v W", m.PoweredOn(), m.PlugOn(), m.Watts())
 	}
-	testenv.Eventually(t, 5*time.Second, "the Node to go", func() bool { return env.Node(t, m.Name) == nil })
+	// The simulator counts the deregistration once the deletion it sent has returned, a moment
+	// after the Node is gone.
+	testenv.Eventually(t, 5*time.Second, "the Node to go", func() bool {
+		return env.Node(t, m.Name) == nil && m.Counters().Deregistrations == 1
+	})
 	m.PressPowerButton()
 	if m.PoweredOn() {
 		t.Fatal("the power button booted a machine whose plug is off")

@@ -76,7 +76,7 @@ func TestRedfishDriverPowersMachine(t *testing.T) {
 	if took := time.Since(offAt); took < cfg.ShutdownDelay {
 		t.Fatalf("off after %s, before the %s shutdown delay", took, cfg.ShutdownDelay)
 	}
-	testenv.Eventually(t, 5*time.Second, "the Node to go", func() bool { return env.Node(t, m.Name) == nil })
+	testenv.Eventually(t, 5*time.Second, "the Node to go", func() bool { return env.Node(t, m.Name) == nil && m.Counters().Deregistrations == 1 })
 	if st, err := drv.Status(ctx, request(objs, 0, power.ActionStatus)); err != nil || st != infrav1.PoweredOff {
 		t.Fatalf("status after power-off: %v, %v", st, err)
 	}
