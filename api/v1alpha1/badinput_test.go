@@ -121,6 +121,35 @@ func TestBadInputTableCRD(t *testing.T) {
   bootTimeout: 0s`)),
 		"crd-bad-duration": apply(machineWith(`
   bootTimeout: 1d`)),
+		"crd-schedule-bad-cron": apply(groupYAML(`
+  schedules: [{name: warm, cron: "every day at 8", duration: 10h, minOnline: 1}]`)),
+		"crd-schedule-cron-without-duration": apply(groupYAML(`
+  schedules: [{name: warm, cron: "0 8 * * 1-5", minOnline: 1}]`)),
+		"crd-schedule-both-forms": apply(groupYAML(`
+  schedules: [{name: warm, cron: "0 8 * * 1-5", duration: 10h, start: "08:00", end: "18:00", minOnline: 1}]`)),
+		"crd-schedule-bad-time": apply(groupYAML(`
+  schedules: [{name: warm, start: "8:00", end: "18:00", minOnline: 1}]`)),
+		"crd-schedule-bad-day": apply(groupYAML(`
+  schedules: [{name: warm, days: [Monday], start: "08:00", end: "18:00", minOnline: 1}]`)),
+		"crd-schedule-unknown-time-zone": apply(groupYAML(`
+  schedules: [{name: warm, start: "08:00", end: "18:00", timeZone: Europe/Atlantis, minOnline: 1}]`)),
+		"crd-schedule-floor-above-max": apply(groupYAML(`
+  maxSize: 2
+  schedules: [{name: warm, start: "08:00", end: "18:00", minOnline: 3}]`)),
+		"crd-schedule-min-above-max-online": apply(groupYAML(`
+  schedules: [{name: odd, start: "08:00", end: "18:00", minOnline: 2, maxOnline: 1}]`)),
+		"crd-schedule-no-limit": apply(groupYAML(`
+  schedules: [{name: idle, start: "08:00", end: "18:00"}]`)),
+		"crd-schedule-excess-without-max": apply(groupYAML(`
+  schedules: [{name: quiet, start: "23:00", end: "07:00", minOnline: 1, powerOffExcess: true}]`)),
+		"crd-schedule-duplicate-name": apply(groupYAML(`
+  schedules: [{name: quiet, start: "23:00", end: "07:00", maxOnline: 0}, {name: quiet, start: "12:00", end: "13:00", maxOnline: 0}]`)),
+		"crd-schedule-bad-name": apply(groupYAML(`
+  schedules: [{name: Quiet Hours, start: "23:00", end: "07:00", maxOnline: 0}]`)),
+		"crd-maintenance-wake-too-long": apply(groupYAML(`
+  maintenance: {offLongerThan: 168h, wakeFor: 48h}`)),
+		"crd-cycling-zero-power-ons": apply(groupYAML(`
+  powerCycling: {maxPowerOnsPerDay: 0}`)),
 		"crd-missing-group": apply(machineYAML(`
   power:
     start: {wakeOnLAN: {mac: "aa:bb:cc:dd:ee:01"}}

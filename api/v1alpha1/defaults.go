@@ -63,6 +63,9 @@ const (
 	DefaultStuckNodeMaxPowerCycles int32 = 2
 	// DefaultStuckNodeWindow is the period maxPowerCycles counts over (group.repair.stuckNode.window).
 	DefaultStuckNodeWindow = time.Hour
+	// DefaultMaintenanceMaxConcurrent is how many members of a group may be awake for
+	// maintenance at once (group.maintenance.maxConcurrent).
+	DefaultMaintenanceMaxConcurrent int32 = 1
 )
 
 // Secret keys the credentials Secrets of ipmi and redfish must hold: those of a

@@ -19,6 +19,7 @@ const (
 
 // GroupSpec describes a node group that cluster-autoscaler scales between minSize and maxSize.
 // +kubebuilder:validation:XValidation:rule="!has(self.maxSize) || self.minSize <= self.maxSize",message="minSize must not be greater than maxSize"
+// +kubebuilder:validation:XValidation:rule="!has(self.maxSize) || !has(self.schedules) || self.schedules.all(w, !has(w.minOnline) || w.minOnline <= self.maxSize)",message="a schedule window's minOnline must not be greater than maxSize"
 type GroupSpec struct {
 	// MinSize is the fewest machines cluster-autoscaler keeps on.
 	// +kubebuilder:default=0
@@ -61,6 +62,23 @@ type GroupSpec struct {
 	// Energy prices the group's energy and sets the time zone of its daily figures.
 	// +optional
 	Energy *EnergyPolicy `json:"energy,omitempty"`
+
+	// Schedules are recurring windows with a floor (minOnline), a ceiling (maxOnline) or both:
+	// warm hours, quiet hours. See docs/schedules.md.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=32
+	Schedules []ScheduleWindow `json:"schedules,omitempty"`
+
+	// Maintenance wakes members that have been off for long, for updates and certificate
+	// rotation.
+	// +optional
+	Maintenance *MaintenanceWake `json:"maintenance,omitempty"`
+
+	// PowerCycling keeps members from being switched on and off too often.
+	// +optional
+	PowerCycling *PowerCycling `json:"powerCycling,omitempty"`
 }
 
 // MachineDefaults are the Group's defaults for its members' specs.
@@ -193,6 +211,10 @@ type GroupStatus struct {
 	// Energy sums the members' energy accounts.
 	// +optional
 	Energy *GroupEnergy `json:"energy,omitempty"`
+	// Schedule is the group's schedule as applied now: open windows, the effective limits and
+	// the next change. Set while the group has schedule windows.
+	// +optional
+	Schedule *ScheduleStatus `json:"schedule,omitempty"`
 }
 
 // ScaleLedger lists the decisions on a group's members that may not be visible in every
@@ -213,6 +235,12 @@ type ScaleLedger struct {
 	// +optional
 	// +kubebuilder:validation:MaxItems=10000
 	PowerOffs []DecidedPowerOff `json:"powerOffs,omitempty"`
+	// Holds are the members the manager powered on by itself, for a schedule floor or a
+	// maintenance wake, recorded in the decision that powered them on; each is kept until the
+	// manager powers the member off again or leaves it to cluster-autoscaler.
+	// +optional
+	// +kubebuilder:validation:MaxItems=1000
+	Holds []Hold `json:"holds,omitempty"`
 }
 
 // ScaleOperation is one decided write: machines and the desired power state each gets.
@@ -241,6 +269,10 @@ type ScaleChange struct {
 	// its boot timed out.
 	// +optional
 	SubstitutedBy string `json:"substitutedBy,omitempty"`
+	// Drain, on a power-off, has the lifecycle controller drain the Node first (a schedule's
+	// power-off; cluster-autoscaler drains the nodes it deletes itself).
+	// +optional
+	Drain bool `json:"drain,omitempty"`
 }
 
 // DecidedPowerOff is a power-off decided through the scale ledger.
@@ -261,6 +293,9 @@ type DecidedPowerOff struct {
 // +kubebuilder:resource:shortName=hlg;hlgroup,categories=homelab
 // +kubebuilder:printcolumn:name="Min",type=integer,JSONPath=`.spec.minSize`
 // +kubebuilder:printcolumn:name="Max",type=integer,JSONPath=`.spec.maxSize`
+// +kubebuilder:printcolumn:name="Window",type=string,JSONPath=`.status.schedule.active[*]`,priority=1
+// +kubebuilder:printcolumn:name="EffMin",type=integer,JSONPath=`.status.schedule.minSize`,priority=1
+// +kubebuilder:printcolumn:name="EffMax",type=integer,JSONPath=`.status.schedule.maxSize`,priority=1
 // +kubebuilder:printcolumn:name="Target",type=integer,JSONPath=`.status.target`
 // +kubebuilder:printcolumn:name="Ready",type=integer,JSONPath=`.status.ready`
 // +kubebuilder:printcolumn:name="Watts",type=string,JSONPath=`.status.energy.watts`,priority=1

@@ -569,6 +569,12 @@ type MachineStatus struct {
 	// +optional
 	// +kubebuilder:validation:MaxItems=16
 	PowerCycles []metav1.Time `json:"powerCycles,omitempty"`
+	// PowerOns are the times of the power-ons started in the last 24 hours (first attempts;
+	// retries are the same power-on), oldest first: the Group's powerCycling.maxPowerOnsPerDay
+	// counts them.
+	// +optional
+	// +kubebuilder:validation:MaxItems=48
+	PowerOns []metav1.Time `json:"powerOns,omitempty"`
 	// NodeNotReadySince is when the manager first saw the Node of a Ready machine NotReady or
 	// gone; cleared when it is Ready again. Power loss and stuck-Node repairs count from it.
 	// +optional

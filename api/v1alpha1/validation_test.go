@@ -456,6 +456,7 @@ func TestCRDDefaultsAreTheConstants(t *testing.T) {
 		"repair.powerLoss":            string(infrav1.DefaultPowerLossPolicy),
 		"repair.outsidePowerOn":       string(infrav1.DefaultOutsidePowerOnPolicy),
 		"repair.bootFailure":          string(infrav1.DefaultBootFailurePolicy),
+		"maintenance.maxConcurrent":   int64(infrav1.DefaultMaintenanceMaxConcurrent),
 	}
 	files, err := filepath.Glob("../../config/crd/bases/*.yaml")
 	if err != nil || len(files) != 2 {

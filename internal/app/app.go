@@ -51,6 +51,8 @@ func setup(ctx context.Context, mgr ctrl.Manager, o Options) (*cloudprovider.Ser
 		Logger:        mgr.GetLogger().WithName("cloudprovider"),
 		Metrics:       o.GRPCMetrics,
 		Cache:         mgr.GetCache(), Reader: mgr.GetClient(), Writer: writer,
+		Now:      o.clock().Now,
+		Recorder: mgr.GetEventRecorder("homelab-autoscaler"),
 	})
 	if err != nil {
 		return nil, err
@@ -98,12 +100,16 @@ func addControllers(mgr ctrl.Manager, writer *optimistic.Writer, o Options, srv 
 			MaxConcurrentReconciles: o.MachineConcurrency,
 			RecheckInterval:         o.RecheckInterval,
 			Rotation:                srv,
+			Now:                     o.clock().Now,
 			Pacer: pacing.New(pacing.Limits{
 				PerSecond: o.PowerOnRate, Burst: o.PowerOnBurst, MaxBooting: o.MaxBooting,
 			}),
 		}).SetupWithManager,
 		(&corenode.Reconciler{Client: mgr.GetClient(), Writer: writer}).SetupWithManager,
-		(&group.Reconciler{Client: mgr.GetClient(), Writer: writer, Ledger: srv}).SetupWithManager,
+		(&group.Reconciler{
+			Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Writer: writer, Ledger: srv,
+			Recorder: mgr.GetEventRecorder("homelab-autoscaler"), Clock: o.clock(),
+		}).SetupWithManager,
 	}
 	for _, add := range setups {
 		if err := add(mgr); err != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/cloudprovider"
@@ -80,6 +81,10 @@ type Options struct {
 	// refuses a controller name it has seen before in the process, and tests start a manager
 	// per test (or several).
 	SkipControllerNameValidation bool
+	// Clock is the clock of everything time-based (schedule windows, their requeues, power
+	// timeouts, energy accounts); default the real one. Tests drive a fake clock through days
+	// and daylight-saving changes.
+	Clock clock.WithTicker
 }
 
 // Defaults of the flags that are not defaults of another package.
@@ -224,4 +229,11 @@ func (o *Options) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+func (o Options) clock() clock.WithTicker {
+	if o.Clock != nil {
+		return o.Clock
+	}
+	return clock.RealClock{}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -56,12 +57,22 @@ type RepairStatus struct {
 type GroupStatus struct {
 	Namespace string `json:"namespace"`
 	Name      string `json:"name"`
-	// Min and Max are the limits cluster-autoscaler sees: maxSize capped by the members.
+	// Min and Max are the limits cluster-autoscaler sees now: maxSize capped by the members,
+	// both moved by open schedule windows.
 	Min     int32 `json:"min"`
 	Max     int32 `json:"max"`
 	Target  int32 `json:"target"`
 	Ready   int32 `json:"ready"`
 	Members int32 `json:"members"`
+	// Windows are the open schedule windows; LimitedBy says which window sets Min or Max.
+	Windows   []string `json:"windows,omitempty"`
+	LimitedBy string   `json:"limitedBy,omitempty"`
+	// NextChange is when a window opens or closes next, NextWindow which, Next how soon.
+	NextChange *metav1.Time `json:"nextChange,omitempty"`
+	NextWindow string       `json:"nextWindow,omitempty"`
+	Next       string       `json:"next,omitempty"`
+	// Holds are the members the manager powered on by itself (schedule floor, maintenance wake).
+	Holds []infrav1.Hold `json:"holds,omitempty"`
 }
 
 // Status is the output of `homelabctl status -o json`.
@@ -112,11 +123,20 @@ func collectStatus(ctx context.Context, c client.Client, ns string, now time.Tim
 	}
 	st := &Status{Groups: []GroupStatus{}, Machines: []MachineStatus{}}
 	for _, g := range groups.Items {
-		limits := machines.LimitsOf(&g, g.Status.Members)
-		st.Groups = append(st.Groups, GroupStatus{
+		limits := machines.LimitsOf(&g, g.Status.Members, now)
+		gs := GroupStatus{
 			Namespace: g.Namespace, Name: g.Name, Min: limits.Min, Max: limits.Max,
 			Target: g.Status.Target, Ready: g.Status.Ready, Members: g.Status.Members,
-		})
+			Windows: limits.Schedule.Open, LimitedBy: limits.Explain(&g, now),
+		}
+		if next := limits.Schedule.Next; !next.IsZero() {
+			t := metav1.NewTime(next)
+			gs.NextChange, gs.NextWindow, gs.Next = &t, limits.Schedule.NextWindow, duration.HumanDuration(next.Sub(now))
+		}
+		if l := g.Status.ScaleLedger; l != nil {
+			gs.Holds = l.Holds
+		}
+		st.Groups = append(st.Groups, gs)
 	}
 	for _, m := range list.Items {
 		ms := MachineStatus{
@@ -154,10 +174,24 @@ func collectStatus(ctx context.Context, c client.Client, ns string, now time.Tim
 
 func printStatus(env *Env, st *Status) {
 	rows := [][]string{}
+	held := map[string]string{}
 	for _, g := range st.Groups {
-		rows = append(rows, []string{g.Namespace, g.Name, fmt.Sprint(g.Min), fmt.Sprint(g.Max), fmt.Sprint(g.Target), fmt.Sprint(g.Ready), fmt.Sprint(g.Members)})
+		next := ""
+		if g.NextWindow != "" {
+			next = g.NextWindow + " in " + g.Next
+		}
+		rows = append(rows, []string{g.Namespace, g.Name, fmt.Sprint(g.Min), fmt.Sprint(g.Max), fmt.Sprint(g.Target), fmt.Sprint(g.Ready), fmt.Sprint(g.Members),
+			dash(strings.Join(g.Windows, ",")), dash(next)})
+		for _, h := range g.Holds {
+			held[g.Namespace+"/"+h.Name] = string(h.Reason)
+		}
 	}
-	table(env.Out, []string{"NAMESPACE", "GROUP", "MIN", "MAX", "TARGET", "READY", "MEMBERS"}, rows)
+	table(env.Out, []string{"NAMESPACE", "GROUP", "MIN", "MAX", "TARGET", "READY", "MEMBERS", "WINDOWS", "NEXT CHANGE"}, rows)
+	for _, g := range st.Groups {
+		if g.LimitedBy != "" {
+			fmt.Fprintf(env.Out, "%s/%s: %s\n", g.Namespace, g.Name, g.LimitedBy)
+		}
+	}
 	fmt.Fprintln(env.Out)
 	rows = rows[:0]
 	for _, m := range st.Machines {
@@ -166,9 +200,9 @@ func printStatus(env *Env, st *Status) {
 			lastErr = lastErr[:57] + "..."
 		}
 		rows = append(rows, []string{m.Namespace, m.Group, m.Name, fmt.Sprint(m.Online), dash(powerCell(m)), dash(m.Progress),
-			dash(m.Since), fmt.Sprint(m.Attempts), dash(repairCell(m.LastRepair)), dash(lastErr)})
+			dash(m.Since), fmt.Sprint(m.Attempts), dash(held[m.Namespace+"/"+m.Name]), dash(repairCell(m.LastRepair)), dash(lastErr)})
 	}
-	table(env.Out, []string{"NAMESPACE", "GROUP", "MACHINE", "ONLINE", "POWER", "PROGRESS", "SINCE", "ATTEMPTS", "LAST REPAIR", "LAST ERROR"}, rows)
+	table(env.Out, []string{"NAMESPACE", "GROUP", "MACHINE", "ONLINE", "POWER", "PROGRESS", "SINCE", "ATTEMPTS", "HELD", "LAST REPAIR", "LAST ERROR"}, rows)
 }
 
 // powerCell is the observed power state with the age of the observation, and its source when

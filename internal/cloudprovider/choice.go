@@ -14,24 +14,29 @@ import (
 
 // rankPowerOn orders the machines NodeGroupIncreaseSize may power on, best first:
 //
-//  0. machines with fewer boots that timed out since they were last Ready (status.failedBoots)
+//  0. machines powered off longer ago than the group's powerCycling.minOffTime ahead of those
+//     powered off more recently: a machine just switched off is switched on again only when
+//     nothing else can serve;
+//  1. machines with fewer boots that timed out since they were last Ready (status.failedBoots)
 //     first: a machine substituted after a boot timeout is used again only when no other can;
-//  1. machines that have registered a Ready Node before (status.providerID is recorded
+//  2. machines that have registered a Ready Node before (status.providerID is recorded
 //     then) ahead of machines never seen to boot;
-//  2. cheaper ahead of dearer (spec.pricing.hourlyRate, else the Group's
+//  3. cheaper ahead of dearer (spec.pricing.hourlyRate, else the Group's
 //     machineDefaults.pricing; a machine without pricing counts as the dearest, since its cost is
 //     unknown);
-//  3. the least recently used first (the latest of its last power-on and power-off; a machine
+//  4. the least recently used first (the latest of its last power-on and power-off; a machine
 //     that is still running or shutting down counts as in use now), spreading wear and keeping
 //     a machine that was just released available to come straight back;
-//  4. by name, so that the choice is deterministic.
+//  5. by name, so that the choice is deterministic.
 //
-// g is the machines' Group, whose machineDefaults may price them.
-func rankPowerOn(ms []*infrav1.Machine, g *infrav1.Group) { slices.SortFunc(ms, powerOnOrder(g)) }
+// g is the machines' Group, whose machineDefaults may price them; c its powerCycling policy now.
+func rankPowerOn(ms []*infrav1.Machine, g *infrav1.Group, c cycling) {
+	slices.SortFunc(ms, powerOnOrder(g, c))
+}
 
 // bestPowerOn is the first machine rankPowerOn would give, found in one pass.
-func bestPowerOn(ms []*infrav1.Machine, g *infrav1.Group) *infrav1.Machine {
-	compare := powerOnOrder(g)
+func bestPowerOn(ms []*infrav1.Machine, g *infrav1.Group, c cycling) *infrav1.Machine {
+	compare := powerOnOrder(g, c)
 	var best *infrav1.Machine
 	for _, m := range ms {
 		if best == nil || compare(m, best) < 0 {
@@ -44,12 +49,12 @@ func bestPowerOn(ms []*infrav1.Machine, g *infrav1.Group) *infrav1.Machine {
 // bestPowerOnN returns the first n machines rankPowerOn would give (n <= len(ms)). A scale-up
 // usually asks for a few machines out of many, so for small n it selects in n passes instead of
 // sorting the whole group; ms is reordered.
-func bestPowerOnN(ms []*infrav1.Machine, n int, g *infrav1.Group) []*infrav1.Machine {
+func bestPowerOnN(ms []*infrav1.Machine, n int, g *infrav1.Group, c cycling) []*infrav1.Machine {
 	if n > 8 {
-		rankPowerOn(ms, g)
+		rankPowerOn(ms, g, c)
 		return ms[:n]
 	}
-	compare := powerOnOrder(g)
+	compare := powerOnOrder(g, c)
 	for i := range n {
 		best := i
 		for j := i + 1; j < len(ms); j++ {
@@ -63,8 +68,14 @@ func bestPowerOnN(ms []*infrav1.Machine, n int, g *infrav1.Group) []*infrav1.Mac
 }
 
 // powerOnOrder is rankPowerOn's comparison for the members of g.
-func powerOnOrder(g *infrav1.Group) func(a, b *infrav1.Machine) int {
+func powerOnOrder(g *infrav1.Group, cy cycling) func(a, b *infrav1.Machine) int {
 	return func(a, b *infrav1.Machine) int {
+		if ca, cb := cy.coolingDown(a), cy.coolingDown(b); ca != cb {
+			if cb {
+				return -1
+			}
+			return 1
+		}
 		if c := cmp.Compare(a.Status.FailedBoots, b.Status.FailedBoots); c != 0 {
 			return c
 		}

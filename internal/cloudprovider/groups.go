@@ -55,14 +55,14 @@ func (s *Server) group(ctx context.Context, id string) (*infrav1.Group, error) {
 // (cluster-autoscaler takes minSize and maxSize from either).
 func (s *Server) nodeGroup(g *infrav1.Group) *pb.NodeGroup {
 	t := s.fleet.count(types.NamespacedName{Namespace: g.Namespace, Name: g.Name})
-	l := machines.LimitsOf(g, t.members)
-	return &pb.NodeGroup{
-		Id:      GroupID(g.Namespace, g.Name),
-		MinSize: l.Min,
-		MaxSize: l.Max,
-		Debug: fmt.Sprintf("Group %s/%s: %d members, target %d (online), min %d, max %d",
-			g.Namespace, g.Name, t.members, t.on, l.Min, l.Max),
+	now := s.opts.Now()
+	l := machines.LimitsOf(g, t.members, now)
+	debug := fmt.Sprintf("Group %s/%s: %d members, target %d (online), min %d, max %d",
+		g.Namespace, g.Name, t.members, t.on, l.Min, l.Max)
+	if e := l.Explain(g, now); e != "" {
+		debug += " (" + e + ")"
 	}
+	return &pb.NodeGroup{Id: GroupID(g.Namespace, g.Name), MinSize: l.Min, MaxSize: l.Max, Debug: debug}
 }
 
 // NodeGroups lists every Group the cache holds.

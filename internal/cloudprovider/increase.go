@@ -5,7 +5,6 @@ import (
 
 	"google.golang.org/grpc/codes"
 
-	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
 	pb "github.com/homelab-autoscaler/homelab-autoscaler/internal/cloudprovider/externalgrpc"
 )
 
@@ -32,24 +31,14 @@ func (s *Server) NodeGroupIncreaseSize(ctx context.Context, req *pb.NodeGroupInc
 	changes, err := s.transact(ctx, methodIncreaseSize, key, func(_ context.Context, v *view) ([]ledgerChange, error) {
 		target, lim := v.size()
 		if target+delta > int64(lim.Max) {
-			return nil, errorf(codes.ResourceExhausted, "node group %s: target %d + %d would exceed its maxSize %d",
-				req.GetId(), target, delta, lim.Max)
+			return nil, errorf(codes.ResourceExhausted, "node group %s: target %d + %d would exceed its maxSize %d%s",
+				req.GetId(), target, delta, lim.Max, v.setBy(lim))
 		}
-		var candidates []*infrav1.Machine
-		for _, m := range v.members() {
-			if powerOnCandidate(m) && !v.inFlight(m.Name) {
-				candidates = append(candidates, m)
-			}
+		chosen, err := v.choosePowerOns(int(delta))
+		if err != nil {
+			return nil, errorf(codes.ResourceExhausted, "node group %s: %v", req.GetId(), err)
 		}
-		if int64(len(candidates)) < delta {
-			return nil, errorf(codes.ResourceExhausted, "node group %s: %d machines asked for, only %d can be powered on "+
-				"(the others are on, being deleted, or Failed)", req.GetId(), delta, len(candidates))
-		}
-		out := make([]ledgerChange, 0, delta)
-		for _, m := range bestPowerOnN(candidates, int(delta), v.group) {
-			out = append(out, ledgerChange{Name: m.Name, Generation: m.Generation, On: true})
-		}
-		return out, nil
+		return chosen, nil
 	})
 	s.logWrite(methodIncreaseSize, key, delta, changes, started, err)
 	if err != nil {

@@ -38,7 +38,7 @@ func readLedger(g *infrav1.Group) ledger {
 
 // writeLedger puts l into the Group's status; an empty ledger removes it.
 func writeLedger(g *infrav1.Group, l ledger) {
-	if len(l.Ops) == 0 && l.VisibleAt == "" && len(l.PowerOffs) == 0 {
+	if len(l.Ops) == 0 && l.VisibleAt == "" && len(l.PowerOffs) == 0 && len(l.Holds) == 0 {
 		g.Status.ScaleLedger = nil
 		return
 	}
@@ -51,7 +51,7 @@ func writeLedger(g *infrav1.Group, l ledger) {
 // decision's.
 func (l *ledger) recordPowerOffs(changes []ledgerChange) {
 	for _, c := range changes {
-		if !c.On {
+		if !c.On && !c.Drain {
 			l.PowerOffs = append(l.PowerOffs, infrav1.DecidedPowerOff{Name: c.Name, Generation: c.Generation + 1, SubstitutedBy: c.SubstitutedBy})
 		}
 	}

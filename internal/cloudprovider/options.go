@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -67,6 +68,9 @@ type Options struct {
 	Metrics *Metrics
 	// Now returns the current time; tests may replace it.
 	Now func() time.Time
+	// Recorder, when set, receives the Events of the server's own decisions on Groups (a
+	// schedule's power-ons and power-offs, a choice powerCycling shaped).
+	Recorder events.EventRecorder
 }
 
 // TLSFiles names the PEM files of the server's mutual TLS. They are read again whenever one of

@@ -107,7 +107,7 @@ func (s *Server) nextMachineForTemplate(ctx context.Context, name string) (*infr
 	if len(candidates) == 0 {
 		candidates = members
 	}
-	return bestPowerOn(candidates, group).DeepCopy(), group, nil
+	return bestPowerOn(candidates, group, cyclingOf(group, s.opts.Now())).DeepCopy(), group, nil
 }
 
 // PricingPodPrice is Unimplemented: the API has no per-pod rate, and cluster-autoscaler's price

@@ -77,16 +77,17 @@ func (s *Server) Substitute(ctx context.Context, m *infrav1.Machine) (string, er
 		if slow == nil || slow.Generation != m.Generation || !v.desiredOn(slow) {
 			return nil, nil
 		}
+		cy := cyclingOf(v.group, v.now)
 		var candidates []*infrav1.Machine
 		for _, c := range v.members() {
 			// A machine whose own boot timed out since it was last Ready is no substitute: two
 			// such machines would otherwise be swapped for each other forever, and neither would
 			// ever fail and tell cluster-autoscaler.
-			if c.Name != slow.Name && powerOnCandidate(c) && !v.inFlight(c.Name) && c.Status.FailedBoots == 0 {
+			if c.Name != slow.Name && powerOnCandidate(c) && !v.inFlight(c.Name) && c.Status.FailedBoots == 0 && !cy.capped(c) {
 				candidates = append(candidates, c)
 			}
 		}
-		best := bestPowerOn(candidates, v.group)
+		best := bestPowerOn(candidates, v.group, cy)
 		if best == nil {
 			return nil, errNoSubstitute
 		}
@@ -124,7 +125,7 @@ func (s *Server) Adopt(ctx context.Context, m *infrav1.Machine) error {
 		}
 		target, lim := v.size()
 		if target+1 > int64(lim.Max) {
-			return nil, errorf(codes.ResourceExhausted, "node group %s is at its maxSize %d", GroupID(key.Namespace, key.Name), lim.Max)
+			return nil, errorf(codes.ResourceExhausted, "node group %s is at its maxSize %d%s", GroupID(key.Namespace, key.Name), lim.Max, v.setBy(lim))
 		}
 		return []ledgerChange{{Name: own.Name, Generation: own.Generation, On: true}}, nil
 	})

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -121,7 +122,18 @@ func (s *Server) transact(ctx context.Context, method string, key types.Namespac
 	if err := s.visible.wait(ctx, kindMachines, key.Namespace, visible); err != nil {
 		return nil, err
 	}
+	for _, note := range d.shaped {
+		s.opts.Logger.Info("powerCycling shaped a decision", "group", GroupID(key.Namespace, key.Name), "method", method, "operation", d.id, "note", note)
+		s.event(g, corev1.EventTypeNormal, "PowerCycling", method, "%s", note)
+	}
 	return d.mine, nil
+}
+
+// event records an Event on a Group when the server has a recorder.
+func (s *Server) event(g *infrav1.Group, kind, reason, action, format string, args ...any) {
+	if s.opts.Recorder != nil {
+		s.opts.Recorder.Eventf(g, nil, kind, reason, action, format, args...)
+	}
 }
 
 // decision is one write call's decision on its group, redone on every attempt of the ledger
@@ -136,6 +148,7 @@ type decision struct {
 
 	mine, relied []ledgerChange
 	overdue      []ledgerOp
+	shaped       []string
 }
 
 // mutate is the ledger write's mutate function. Deciding nothing leaves the Group unchanged,
@@ -150,19 +163,30 @@ func (d *decision) mutate(g *infrav1.Group) error {
 	if err := d.s.visible.wait(ctx, kindMachines, g.Namespace, l.VisibleAt); err != nil {
 		return err
 	}
-	v := newView(g, d.s.fleet)
+	v := newView(g, d.s.fleet, d.s.opts.Now())
+	v.holds = l.Holds
 	d.overdue = l.prune(v.cached, d.s.opts.Now(), d.deadline)
 	l.prunePowerOffs(v.observed)
 	v.pending = l.pending()
 	mine, err := d.decide(ctx, v)
 	d.mine = mine
 	d.relied = v.relied
+	d.shaped = v.shaped
 	if err != nil {
 		return err
 	}
 	if len(d.mine) > 0 {
 		l.Ops = append(l.Ops, ledgerOp{ID: d.id, Method: d.method, Deadline: d.deadline, Changes: d.mine})
 		l.recordPowerOffs(d.mine)
+	}
+	// A hold ends with its machine's power-off, whoever decided it (cluster-autoscaler's
+	// DeleteNodes included).
+	v.pending = l.pending()
+	l.Holds = v.holds[:0:0]
+	for _, h := range v.holds {
+		if m := v.member(h.Name); m != nil && v.desiredOn(m) {
+			l.Holds = append(l.Holds, h)
+		}
 	}
 	writeLedger(g, l)
 	return nil

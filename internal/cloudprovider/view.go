@@ -1,6 +1,8 @@
 package cloudprovider
 
 import (
+	"time"
+
 	"k8s.io/apimachinery/pkg/types"
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
@@ -11,8 +13,14 @@ import (
 // from a fleet that has caught up with the ledger, and the changes still in flight. Members are
 // read from the fleet only as far as a decision needs them.
 type view struct {
-	group   *infrav1.Group
-	key     types.NamespacedName
+	group *infrav1.Group
+	key   types.NamespacedName
+	// now is the instant the decision is made at: schedule windows and powerCycling are read at it.
+	now time.Time
+	// holds are the ledger's holds; a decision may change them (the schedule's decisions do).
+	holds []infrav1.Hold
+	// shaped says how powerCycling shaped the decision, for its log line and Event.
+	shaped  []string
 	fleet   *fleet
 	pending map[string]ledgerChange
 	// relied lists the pending changes of other decisions that this decision counts as its own
@@ -21,8 +29,8 @@ type view struct {
 	relied []ledgerChange
 }
 
-func newView(g *infrav1.Group, f *fleet) *view {
-	return &view{group: g, key: keyOf(g), fleet: f}
+func newView(g *infrav1.Group, f *fleet, now time.Time) *view {
+	return &view{group: g, key: keyOf(g), fleet: f, now: now}
 }
 
 // members are the group's machines (shared with the cache: read only).
@@ -77,5 +85,13 @@ func (v *view) rely(c ledgerChange) { v.relied = append(v.relied, c) }
 // size is the group's target once every decided change is applied, and its limits.
 func (v *view) size() (int64, machines.Limits) {
 	members, target := v.fleet.targetWith(v.key, v.pending)
-	return target, machines.LimitsOf(v.group, members)
+	return target, machines.LimitsOf(v.group, members, v.now)
+}
+
+// setBy explains, for a refusal, what set the limits when a schedule window did ("" otherwise).
+func (v *view) setBy(l machines.Limits) string {
+	if e := l.Explain(v.group, v.now); e != "" {
+		return ": " + e
+	}
+	return ""
 }

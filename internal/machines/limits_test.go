@@ -2,6 +2,7 @@ package machines_test
 
 import (
 	"testing"
+	"time"
 
 	"k8s.io/utils/ptr"
 
@@ -27,7 +28,7 @@ func TestLimitsOf(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			g := &infrav1.Group{Spec: infrav1.GroupSpec{MinSize: c.min, MaxSize: c.max}}
-			if got := machines.LimitsOf(g, c.members); got != c.want {
+			if got := machines.LimitsOf(g, c.members, time.Time{}); got.Min != c.want.Min || got.Max != c.want.Max {
 				t.Fatalf("LimitsOf(min %d, max %v, %d members) = %+v, want %+v", c.min, ptr.Deref(c.max, -1), c.members, got, c.want)
 			}
 		})

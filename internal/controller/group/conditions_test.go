@@ -2,6 +2,7 @@ package group
 
 import (
 	"testing"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -9,6 +10,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/machines"
 )
 
 func member(online bool, p infrav1.Progress) infrav1.Machine {
@@ -109,7 +111,7 @@ func TestConditions(t *testing.T) {
 			if !equality.Semantic.DeepEqual(g.Status, c.counts) {
 				t.Fatalf("counts %+v, want %+v", g.Status, c.counts)
 			}
-			setConditions(g)
+			setConditions(g, machines.LimitsOf(g, g.Status.Members, time.Time{}))
 			for _, w := range c.want {
 				got := meta.FindStatusCondition(g.Status.Conditions, w.typ)
 				if got == nil || got.Status != w.status || got.Reason != w.reason || (w.message != "" && got.Message != w.message) || got.ObservedGeneration != 4 {

@@ -24,17 +24,38 @@ var (
 	}, []string{"group"})
 	maxGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "homelab_autoscaler_group_max_size",
-		Help: "Each Group's effective maximum size (spec.maxSize capped by the number of members).",
+		Help: "Each Group's effective maximum size: spec.maxSize capped by the number of members and lowered by open schedule windows' maxOnline.",
 	}, []string{"group"})
 	minGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "homelab_autoscaler_group_min_size",
-		Help: "Each Group's minimum size (spec.minSize, at most the effective maximum).",
+		Help: "Each Group's effective minimum size: spec.minSize raised by open schedule windows' minOnline, at most the effective maximum.",
 	}, []string{"group"})
+	windowGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "homelab_autoscaler_group_schedule_window_open",
+		Help: "1 for each schedule window of a Group that is open (absent when closed).",
+	}, []string{"group", "window"})
+	scheduleActions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "homelab_autoscaler_group_schedule_actions_total",
+		Help: "Machines the manager powered on or off for a Group's schedule, by action (FloorPowerOn, FloorEnd, CeilingPowerOff, MaintenanceWake, MaintenanceEnd, Released).",
+	}, []string{"group", "action"})
 )
+
+// observeWindows exports which of a group's windows are open.
+func observeWindows(g *infrav1.Group, open []string) {
+	id := groupID(g.Namespace, g.Name)
+	windowGauge.DeletePartialMatch(prometheus.Labels{"group": id})
+	for _, w := range open {
+		windowGauge.WithLabelValues(id, w).Set(1)
+	}
+}
+
+func countAction(g *infrav1.Group, action string) {
+	scheduleActions.WithLabelValues(groupID(g.Namespace, g.Name), action).Inc()
+}
 
 // Collectors returns the group gauges, for documentation checks.
 func Collectors() []prometheus.Collector {
-	return []prometheus.Collector{machinesGauge, targetGauge, maxGauge, minGauge, energyUsed, energySaved, powerGauge}
+	return []prometheus.Collector{machinesGauge, targetGauge, maxGauge, minGauge, windowGauge, scheduleActions, energyUsed, energySaved, powerGauge}
 }
 
 // The energy series follow the Groups' status.energy. Its totals only grow, except when a member
@@ -100,7 +121,7 @@ func init() {
 func groupID(namespace, name string) string { return namespace + "/" + name }
 
 // observe exports a group's counts as the status reports them.
-func observe(g *infrav1.Group, st infrav1.GroupStatus) {
+func observe(g *infrav1.Group, st infrav1.GroupStatus, limits machines.Limits) {
 	id := groupID(g.Namespace, g.Name)
 	for progress, n := range map[infrav1.Progress]int32{
 		infrav1.ProgressOff:          st.PoweredOff,
@@ -111,7 +132,6 @@ func observe(g *infrav1.Group, st infrav1.GroupStatus) {
 	} {
 		machinesGauge.WithLabelValues(id, string(progress)).Set(float64(n))
 	}
-	limits := machines.LimitsOf(g, st.Members)
 	targetGauge.WithLabelValues(id).Set(float64(st.Target))
 	maxGauge.WithLabelValues(id).Set(float64(limits.Max))
 	minGauge.WithLabelValues(id).Set(float64(limits.Min))
@@ -124,5 +144,7 @@ func forget(namespace, name string) {
 	targetGauge.DeleteLabelValues(id)
 	maxGauge.DeleteLabelValues(id)
 	minGauge.DeleteLabelValues(id)
+	windowGauge.DeletePartialMatch(prometheus.Labels{"group": id})
+	scheduleActions.DeletePartialMatch(prometheus.Labels{"group": id})
 	forgetEnergy(id)
 }

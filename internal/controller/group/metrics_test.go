@@ -2,12 +2,14 @@ package group
 
 import (
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/machines"
 )
 
 // TestGauges checks the exported sizes (maxSize capped by the members, minSize by the maximum)
@@ -16,7 +18,7 @@ func TestGauges(t *testing.T) {
 	g := &infrav1.Group{ObjectMeta: metav1.ObjectMeta{Namespace: "lab", Name: "workers"}}
 	g.Spec.MinSize = 5
 	g.Spec.MaxSize = ptr.To[int32](10)
-	observe(g, infrav1.GroupStatus{Members: 3, Target: 2, Ready: 1, StartingUp: 1, Failed: 1})
+	observe(g, infrav1.GroupStatus{Members: 3, Target: 2, Ready: 1, StartingUp: 1, Failed: 1}, machines.LimitsOf(g, 3, time.Now()))
 
 	for _, c := range []struct {
 		name      string

@@ -15,6 +15,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -28,17 +30,25 @@ import (
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/index"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/machines"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/optimistic"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/schedule"
 )
 
 // Reconciler keeps Group status in step with the group's members.
 type Reconciler struct {
 	Client client.Client
-	Writer *optimistic.Writer
+	// APIReader lists the pods on a member before the manager powers off one it powered on by
+	// itself (there is no pod cache); nil skips schedules.
+	APIReader client.Reader
+	// Recorder emits the Events of window edges and of the schedule's decisions; may be nil.
+	Recorder events.EventRecorder
+	Writer   *optimistic.Writer
 	// Ledger rolls forward decisions of the groups' scale ledgers left half done; nil leaves them
 	// to the next write on the group.
 	Ledger Ledger
-	// Now returns the current time; tests may replace it.
-	Now func() time.Time
+	// Now returns the current time; tests may replace it. Clock, when set, replaces it and also
+	// times the controller's requeues, so a test that drives it sees windows open and close.
+	Now   func() time.Time
+	Clock clock.WithTicker
 }
 
 // The permissions this needs are kubebuilder markers in internal/rbac.
@@ -57,8 +67,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, err
 	}
 	want := Summarize(g, members.Items)
-	observe(g, want)
 	now := r.now()
+	limits := machines.LimitsOf(g, want.Members, now)
+	want.Schedule = scheduleStatus(g, limits, now)
+	observe(g, want, limits)
+	prevActive := activeWindows(g)
 	refresh := machines.RepairOf(g).ObserveInterval
 	var energyDue time.Duration
 	_, err := optimistic.UpdateStatus(ctx, r.Writer, g, func(fresh *infrav1.Group) error {
@@ -67,7 +80,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		// The ledger is the cloud provider's part of the status; the energy sums are decided below.
 		fresh.Status.Conditions, fresh.Status.ScaleLedger, fresh.Status.Energy = prevConditions, prev.ScaleLedger, prev.Energy
 		fresh.Status.ObservedGeneration = fresh.Generation
-		setConditions(fresh)
+		setConditions(fresh, limits)
 		energyDue = 0
 		if e := prev.Energy; e != nil && now.Sub(e.UpdatedAt.Time) < refresh && sameCounts(prev, fresh.Status) {
 			// Members' accounts move at every observation; their sums are written with the next
@@ -85,19 +98,43 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	observeEnergy(g, g.Status.Energy)
+	r.windowEvents(g, prevActive)
 	if energyDue > 0 {
 		energyDue += time.Second
 	}
-	if r.Ledger == nil || g.Status.ScaleLedger == nil || len(g.Status.ScaleLedger.Ops) == 0 {
-		return ctrl.Result{RequeueAfter: energyDue}, nil
+	next := energyDue
+	if st := g.Status.Schedule; st != nil && st.NextChange != nil {
+		next = sooner(next, st.NextChange.Sub(now)+time.Second)
+	}
+	if r.Ledger == nil {
+		return ctrl.Result{RequeueAfter: next}, nil
+	}
+	if due, err := r.schedule(ctx, g, now); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	} else if due > 0 {
+		next = sooner(next, due)
+	}
+	if g.Status.ScaleLedger == nil || len(g.Status.ScaleLedger.Ops) == 0 {
+		return ctrl.Result{RequeueAfter: next}, nil
 	}
 	// Decisions in the ledger: roll forward those whose replica gave up, and look again when the
 	// others' deadlines pass.
-	next, err := r.Ledger.Settle(ctx, req.NamespacedName)
-	if next == 0 || (energyDue > 0 && energyDue < next) {
-		next = energyDue
+	settle, err := r.Ledger.Settle(ctx, req.NamespacedName)
+	if settle > 0 {
+		next = sooner(next, settle)
 	}
 	return ctrl.Result{RequeueAfter: next}, client.IgnoreNotFound(err)
+}
+
+// sooner is the sooner of two requeue delays, 0 meaning none.
+func sooner(a, b time.Duration) time.Duration {
+	if b <= 0 {
+		return a
+	}
+	if a <= 0 || b < a {
+		return b
+	}
+	return a
 }
 
 // sameCounts reports whether two statuses say the same but for their scale ledger and energy
@@ -119,6 +156,9 @@ func sameTotals(a, b *infrav1.GroupEnergy) bool {
 }
 
 func (r *Reconciler) now() time.Time {
+	if r.Clock != nil {
+		return r.Clock.Now()
+	}
 	if r.Now != nil {
 		return r.Now()
 	}
@@ -131,6 +171,9 @@ type Ledger interface {
 	// Settle rolls forward the group's overdue decisions and returns how soon to call it again
 	// while decisions remain, or 0.
 	Settle(ctx context.Context, key client.ObjectKey) (time.Duration, error)
+	// Schedule makes the group's schedule windows, maintenance wakes and holds hold now, in one
+	// ledger decision; busy tells whether a member runs work cluster-autoscaler placed.
+	Schedule(ctx context.Context, key client.ObjectKey, busy schedule.Busy) (schedule.Outcome, error)
 }
 
 // Summarize counts a group's members by progress and desired state.
@@ -160,7 +203,7 @@ func Summarize(g *infrav1.Group, members []infrav1.Machine) infrav1.GroupStatus 
 // setConditions sets Ready, Reconciling and Stalled with the meanings kstatus gives them: Stalled
 // while a human must act (a failed member, a minSize the members cannot reach), Reconciling while
 // members are on their way to where their specs ask, Ready when every member is there.
-func setConditions(g *infrav1.Group) {
+func setConditions(g *infrav1.Group, limits machines.Limits) {
 	st := &g.Status
 	set := func(t string, status metav1.ConditionStatus, reason, msg string) {
 		meta.SetStatusCondition(&st.Conditions, metav1.Condition{
@@ -177,12 +220,15 @@ func setConditions(g *infrav1.Group) {
 		problems = append(problems, fmt.Sprintf("minSize %d exceeds the %d members", g.Spec.MinSize, st.Members))
 		reason = "MinSizeExceedsMembers"
 	}
+	if s := st.Schedule; s != nil && s.Invalid != "" {
+		problems = append(problems, "schedule windows ignored: "+s.Invalid)
+		reason = "InvalidSchedule"
+	}
 	if len(problems) > 0 {
 		set(infrav1.ConditionStalled, metav1.ConditionTrue, reason, join(problems))
 	} else {
 		set(infrav1.ConditionStalled, metav1.ConditionFalse, reason, "no member needs a human")
 	}
-	limits := machines.LimitsOf(g, st.Members)
 	capped := ""
 	if g.Spec.MaxSize != nil && *g.Spec.MaxSize > st.Members {
 		capped = fmt.Sprintf("; maxSize %d exceeds the %d members, so the effective maximum is %d", *g.Spec.MaxSize, st.Members, limits.Max)
@@ -217,6 +263,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("group").
 		For(&infrav1.Group{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, ledgerChanged()))).
+		WithOptions(r.controllerOptions()).
 		Watches(&infrav1.Machine{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
 			return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: o.GetNamespace(), Name: o.(*infrav1.Machine).Spec.Group}}}
 		})).

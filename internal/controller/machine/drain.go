@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/machines"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/optimistic"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/power"
 )
@@ -66,7 +67,7 @@ func (r *Reconciler) drain(ctx context.Context, core *corev1.Node) (int, string,
 	var blocked []string
 	for i := range pods.Items {
 		p := &pods.Items[i]
-		if !needsEviction(p) {
+		if !machines.IsWorkload(p) {
 			continue
 		}
 		remaining++
@@ -108,22 +109,6 @@ func asAPIStatus(err error, out *apierrors.APIStatus) bool {
 		*out = s
 	}
 	return ok
-}
-
-// needsEviction skips what a drain leaves alone: finished pods, mirror pods and DaemonSet pods.
-func needsEviction(p *corev1.Pod) bool {
-	if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
-		return false
-	}
-	if _, mirror := p.Annotations[corev1.MirrorPodAnnotationKey]; mirror {
-		return false
-	}
-	for _, o := range p.OwnerReferences {
-		if o.Kind == "DaemonSet" && o.Controller != nil && *o.Controller {
-			return false
-		}
-	}
-	return true
 }
 
 func (r *Reconciler) deleteCoreNode(ctx context.Context, core *corev1.Node) error {

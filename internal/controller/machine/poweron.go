@@ -6,6 +6,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -99,6 +100,7 @@ func (r *Reconciler) openOn(ctx context.Context, s *scope, attempt int32, kind i
 		}
 		if attempt == 1 {
 			st.LastError, st.LastErrorReason = "", ""
+			st.PowerOns = recentPowerOns(st.PowerOns, s.now)
 		}
 		if kind == infrav1.RepairPowerLost && attempt == 1 {
 			st.PowerState = infrav1.PoweredOff
@@ -220,4 +222,20 @@ func (r *Reconciler) settleReady(ctx context.Context, s *scope) (ctrl.Result, bo
 			st.KubernetesNode = s.core.Node.Name
 		}
 	})
+}
+
+// recentPowerOns adds a power-on at now to the ones of the last 24 hours (the Group's
+// powerCycling.maxPowerOnsPerDay counts them), keeping at most infrav1.MaxPowerOnsKept.
+func recentPowerOns(ons []metav1.Time, now time.Time) []metav1.Time {
+	kept := make([]metav1.Time, 0, len(ons)+1)
+	for _, t := range ons {
+		if now.Sub(t.Time) < 24*time.Hour {
+			kept = append(kept, t)
+		}
+	}
+	kept = append(kept, metav1.NewTime(now.Truncate(time.Second)))
+	if len(kept) > infrav1.MaxPowerOnsKept {
+		kept = kept[len(kept)-infrav1.MaxPowerOnsKept:]
+	}
+	return kept
 }
