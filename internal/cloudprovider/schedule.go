@@ -39,7 +39,8 @@ func (s *Server) Schedule(ctx context.Context, key types.NamespacedName, busy sc
 	if g := (&infrav1.Group{}); s.opts.Reader.Get(ctx, key, g) == nil {
 		l := readLedger(g)
 		v := newView(g, s.fleet, s.opts.Now())
-		v.holds, v.pending = slices.Clone(l.Holds), l.pending()
+		// Decisions the cache shows applied are pruned by the ledger write; here they are left out.
+		v.holds, v.pending = slices.Clone(l.Holds), unapplied(l, s.fleet, key.Namespace)
 		p := &schedulePlan{v: v, busy: func(*infrav1.Machine) (bool, error) { return false, nil }}
 		var dry schedule.Outcome
 		if err := p.decide(&dry); err == nil && len(p.changes) == 0 && equality.Semantic.DeepEqual(v.holds, l.Holds) {
