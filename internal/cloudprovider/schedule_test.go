@@ -178,7 +178,10 @@ func TestFloorPowersOnAndReleases(t *testing.T) {
 func TestCeilingPowersOffTheExcess(t *testing.T) {
 	r, _ := clocked(t, wednesday10)
 	ns := newNamespace(t)
-	started := func(h int) *metav1.Time { t := metav1.NewTime(wednesday10.Add(-time.Duration(h) * time.Hour)); return &t }
+	started := func(h int) *metav1.Time {
+		t := metav1.NewTime(wednesday10.Add(-time.Duration(h) * time.Hour))
+		return &t
+	}
 	createGroup(t, ns, "g", withWindows(daytime("soft", nil, ptr[int32](0), false), daytime("hard", nil, ptr[int32](1), true)))
 	createMachines(t, ns, "g", 4, func(i int, m *infrav1.Machine) {
 		m.Spec.Online = true
