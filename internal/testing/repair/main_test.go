@@ -156,17 +156,23 @@ func waitProgress(t *testing.T, m *infrav1.Machine, p infrav1.Progress, timeout 
 func waitEvent(t *testing.T, m *infrav1.Machine, reason string) {
 	t.Helper()
 	testenv.Eventually(t, 20*time.Second, "a "+reason+" Event about "+m.Name, func() bool {
-		list := &eventsv1.EventList{}
-		if err := env.Client.List(context.Background(), list, client.InNamespace(m.Namespace)); err != nil {
-			t.Fatal(err)
-		}
-		for _, e := range list.Items {
-			if e.Regarding.Name == m.Name && e.Reason == reason {
-				return true
-			}
-		}
-		return false
+		return hasEvent(t, m.Namespace, m.Name, reason)
 	})
+}
+
+// hasEvent reports whether an Event with reason is about the named object of the namespace.
+func hasEvent(t *testing.T, ns, name, reason string) bool {
+	t.Helper()
+	list := &eventsv1.EventList{}
+	if err := env.Client.List(context.Background(), list, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range list.Items {
+		if e.Regarding.Name == name && e.Reason == reason {
+			return true
+		}
+	}
+	return false
 }
 
 // allReady sets every machine of objs online and waits until all are Ready.
