@@ -5,6 +5,8 @@ import (
 	"strings"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
 )
 
@@ -44,6 +46,17 @@ func (c cycling) capped(m *infrav1.Machine) bool {
 	return int32(recentPowerOns(m, c.now)) >= c.maxOns //nolint:gosec // at most MaxPowerOnsKept
 }
 
+// capLifts is when a capped machine's oldest power-on of the last 24 hours is 24 hours old.
+func (c cycling) capLifts(m *infrav1.Machine) time.Time {
+	var oldest time.Time
+	for _, t := range m.Status.PowerOns {
+		if c.now.Sub(t.Time) < 24*time.Hour && (oldest.IsZero() || t.Before(&metav1.Time{Time: oldest})) {
+			oldest = t.Time
+		}
+	}
+	return oldest.Add(24 * time.Hour)
+}
+
 // recentPowerOns counts m's power-ons within the 24 hours before now.
 func recentPowerOns(m *infrav1.Machine, now time.Time) int {
 	n := 0
@@ -55,8 +68,7 @@ func recentPowerOns(m *infrav1.Machine, now time.Time) int {
 	return n
 }
 
-// candidates splits the machines a decision could power on into those it may choose and counts
-// those the daily cap keeps off, and how many of the chosen ones are cooling down.
+// filter keeps the machines under the daily cap and counts those it leaves out.
 func (c cycling) filter(ms []*infrav1.Machine) (ok []*infrav1.Machine, capped int) {
 	for _, m := range ms {
 		if c.capped(m) {

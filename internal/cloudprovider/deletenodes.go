@@ -65,8 +65,8 @@ func (s *Server) NodeGroupDeleteNodes(ctx context.Context, req *pb.NodeGroupDele
 			out = append(out, ledgerChange{Name: name, Generation: m.Generation, On: false})
 		}
 		if target, lim := v.size(); anyRegistered && target-int64(len(out)) < int64(lim.Min) {
-			return nil, errorf(codes.FailedPrecondition, "node group %s: deleting %d nodes would take the target from %d below minSize %d",
-				req.GetId(), len(out), target, lim.Min)
+			return nil, errorf(codes.FailedPrecondition, "node group %s: deleting %d nodes would take the target from %d below minSize %d%s",
+				req.GetId(), len(out), target, lim.Min, v.setBy(lim))
 		}
 		return out, nil
 	})

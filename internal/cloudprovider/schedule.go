@@ -120,13 +120,20 @@ func (p *schedulePlan) decide(out *schedule.Outcome) error {
 		ended, why := false, ""
 		switch h.Reason {
 		case infrav1.HoldFloor:
-			if !open[h.Window] || lim.MinBy == "" {
-				if surplus > 0 {
-					ended, why = true, "the floor of "+desc(h.Window)+" ended"
-				} else if lim.MinBy != "" {
-					// Another window's floor needs it now.
-					h.Window = lim.MinBy
-				}
+			if open[h.Window] && lim.MinBy != "" {
+				break
+			}
+			switch {
+			case surplus > 0:
+				ended, why = true, "the floor of "+desc(h.Window)+" ended"
+			case lim.MinBy != "":
+				// Another window's floor needs it now.
+				h.Window = lim.MinBy
+			default:
+				// spec.minSize needs it: it stays on, as cluster-autoscaler's.
+				out.Actions = append(out.Actions, schedule.Action{Machine: m.Name, Kind: schedule.ActionReleased,
+					Message: "the floor of " + desc(h.Window) + " ended; the group's minSize keeps it on, so it is left to cluster-autoscaler"})
+				continue
 			}
 		case infrav1.HoldMaintenance:
 			switch {
@@ -187,6 +194,13 @@ func (p *schedulePlan) decide(out *schedule.Outcome) error {
 		target += int64(len(chosen))
 		if err != nil {
 			out.Unmet = fmt.Sprintf("%s keeps at least %d on, but %v", desc(lim.MinBy), lim.Min, err)
+			// A member at its daily power-on cap can serve again once the cap lifts.
+			cy := cyclingOf(v.group, v.now)
+			for _, m := range v.members() {
+				if powerOnCandidate(m) && !v.inFlight(m.Name) && cy.capped(m) {
+					out.Next = earliest(out.Next, cy.capLifts(m))
+				}
+			}
 		}
 	}
 
@@ -258,7 +272,11 @@ func (p *schedulePlan) maintenance(pol *infrav1.MaintenanceWake, target int64, m
 	var ready []due
 	for _, m := range v.members() {
 		if v.desiredOn(m) || v.inFlight(m.Name) || p.touched[m.Name] || !m.DeletionTimestamp.IsZero() ||
-			m.Status.Progress != infrav1.ProgressOff || cy.capped(m) {
+			m.Status.Progress != infrav1.ProgressOff {
+			continue
+		}
+		if cy.capped(m) {
+			out.Next = earliest(out.Next, cy.capLifts(m))
 			continue
 		}
 		since := offSince(m)

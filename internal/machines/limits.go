@@ -39,7 +39,10 @@ func LimitsOf(g *infrav1.Group, members int32, now time.Time) Limits {
 	if st.Floor > l.Min {
 		l.Min, l.MinBy = st.Floor, st.FloorWindow
 	}
-	l.Min = min(l.Min, l.Max)
+	if l.Min > l.Max {
+		// A ceiling (or the member count) beats the floor: the maximum explains the figure.
+		l.Min, l.MinBy = l.Max, ""
+	}
 	return l
 }
 

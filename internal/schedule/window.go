@@ -131,8 +131,9 @@ func (w *Window) instance(y int, mo time.Month, d int) (open, close time.Time, o
 	if w.days != nil && !w.days[day.Weekday()] {
 		return time.Time{}, time.Time{}, false
 	}
-	// time.Date places a wall time that a daylight-saving change skips after the change, and
-	// one it repeats at its first occurrence.
+	// A wall time that a daylight-saving change skips or repeats is placed by time.Date on one
+	// side of the change or the other (which one depends on the zone): the window opens or closes
+	// at most an hour off on those two nights a year, and on its local times on every other.
 	open = time.Date(y, mo, d, w.start/60, w.start%60, 0, 0, w.loc)
 	endDay := d
 	if w.end <= w.start {

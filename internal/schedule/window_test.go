@@ -125,7 +125,7 @@ func TestOverlappingWindows(t *testing.T) {
 	}{
 		{"two floors: the higher", all(day("a", ptr.To[int32](2), nil, false), day("b", ptr.To[int32](4), nil, false)), 4, 6, "b", "", nil, "", `minimum 4 set by window "b"`},
 		{"two ceilings: the lower", all(day("a", nil, ptr.To[int32](3), false), day("b", nil, ptr.To[int32](2), false)), 1, 2, "", "b", nil, "", `maximum 2 set by window "b"`},
-		{"ceiling beats floor", all(day("warm", ptr.To[int32](4), nil, false), day("quiet", nil, ptr.To[int32](0), true)), 0, 0, "warm", "quiet", ptr.To[int32](0), "quiet", `maximum 0 set by window "quiet"`},
+		{"ceiling beats floor", all(day("warm", ptr.To[int32](4), nil, false), day("quiet", nil, ptr.To[int32](0), true)), 0, 0, "", "quiet", ptr.To[int32](0), "quiet", `maximum 0 set by window "quiet"`},
 		{"only powerOffExcess is enforced", all(day("soft", nil, ptr.To[int32](1), false), day("hard", nil, ptr.To[int32](3), true)), 1, 1, "", "soft", ptr.To[int32](3), "hard", `maximum 1 set by window "soft"`},
 		{"floor below minSize changes nothing", all(day("a", ptr.To[int32](0), nil, false)), 1, 6, "", "", nil, "", ""},
 	} {

@@ -36,7 +36,7 @@ var (
 	}, []string{"group", "window"})
 	scheduleActions = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "homelab_autoscaler_group_schedule_actions_total",
-		Help: "Machines the manager powered on or off for a Group's schedule, by action (FloorPowerOn, FloorEnd, CeilingPowerOff, MaintenanceWake, MaintenanceEnd, Released).",
+		Help: "The manager's own schedule decisions on a Group's machines, by action: powered on (FloorPowerOn, MaintenanceWake), powered off (FloorEnd, CeilingPowerOff, MaintenanceEnd) or left to cluster-autoscaler (Released).",
 	}, []string{"group", "action"})
 )
 

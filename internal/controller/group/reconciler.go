@@ -220,6 +220,10 @@ func setConditions(g *infrav1.Group, limits machines.Limits) {
 		problems = append(problems, fmt.Sprintf("minSize %d exceeds the %d members", g.Spec.MinSize, st.Members))
 		reason = "MinSizeExceedsMembers"
 	}
+	if limits.Schedule.Floor > st.Members {
+		problems = append(problems, fmt.Sprintf("window %s's minOnline %d exceeds the %d members", limits.Schedule.FloorWindow, limits.Schedule.Floor, st.Members))
+		reason = "MinOnlineExceedsMembers"
+	}
 	if s := st.Schedule; s != nil && s.Invalid != "" {
 		problems = append(problems, "schedule windows ignored: "+s.Invalid)
 		reason = "InvalidSchedule"
