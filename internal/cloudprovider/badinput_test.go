@@ -3,8 +3,12 @@ package cloudprovider_test
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/status"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
 
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/app"
 	pb "github.com/homelab-autoscaler/homelab-autoscaler/internal/cloudprovider/externalgrpc"
@@ -53,6 +57,28 @@ func TestBadInputTableGRPC(t *testing.T) {
 		},
 		"grpc-increase-not-positive": call(func(t *testing.T) error { return increase(t, fx.c, g, 0) }),
 		"grpc-increase-past-max":     call(func(t *testing.T) error { return increase(t, fx.c, g, 3) }),
+		"grpc-increase-quiet-window": func(t *testing.T) string {
+			r, _ := clocked(t, time.Date(2026, 6, 3, 23, 30, 0, 0, time.UTC))
+			ns := newNamespace(t)
+			createGroup(t, ns, "g", withWindows(infrav1.ScheduleWindow{Name: "quiet-hours", Start: "23:00", End: "07:00",
+				TimeZone: "Europe/Berlin", MaxOnline: ptr[int32](0)}))
+			createMachines(t, ns, "g", 2, nil)
+			r.sync(t, ns)
+			return answer(increase(t, r.client(t), gid(ns, "g"), 1))
+		},
+		"grpc-increase-power-on-cap": func(t *testing.T) string {
+			now := time.Date(2026, 6, 3, 12, 0, 0, 0, time.UTC)
+			r, _ := clocked(t, now)
+			ns := newNamespace(t)
+			createGroup(t, ns, "g", func(g *infrav1.Group) {
+				g.Spec.PowerCycling = &infrav1.PowerCycling{MaxPowerOnsPerDay: ptr[int32](2)}
+			})
+			createMachines(t, ns, "g", 1, func(_ int, m *infrav1.Machine) {
+				m.Status.PowerOns = []metav1.Time{metav1.NewTime(now.Add(-3 * time.Hour)), metav1.NewTime(now.Add(-time.Hour))}
+			})
+			r.sync(t, ns)
+			return answer(increase(t, r.client(t), gid(ns, "g"), 1))
+		},
 		"grpc-decrease-not-negative": call(func(t *testing.T) error { return decrease(t, fx.c, g, 1) }),
 		"grpc-decrease-registered":   call(func(t *testing.T) error { return decrease(t, fx.c, g, -1) }),
 		"grpc-delete-no-nodes":       call(func(t *testing.T) error { return deleteNodes(t, fx.c, g) }),
