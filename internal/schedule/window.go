@@ -83,7 +83,7 @@ func compile(s infrav1.ScheduleWindow) (*Window, error) {
 		}
 		sched, err := cron.ParseStandard(s.Cron)
 		if err != nil {
-			return nil, fmt.Errorf("window %s: cron %q: %v", s.Name, s.Cron, err)
+			return nil, fmt.Errorf("window %s: cron %q: %w", s.Name, s.Cron, err)
 		}
 		if s.Duration == nil || s.Duration.Duration <= 0 {
 			return nil, fmt.Errorf("window %s: a cron window needs a positive duration", s.Name)
@@ -91,10 +91,10 @@ func compile(s infrav1.ScheduleWindow) (*Window, error) {
 		w.sched, w.duration = sched, s.Duration.Duration
 	case s.Start != "":
 		if w.start, err = minutes(s.Start); err != nil {
-			return nil, fmt.Errorf("window %s: start: %v", s.Name, err)
+			return nil, fmt.Errorf("window %s: start: %w", s.Name, err)
 		}
 		if w.end, err = minutes(s.End); err != nil {
-			return nil, fmt.Errorf("window %s: end: %v", s.Name, err)
+			return nil, fmt.Errorf("window %s: end: %w", s.Name, err)
 		}
 		if w.start == w.end {
 			return nil, fmt.Errorf("window %s: start and end are both %s", s.Name, s.Start)
