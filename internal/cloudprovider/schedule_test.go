@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc/status"
+	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	clocktesting "k8s.io/utils/clock/testing"
@@ -312,6 +313,18 @@ func TestPowerCyclingShapesTheChoice(t *testing.T) {
 	if on := desiredOn(t, ns); len(on) != 2 || !on["m0000"] {
 		t.Fatalf("chose %v; want m0000 once nothing else can serve", on)
 	}
+	waitFor(t, "an Event saying powerCycling shaped the choice", func() bool {
+		list := &eventsv1.EventList{}
+		if err := env.Client.List(context.Background(), list, client.InNamespace(ns)); err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range list.Items {
+			if e.Regarding.Name == "g" && e.Reason == "PowerCycling" && strings.Contains(e.Note, "chosen because no other member could serve: m0000") {
+				return true
+			}
+		}
+		return false
+	})
 	err := increase(t, c, id, 1)
 	expectCode(t, err, 8)
 	want := "node group " + id + ": 1 machines asked for, only 0 can be powered on (1 reached powerCycling.maxPowerOnsPerDay (3); the others are on, being deleted, or Failed)"
