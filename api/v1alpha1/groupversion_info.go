@@ -1,5 +1,6 @@
 // Package v1alpha1 holds the infra.homelab-autoscaler.dev/v1alpha1 API: Group (a node group that
-// cluster-autoscaler scales) and Machine (one physical machine and how to power it).
+// cluster-autoscaler scales), Machine (one physical machine and how to power it) and AgentRequest
+// (the manager's request to a homelab-agent).
 //
 // +kubebuilder:object:generate=true
 // +groupName=infra.homelab-autoscaler.dev
@@ -23,7 +24,7 @@ var (
 )
 
 func addKnownTypes(s *runtime.Scheme) error {
-	s.AddKnownTypes(GroupVersion, &Group{}, &GroupList{}, &Machine{}, &MachineList{})
+	s.AddKnownTypes(GroupVersion, &Group{}, &GroupList{}, &Machine{}, &MachineList{}, &AgentRequest{}, &AgentRequestList{})
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil
 }

@@ -163,7 +163,8 @@ type Pricing struct {
 // PowerSpec names a driver per action, each replacing spec.bmc for that action: start powers the
 // machine on, stop powers it off, status reads its power state.
 // +kubebuilder:validation:XValidation:rule="!has(self.start) || !has(self.start.ssh)",message="power.start cannot use ssh: ssh can only power a machine off (use wakeOnLAN, ipmi, redfish, http or job)"
-// +kubebuilder:validation:XValidation:rule="!has(self.stop) || !has(self.stop.wakeOnLAN)",message="power.stop cannot use wakeOnLAN: Wake-on-LAN can only power a machine on (use ipmi, redfish, ssh, http or job)"
+// +kubebuilder:validation:XValidation:rule="!has(self.stop) || !has(self.stop.wakeOnLAN)",message="power.stop cannot use wakeOnLAN: Wake-on-LAN can only power a machine on (use ipmi, redfish, ssh, http, job or agent)"
+// +kubebuilder:validation:XValidation:rule="!has(self.start) || !has(self.start.agent)",message="power.start cannot use agent: the machine's own agent can only shut it down (use wakeOnLAN, ipmi, redfish, http or job)"
 type PowerSpec struct {
 	// Start powers the machine on. Default: spec.bmc.
 	// +optional
@@ -180,7 +181,7 @@ type PowerSpec struct {
 
 // PowerDriver is exactly one power driver, plus how long one call to it may take. An ipmi or
 // redfish driver here is complete in itself: only spec.bmc takes fields from the Group.
-// +kubebuilder:validation:XValidation:rule="[has(self.wakeOnLAN), has(self.ipmi), has(self.redfish), has(self.ssh), has(self.http), has(self.job)].filter(x, x).size() == 1",message="set exactly one power driver: one of wakeOnLAN, ipmi, redfish, ssh, http or job"
+// +kubebuilder:validation:XValidation:rule="[has(self.wakeOnLAN), has(self.ipmi), has(self.redfish), has(self.ssh), has(self.http), has(self.job), has(self.agent)].filter(x, x).size() == 1",message="set exactly one power driver: one of wakeOnLAN, ipmi, redfish, ssh, http, job or agent"
 // +kubebuilder:validation:XValidation:rule="!has(self.ipmi) || (has(self.ipmi.address) && has(self.ipmi.credentialsSecretRef))",message="ipmi in a power slot needs address and credentialsSecretRef (only spec.bmc takes them from the Group's machineDefaults)"
 // +kubebuilder:validation:XValidation:rule="!has(self.redfish) || (has(self.redfish.endpoint) && has(self.redfish.credentialsSecretRef))",message="redfish in a power slot needs endpoint and credentialsSecretRef (only spec.bmc takes them from the Group's machineDefaults)"
 // +kubebuilder:validation:XValidation:rule="!has(self.ipmi) || !has(self.ipmi.gracefulShutdownTimeout) || !has(self.timeout) || duration(self.ipmi.gracefulShutdownTimeout) < duration(self.timeout)",message="ipmi.gracefulShutdownTimeout must be shorter than timeout: the forced power-off that follows it happens within the same call"
@@ -210,7 +211,15 @@ type PowerDriver struct {
 	// Job runs a Kubernetes Job that does anything else.
 	// +optional
 	Job *JobDriver `json:"job,omitempty"`
+	// Agent has the homelab-agent running on the machine itself shut it down gracefully (power off
+	// only), after the manager's drain: no SSH key, no BMC. See docs/drivers/agent.md.
+	// +optional
+	Agent *AgentDriver `json:"agent,omitempty"`
 }
+
+// AgentDriver has the machine's own homelab-agent power it off. It has no settings yet: the agent
+// is found by the machine's Node.
+type AgentDriver struct{}
 
 // PowerStatusSource is exactly one driver that can read a machine's power state.
 // +kubebuilder:validation:XValidation:rule="[has(self.ipmi), has(self.redfish), has(self.http)].filter(x, x).size() == 1",message="set exactly one power status driver: one of ipmi, redfish or http"
@@ -234,6 +243,7 @@ type PowerStatusSource struct {
 }
 
 // WakeOnLANDriver sends a Wake-on-LAN magic packet.
+// +kubebuilder:validation:XValidation:rule="!has(self.via) || !has(self.secureOnSecretRef)",message="a relayed wake (via) cannot use secureOnSecretRef: the agent would have to read the Secret"
 type WakeOnLANDriver struct {
 	// MAC is the machine's network card address, e.g. "aa:bb:cc:dd:ee:ff" or "aa-bb-cc-dd-ee-ff".
 	// One separator throughout: the driver's parser (net.ParseMAC) refuses a mix.
@@ -252,6 +262,13 @@ type WakeOnLANDriver struct {
 	// SecureOnSecretRef names a Secret key holding a SecureOn password (6 bytes, written as a MAC).
 	// +optional
 	SecureOnSecretRef *SecretKeyReference `json:"secureOnSecretRef,omitempty"`
+	// Via names the network segment (e.g. lan-2) whose homelab-agent sends the packets from its
+	// node's host network, for a manager that cannot reach the machine's LAN with a broadcast.
+	// broadcastAddress is then read on the agent's network. See docs/drivers/agent.md.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="via must name a segment in lower-case letters, digits and '-', such as lan-2"
+	Via string `json:"via,omitempty"`
 }
 
 // IPMIDriver talks to a BMC over IPMI v2.0 (lanplus).

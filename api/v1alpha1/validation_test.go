@@ -136,7 +136,7 @@ func TestInvalidObjectsAreRejectedWithClearMessages(t *testing.T) {
       wakeOnLAN: {mac: "aa:bb:cc:dd:ee:01"}
       ipmi: {address: 192.0.2.20, credentialsSecretRef: {name: bmc}}
     stop: {ipmi: {address: 192.0.2.20, credentialsSecretRef: {name: bmc}}}`),
-			"set exactly one power driver: one of wakeOnLAN, ipmi, redfish, ssh, http or job"},
+			"set exactly one power driver: one of wakeOnLAN, ipmi, redfish, ssh, http, job or agent"},
 		{"no driver in a slot", machineYAML(`
   group: workers
   power:

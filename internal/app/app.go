@@ -122,7 +122,7 @@ func addControllers(mgr ctrl.Manager, writer *optimistic.Writer, o Options, srv 
 // BuiltinDrivers is the registry of every built-in power driver, each counted in the power
 // metrics, those that dial an address within the egress policy, the Job driver within jobs.
 func BuiltinDrivers(mgr ctrl.Manager, egress power.EgressPolicy, jobs power.JobPolicy) power.Registry {
-	all := append(power.BuiltinWith(power.Options{Egress: &egress}), power.JobDriver{Client: mgr.GetClient(), Policy: jobs})
+	all := append(power.BuiltinWith(power.Options{Egress: &egress, Relay: mgr.GetClient()}), power.JobDriver{Client: mgr.GetClient(), Policy: jobs})
 	for i, d := range all {
 		all[i] = power.Instrument(d, nil)
 	}

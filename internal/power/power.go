@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
 )
@@ -52,6 +53,15 @@ type Outcome struct {
 	Done bool
 	// Detail is a short human description ("job node-1-on-2 running").
 	Detail string
+	// RecheckAfter, for an outcome not Done, is when it may change by the clock alone (a relayed
+	// wake nobody took by its deadline); zero when only a watched change can change it.
+	RecheckAfter time.Duration
+}
+
+// Async reports whether s's action runs asynchronously (a Job, a wake relayed through a
+// homelab-agent): its outcome comes back through a watch, and the caller asks again for it.
+func Async(s Slot) bool {
+	return s.Job != nil || (s.WakeOnLAN != nil && s.WakeOnLAN.Via != "")
 }
 
 // Driver powers machines through one mechanism.

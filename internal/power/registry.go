@@ -7,6 +7,8 @@ type Registry map[string]Driver
 type Options struct {
 	// Egress limits the addresses the drivers connect and send to; nil allows every address.
 	Egress *EgressPolicy
+	// Relay records the wake requests homelab-agents send (wakeOnLAN.via); nil refuses them.
+	Relay relayClient
 }
 
 // Builtin returns the drivers that need nothing but their configuration: Wake-on-LAN, IPMI,
@@ -19,7 +21,7 @@ func Builtin() []Driver {
 // BuiltinWith returns the drivers of Builtin configured by o.
 func BuiltinWith(o Options) []Driver {
 	//nolint:staticcheck // each driver takes the options it needs; a conversion would break when they differ
-	return []Driver{WakeOnLAN{Egress: o.Egress}, IPMI{Egress: o.Egress}, Redfish{Egress: o.Egress}, SSH{Egress: o.Egress}, HTTP{Egress: o.Egress}}
+	return []Driver{WakeOnLAN{Egress: o.Egress, Relay: o.Relay}, IPMI{Egress: o.Egress}, Redfish{Egress: o.Egress}, SSH{Egress: o.Egress}, HTTP{Egress: o.Egress}}
 }
 
 // NewRegistry registers drivers by their names.

@@ -14,6 +14,7 @@ const (
 	DriverSSH       = "ssh"
 	DriverHTTP      = "http"
 	DriverJob       = "job"
+	DriverAgent     = "agent"
 )
 
 // Slot is one configured driver of a Machine (its BMC, or power.start, power.stop or power.status)
@@ -26,6 +27,7 @@ type Slot struct {
 	SSH       *infrav1.SSHDriver
 	HTTP      *infrav1.HTTPDriver
 	Job       *infrav1.JobDriver
+	Agent     *infrav1.AgentDriver
 }
 
 // DriverName names the slot's driver, or "" for an empty slot.
@@ -43,6 +45,8 @@ func (s Slot) DriverName() string {
 		return DriverHTTP
 	case s.Job != nil:
 		return DriverJob
+	case s.Agent != nil:
+		return DriverAgent
 	}
 	return ""
 }
@@ -54,7 +58,7 @@ func slotFrom(a infrav1.PowerDriver) Slot {
 	}
 	return Slot{
 		Timeout: timeout, WakeOnLAN: a.WakeOnLAN, IPMI: a.IPMI, Redfish: a.Redfish,
-		SSH: a.SSH, HTTP: a.HTTP, Job: a.Job,
+		SSH: a.SSH, HTTP: a.HTTP, Job: a.Job, Agent: a.Agent,
 	}
 }
 

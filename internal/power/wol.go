@@ -24,6 +24,11 @@ const (
 type WakeOnLAN struct {
 	// Egress limits the addresses the driver sends to; nil allows every address.
 	Egress *EgressPolicy
+	// Relay records the wake requests of slots with wakeOnLAN.via for a homelab-agent to send;
+	// nil refuses such slots.
+	Relay relayClient
+	// Now returns the current time; nil is time.Now.
+	Now func() time.Time
 }
 
 // Name implements Driver.
@@ -44,6 +49,9 @@ func (w WakeOnLAN) do(ctx context.Context, req Request) (Outcome, error) {
 	cfg := req.Slot.WakeOnLAN
 	if cfg == nil {
 		return Outcome{}, Errorf(DriverWakeOnLAN, req.Action, ClassConfig, "the slot has no wakeOnLAN configuration")
+	}
+	if cfg.Via != "" {
+		return w.relayWake(ctx, req)
 	}
 	ctx, cancel := callContext(ctx, req)
 	defer cancel()

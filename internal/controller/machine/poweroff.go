@@ -125,7 +125,7 @@ func (r *Reconciler) issueOff(ctx context.Context, s *scope) (ctrl.Result, bool,
 	if err != nil {
 		return r.attemptFailed(ctx, s, err)
 	}
-	if slot.Job == nil {
+	if !power.Async(slot) {
 		// A synchronous command is done when the call returns: confirm at once.
 		return ctrl.Result{}, true, nil
 	}
@@ -142,7 +142,7 @@ func (r *Reconciler) issueOff(ctx context.Context, s *scope) (ctrl.Result, bool,
 func (r *Reconciler) confirmOff(ctx context.Context, s *scope) (ctrl.Result, bool, error) {
 	op := s.node.Status.Operation
 	slot, _ := power.SlotFor(s.eff, power.ActionOff)
-	if !op.CommandDone && slot.Job != nil {
+	if !op.CommandDone && power.Async(slot) {
 		// Only an asynchronous driver is called again for the same attempt: the Job it started
 		// is found by name. A synchronous command whose result was not recorded (a restart right
 		// after it) counts as issued; the confirmation or the timeout tells the rest.
@@ -155,7 +155,7 @@ func (r *Reconciler) confirmOff(ctx context.Context, s *scope) (ctrl.Result, boo
 			return ctrl.Result{}, err == nil, err
 		}
 	}
-	if (op.CommandDone || slot.Job == nil) && r.confirmedOff(ctx, s) {
+	if (op.CommandDone || !power.Async(slot)) && r.confirmedOff(ctx, s) {
 		return r.finishOff(ctx, s)
 	}
 	deadline := op.AttemptStartedAt.Add(shutdownTimeout(s))
@@ -163,7 +163,7 @@ func (r *Reconciler) confirmOff(ctx context.Context, s *scope) (ctrl.Result, boo
 		return r.attemptFailed(ctx, s, &power.Error{Driver: op.Driver, Action: power.ActionOff, Class: power.Class(ReasonShutdownTimeout),
 			Err: fmt.Errorf("the machine was not confirmed off within %s of the power-off command", shutdownTimeout(s))})
 	}
-	if !op.CommandDone && slot.Job != nil {
+	if !op.CommandDone && power.Async(slot) {
 		// The Job's completion wakes us; the deadline is the backstop.
 		return ctrl.Result{RequeueAfter: deadline.Sub(s.now)}, false, nil
 	}

@@ -132,7 +132,8 @@ func (r *Reconciler) openOn(ctx context.Context, s *scope, attempt int32, kind i
 func (r *Reconciler) awaitBoot(ctx context.Context, s *scope) (ctrl.Result, bool, error) {
 	op := s.node.Status.Operation
 	slot, _ := power.SlotFor(s.eff, power.ActionOn)
-	if slot.Job != nil && !op.CommandDone {
+	var recheck time.Duration
+	if power.Async(slot) && !op.CommandDone {
 		out, err := r.call(ctx, s, slot, power.ActionOn)
 		if err != nil {
 			return r.attemptFailed(ctx, s, err)
@@ -141,6 +142,7 @@ func (r *Reconciler) awaitBoot(ctx context.Context, s *scope) (ctrl.Result, bool
 			err := r.write(ctx, s, func(st *infrav1.MachineStatus) { st.Operation.CommandDone = true })
 			return ctrl.Result{}, err == nil, err
 		}
+		recheck = out.RecheckAfter
 	}
 	deadline := op.AttemptStartedAt.Add(bootTimeout(s))
 	if !s.now.Before(deadline) {
@@ -153,6 +155,9 @@ func (r *Reconciler) awaitBoot(ctx context.Context, s *scope) (ctrl.Result, bool
 		}
 		return r.attemptFailed(ctx, s, &power.Error{Driver: op.Driver, Action: power.ActionOn, Class: power.Class(ReasonBootTimeout),
 			Err: fmt.Errorf("the machine did not register a Ready Node within %s", bootTimeout(s))})
+	}
+	if recheck > 0 && recheck < deadline.Sub(s.now) {
+		return ctrl.Result{RequeueAfter: recheck}, false, nil
 	}
 	return ctrl.Result{RequeueAfter: deadline.Sub(s.now)}, false, nil
 }

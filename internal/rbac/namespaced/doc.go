@@ -16,3 +16,9 @@ package namespaced
 
 // Events on machines and Groups (events.k8s.io).
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Wakes relayed through a homelab-agent: the manager records one AgentRequest per attempt, reads
+// the agents' answers through the cache and, when nobody answered in time, records that it gave
+// up (a status update with the read resourceVersion as precondition).
+// +kubebuilder:rbac:groups=infra.homelab-autoscaler.dev,resources=agentrequests,verbs=get;list;watch;create
+// +kubebuilder:rbac:groups=infra.homelab-autoscaler.dev,resources=agentrequests/status,verbs=get;update

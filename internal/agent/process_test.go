@@ -1,0 +1,249 @@
+package agent_test
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/relay"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/testenv"
+)
+
+// buildAgent builds cmd/homelab-agent into dir.
+func buildAgent(t *testing.T, dir string) string {
+	t.Helper()
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("building the agent needs the go command: %v", err)
+	}
+	bin := filepath.Join(dir, "homelab-agent")
+	cmd := exec.Command(goBin, "build", "-o", bin, "./cmd/homelab-agent") //nolint:gosec // the project's own build
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building the agent: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// agentProcess is a running homelab-agent.
+type agentProcess struct {
+	identity  string
+	probeAddr string
+	cmd       *exec.Cmd
+	out       *testenv.SyncBuffer
+	exited    chan struct{}
+}
+
+// runAgent starts the agent binary with args and the environment variables extra until the
+// test ends.
+func runAgent(t *testing.T, bin, identity string, extra []string, args ...string) *agentProcess {
+	t.Helper()
+	p := &agentProcess{identity: identity, probeAddr: freeAddr(t), out: &testenv.SyncBuffer{}, exited: make(chan struct{})}
+	p.cmd = exec.Command(bin, append(args, "--metrics-bind-address", "0", "--health-probe-bind-address", p.probeAddr)...) //nolint:gosec // the project's own binary
+	p.cmd.Env = append(os.Environ(), extra...)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = p.cmd.Wait(); close(p.exited) }()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+		if t.Failed() {
+			t.Logf("agent %s output:\n%s", identity, p.out.String())
+		}
+	})
+	return p
+}
+
+// waitReady waits until the agent's readiness probe passes: its request informer has synced.
+func (p *agentProcess) waitReady(t *testing.T) {
+	t.Helper()
+	testenv.Eventually(t, time.Minute, "agent "+p.identity+" to be ready", func() bool {
+		resp, err := http.Get("http://" + p.probeAddr + "/readyz") //nolint:noctx // a loopback probe in a test
+		if err != nil {
+			return false
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+}
+
+// kill ends the agent with SIGKILL, the stop it cannot clean up after.
+func (p *agentProcess) kill(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-p.exited
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = l.Close() }()
+	return l.Addr().String()
+}
+
+// Bad flags stop the command at once with a clear message.
+func TestAgentCommandRefusesBadFlags(t *testing.T) {
+	bin := buildAgent(t, t.TempDir())
+	cmd := exec.Command(bin, "--segment", "lan-2,LAN 3", "--node-name", "n1") //nolint:gosec // the project's own binary
+	cmd.Env = append(os.Environ(), "POD_NAME=", "KUBECONFIG=/nonexistent")
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+		t.Fatalf("exit %v; want status 2\n%s", err, out)
+	}
+	for _, want := range []string{`"LAN 3" is not a valid name`, "--pod-name (or $POD_NAME) is required"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// Two agent processes serve segment lan-2 against the apiserver, as a DaemonSet's pods would.
+func TestAgentProcesses(t *testing.T) {
+	dir := t.TempDir()
+	bin := buildAgent(t, dir)
+	kubeconfig, err := env.WriteKubeconfig(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := namespace(t)
+	a := runAgent(t, bin, "node-a/agent-a", nil,
+		"--kubeconfig", kubeconfig, "--segment", "lan-2", "--namespace", ns, "--node-name", "node-a", "--pod-name", "agent-a")
+	// The other takes its identity from the environment, as the DaemonSet sets it.
+	b := runAgent(t, bin, "node-b/agent-b", []string{"NODE_NAME=node-b", "POD_NAME=agent-b"},
+		"--kubeconfig", kubeconfig, "--segment", "lan-1,lan-2", "--namespace", "other-ns,"+ns)
+	a.waitReady(t)
+	b.waitReady(t)
+	agents := map[string]*agentProcess{a.identity: a, b.identity: b}
+
+	t.Run("one of two sends, as wakeonlan would", func(t *testing.T) {
+		n := listen(t)
+		l := request(t, ns, "m1", "lan-2", mac1, n, time.Now().Add(time.Minute))
+		done := waitState(t, l, relay.StateDone, 30*time.Second)
+		if agents[relay.Holder(done)] == nil {
+			t.Fatalf("Done by %q", relay.Holder(done))
+		}
+		n.flush(t)
+		n.expectOnly(t, map[string]int{string(magic(t, mac1)): 3})
+
+		// Debian's wakeonlan sends the same 102 bytes for the MAC.
+		if out, err := exec.Command("wakeonlan", "-i", "127.0.0.1", "-p", strconv.Itoa(n.port), mac1).CombinedOutput(); err != nil {
+			t.Fatalf("wakeonlan: %v\n%s", err, out)
+		}
+		n.flush(t)
+		n.expectOnly(t, map[string]int{string(magic(t, mac1)): 4})
+	})
+
+	t.Run("a claim that ran out is taken over", func(t *testing.T) {
+		n := listen(t)
+		// Recorded with a segment nobody serves, then claimed and moved to lan-2 in one write,
+		// so that the agents first see it claimed, 9 s ago by an agent that stopped.
+		l := request(t, ns, "m2", "lan-0", mac2, n, time.Now().Add(time.Minute))
+		l.Labels[relay.LabelSegment] = "lan-2"
+		if err := relay.Claim(context.Background(), env.Client, l, "node-x/dead", time.Now().Add(-relay.ClaimDuration+time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		done := waitState(t, l, relay.StateDone, 30*time.Second)
+		if agents[relay.Holder(done)] == nil {
+			t.Fatalf("Done by %q", relay.Holder(done))
+		}
+		n.flush(t)
+		n.expectOnly(t, map[string]int{string(magic(t, mac2)): 3})
+	})
+
+	t.Run("nobody serves lan-9", func(t *testing.T) {
+		n := listen(t)
+		orphan := request(t, ns, "m3", "lan-9", mac3, n, time.Now().Add(2*time.Second))
+		// Served after the orphan was recorded: the agents are at work and saw it.
+		served := request(t, ns, "m4", "lan-2", "aa:bb:cc:dd:ee:04", n, time.Now().Add(time.Minute))
+		waitState(t, served, relay.StateDone, 30*time.Second)
+		testenv.Eventually(t, 30*time.Second, "the manager's verdict on the orphan to be a failure", func() bool {
+			return relay.Read(read(t, orphan), time.Now()).Failed != ""
+		})
+		if v := relay.Read(read(t, orphan), time.Now()); v.Failed != "no homelab-agent serves segment lan-9: nobody took the request in time" {
+			t.Fatalf("verdict %+v", v)
+		}
+		expectUntouched(t, orphan)
+		n.flush(t)
+		n.expectOnly(t, map[string]int{string(magic(t, "aa:bb:cc:dd:ee:04")): 3})
+	})
+
+	// Last: it leaves one agent.
+	t.Run("SIGKILL of the agent that claimed", func(t *testing.T) {
+		n := listen(t)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		w, err := env.Client.Watch(ctx, &coordinationv1.LeaseList{}, client.InNamespace(ns))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Stop()
+		l := request(t, ns, "m5", "lan-2", "aa:bb:cc:dd:ee:05", n, time.Now().Add(time.Minute))
+		var killed *agentProcess
+		var seen relay.State
+		for ev := range w.ResultChan() {
+			got, ok := ev.Object.(*coordinationv1.Lease)
+			if !ok || got.Name != l.Name || relay.Holder(got) == "" {
+				continue
+			}
+			killed, seen = agents[relay.Holder(got)], relay.StateOf(got)
+			if killed == nil {
+				t.Fatalf("request held by %q", relay.Holder(got))
+			}
+			killed.kill(t)
+			break
+		}
+		if killed == nil {
+			t.Fatal("no agent claimed the request")
+		}
+		// Killed while Claimed, the other agent takes over once the claim runs out; killed later,
+		// the request ends Done or stays Acting, which the manager reports.
+		var final *coordinationv1.Lease
+		testenv.Eventually(t, 3*relay.ClaimDuration, "the request to be Done or failed", func() bool {
+			final = read(t, l)
+			return relay.StateOf(final) == relay.StateDone || relay.Read(final, time.Now()).Failed != ""
+		})
+		n.flush(t)
+		sent := n.count(magic(t, "aa:bb:cc:dd:ee:05"))
+		t.Logf("killed %s when it saw %s; the request ended %s held by %s after %d packets", killed.identity, seen, relay.StateOf(final), relay.Holder(final), sent)
+		switch relay.StateOf(final) {
+		case relay.StateDone:
+			n.expectOnly(t, map[string]int{string(magic(t, "aa:bb:cc:dd:ee:05")): 3})
+		case relay.StateActing:
+			if relay.Holder(final) != killed.identity {
+				t.Fatalf("Acting by %q, which was not killed", relay.Holder(final))
+			}
+			if v := relay.Read(final, time.Now()); !strings.Contains(v.Failed, "stopped after it took the request") {
+				t.Fatalf("verdict %+v", v)
+			}
+			// Killed while sending: some of one set of packets, never more.
+			if sent > 3 {
+				t.Fatalf("%d packets sent; at most one set of 3", sent)
+			}
+			n.expectOnly(t, map[string]int{string(magic(t, "aa:bb:cc:dd:ee:05")): sent})
+		default:
+			t.Fatalf("request ended %s: %+v", relay.StateOf(final), relay.Read(final, time.Now()))
+		}
+	})
+}

@@ -1,0 +1,344 @@
+package agent_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/agent"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/relay"
+)
+
+const (
+	mac1 = "aa:bb:cc:dd:ee:01"
+	mac2 = "aa:bb:cc:dd:ee:02"
+	mac3 = "aa:bb:cc:dd:ee:03"
+)
+
+func reconcile(t *testing.T, w *agent.Waker, l *coordinationv1.Lease) ctrl.Result {
+	t.Helper()
+	res, err := w.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(l)})
+	if err != nil {
+		t.Fatalf("%s reconciling %s: %v", w.Agent, l.Name, err)
+	}
+	return res
+}
+
+// expectUntouched fails unless the request is still Requested and held by nobody.
+func expectUntouched(t *testing.T, l *coordinationv1.Lease) {
+	t.Helper()
+	got := read(t, l)
+	if relay.StateOf(got) != relay.StateRequested || relay.Holder(got) != "" {
+		t.Fatalf("request %s is %s held by %q; want Requested and held by nobody", l.Name, relay.StateOf(got), relay.Holder(got))
+	}
+}
+
+// Two agents of the segment, each in its own manager, race for every request: one sends three
+// packets, exactly once; a request of another segment is left alone.
+func TestTwoAgentsSendOnce(t *testing.T) {
+	ns, n := namespace(t), listen(t)
+	startAgent(t, ns, "node-a/agent-a", "lan-2")
+	startAgent(t, ns, "node-b/agent-b", "lan-2")
+	other := request(t, ns, "m3", "lan-3", mac3, n, time.Now().Add(time.Minute))
+	first := request(t, ns, "m1", "lan-2", mac1, n, time.Now().Add(time.Minute))
+
+	done := waitState(t, first, relay.StateDone, 20*time.Second)
+	if h := relay.Holder(done); h != "node-a/agent-a" && h != "node-b/agent-b" {
+		t.Fatalf("request held by %q", h)
+	}
+	v := relay.Read(done, time.Now())
+	if !v.Done || !strings.Contains(v.Detail, "sent 3 magic packets") || !strings.Contains(v.Detail, relay.Holder(done)) {
+		t.Fatalf("verdict %+v", v)
+	}
+	// A second request, served after the first, shows the agents still serve (and that the
+	// request of lan-3 had its chance to be, wrongly, served).
+	second := request(t, ns, "m2", "lan-2", mac2, n, time.Now().Add(time.Minute))
+	waitState(t, second, relay.StateDone, 20*time.Second)
+	n.flush(t)
+	n.expectOnly(t, map[string]int{string(magic(t, mac1)): 3, string(magic(t, mac2)): 3})
+	expectUntouched(t, other)
+}
+
+// Two agents reconcile each of several requests from concurrent goroutines, repeatedly, reading
+// the apiserver directly (no cache to lag): each request is sent by exactly one of them, once.
+func TestConcurrentReconcilesSendOnce(t *testing.T) {
+	ns, n := namespace(t), listen(t)
+	agents := []*agent.Waker{
+		{Client: env.Client, Agent: "node-a/agent-a", Segments: []string{"lan-1", "lan-2"}},
+		{Client: env.Client, Agent: "node-b/agent-b", Segments: []string{"lan-2"}},
+	}
+	macs := []string{"52:54:00:00:00:01", "52:54:00:00:00:02", "52:54:00:00:00:03", "52:54:00:00:00:04", "52:54:00:00:00:05", "52:54:00:00:00:06"}
+	var leases []*coordinationv1.Lease
+	for i, mac := range macs {
+		leases = append(leases, request(t, ns, "m"+string(rune('a'+i)), "lan-2", mac, n, time.Now().Add(time.Minute)))
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, len(leases)*len(agents)*3)
+	for _, l := range leases {
+		for _, w := range agents {
+			wg.Go(func() {
+				for range 3 {
+					if _, err := w.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(l)}); err != nil {
+						errs <- err
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	want := map[string]int{}
+	for i, l := range leases {
+		got := read(t, l)
+		if relay.StateOf(got) != relay.StateDone || (relay.Holder(got) != agents[0].Agent && relay.Holder(got) != agents[1].Agent) {
+			t.Errorf("request %s is %s held by %q; want Done by one of the agents", l.Name, relay.StateOf(got), relay.Holder(got))
+		}
+		want[string(magic(t, macs[i]))] = 3
+	}
+	n.flush(t)
+	n.expectOnly(t, want)
+}
+
+// A claim whose agent stopped before Acting is taken over once it runs out, not before: the
+// agent asks to look again exactly then.
+func TestTakesOverAClaimThatRanOut(t *testing.T) {
+	ns, n, clk := namespace(t), listen(t), newClock()
+	t0 := clk.Now()
+	l := request(t, ns, "m1", "lan-2", mac1, n, t0.Add(time.Minute))
+	if err := relay.Claim(context.Background(), env.Client, l, "node-x/dead", t0); err != nil {
+		t.Fatal(err)
+	}
+	live := &agent.Waker{Client: env.Client, Agent: "node-a/agent-a", Segments: []string{"lan-2"}, Now: clk.Now}
+
+	clk.set(t0.Add(4 * time.Second))
+	if res := reconcile(t, live, l); res.RequeueAfter != relay.ClaimDuration-4*time.Second {
+		t.Fatalf("result %+v; want a look again in %s, when the claim runs out", res, relay.ClaimDuration-4*time.Second)
+	}
+	if got := read(t, l); relay.StateOf(got) != relay.StateClaimed || relay.Holder(got) != "node-x/dead" {
+		t.Fatalf("a standing claim was taken over: %s held by %q", relay.StateOf(got), relay.Holder(got))
+	}
+
+	clk.set(t0.Add(relay.ClaimDuration))
+	reconcile(t, live, l)
+	reconcile(t, live, l)
+	if got := read(t, l); relay.StateOf(got) != relay.StateDone || relay.Holder(got) != live.Agent {
+		t.Fatalf("request %s held by %q; want Done by %s", relay.StateOf(got), relay.Holder(got), live.Agent)
+	}
+	n.flush(t)
+	n.expectOnly(t, map[string]int{string(magic(t, mac1)): 3})
+}
+
+// In a running agent, the look again at the end of another agent's claim comes by itself: no
+// change of the Lease announces it.
+func TestRunningAgentTakesOverAClaimThatRanOut(t *testing.T) {
+	ns, n := namespace(t), listen(t)
+	l := request(t, ns, "m1", "lan-2", mac1, n, time.Now().Add(time.Minute))
+	// The claim was made 9 s ago: it runs out in a second.
+	if err := relay.Claim(context.Background(), env.Client, l, "node-x/dead", time.Now().Add(-relay.ClaimDuration+time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	startAgent(t, ns, "node-a/agent-a", "lan-2")
+	done := waitState(t, l, relay.StateDone, 20*time.Second)
+	if relay.Holder(done) != "node-a/agent-a" {
+		t.Fatalf("Done by %q", relay.Holder(done))
+	}
+	n.flush(t)
+	n.expectOnly(t, map[string]int{string(magic(t, mac1)): 3})
+}
+
+// An agent resumes its own claim (its container restarted between Claim and Acting): nothing
+// was sent, since Acting comes first.
+func TestResumesItsOwnClaim(t *testing.T) {
+	ns, n := namespace(t), listen(t)
+	w := &agent.Waker{Client: env.Client, Agent: "node-a/agent-a", Segments: []string{"lan-2"}}
+	l := request(t, ns, "m1", "lan-2", mac1, n, time.Now().Add(time.Minute))
+	if err := relay.Claim(context.Background(), env.Client, l, w.Agent, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	reconcile(t, w, l)
+	if got := read(t, l); relay.StateOf(got) != relay.StateDone || relay.Holder(got) != w.Agent {
+		t.Fatalf("request %s held by %q", relay.StateOf(got), relay.Holder(got))
+	}
+	n.flush(t)
+	n.expectOnly(t, map[string]int{string(magic(t, mac1)): 3})
+}
+
+// A request left Acting by an agent that stopped is never sent by another, even long after its
+// claim ran out; the manager reads it as failed.
+func TestActingIsNeverTakenOver(t *testing.T) {
+	ns, n, clk := namespace(t), listen(t), newClock()
+	t0 := clk.Now()
+	l := request(t, ns, "m1", "lan-2", mac1, n, t0.Add(time.Minute))
+	if err := relay.Claim(context.Background(), env.Client, l, "node-x/dead", t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := relay.Acting(context.Background(), env.Client, l, "node-x/dead", t0); err != nil {
+		t.Fatal(err)
+	}
+	live := &agent.Waker{Client: env.Client, Agent: "node-a/agent-a", Segments: []string{"lan-2"}, Now: clk.Now}
+	for _, after := range []time.Duration{time.Second, relay.ClaimDuration, 30 * time.Second} {
+		clk.set(t0.Add(after))
+		if res := reconcile(t, live, l); res != (ctrl.Result{}) {
+			t.Fatalf("%s after Acting: result %+v; nothing should be left to look at", after, res)
+		}
+	}
+	got := read(t, l)
+	if relay.StateOf(got) != relay.StateActing || relay.Holder(got) != "node-x/dead" {
+		t.Fatalf("request %s held by %q; want Acting by the stopped agent", relay.StateOf(got), relay.Holder(got))
+	}
+	if v := relay.Read(got, clk.Now()); !strings.Contains(v.Failed, "stopped after it took the request") {
+		t.Fatalf("verdict %+v", v)
+	}
+	n.flush(t)
+	n.expectOnly(t, nil)
+}
+
+// A request past its deadline is never claimed, whether new or claimed by an agent that stopped.
+func TestPastDeadlineNeverClaimed(t *testing.T) {
+	ns, n, clk := namespace(t), listen(t), newClock()
+	t0 := clk.Now()
+	fresh := request(t, ns, "m1", "lan-2", mac1, n, t0.Add(5*time.Second))
+	claimed := request(t, ns, "m2", "lan-2", mac2, n, t0.Add(5*time.Second))
+	if err := relay.Claim(context.Background(), env.Client, claimed, "node-x/dead", t0); err != nil {
+		t.Fatal(err)
+	}
+	w := &agent.Waker{Client: env.Client, Agent: "node-a/agent-a", Segments: []string{"lan-2"}, Now: clk.Now}
+	clk.set(t0.Add(relay.ClaimDuration))
+	reconcile(t, w, fresh)
+	reconcile(t, w, claimed)
+	expectUntouched(t, fresh)
+	if v := relay.Read(read(t, fresh), clk.Now()); v.Failed != "no homelab-agent serves segment lan-2: nobody took the request in time" {
+		t.Fatalf("verdict %+v", v)
+	}
+	if got := read(t, claimed); relay.StateOf(got) != relay.StateClaimed || relay.Holder(got) != "node-x/dead" {
+		t.Fatalf("request %s held by %q; want still Claimed by the stopped agent", relay.StateOf(got), relay.Holder(got))
+	}
+	n.flush(t)
+	n.expectOnly(t, nil)
+}
+
+// Requests of segments the agent does not serve, of another kind, or that it cannot read are
+// left alone.
+func TestLeavesOtherRequestsAlone(t *testing.T) {
+	ns, n := namespace(t), listen(t)
+	w := &agent.Waker{Client: env.Client, Agent: "node-a/agent-a", Segments: []string{"lan-2"}}
+	deadline := time.Now().Add(time.Minute)
+	otherSegment := request(t, ns, "m1", "lan-3", mac1, n, deadline)
+	otherKind := request(t, ns, "m2", "lan-2", mac2, n, deadline)
+	otherKind.Labels[relay.LabelKind] = "reboot"
+	if err := env.Client.Update(context.Background(), otherKind); err != nil {
+		t.Fatal(err)
+	}
+	badTarget := request(t, ns, "m3", "lan-2", mac3, n, deadline)
+	badTarget.Annotations[relay.AnnotationTarget] = "127.0.0.1"
+	if err := env.Client.Update(context.Background(), badTarget); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range []*coordinationv1.Lease{otherSegment, otherKind, badTarget} {
+		reconcile(t, w, l)
+		expectUntouched(t, l)
+	}
+	n.flush(t)
+	n.expectOnly(t, nil)
+}
+
+// A send that fails after Acting is neither recorded as Done nor tried again: some packets may
+// have gone.
+func TestFailedSendIsNotRetried(t *testing.T) {
+	ns, n, clk := namespace(t), listen(t), newClock()
+	t0 := clk.Now()
+	var sends atomic.Int32
+	w := &agent.Waker{Client: env.Client, Agent: "node-a/agent-a", Segments: []string{"lan-2"}, Now: clk.Now,
+		Send: func(context.Context, string, string, int32) (string, error) {
+			sends.Add(1)
+			return "", errors.New("network is unreachable")
+		}}
+	l := request(t, ns, "m1", "lan-2", mac1, n, t0.Add(time.Minute))
+	for _, after := range []time.Duration{0, time.Second, relay.ClaimDuration, 30 * time.Second} {
+		clk.set(t0.Add(after))
+		reconcile(t, w, l)
+	}
+	if k := sends.Load(); k != 1 {
+		t.Fatalf("sent %d times; want once", k)
+	}
+	got := read(t, l)
+	if relay.StateOf(got) != relay.StateActing || relay.Holder(got) != w.Agent {
+		t.Fatalf("request %s held by %q; want Acting by %s", relay.StateOf(got), relay.Holder(got), w.Agent)
+	}
+	if v := relay.Read(got, clk.Now()); !strings.Contains(v.Failed, "stopped after it took the request") {
+		t.Fatalf("verdict %+v", v)
+	}
+}
+
+// Done that fails to be recorded once (the apiserver is briefly unavailable) is recorded on a
+// later try, without a second send.
+func TestDoneIsRecordedAfterAFailedWrite(t *testing.T) {
+	ns, n := namespace(t), listen(t)
+	var failed atomic.Bool
+	c := interceptor.NewClient(env.Client, interceptor.Funcs{
+		Update: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.UpdateOption) error {
+			if obj.GetAnnotations()[relay.AnnotationState] == string(relay.StateDone) && failed.CompareAndSwap(false, true) {
+				return apierrors.NewServiceUnavailable("the apiserver is restarting")
+			}
+			return c.Update(ctx, obj, opts...)
+		},
+	})
+	w := &agent.Waker{Client: c, Agent: "node-a/agent-a", Segments: []string{"lan-2"}}
+	l := request(t, ns, "m1", "lan-2", mac1, n, time.Now().Add(time.Minute))
+	reconcile(t, w, l)
+	if !failed.Load() {
+		t.Fatal("the Done write was not refused once")
+	}
+	if got := read(t, l); relay.StateOf(got) != relay.StateDone || relay.Holder(got) != w.Agent {
+		t.Fatalf("request %s held by %q; want Done by %s", relay.StateOf(got), relay.Holder(got), w.Agent)
+	}
+	reconcile(t, w, l)
+	n.flush(t)
+	n.expectOnly(t, map[string]int{string(magic(t, mac1)): 3})
+}
+
+func TestOptionsRefuseBadInput(t *testing.T) {
+	good := agent.Options{Segment: "lan-2,lan-3", NodeName: "n1", PodName: "p1"}
+	if err := good.Validate(); err != nil {
+		t.Fatalf("valid options refused: %v", err)
+	}
+	if got := good.Identity(); got != "n1/p1" {
+		t.Fatalf("identity %q", got)
+	}
+	for _, tc := range []struct {
+		name string
+		edit func(*agent.Options)
+		want string
+	}{
+		{"no segment", func(o *agent.Options) { o.Segment = "" }, "--segment is required"},
+		{"empty segment", func(o *agent.Options) { o.Segment = "lan-2," }, "empty name"},
+		{"bad segment", func(o *agent.Options) { o.Segment = "LAN_2" }, `"LAN_2" is not a valid name`},
+		{"repeated segment", func(o *agent.Options) { o.Segment = "lan-2,lan-2" }, `names "lan-2" twice`},
+		{"bad namespace", func(o *agent.Options) { o.Namespace = "a,b c" }, `"b c" is not a valid name`},
+		{"no node", func(o *agent.Options) { o.NodeName = "" }, "--node-name (or $NODE_NAME) is required"},
+		{"no pod", func(o *agent.Options) { o.PodName = "" }, "--pod-name (or $POD_NAME) is required"},
+		{"slash", func(o *agent.Options) { o.PodName = "a/b" }, "must not contain '/'"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := good
+			tc.edit(&o)
+			err := o.Validate()
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Validate: %v; want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}
