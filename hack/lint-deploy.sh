@@ -28,7 +28,7 @@ for values in "" $chart/ci/*.yaml; do
 	step "helm lint ${values:-(default values)}" helm lint --strict "${args[@]}" $chart
 	step "helm template ${values:-(default values)}" helm template homelab-autoscaler $chart --namespace homelab-autoscaler "${args[@]}"
 done
-for overlay in config/default config/with-cert-manager config/with-cluster-autoscaler config/cluster-autoscaler config/prometheus config/grafana; do
+for overlay in config/default config/with-cert-manager config/with-cluster-autoscaler config/cluster-autoscaler config/all-namespaces config/agent config/prometheus config/grafana; do
 	step "kubectl kustomize $overlay" "$TOOLS_BIN/kubectl" kustomize "$overlay"
 done
 promql() { (cd hack/tools/promql && "$go" run . "$root/config/prometheus/prometheusrule.yaml" "$root/config/grafana/homelab-autoscaler.json"); }

@@ -5,12 +5,14 @@ import (
 )
 
 // AgentRequestKind is what an AgentRequest asks a homelab-agent to do.
-// +kubebuilder:validation:Enum=Wake
+// +kubebuilder:validation:Enum=Wake;Shutdown
 type AgentRequestKind string
 
 const (
 	// AgentWake: send a machine's Wake-on-LAN magic packets from the segment's host network.
 	AgentWake AgentRequestKind = "Wake"
+	// AgentShutdown: the agent running on the machine shuts it down gracefully.
+	AgentShutdown AgentRequestKind = "Shutdown"
 )
 
 // AgentRequestSpec is the manager's request, written once when it is created.
@@ -24,8 +26,13 @@ type AgentRequestSpec struct {
 	// +kubebuilder:validation:Minimum=1
 	Attempt int32 `json:"attempt"`
 	// Segment names the network segment whose agents may serve a Wake.
+	// +optional
 	// +kubebuilder:validation:MaxLength=63
-	Segment string `json:"segment"`
+	Segment string `json:"segment,omitempty"`
+	// Node is the machine's Node, whose agent alone may serve a Shutdown.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	Node string `json:"node,omitempty"`
 	// MAC of the machine's network card, for a Wake.
 	// +optional
 	// +kubebuilder:validation:MaxLength=17
@@ -83,6 +90,7 @@ type AgentRequestStatus struct {
 // +kubebuilder:printcolumn:name="Kind",type=string,JSONPath=`.spec.kind`
 // +kubebuilder:printcolumn:name="Machine",type=string,JSONPath=`.spec.machine`
 // +kubebuilder:printcolumn:name="Segment",type=string,JSONPath=`.spec.segment`
+// +kubebuilder:printcolumn:name="Node",type=string,JSONPath=`.spec.node`,priority=1
 // +kubebuilder:printcolumn:name="State",type=string,JSONPath=`.status.state`
 // +kubebuilder:printcolumn:name="Agent",type=string,JSONPath=`.status.agent`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`

@@ -1,6 +1,7 @@
-// Command homelab-agent runs on the host network of the nodes of a LAN segment and sends the
-// Wake-on-LAN magic packets that the manager requests through Leases (internal/relay), for
-// machines the manager cannot reach with a broadcast of its own.
+// Command homelab-agent acts for the manager on the nodes, as AgentRequests (internal/relay) ask:
+// on the host network of the nodes of a LAN segment it sends the Wake-on-LAN magic packets of
+// machines the manager cannot reach with a broadcast of its own, and with --shutdown it powers its
+// own node off.
 package main
 
 import (
@@ -34,7 +35,7 @@ func main() {
 	}
 	m, err := agent.NewManager(cfg, *o)
 	if err == nil {
-		log.Info("serving wake requests", "agent", o.Identity(), "segments", o.Segment)
+		log.Info("serving requests", "agent", o.Identity(), "segments", o.Segment, "shutdown", o.Shutdown)
 		err = m.Start(ctrl.SetupSignalHandler())
 	}
 	if err != nil {

@@ -8,21 +8,23 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/go-logr/logr"
-	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/agent"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/relay"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/testenv"
@@ -161,47 +163,95 @@ func magic(t *testing.T, mac string) []byte {
 }
 
 // request records a wake request for mac, sent to n, as the manager does.
-func request(t *testing.T, ns, machine, segment, mac string, n *nic, deadline time.Time) *coordinationv1.Lease {
+func request(t *testing.T, ns, machine, segment, mac string, n *nic, deadline time.Time) *infrav1.AgentRequest {
 	t.Helper()
-	l, err := relay.Request(context.Background(), env.Client, relay.Wake{
+	r, err := relay.Request(context.Background(), env.Client, relay.Wake{
 		Namespace: ns, Machine: machine, Segment: segment, MAC: mac, Target: n.target(),
 		Attempt: 1, Started: time.Now(), Deadline: deadline,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return l
+	return r
+}
+
+// requestShutdown records a shutdown request of attempt for the machine on node, as the manager
+// does.
+func requestShutdown(t *testing.T, ns, machine, node string, attempt int32, deadline time.Time) *infrav1.AgentRequest {
+	t.Helper()
+	r, err := relay.RequestShutdown(context.Background(), env.Client, relay.Shutdown{
+		Namespace: ns, Machine: machine, Node: node, Attempt: attempt, Started: time.Now(), Deadline: deadline,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
 
 // read reads the request again from the apiserver.
-func read(t *testing.T, l *coordinationv1.Lease) *coordinationv1.Lease {
+func read(t *testing.T, r *infrav1.AgentRequest) *infrav1.AgentRequest {
 	t.Helper()
-	got := &coordinationv1.Lease{}
-	if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(l), got); err != nil {
+	got := &infrav1.AgentRequest{}
+	if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(r), got); err != nil {
 		t.Fatal(err)
 	}
 	return got
 }
 
 // waitState waits until the request is in state and returns it.
-func waitState(t *testing.T, l *coordinationv1.Lease, state relay.State, timeout time.Duration) *coordinationv1.Lease {
+func waitState(t *testing.T, r *infrav1.AgentRequest, state relay.State, timeout time.Duration) *infrav1.AgentRequest {
 	t.Helper()
-	var got *coordinationv1.Lease
-	testenv.Eventually(t, timeout, l.Name+" to be "+string(state), func() bool {
-		got = read(t, l)
+	var got *infrav1.AgentRequest
+	testenv.Eventually(t, timeout, r.Name+" to be "+string(state), func() bool {
+		got = read(t, r)
 		return relay.StateOf(got) == state
 	})
 	return got
+}
+
+// expectUntouched fails unless the request is still Requested and held by nobody.
+func expectUntouched(t *testing.T, r *infrav1.AgentRequest) {
+	t.Helper()
+	got := read(t, r)
+	if relay.StateOf(got) != relay.StateRequested || relay.Holder(got) != "" {
+		t.Fatalf("request %s is %q held by %q; want Requested and held by nobody", r.Name, relay.StateOf(got), relay.Holder(got))
+	}
 }
 
 // startAgent runs a Waker in a controller-runtime manager of its own, watching ns only, until
 // the test ends.
 func startAgent(t *testing.T, ns, identity string, segments ...string) {
 	t.Helper()
+	mgr := newManager(t, identity, agent.CacheOptions(segments, []string{ns}))
+	w := &agent.Waker{Client: mgr.GetClient(), Agent: identity, Segments: segments}
+	if err := w.SetupWithManager(mgr); err != nil {
+		t.Fatal(err)
+	}
+	run(t, identity, mgr)
+}
+
+// startAgentWith runs the agent that o describes in a controller-runtime manager of its own,
+// watching ns only, until the test ends: what the command runs, in the test's process.
+func startAgentWith(t *testing.T, ns string, o agent.Options) {
+	t.Helper()
+	o.Namespace, o.MetricsAddr, o.ProbeAddr = ns, "0", "0"
+	segments := []string(nil)
+	if o.Segment != "" {
+		segments = strings.Split(o.Segment, ",")
+	}
+	mgr := newManager(t, o.Identity(), agent.CacheOptions(segments, []string{ns}))
+	if err := agent.Add(mgr, o); err != nil {
+		t.Fatal(err)
+	}
+	run(t, o.Identity(), mgr)
+}
+
+func newManager(t *testing.T, identity string, cache cache.Options) ctrl.Manager {
+	t.Helper()
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
 		Scheme:                 env.Scheme,
 		Logger:                 logr.FromSlogHandler(testenv.TestLogger(t, identity).Handler()),
-		Cache:                  agent.CacheOptions(segments, []string{ns}),
+		Cache:                  cache,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
@@ -209,10 +259,12 @@ func startAgent(t *testing.T, ns, identity string, segments ...string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &agent.Waker{Client: mgr.GetClient(), Agent: identity, Segments: segments}
-	if err := w.SetupWithManager(mgr); err != nil {
-		t.Fatal(err)
-	}
+	return mgr
+}
+
+// run starts mgr until the test ends.
+func run(t *testing.T, identity string, mgr ctrl.Manager) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()

@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
-	coordinationv1 "k8s.io/api/coordination/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/relay"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/testenv"
 )
@@ -105,21 +105,37 @@ func freeAddr(t *testing.T) string {
 
 // Bad flags stop the command at once with a clear message.
 func TestAgentCommandRefusesBadFlags(t *testing.T) {
-	bin := buildAgent(t, t.TempDir())
-	cmd := exec.Command(bin, "--segment", "lan-2,LAN 3", "--node-name", "n1") //nolint:gosec // the project's own binary
-	cmd.Env = append(os.Environ(), "POD_NAME=", "KUBECONFIG=/nonexistent")
-	out, err := cmd.CombinedOutput()
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
-		t.Fatalf("exit %v; want status 2\n%s", err, out)
-	}
-	for _, want := range []string{`"LAN 3" is not a valid name`, "--pod-name (or $POD_NAME) is required"} {
-		if !strings.Contains(string(out), want) {
-			t.Errorf("output lacks %q:\n%s", want, out)
+	dir := t.TempDir()
+	bin := buildAgent(t, dir)
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"--segment", "lan-2,LAN 3", "--node-name", "n1"}, []string{`"LAN 3" is not a valid name`, "--pod-name (or $POD_NAME) is required"}},
+		{[]string{"--node-name", "n1", "--pod-name", "p1"}, []string{"--segment is required"}},
+		{[]string{"--node-name", "n1", "--pod-name", "p1", "--shutdown", "logind", "--dbus-socket", filepath.Join(dir, "bus")},
+			[]string{"the host's D-Bus system bus socket " + filepath.Join(dir, "bus") + " is not there (mount the host's /run/dbus/system_bus_socket into the pod)"}},
+		{[]string{"--node-name", "n1", "--pod-name", "p1", "--shutdown", "command"}, []string{"--shutdown=command needs --shutdown-command"}},
+		{[]string{"--segment", "lan-2", "--node-name", "n1", "--pod-name", "p1", "--shutdown", "halt"}, []string{`--shutdown="halt": want off, logind or command`}},
+	} {
+		cmd := exec.Command(bin, tc.args...) //nolint:gosec // the project's own binary
+		cmd.Env = append(os.Environ(), "POD_NAME=", "KUBECONFIG=/nonexistent")
+		out, err := cmd.CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+			t.Errorf("%q: exit %v; want status 2\n%s", tc.args, err, out)
+			continue
+		}
+		for _, want := range tc.want {
+			if !strings.Contains(string(out), want) {
+				t.Errorf("%q: output lacks %q:\n%s", tc.args, want, out)
+			}
 		}
 	}
 }
 
-// Two agent processes serve segment lan-2 against the apiserver, as a DaemonSet's pods would.
+// Two agent processes on nodes node-a and node-b serve segment lan-2 and their own node's
+// shutdowns against the apiserver, as a DaemonSet's pods would; a script of each, standing in
+// for the host's poweroff, appends a line to a file of its own.
 func TestAgentProcesses(t *testing.T) {
 	dir := t.TempDir()
 	bin := buildAgent(t, dir)
@@ -128,11 +144,14 @@ func TestAgentProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 	ns := namespace(t)
+	offA, offB := poweroffScript(t, dir, "node-a"), poweroffScript(t, dir, "node-b")
 	a := runAgent(t, bin, "node-a/agent-a", nil,
-		"--kubeconfig", kubeconfig, "--segment", "lan-2", "--namespace", ns, "--node-name", "node-a", "--pod-name", "agent-a")
+		"--kubeconfig", kubeconfig, "--segment", "lan-2", "--namespace", ns, "--node-name", "node-a", "--pod-name", "agent-a",
+		"--shutdown", "command", "--shutdown-command", offA.script)
 	// The other takes its identity from the environment, as the DaemonSet sets it.
 	b := runAgent(t, bin, "node-b/agent-b", []string{"NODE_NAME=node-b", "POD_NAME=agent-b"},
-		"--kubeconfig", kubeconfig, "--segment", "lan-1,lan-2", "--namespace", "other-ns,"+ns)
+		"--kubeconfig", kubeconfig, "--segment", "lan-1,lan-2", "--namespace", "other-ns,"+ns,
+		"--shutdown=command", "--shutdown-command="+offB.script)
 	a.waitReady(t)
 	b.waitReady(t)
 	agents := map[string]*agentProcess{a.identity: a, b.identity: b}
@@ -157,11 +176,14 @@ func TestAgentProcesses(t *testing.T) {
 
 	t.Run("a claim that ran out is taken over", func(t *testing.T) {
 		n := listen(t)
-		// Recorded with a segment nobody serves, then claimed and moved to lan-2 in one write,
-		// so that the agents first see it claimed, 9 s ago by an agent that stopped.
+		// Recorded with a segment nobody serves, claimed 9 s ago by an agent that stopped,
+		// then moved to lan-2 in one write, so that the agents first see it claimed.
 		l := request(t, ns, "m2", "lan-0", mac2, n, time.Now().Add(time.Minute))
-		l.Labels[relay.LabelSegment] = "lan-2"
 		if err := relay.Claim(context.Background(), env.Client, l, "node-x/dead", time.Now().Add(-relay.ClaimDuration+time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		l.Labels[relay.LabelSegment], l.Spec.Segment = "lan-2", "lan-2"
+		if err := env.Client.Update(context.Background(), l); err != nil {
 			t.Fatal(err)
 		}
 		done := waitState(t, l, relay.StateDone, 30*time.Second)
@@ -181,7 +203,7 @@ func TestAgentProcesses(t *testing.T) {
 		testenv.Eventually(t, 30*time.Second, "the manager's verdict on the orphan to be a failure", func() bool {
 			return relay.Read(read(t, orphan), time.Now()).Failed != ""
 		})
-		if v := relay.Read(read(t, orphan), time.Now()); v.Failed != "no homelab-agent serves segment lan-9: nobody took the request in time" {
+		if v := relay.Read(read(t, orphan), time.Now()); v.Failed != "no homelab-agent serves segment lan-9: nobody took the request by its deadline" {
 			t.Fatalf("verdict %+v", v)
 		}
 		expectUntouched(t, orphan)
@@ -189,12 +211,39 @@ func TestAgentProcesses(t *testing.T) {
 		n.expectOnly(t, map[string]int{string(magic(t, "aa:bb:cc:dd:ee:04")): 3})
 	})
 
+	t.Run("a Shutdown runs the command of its node's agent, once", func(t *testing.T) {
+		// Labelled for node-a but asking node-c: recorded first, and node-a's agent serves
+		// one shutdown at a time in order, so it has looked at it before the next one.
+		wrong := requestShutdown(t, ns, "m6", "node-c", 1, time.Now().Add(time.Minute))
+		wrong.Labels[relay.LabelNode] = "node-a"
+		update(t, wrong)
+		nobody := requestShutdown(t, ns, "m7", "node-c", 1, time.Now().Add(time.Minute))
+		first := requestShutdown(t, ns, "m8", "node-a", 1, time.Now().Add(time.Minute))
+		done := waitState(t, first, relay.StateDone, 30*time.Second)
+		if relay.Holder(done) != a.identity || done.Status.Detail != "shutting down node-a with command" {
+			t.Fatalf("Done by %q with %q; want by %s", relay.Holder(done), done.Status.Detail, a.identity)
+		}
+		offA.waitLines(t, 1)
+		// A second attempt, served after the first, shows that the first ran only once.
+		second := requestShutdown(t, ns, "m8", "node-a", 2, time.Now().Add(time.Minute))
+		waitState(t, second, relay.StateDone, 30*time.Second)
+		offA.waitLines(t, 2)
+		if got := offA.lines(t); len(got) != 2 || got[0] != "node-a" || got[1] != "node-a" {
+			t.Fatalf("node-a's command wrote %q; want two lines, one per request", got)
+		}
+		if got := offB.lines(t); len(got) != 0 {
+			t.Fatalf("node-b's command ran: %q", got)
+		}
+		expectUntouched(t, wrong)
+		expectUntouched(t, nobody)
+	})
+
 	// Last: it leaves one agent.
 	t.Run("SIGKILL of the agent that claimed", func(t *testing.T) {
 		n := listen(t)
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		w, err := env.Client.Watch(ctx, &coordinationv1.LeaseList{}, client.InNamespace(ns))
+		w, err := env.Client.Watch(ctx, &infrav1.AgentRequestList{}, client.InNamespace(ns))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -203,7 +252,7 @@ func TestAgentProcesses(t *testing.T) {
 		var killed *agentProcess
 		var seen relay.State
 		for ev := range w.ResultChan() {
-			got, ok := ev.Object.(*coordinationv1.Lease)
+			got, ok := ev.Object.(*infrav1.AgentRequest)
 			if !ok || got.Name != l.Name || relay.Holder(got) == "" {
 				continue
 			}
@@ -219,7 +268,7 @@ func TestAgentProcesses(t *testing.T) {
 		}
 		// Killed while Claimed, the other agent takes over once the claim runs out; killed later,
 		// the request ends Done or stays Acting, which the manager reports.
-		var final *coordinationv1.Lease
+		var final *infrav1.AgentRequest
 		testenv.Eventually(t, 3*relay.ClaimDuration, "the request to be Done or failed", func() bool {
 			final = read(t, l)
 			return relay.StateOf(final) == relay.StateDone || relay.Read(final, time.Now()).Failed != ""

@@ -3,18 +3,22 @@ package agent_test
 import (
 	"context"
 	"errors"
+	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	coordinationv1 "k8s.io/api/coordination/v1"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
+	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/agent"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/relay"
 )
@@ -25,22 +29,13 @@ const (
 	mac3 = "aa:bb:cc:dd:ee:03"
 )
 
-func reconcile(t *testing.T, w *agent.Waker, l *coordinationv1.Lease) ctrl.Result {
+func reconcile(t *testing.T, w *agent.Waker, r *infrav1.AgentRequest) ctrl.Result {
 	t.Helper()
-	res, err := w.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(l)})
+	res, err := w.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(r)})
 	if err != nil {
-		t.Fatalf("%s reconciling %s: %v", w.Agent, l.Name, err)
+		t.Fatalf("%s reconciling %s: %v", w.Agent, r.Name, err)
 	}
 	return res
-}
-
-// expectUntouched fails unless the request is still Requested and held by nobody.
-func expectUntouched(t *testing.T, l *coordinationv1.Lease) {
-	t.Helper()
-	got := read(t, l)
-	if relay.StateOf(got) != relay.StateRequested || relay.Holder(got) != "" {
-		t.Fatalf("request %s is %s held by %q; want Requested and held by nobody", l.Name, relay.StateOf(got), relay.Holder(got))
-	}
 }
 
 // Two agents of the segment, each in its own manager, race for every request: one sends three
@@ -78,13 +73,13 @@ func TestConcurrentReconcilesSendOnce(t *testing.T) {
 		{Client: env.Client, Agent: "node-b/agent-b", Segments: []string{"lan-2"}},
 	}
 	macs := []string{"52:54:00:00:00:01", "52:54:00:00:00:02", "52:54:00:00:00:03", "52:54:00:00:00:04", "52:54:00:00:00:05", "52:54:00:00:00:06"}
-	var leases []*coordinationv1.Lease
+	var requests []*infrav1.AgentRequest
 	for i, mac := range macs {
-		leases = append(leases, request(t, ns, "m"+string(rune('a'+i)), "lan-2", mac, n, time.Now().Add(time.Minute)))
+		requests = append(requests, request(t, ns, "m"+string(rune('a'+i)), "lan-2", mac, n, time.Now().Add(time.Minute)))
 	}
 	var wg sync.WaitGroup
-	errs := make(chan error, len(leases)*len(agents)*3)
-	for _, l := range leases {
+	errs := make(chan error, len(requests)*len(agents)*3)
+	for _, l := range requests {
 		for _, w := range agents {
 			wg.Go(func() {
 				for range 3 {
@@ -101,7 +96,7 @@ func TestConcurrentReconcilesSendOnce(t *testing.T) {
 		t.Error(err)
 	}
 	want := map[string]int{}
-	for i, l := range leases {
+	for i, l := range requests {
 		got := read(t, l)
 		if relay.StateOf(got) != relay.StateDone || (relay.Holder(got) != agents[0].Agent && relay.Holder(got) != agents[1].Agent) {
 			t.Errorf("request %s is %s held by %q; want Done by one of the agents", l.Name, relay.StateOf(got), relay.Holder(got))
@@ -142,7 +137,7 @@ func TestTakesOverAClaimThatRanOut(t *testing.T) {
 }
 
 // In a running agent, the look again at the end of another agent's claim comes by itself: no
-// change of the Lease announces it.
+// change of the request announces it.
 func TestRunningAgentTakesOverAClaimThatRanOut(t *testing.T) {
 	ns, n := namespace(t), listen(t)
 	l := request(t, ns, "m1", "lan-2", mac1, n, time.Now().Add(time.Minute))
@@ -160,11 +155,13 @@ func TestRunningAgentTakesOverAClaimThatRanOut(t *testing.T) {
 }
 
 // An agent resumes its own claim (its container restarted between Claim and Acting): nothing
-// was sent, since Acting comes first.
+// was sent, since Acting comes first. The send is counted.
 func TestResumesItsOwnClaim(t *testing.T) {
 	ns, n := namespace(t), listen(t)
-	w := &agent.Waker{Client: env.Client, Agent: "node-a/agent-a", Segments: []string{"lan-2"}}
-	l := request(t, ns, "m1", "lan-2", mac1, n, time.Now().Add(time.Minute))
+	sent := agent.WakesTotal.WithLabelValues("lan-5", "sent")
+	before := testutil.ToFloat64(sent)
+	w := &agent.Waker{Client: env.Client, Agent: "node-a/agent-a", Segments: []string{"lan-5"}}
+	l := request(t, ns, "m1", "lan-5", mac1, n, time.Now().Add(time.Minute))
 	if err := relay.Claim(context.Background(), env.Client, l, w.Agent, time.Now()); err != nil {
 		t.Fatal(err)
 	}
@@ -174,6 +171,9 @@ func TestResumesItsOwnClaim(t *testing.T) {
 	}
 	n.flush(t)
 	n.expectOnly(t, map[string]int{string(magic(t, mac1)): 3})
+	if got := testutil.ToFloat64(sent) - before; got != 1 {
+		t.Fatalf("homelab_agent_wakes_total{segment=lan-5,result=sent} rose by %v; want 1", got)
+	}
 }
 
 // A request left Acting by an agent that stopped is never sent by another, even long after its
@@ -220,7 +220,7 @@ func TestPastDeadlineNeverClaimed(t *testing.T) {
 	reconcile(t, w, fresh)
 	reconcile(t, w, claimed)
 	expectUntouched(t, fresh)
-	if v := relay.Read(read(t, fresh), clk.Now()); v.Failed != "no homelab-agent serves segment lan-2: nobody took the request in time" {
+	if v := relay.Read(read(t, fresh), clk.Now()); v.Failed != "no homelab-agent serves segment lan-2: nobody took the request by its deadline" {
 		t.Fatalf("verdict %+v", v)
 	}
 	if got := read(t, claimed); relay.StateOf(got) != relay.StateClaimed || relay.Holder(got) != "node-x/dead" {
@@ -230,43 +230,57 @@ func TestPastDeadlineNeverClaimed(t *testing.T) {
 	n.expectOnly(t, nil)
 }
 
-// Requests of segments the agent does not serve, of another kind, or that it cannot read are
-// left alone.
+// Requests of segments the agent does not serve, of another kind, whose spec and labels
+// disagree, or that it cannot read are left alone.
 func TestLeavesOtherRequestsAlone(t *testing.T) {
 	ns, n := namespace(t), listen(t)
 	w := &agent.Waker{Client: env.Client, Agent: "node-a/agent-a", Segments: []string{"lan-2"}}
 	deadline := time.Now().Add(time.Minute)
 	otherSegment := request(t, ns, "m1", "lan-3", mac1, n, deadline)
 	otherKind := request(t, ns, "m2", "lan-2", mac2, n, deadline)
-	otherKind.Labels[relay.LabelKind] = "reboot"
-	if err := env.Client.Update(context.Background(), otherKind); err != nil {
-		t.Fatal(err)
-	}
-	badTarget := request(t, ns, "m3", "lan-2", mac3, n, deadline)
-	badTarget.Annotations[relay.AnnotationTarget] = "127.0.0.1"
-	if err := env.Client.Update(context.Background(), badTarget); err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range []*coordinationv1.Lease{otherSegment, otherKind, badTarget} {
-		reconcile(t, w, l)
-		expectUntouched(t, l)
+	otherKind.Labels[relay.LabelKind] = string(infrav1.AgentShutdown)
+	otherKind.Spec.Kind = infrav1.AgentShutdown
+	update(t, otherKind)
+	// Labelled lan-2, but the manager asked lan-3 to send.
+	otherSpec := request(t, ns, "m3", "lan-2", mac3, n, deadline)
+	otherSpec.Spec.Segment = "lan-3"
+	update(t, otherSpec)
+	badTarget := request(t, ns, "m4", "lan-2", "aa:bb:cc:dd:ee:04", n, deadline)
+	badTarget.Spec.Target = "127.0.0.1"
+	update(t, badTarget)
+	badMAC := request(t, ns, "m5", "lan-2", "aa:bb:cc:dd:ee:05", n, deadline)
+	badMAC.Spec.MAC = "aa:bb:cc:dd:ee"
+	update(t, badMAC)
+	for _, r := range []*infrav1.AgentRequest{otherSegment, otherKind, otherSpec, badTarget, badMAC} {
+		reconcile(t, w, r)
+		expectUntouched(t, r)
 	}
 	n.flush(t)
 	n.expectOnly(t, nil)
 }
 
+// update writes r's metadata and spec.
+func update(t *testing.T, r *infrav1.AgentRequest) {
+	t.Helper()
+	if err := env.Client.Update(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // A send that fails after Acting is neither recorded as Done nor tried again: some packets may
-// have gone.
+// have gone. The failure is counted.
 func TestFailedSendIsNotRetried(t *testing.T) {
 	ns, n, clk := namespace(t), listen(t), newClock()
 	t0 := clk.Now()
+	failed := agent.WakesTotal.WithLabelValues("lan-6", "failed")
+	before := testutil.ToFloat64(failed)
 	var sends atomic.Int32
-	w := &agent.Waker{Client: env.Client, Agent: "node-a/agent-a", Segments: []string{"lan-2"}, Now: clk.Now,
+	w := &agent.Waker{Client: env.Client, Agent: "node-a/agent-a", Segments: []string{"lan-6"}, Now: clk.Now,
 		Send: func(context.Context, string, string, int32) (string, error) {
 			sends.Add(1)
 			return "", errors.New("network is unreachable")
 		}}
-	l := request(t, ns, "m1", "lan-2", mac1, n, t0.Add(time.Minute))
+	l := request(t, ns, "m1", "lan-6", mac1, n, t0.Add(time.Minute))
 	for _, after := range []time.Duration{0, time.Second, relay.ClaimDuration, 30 * time.Second} {
 		clk.set(t0.Add(after))
 		reconcile(t, w, l)
@@ -281,6 +295,9 @@ func TestFailedSendIsNotRetried(t *testing.T) {
 	if v := relay.Read(got, clk.Now()); !strings.Contains(v.Failed, "stopped after it took the request") {
 		t.Fatalf("verdict %+v", v)
 	}
+	if got := testutil.ToFloat64(failed) - before; got != 1 {
+		t.Fatalf("homelab_agent_wakes_total{segment=lan-6,result=failed} rose by %v; want 1", got)
+	}
 }
 
 // Done that fails to be recorded once (the apiserver is briefly unavailable) is recorded on a
@@ -289,11 +306,11 @@ func TestDoneIsRecordedAfterAFailedWrite(t *testing.T) {
 	ns, n := namespace(t), listen(t)
 	var failed atomic.Bool
 	c := interceptor.NewClient(env.Client, interceptor.Funcs{
-		Update: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.UpdateOption) error {
-			if obj.GetAnnotations()[relay.AnnotationState] == string(relay.StateDone) && failed.CompareAndSwap(false, true) {
+		SubResourceUpdate: func(ctx context.Context, c client.Client, sub string, obj client.Object, opts ...client.SubResourceUpdateOption) error {
+			if r, ok := obj.(*infrav1.AgentRequest); ok && r.Status.State == relay.StateDone && failed.CompareAndSwap(false, true) {
 				return apierrors.NewServiceUnavailable("the apiserver is restarting")
 			}
-			return c.Update(ctx, obj, opts...)
+			return c.SubResource(sub).Update(ctx, obj, opts...)
 		},
 	})
 	w := &agent.Waker{Client: c, Agent: "node-a/agent-a", Segments: []string{"lan-2"}}
@@ -311,6 +328,19 @@ func TestDoneIsRecordedAfterAFailedWrite(t *testing.T) {
 }
 
 func TestOptionsRefuseBadInput(t *testing.T) {
+	dir := t.TempDir()
+	script := writeScript(t, dir, "poweroff", "exit 0")
+	notExecutable := filepath.Join(dir, "plain")
+	if err := os.WriteFile(notExecutable, []byte("#!/bin/sh\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	socket := filepath.Join(dir, "bus")
+	l, err := net.Listen("unix", socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+
 	good := agent.Options{Segment: "lan-2,lan-3", NodeName: "n1", PodName: "p1"}
 	if err := good.Validate(); err != nil {
 		t.Fatalf("valid options refused: %v", err)
@@ -318,12 +348,22 @@ func TestOptionsRefuseBadInput(t *testing.T) {
 	if got := good.Identity(); got != "n1/p1" {
 		t.Fatalf("identity %q", got)
 	}
+	for _, o := range []agent.Options{
+		{NodeName: "n1", PodName: "p1", Shutdown: agent.ShutdownCommand, ShutdownCommand: script},
+		{NodeName: "n1", PodName: "p1", Shutdown: agent.ShutdownLogind, DBusSocket: socket},
+		{Segment: "lan-2", NodeName: "n1", PodName: "p1", Shutdown: agent.ShutdownOff},
+	} {
+		if err := o.Validate(); err != nil {
+			t.Errorf("valid options %+v refused: %v", o, err)
+		}
+	}
 	for _, tc := range []struct {
 		name string
 		edit func(*agent.Options)
 		want string
 	}{
 		{"no segment", func(o *agent.Options) { o.Segment = "" }, "--segment is required"},
+		{"no segment, shutdown off", func(o *agent.Options) { o.Segment, o.Shutdown = "", agent.ShutdownOff }, "--segment is required"},
 		{"empty segment", func(o *agent.Options) { o.Segment = "lan-2," }, "empty name"},
 		{"bad segment", func(o *agent.Options) { o.Segment = "LAN_2" }, `"LAN_2" is not a valid name`},
 		{"repeated segment", func(o *agent.Options) { o.Segment = "lan-2,lan-2" }, `names "lan-2" twice`},
@@ -331,6 +371,20 @@ func TestOptionsRefuseBadInput(t *testing.T) {
 		{"no node", func(o *agent.Options) { o.NodeName = "" }, "--node-name (or $NODE_NAME) is required"},
 		{"no pod", func(o *agent.Options) { o.PodName = "" }, "--pod-name (or $POD_NAME) is required"},
 		{"slash", func(o *agent.Options) { o.PodName = "a/b" }, "must not contain '/'"},
+		{"bad shutdown", func(o *agent.Options) { o.Shutdown = "reboot" }, `--shutdown="reboot": want off, logind or command`},
+		{"command without path", func(o *agent.Options) { o.Shutdown = agent.ShutdownCommand }, "--shutdown=command needs --shutdown-command"},
+		{"relative command", func(o *agent.Options) { o.Shutdown, o.ShutdownCommand = agent.ShutdownCommand, "poweroff" },
+			"--shutdown=command needs --shutdown-command, the absolute path"},
+		{"missing command", func(o *agent.Options) { o.Shutdown, o.ShutdownCommand = agent.ShutdownCommand, filepath.Join(dir, "none") },
+			"--shutdown-command: stat " + filepath.Join(dir, "none") + ": no such file or directory"},
+		{"command not executable", func(o *agent.Options) { o.Shutdown, o.ShutdownCommand = agent.ShutdownCommand, notExecutable },
+			"--shutdown-command " + notExecutable + " is not an executable file"},
+		{"command unused", func(o *agent.Options) { o.ShutdownCommand = script }, "--shutdown-command is only used with --shutdown=command"},
+		{"no D-Bus socket", func(o *agent.Options) { o.Shutdown, o.DBusSocket = agent.ShutdownLogind, filepath.Join(dir, "none") },
+			"the host's D-Bus system bus socket " + filepath.Join(dir, "none") + " is not there (mount the host's /run/dbus/system_bus_socket into the pod)"},
+		{"D-Bus socket not a socket", func(o *agent.Options) { o.Shutdown, o.DBusSocket = agent.ShutdownLogind, script },
+			"the host's D-Bus system bus socket " + script + " is not a socket"},
+		{"relative D-Bus socket", func(o *agent.Options) { o.Shutdown, o.DBusSocket = agent.ShutdownLogind, "bus" }, `--dbus-socket "bus" must be an absolute path`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := good

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
-	coordinationv1 "k8s.io/api/coordination/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/client-go/rest"
@@ -24,7 +23,6 @@ import (
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/cloudprovider"
-	"github.com/homelab-autoscaler/homelab-autoscaler/internal/relay"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/scheme"
 )
 
@@ -89,16 +87,9 @@ func cacheOptions(namespaces string) cache.Options {
 	if err != nil {
 		panic(err) // a constant label key
 	}
-	wakes, err := labels.NewRequirement(relay.LabelKind, selection.Exists, nil)
-	if err != nil {
-		panic(err) // a constant label key
-	}
 	o := cache.Options{
 		ByObject: map[client.Object]cache.ByObject{
 			&batchv1.Job{}: {Label: labels.NewSelector().Add(*powerJobs)},
-			// Only the relay's requests: the cluster's other Leases (leader election, node
-			// heartbeats) are none of the manager's business.
-			&coordinationv1.Lease{}: {Label: labels.NewSelector().Add(*wakes)},
 		},
 	}
 	names, _ := watchedNamespaces(namespaces)

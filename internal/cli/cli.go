@@ -36,6 +36,7 @@ func commands() []command {
 		{"cloudprovider", "check | scale-up GROUP N | scale-down GROUP MACHINE...: act like cluster-autoscaler over gRPC", runCloudProvider},
 		{"energy", "energy [GROUP] [--period day|week|month|all]: hours on, kWh used and saved, money saved, a power timeline; --svg|--png FILE draws it", runEnergy},
 		{"import", "upstream FILE... | inventory FILE: convert upstream manifests or a machine list into Groups and Machines (YAML)", runImport},
+		{"wol", "wol test MACHINE: send a machine's wake through its configured path and say which homelab-agent sent it", runWOL},
 	}
 }
 

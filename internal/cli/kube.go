@@ -21,7 +21,7 @@ func (k *kubeFlags) bind(fs *flag.FlagSet) {
 	fs.StringVar(&k.namespace, "n", "", "Namespace (default: the kubeconfig's; with status, empty lists all).")
 }
 
-func (k *kubeFlags) client() (client.Client, string, error) {
+func (k *kubeFlags) client() (client.WithWatch, string, error) {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	if k.kubeconfig != "" {
 		rules.ExplicitPath = k.kubeconfig
@@ -38,6 +38,6 @@ func (k *kubeFlags) client() (client.Client, string, error) {
 	if k.namespace != "" {
 		ns = k.namespace
 	}
-	c, err := client.New(cfg, client.Options{Scheme: scheme.New()})
+	c, err := client.NewWithWatch(cfg, client.Options{Scheme: scheme.New()})
 	return c, ns, err
 }

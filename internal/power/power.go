@@ -38,6 +38,9 @@ type Request struct {
 	// something asynchronous (a Job) names it after the attempt, so that a repeated call for the
 	// same attempt never starts a second one.
 	Attempt int32
+	// AttemptStarted is when the attempt was recorded (status.operation.attemptStartedAt): a
+	// driver that asks a homelab-agent names the request after it.
+	AttemptStarted time.Time
 	// Secrets reads credentials at call time.
 	Secrets SecretReader
 	// ConfigMaps reads CA bundles that a caBundleRef places in a ConfigMap. It may be nil when no
@@ -61,7 +64,7 @@ type Outcome struct {
 // Async reports whether s's action runs asynchronously (a Job, a wake relayed through a
 // homelab-agent): its outcome comes back through a watch, and the caller asks again for it.
 func Async(s Slot) bool {
-	return s.Job != nil || (s.WakeOnLAN != nil && s.WakeOnLAN.Via != "")
+	return s.Job != nil || s.Agent != nil || (s.WakeOnLAN != nil && s.WakeOnLAN.Via != "")
 }
 
 // Driver powers machines through one mechanism.

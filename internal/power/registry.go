@@ -21,7 +21,8 @@ func Builtin() []Driver {
 // BuiltinWith returns the drivers of Builtin configured by o.
 func BuiltinWith(o Options) []Driver {
 	//nolint:staticcheck // each driver takes the options it needs; a conversion would break when they differ
-	return []Driver{WakeOnLAN{Egress: o.Egress, Relay: o.Relay}, IPMI{Egress: o.Egress}, Redfish{Egress: o.Egress}, SSH{Egress: o.Egress}, HTTP{Egress: o.Egress}}
+	return []Driver{WakeOnLAN{Egress: o.Egress, Relay: o.Relay}, IPMI{Egress: o.Egress}, Redfish{Egress: o.Egress}, SSH{Egress: o.Egress}, HTTP{Egress: o.Egress},
+		Agent{Relay: o.Relay}}
 }
 
 // NewRegistry registers drivers by their names.

@@ -106,6 +106,12 @@ type Config struct {
 	// Labels are added to each Node and to the Group's template, as kubelet's --node-labels.
 	Labels map[string]string
 
+	// WakeVia, when set, gives every machine a network card that wakes on a magic packet (its MAC
+	// is MAC(index); all listen on one UDP port of BMCAddress) and Machines whose power.start is
+	// wakeOnLAN through the homelab-agents of this segment; the BMC still powers off and reads the
+	// state.
+	WakeVia string
+
 	// NeverBoot lists the indexes of machines that power on but never register a Node.
 	NeverBoot []int
 	// BMCErrors lists BMCs that answer errors for a while after the start (their Kind is

@@ -49,7 +49,7 @@ type Received struct {
 
 // Counters are what a machine's BMC received and what the machine did, since the start.
 type Counters struct {
-	// PowerOn counts commands that power on (CommandOn), whatever the machine's state: a second
+	// PowerOn counts commands that power on (CommandOn, CommandMagicPacket), whatever the machine's state: a second
 	// one while the machine is on is counted too, which is the point.
 	PowerOn int `json:"powerOn"`
 	// PowerOff counts commands that power off (CommandGracefulShutdown and CommandForceOff).
@@ -193,7 +193,7 @@ func (m *Machine) Do(cmd Command) {
 	m.record(cmd)
 	changed := false
 	switch cmd {
-	case CommandOn:
+	case CommandOn, CommandMagicPacket:
 		if m.phase == phaseOff {
 			m.enter(phaseBooting, m.bootTime())
 			changed = true
@@ -224,7 +224,7 @@ func (m *Machine) Do(cmd Command) {
 func (m *Machine) record(cmd Command) {
 	c := &m.counters
 	switch cmd {
-	case CommandOn:
+	case CommandOn, CommandMagicPacket:
 		c.PowerOn++
 	case CommandGracefulShutdown, CommandForceOff:
 		c.PowerOff++

@@ -87,6 +87,16 @@ func (s *Sim) Objects() Objects {
 		} else {
 			spec.BMC = s.bmc(m)
 		}
+		if cfg.WakeVia != "" {
+			host, port := s.wakeTarget()
+			p, _ := strconv.Atoi(port)
+			if spec.Power == nil {
+				spec.Power = &infrav1.PowerSpec{}
+			}
+			spec.Power.Start = &infrav1.PowerDriver{WakeOnLAN: &infrav1.WakeOnLANDriver{
+				MAC: MAC(m.Index).String(), BroadcastAddress: host, Port: int32(p), Via: cfg.WakeVia, //nolint:gosec // a UDP port
+			}}
+		}
 		o.Secrets = append(o.Secrets, secret)
 		o.Machines = append(o.Machines, &infrav1.Machine{
 			TypeMeta:   metav1.TypeMeta{APIVersion: infrav1.GroupVersion.String(), Kind: "Machine"},

@@ -23,6 +23,8 @@ type Sim struct {
 
 	machines []*Machine
 	servers  []server
+	// wakePort is the UDP port the machines' network cards listen on for magic packets (0: none).
+	wakePort int
 
 	// now is the clock of the machines' draw history.
 	now func() time.Time
@@ -144,6 +146,13 @@ func (s *Sim) Start(ctx context.Context) error {
 		m.mu.Lock()
 		m.endpoint = endpoint
 		m.mu.Unlock()
+	}
+	if s.cfg.WakeVia != "" {
+		l, port, err := s.serveWake(s.cfg.BMCAddress)
+		if err != nil {
+			return errors.Join(err, s.Close())
+		}
+		s.servers, s.wakePort = append(s.servers, l), port
 	}
 	for _, f := range s.cfg.PowerButton {
 		m := s.machines[f.Index]

@@ -17,6 +17,7 @@ import (
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/machines"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/optimistic"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/power"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/relay"
 )
 
 // annotationCordoned marks a Node the controller cordoned, so that it lifts only its own
@@ -139,6 +140,33 @@ func (r *Reconciler) cleanupJobs(ctx context.Context, n *infrav1.Machine) error 
 		err := r.Client.Delete(ctx, j, client.PropagationPolicy(metav1.DeletePropagationBackground))
 		if err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("deleting old power job %s: %w", j.Name, err)
+		}
+	}
+	return r.cleanupAgentRequests(ctx, n)
+}
+
+// cleanupAgentRequests deletes the machine's requests to homelab-agents except the current
+// attempt's (internal/relay): one is made per attempt, and a finished or abandoned one says no
+// more than the machine's status and Events. An agent still writing one of them finds it gone and
+// stops.
+func (r *Reconciler) cleanupAgentRequests(ctx context.Context, n *infrav1.Machine) error {
+	list := &infrav1.AgentRequestList{}
+	if err := r.Client.List(ctx, list, client.InNamespace(n.Namespace), client.MatchingLabels{relay.LabelMachine: n.Name}); err != nil {
+		return err
+	}
+	keep := map[string]bool{}
+	if op := n.Status.Operation; op != nil && op.AttemptStartedAt != nil {
+		started := op.AttemptStartedAt.Time
+		keep[relay.Wake{Namespace: n.Namespace, Machine: n.Name, Attempt: op.Attempt, Started: started}.Name()] = true
+		keep[relay.Shutdown{Namespace: n.Namespace, Machine: n.Name, Attempt: op.Attempt, Started: started}.Name()] = true
+	}
+	for i := range list.Items {
+		a := &list.Items[i]
+		if keep[a.Name] || !a.DeletionTimestamp.IsZero() || !metav1.IsControlledBy(a, n) {
+			continue
+		}
+		if err := r.Client.Delete(ctx, a); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("deleting old agent request %s: %w", a.Name, err)
 		}
 	}
 	return nil

@@ -232,10 +232,12 @@ func (r *Reconciler) call(ctx context.Context, s *scope, slot power.Slot, action
 	}
 	cctx, cancel := context.WithTimeout(ctx, slot.Timeout)
 	defer cancel()
-	return drv.Do(cctx, power.Request{
-		Machine: s.eff, Action: action, Slot: slot, Attempt: s.node.Status.Operation.Attempt,
-		Secrets: r.Secrets, ConfigMaps: r.ConfigMaps,
-	})
+	op := s.node.Status.Operation
+	req := power.Request{Machine: s.eff, Action: action, Slot: slot, Attempt: op.Attempt, Secrets: r.Secrets, ConfigMaps: r.ConfigMaps}
+	if op.AttemptStartedAt != nil {
+		req.AttemptStarted = op.AttemptStartedAt.Time
+	}
+	return drv.Do(cctx, req)
 }
 
 // write applies mutate to the machine's status through the optimistic write path, refusing

@@ -22,7 +22,6 @@ import (
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
-	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/tools/events"
@@ -250,9 +249,8 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&infrav1.Machine{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Owns(&batchv1.Job{}).
-		// A relayed wake's request (internal/relay): its agent's acknowledgement finishes the
-		// power-on command.
-		Owns(&coordinationv1.Lease{}).
+		// A request to a homelab-agent (internal/relay): its agent's answer finishes the command.
+		Owns(&infrav1.AgentRequest{}).
 		Watches(&corev1.Node{}, handler.EnqueueRequestsFromMapFunc(r.machinesForCoreNode),
 			builder.WithPredicates(coreNodeChanged())).
 		Watches(&infrav1.Group{}, handler.EnqueueRequestsFromMapFunc(r.membersOfGroup),

@@ -17,8 +17,9 @@ package namespaced
 // Events on machines and Groups (events.k8s.io).
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
-// Wakes relayed through a homelab-agent: the manager records one AgentRequest per attempt, reads
-// the agents' answers through the cache and, when nobody answered in time, records that it gave
-// up (a status update with the read resourceVersion as precondition).
-// +kubebuilder:rbac:groups=infra.homelab-autoscaler.dev,resources=agentrequests,verbs=get;list;watch;create
+// Requests to homelab-agents (a relayed wake, a shutdown from the inside): the manager records one
+// AgentRequest per attempt, reads the agents' answers through the cache, records that it gave up
+// when nobody answered in time (a status update with the read resourceVersion as precondition),
+// and deletes a machine's requests of attempts that are over.
+// +kubebuilder:rbac:groups=infra.homelab-autoscaler.dev,resources=agentrequests,verbs=get;list;watch;create;delete
 // +kubebuilder:rbac:groups=infra.homelab-autoscaler.dev,resources=agentrequests/status,verbs=get;update

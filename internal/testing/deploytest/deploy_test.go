@@ -170,8 +170,9 @@ func TestChartEverything(t *testing.T) {
 	ensureNamespace(t, "chart-all", restricted)
 	ensureNamespace(t, "chart-watched", nil)
 	ensureNamespace(t, "chart-lab", nil)
+	ensureNamespace(t, "chart-all-agent", privileged)
 	objs := helmTemplate(t, "all", "chart-all", "-f", "charts/homelab-autoscaler/ci/all-values.yaml",
-		"--set", "watchNamespaces={chart-watched,chart-lab,chart-watched}")
+		"--set", "watchNamespaces={chart-watched,chart-lab,chart-watched},agent.namespace=chart-all-agent")
 	const name = "all-homelab-autoscaler"
 
 	if len(objs.find("ClusterRoleBinding", name+"-manager-namespaced")) != 0 {

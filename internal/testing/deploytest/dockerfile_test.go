@@ -10,15 +10,17 @@ import (
 )
 
 // TestDockerfile checks the image rules without a container engine: a static, trimmed build in
-// one stage, a distroless (or scratch) final stage running as a numeric non-root user, and a
-// build context (.dockerignore) that holds every package the binaries import.
+// one stage, a distroless (or scratch) final stage running as a numeric non-root user, holding
+// the manager (its entrypoint), homelabctl and homelab-agent (the agent DaemonSets' command) at
+// the root, and a build context (.dockerignore) that holds every package the binaries import.
 func TestDockerfile(t *testing.T) {
 	root := repoRoot(t)
 	dockerfile, err := os.ReadFile(filepath.Join(root, "Dockerfile"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var froms, users, runs, copies []string
+	var froms, users, runs, copies, entrypoints []string
+	var finalCopies []string // COPY --from of the final stage
 	var line strings.Builder
 	for _, text := range strings.Split(string(dockerfile), "\n") {
 		text = strings.TrimSpace(text)
@@ -38,12 +40,18 @@ func TestDockerfile(t *testing.T) {
 		case "FROM":
 			froms = append(froms, rest)
 			users = nil // USER applies per stage
+			finalCopies = nil
 		case "USER":
 			users = append(users, rest)
 		case "RUN":
 			runs = append(runs, rest)
 		case "COPY":
 			copies = append(copies, rest)
+			if strings.HasPrefix(rest, "--from") {
+				finalCopies = append(finalCopies, rest)
+			}
+		case "ENTRYPOINT":
+			entrypoints = append(entrypoints, rest)
 		}
 	}
 	if len(froms) < 2 {
@@ -62,10 +70,35 @@ func TestDockerfile(t *testing.T) {
 			build = r
 		}
 	}
-	for _, want := range []string{"CGO_ENABLED=0", "-trimpath", `-ldflags="-s -w"`, "./cmd/homelab-autoscaler"} {
+	binaries := []string{"homelab-autoscaler", "homelabctl", "homelab-agent"}
+	for _, want := range []string{"CGO_ENABLED=0", "-trimpath", `-ldflags="-s -w"`, "-o /out/"} {
 		if !strings.Contains(build, want) {
 			t.Errorf("the go build %q lacks %s", build, want)
 		}
+	}
+	// Each binary is built into /out and copied from there to the image's root.
+	image := map[string]bool{}
+	for _, c := range finalCopies {
+		fields := strings.Fields(c)
+		if fields[len(fields)-1] != "/" {
+			continue
+		}
+		for _, src := range fields[1 : len(fields)-1] {
+			if bin, ok := strings.CutPrefix(src, "/out/"); ok {
+				image[bin] = true
+			}
+		}
+	}
+	for _, bin := range binaries {
+		if !slices.Contains(strings.Fields(build), "./cmd/"+bin) {
+			t.Errorf("the go build %q does not build ./cmd/%s", build, bin)
+		}
+		if !image[bin] {
+			t.Errorf("the final stage does not copy /out/%s to /: the image lacks /%s", bin, bin)
+		}
+	}
+	if len(entrypoints) == 0 || entrypoints[len(entrypoints)-1] != `["/homelab-autoscaler"]` {
+		t.Errorf("the entrypoint is %v, want the manager, /homelab-autoscaler", entrypoints)
 	}
 
 	// Every source folder the binaries need is copied and not excluded by .dockerignore.
@@ -85,8 +118,11 @@ func TestDockerfile(t *testing.T) {
 			excluded = append(excluded, strings.TrimSuffix(l, "/"))
 		}
 	}
-	list := exec.Command("go", "list", "-deps", "-f", "{{if not .Standard}}{{.Dir}}{{end}}",
-		"./cmd/homelab-autoscaler", "./cmd/homelabctl")
+	args := []string{"list", "-deps", "-f", "{{if not .Standard}}{{.Dir}}{{end}}"}
+	for _, bin := range binaries {
+		args = append(args, "./cmd/"+bin)
+	}
+	list := exec.Command("go", args...)
 	list.Dir = root
 	out, err := list.Output()
 	if err != nil {

@@ -1,0 +1,7 @@
+package agent
+
+// The counters, for the tests to read.
+var (
+	WakesTotal     = wakesTotal
+	ShutdownsTotal = shutdownsTotal
+)

@@ -1,0 +1,95 @@
+package repair_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/sim"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/agentproc"
+)
+
+// Wake-on-LAN relayed through homelab-agent, end to end: the manager (no host network in real
+// life) records a wake request per attempt, two agents serve the segment, and exactly one of them
+// sends the magic packets that boot homelab-sim's machine.
+func TestAgents(t *testing.T) {
+	startKwok(t)
+	bin := agentproc.Build(t, t.TempDir())
+	t.Run("WakeRelayed", func(t *testing.T) { t.Parallel(); testWakeRelayed(t, bin) })
+	t.Run("NoAgentForTheSegment", func(t *testing.T) { t.Parallel(); testNoAgent(t) })
+}
+
+// runAgents starts n agents serving segment in ns, as separate processes, and waits until they
+// are ready.
+func runAgents(t *testing.T, bin, ns, segment string, n int) []*agentproc.Process {
+	t.Helper()
+	kubeconfig, err := env.WriteKubeconfig(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*agentproc.Process
+	for i := range n {
+		node := segment + "-node-" + string(rune('a'+i))
+		p := agentproc.Run(t, bin, node, nil, "--kubeconfig", kubeconfig, "--segment", segment, "--namespace", ns,
+			"--node-name", node, "--pod-name", "agent-"+node)
+		out = append(out, p)
+	}
+	for _, p := range out {
+		p.WaitReady(t)
+	}
+	return out
+}
+
+func testWakeRelayed(t *testing.T, bin string) {
+	cfg := homelab(t, sim.ProtocolRedfish, 2, func(c *sim.Config) { c.WakeVia = "lan-sim" })
+	s, objs := start(t, cfg, nil)
+	runAgents(t, bin, cfg.Namespace, "lan-sim", 2)
+	manager(t, cfg.Namespace, nil)
+	allReady(t, objs, 60*time.Second)
+	for i, m := range s.Machines() {
+		c := m.Counters()
+		// One attempt, one agent: its three copies of the packet, nothing from the other agent.
+		if got := c.Commands[sim.CommandMagicPacket]; got != 3 || c.Commands[sim.CommandOn] != 0 {
+			t.Fatalf("machine %d: %d magic packets (want the 3 copies of one agent), %d BMC power-ons", i, got, c.Commands[sim.CommandOn])
+		}
+	}
+	waitEvent(t, objs.Machines[0], "PowerOn")
+	list := &infrav1.AgentRequestList{}
+	if err := env.Client.List(t.Context(), list); err != nil {
+		t.Fatal(err)
+	}
+	done := 0
+	for _, r := range list.Items {
+		if r.Namespace == cfg.Namespace && r.Status.State == infrav1.AgentRequestDone {
+			done++
+			if !strings.HasPrefix(r.Status.Agent, "lan-sim-node-") {
+				t.Fatalf("request %s served by %q", r.Name, r.Status.Agent)
+			}
+		}
+	}
+	if done != 2 {
+		t.Fatalf("%d requests done, want one per machine", done)
+	}
+}
+
+// With no agent for the segment, the attempt fails with the documented reason and nothing is
+// sent.
+func testNoAgent(t *testing.T) {
+	cfg := homelab(t, sim.ProtocolRedfish, 1, func(c *sim.Config) { c.WakeVia = "lan-9" })
+	s, objs := start(t, cfg, func(g *infrav1.Group) {
+		g.Spec.MachineDefaults = &infrav1.MachineDefaults{MaxAttempts: ptrTo[int32](1)}
+	})
+	manager(t, cfg.Namespace, nil)
+	m := objs.Machines[0]
+	setOnline(t, m, true)
+	got := waitProgress(t, m, infrav1.ProgressFailed, 90*time.Second)
+	if !strings.Contains(got.Status.LastError, "no homelab-agent serves segment lan-9") {
+		t.Fatalf("last error %q", got.Status.LastError)
+	}
+	if c := s.Machines()[0].Counters(); c.PowerOn != 0 {
+		t.Fatalf("a machine without an agent got power-ons: %+v", c.History)
+	}
+}
+
+func ptrTo[T any](v T) *T { return &v }
