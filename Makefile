@@ -15,7 +15,7 @@ TEST_FLAGS   ?= -race -count=1 -timeout 20m
 # Time per fuzz target: FUZZTIME for `make fuzz`, FUZZTIME_SHORT for the run in `make test`.
 FUZZTIME       ?= 1m
 FUZZTIME_SHORT ?= 3s
-BINARIES     := homelab-autoscaler homelab-sim homelabctl
+BINARIES     := homelab-autoscaler homelab-agent homelab-sim homelabctl
 # Fleet sizes and repetitions of `make bench`.
 BENCH_SIZES  ?= 10,100,1000,5000
 BENCH_REPS   ?= 3

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages whose programs the power-driver tests run as real peers on
 # loopback: ipmi_sim (openipmi) and ipmitool for IPMI, sshd and ssh-keygen for SSH, and
-# wakeonlan as an independent magic-packet sender. Idempotent: when every program is already
+# wakeonlan as an independent magic-packet sender, dbus-daemon as the system bus homelab-agent's
+# logind shutdown talks to. Idempotent: when every program is already
 # there it returns at once, without touching apt.
 set -euo pipefail
 
@@ -12,6 +13,7 @@ declare -A wanted=(
   [/usr/sbin/sshd]=openssh-server
   [ssh-keygen]=openssh-client
   [wakeonlan]=wakeonlan
+  [dbus-daemon]=dbus-daemon
 )
 
 missing=()

@@ -27,6 +27,8 @@ const (
 	DefaultSSHPort int32 = 22
 	// DefaultSSHCommand powers a machine off over SSH (ssh.command).
 	DefaultSSHCommand = "systemctl poweroff"
+	// DefaultTalosPort is the Talos API's port (talos.endpoint without a port).
+	DefaultTalosPort int32 = 50000
 	// DefaultSSHKeySecretKey is the key of a kubernetes.io/ssh-auth Secret (ssh.keySecretRef.key).
 	DefaultSSHKeySecretKey = "ssh-privatekey"
 	// DefaultHTTPMethod is the method of a power request (http.method).

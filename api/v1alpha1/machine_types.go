@@ -163,8 +163,9 @@ type Pricing struct {
 // PowerSpec names a driver per action, each replacing spec.bmc for that action: start powers the
 // machine on, stop powers it off, status reads its power state.
 // +kubebuilder:validation:XValidation:rule="!has(self.start) || !has(self.start.ssh)",message="power.start cannot use ssh: ssh can only power a machine off (use wakeOnLAN, ipmi, redfish, http or job)"
-// +kubebuilder:validation:XValidation:rule="!has(self.stop) || !has(self.stop.wakeOnLAN)",message="power.stop cannot use wakeOnLAN: Wake-on-LAN can only power a machine on (use ipmi, redfish, ssh, http, job or agent)"
+// +kubebuilder:validation:XValidation:rule="!has(self.stop) || !has(self.stop.wakeOnLAN)",message="power.stop cannot use wakeOnLAN: Wake-on-LAN can only power a machine on (use ipmi, redfish, ssh, http, job, agent or talos)"
 // +kubebuilder:validation:XValidation:rule="!has(self.start) || !has(self.start.agent)",message="power.start cannot use agent: the machine's own agent can only shut it down (use wakeOnLAN, ipmi, redfish, http or job)"
+// +kubebuilder:validation:XValidation:rule="!has(self.start) || !has(self.start.talos)",message="power.start cannot use talos: the Talos API can only shut a machine down (use wakeOnLAN, ipmi, redfish, http or job)"
 type PowerSpec struct {
 	// Start powers the machine on. Default: spec.bmc.
 	// +optional
@@ -181,7 +182,7 @@ type PowerSpec struct {
 
 // PowerDriver is exactly one power driver, plus how long one call to it may take. An ipmi or
 // redfish driver here is complete in itself: only spec.bmc takes fields from the Group.
-// +kubebuilder:validation:XValidation:rule="[has(self.wakeOnLAN), has(self.ipmi), has(self.redfish), has(self.ssh), has(self.http), has(self.job), has(self.agent)].filter(x, x).size() == 1",message="set exactly one power driver: one of wakeOnLAN, ipmi, redfish, ssh, http, job or agent"
+// +kubebuilder:validation:XValidation:rule="[has(self.wakeOnLAN), has(self.ipmi), has(self.redfish), has(self.ssh), has(self.http), has(self.job), has(self.agent), has(self.talos)].filter(x, x).size() == 1",message="set exactly one power driver: one of wakeOnLAN, ipmi, redfish, ssh, http, job, agent or talos"
 // +kubebuilder:validation:XValidation:rule="!has(self.ipmi) || (has(self.ipmi.address) && has(self.ipmi.credentialsSecretRef))",message="ipmi in a power slot needs address and credentialsSecretRef (only spec.bmc takes them from the Group's machineDefaults)"
 // +kubebuilder:validation:XValidation:rule="!has(self.redfish) || (has(self.redfish.endpoint) && has(self.redfish.credentialsSecretRef))",message="redfish in a power slot needs endpoint and credentialsSecretRef (only spec.bmc takes them from the Group's machineDefaults)"
 // +kubebuilder:validation:XValidation:rule="!has(self.ipmi) || !has(self.ipmi.gracefulShutdownTimeout) || !has(self.timeout) || duration(self.ipmi.gracefulShutdownTimeout) < duration(self.timeout)",message="ipmi.gracefulShutdownTimeout must be shorter than timeout: the forced power-off that follows it happens within the same call"
@@ -215,11 +216,39 @@ type PowerDriver struct {
 	// only), after the manager's drain: no SSH key, no BMC. See docs/drivers/agent.md.
 	// +optional
 	Agent *AgentDriver `json:"agent,omitempty"`
+	// Talos shuts a Talos Linux machine down through its Talos API (power off only), with a
+	// talosconfig's client certificate. See docs/drivers/talos.md.
+	// +optional
+	Talos *TalosDriver `json:"talos,omitempty"`
 }
 
 // AgentDriver has the machine's own homelab-agent power it off. It has no settings yet: the agent
 // is found by the machine's Node.
 type AgentDriver struct{}
+
+// TalosDriver shuts a Talos Linux machine down through the Talos API (apid), over mutual TLS
+// with the client certificate of a talosconfig. The API answers only while the machine runs, so
+// the driver cannot read the power state: without a status driver the Node's readiness confirms
+// the power-off.
+type TalosDriver struct {
+	// Endpoint is the machine's Talos API: its host name or IP address, with an optional port
+	// (default 50000), such as "10.0.0.21" or "node-1.lan:50000". The machine's certificate must
+	// name this host (Talos puts the machine's addresses and hostname in it, and machine.certSANs
+	// adds more). In a Group's machineDefaults it may contain {name}, replaced by each machine's
+	// name.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=261
+	// +kubebuilder:validation:XValidation:rule="!self.contains('/') && !self.contains(' ')",message="endpoint is a host name or IP address with an optional port, such as 10.0.0.21 or node-1.lan:50000, without a scheme or path"
+	Endpoint string `json:"endpoint"`
+	// CredentialsSecretRef names a Secret with the keys "ca.crt", "tls.crt" and "tls.key": the
+	// ca, crt and key of a talosconfig context, base64-decoded (PEM). The certificate's role must
+	// allow shutting down (os:operator or os:admin).
+	CredentialsSecretRef *SecretReference `json:"credentialsSecretRef"`
+	// Force shuts the machine down without Talos first cordoning and draining its Node. Off by
+	// default; the manager drains the Node before it powers a machine off either way.
+	// +optional
+	Force bool `json:"force,omitempty"`
+}
 
 // PowerStatusSource is exactly one driver that can read a machine's power state.
 // +kubebuilder:validation:XValidation:rule="[has(self.ipmi), has(self.redfish), has(self.http)].filter(x, x).size() == 1",message="set exactly one power status driver: one of ipmi, redfish or http"

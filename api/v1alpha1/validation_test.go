@@ -85,6 +85,17 @@ func TestValidObjectsAreAccepted(t *testing.T) {
     start: {job: {image: "busybox:1.37", command: [sh, -c, "echo on"], env: [{name: TOKEN, valueFrom: {secretKeyRef: {name: t, key: token}}}]}}
     stop: {http: {url: "http://plug.local/relay/0?turn=off", headersSecretRef: {name: plug}}}
 `),
+		"machine with talos": machineYAML(`
+  group: workers
+  power:
+    start: {wakeOnLAN: {mac: "aa:bb:cc:dd:ee:02"}}
+    stop: {talos: {endpoint: "192.0.2.30:50000", credentialsSecretRef: {name: talos}, force: true}}
+`),
+		"group with talos defaults": groupYAML(`
+  machineDefaults:
+    power:
+      stop: {talos: {endpoint: "{name}.lan", credentialsSecretRef: {name: talos}}}
+`),
 		"group with machine defaults": groupYAML(`
   machineDefaults:
     bmc: {redfish: {endpoint: "https://{name}-bmc.lan", credentialsSecretRef: {name: bmc}, insecureSkipVerify: true}}
@@ -136,7 +147,7 @@ func TestInvalidObjectsAreRejectedWithClearMessages(t *testing.T) {
       wakeOnLAN: {mac: "aa:bb:cc:dd:ee:01"}
       ipmi: {address: 192.0.2.20, credentialsSecretRef: {name: bmc}}
     stop: {ipmi: {address: 192.0.2.20, credentialsSecretRef: {name: bmc}}}`),
-			"set exactly one power driver: one of wakeOnLAN, ipmi, redfish, ssh, http, job or agent"},
+			"set exactly one power driver: one of wakeOnLAN, ipmi, redfish, ssh, http, job, agent or talos"},
 		{"no driver in a slot", machineYAML(`
   group: workers
   power:
@@ -161,6 +172,29 @@ func TestInvalidObjectsAreRejectedWithClearMessages(t *testing.T) {
     start: {ssh: {address: h, user: root, keySecretRef: {name: k, key: k}, hostKey: "ssh-ed25519 AAAA"}}
     stop: {ipmi: {address: 192.0.2.20, credentialsSecretRef: {name: bmc}}}`),
 			"power.start cannot use ssh"},
+		{"talos cannot power on", machineYAML(`
+  group: workers
+  power:
+    start: {talos: {endpoint: 192.0.2.30, credentialsSecretRef: {name: talos}}}
+    stop: {talos: {endpoint: 192.0.2.30, credentialsSecretRef: {name: talos}}}`),
+			"power.start cannot use talos: the Talos API can only shut a machine down (use wakeOnLAN, ipmi, redfish, http or job)"},
+		{"talos endpoint as a URL", machineYAML(`
+  group: workers
+  power:
+    stop: {talos: {endpoint: "https://192.0.2.30:50000", credentialsSecretRef: {name: talos}}}`),
+			"endpoint is a host name or IP address with an optional port, such as 10.0.0.21 or node-1.lan:50000, without a scheme or path"},
+		{"talos without credentials", machineYAML(`
+  group: workers
+  power:
+    stop: {talos: {endpoint: 192.0.2.30}}`),
+			"spec.power.stop.talos.credentialsSecretRef: Required value"},
+		{"talos beside another driver", machineYAML(`
+  group: workers
+  power:
+    stop:
+      talos: {endpoint: 192.0.2.30, credentialsSecretRef: {name: talos}}
+      ipmi: {address: 192.0.2.20, credentialsSecretRef: {name: bmc}}`),
+			"set exactly one power driver: one of wakeOnLAN, ipmi, redfish, ssh, http, job, agent or talos"},
 		{"ssh without a pinned host key", machineYAML(`
   group: workers
   power:

@@ -375,7 +375,9 @@ func TestOptionsRefuseBadInput(t *testing.T) {
 		{"command without path", func(o *agent.Options) { o.Shutdown = agent.ShutdownCommand }, "--shutdown=command needs --shutdown-command"},
 		{"relative command", func(o *agent.Options) { o.Shutdown, o.ShutdownCommand = agent.ShutdownCommand, "poweroff" },
 			"--shutdown=command needs --shutdown-command, the absolute path"},
-		{"missing command", func(o *agent.Options) { o.Shutdown, o.ShutdownCommand = agent.ShutdownCommand, filepath.Join(dir, "none") },
+		{"missing command", func(o *agent.Options) {
+			o.Shutdown, o.ShutdownCommand = agent.ShutdownCommand, filepath.Join(dir, "none")
+		},
 			"--shutdown-command: stat " + filepath.Join(dir, "none") + ": no such file or directory"},
 		{"command not executable", func(o *agent.Options) { o.Shutdown, o.ShutdownCommand = agent.ShutdownCommand, notExecutable },
 			"--shutdown-command " + notExecutable + " is not an executable file"},

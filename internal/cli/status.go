@@ -79,6 +79,9 @@ type GroupStatus struct {
 type Status struct {
 	Groups   []GroupStatus   `json:"groups"`
 	Machines []MachineStatus `json:"machines"`
+	// Agents are the homelab-agent pods of the cluster; AgentsNote says why they are not shown.
+	Agents     []AgentStatus `json:"agents"`
+	AgentsNote string        `json:"agentsNote,omitempty"`
 }
 
 func runStatus(ctx context.Context, env *Env, args []string) error {
@@ -99,6 +102,9 @@ func runStatus(ctx context.Context, env *Env, args []string) error {
 	}
 	st, err := collectStatus(ctx, c, ns, time.Now())
 	if err != nil {
+		return err
+	}
+	if st.Agents, st.AgentsNote, err = collectAgents(ctx, c); err != nil {
 		return err
 	}
 	switch *output {
@@ -203,6 +209,8 @@ func printStatus(env *Env, st *Status) {
 			dash(m.Since), fmt.Sprint(m.Attempts), dash(held[m.Namespace+"/"+m.Name]), dash(repairCell(m.LastRepair)), dash(lastErr)})
 	}
 	table(env.Out, []string{"NAMESPACE", "GROUP", "MACHINE", "ONLINE", "POWER", "PROGRESS", "SINCE", "ATTEMPTS", "HELD", "LAST REPAIR", "LAST ERROR"}, rows)
+	fmt.Fprintln(env.Out)
+	printAgents(env, st.Agents, st.AgentsNote)
 }
 
 // powerCell is the observed power state with the age of the observation, and its source when

@@ -150,6 +150,8 @@ func machineRows(t *testing.T, out string) map[string]map[string]string {
 	if !ok {
 		t.Fatalf("status prints no machine table:\n%s", out)
 	}
+	// The agents follow the machines, after an empty line.
+	machines, _, _ = strings.Cut(machines, "\n\n")
 	lines := strings.Split(strings.TrimSpace(machines), "\n")
 	header := columnGap.Split(lines[0], -1)
 	rows := map[string]map[string]string{}

@@ -180,6 +180,9 @@ func substitutePower(p *infrav1.PowerSpec, name string) {
 		if d.SSH != nil {
 			d.SSH.Address = strings.ReplaceAll(d.SSH.Address, NamePlaceholder, name)
 		}
+		if d.Talos != nil {
+			d.Talos.Endpoint = strings.ReplaceAll(d.Talos.Endpoint, NamePlaceholder, name)
+		}
 		substituteHTTP(d.HTTP, name)
 	}
 	if st := p.Status; st != nil {

@@ -204,6 +204,15 @@ func TestEffective(t *testing.T) {
 			}}),
 		},
 		{
+			name: "the Group's talos slot gets {name} in its endpoint",
+			group: group(&infrav1.MachineDefaults{Power: &infrav1.PowerSpec{
+				Stop: &infrav1.PowerDriver{Talos: &infrav1.TalosDriver{Endpoint: "{name}.lan:50000", CredentialsSecretRef: secret("talos")}},
+			}}),
+			want: builtins(infrav1.MachineSpec{Power: &infrav1.PowerSpec{
+				Stop: &infrav1.PowerDriver{Talos: &infrav1.TalosDriver{Endpoint: "m1.lan:50000", CredentialsSecretRef: secret("talos")}},
+			}}),
+		},
+		{
 			name: "a member's slot wins whole over the Group's; the Group fills the slots it lacks",
 			machine: infrav1.MachineSpec{Power: &infrav1.PowerSpec{
 				Start: &infrav1.PowerDriver{WakeOnLAN: &infrav1.WakeOnLANDriver{MAC: "aa:bb:cc:dd:ee:ff"}},

@@ -1,6 +1,8 @@
 package repair_test
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -8,6 +10,7 @@ import (
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/sim"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/agentproc"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/testenv"
 )
 
 // Wake-on-LAN relayed through homelab-agent, end to end: the manager (no host network in real
@@ -18,6 +21,7 @@ func TestAgents(t *testing.T) {
 	bin := agentproc.Build(t, t.TempDir())
 	t.Run("WakeRelayed", func(t *testing.T) { t.Parallel(); testWakeRelayed(t, bin) })
 	t.Run("NoAgentForTheSegment", func(t *testing.T) { t.Parallel(); testNoAgent(t) })
+	t.Run("ShutdownFromTheInside", func(t *testing.T) { t.Parallel(); testAgentShutdown(t, bin) })
 }
 
 // runAgents starts n agents serving segment in ns, as separate processes, and waits until they
@@ -93,3 +97,60 @@ func testNoAgent(t *testing.T) {
 }
 
 func ptrTo[T any](v T) *T { return &v }
+
+// power.stop.agent: the agent on the machine's own Node shuts it down. Here its power-off command
+// is a script standing in for the host's poweroff (it records the call; the test then shuts the
+// simulated machine down as the operating system would). The agent of another node runs nothing.
+func testAgentShutdown(t *testing.T, bin string) {
+	cfg := homelab(t, sim.ProtocolRedfish, 1, nil)
+	s, objs := start(t, cfg, func(g *infrav1.Group) {
+		g.Spec.MachineDefaults = &infrav1.MachineDefaults{Power: &infrav1.PowerSpec{Stop: &infrav1.PowerDriver{Agent: &infrav1.AgentDriver{}}}}
+	})
+	manager(t, cfg.Namespace, nil)
+	allReady(t, objs, 60*time.Second)
+	m := get(t, objs.Machines[0])
+	node := m.Status.KubernetesNode
+
+	kubeconfig, err := env.WriteKubeconfig(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	calls := map[string]string{}
+	var agents []*agentproc.Process
+	for _, n := range []string{node, node + "-neighbour"} {
+		log := filepath.Join(dir, n+".log")
+		script := filepath.Join(dir, n+".sh")
+		if err := os.WriteFile(script, []byte("#!/bin/sh\necho poweroff >> "+log+"\n"), 0o755); err != nil { //nolint:gosec // an executable test script
+			t.Fatal(err)
+		}
+		calls[n] = log
+		agents = append(agents, agentproc.Run(t, bin, n, nil, "--kubeconfig", kubeconfig, "--namespace", cfg.Namespace,
+			"--node-name", n, "--pod-name", "agent-"+n, "--shutdown=command", "--shutdown-command", script))
+	}
+	for _, a := range agents {
+		a.WaitReady(t)
+	}
+
+	setOnline(t, m, false)
+	lines := func(n string) int {
+		data, err := os.ReadFile(calls[n])
+		if os.IsNotExist(err) {
+			return 0
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Count(string(data), "poweroff")
+	}
+	testenv.Eventually(t, 60*time.Second, "the machine's own agent to run its power-off", func() bool { return lines(node) > 0 })
+	// What the host's poweroff would do.
+	s.Machines()[0].Do(sim.CommandGracefulShutdown)
+	waitProgress(t, m, infrav1.ProgressOff, 60*time.Second)
+	if got, other := lines(node), lines(node+"-neighbour"); got != 1 || other != 0 {
+		t.Fatalf("power-off ran %d times on the machine's agent and %d times on the neighbour's, want 1 and 0", got, other)
+	}
+	if c := s.Machines()[0].Counters(); c.PowerOff != 1 || c.Commands[sim.CommandForceOff] != 0 {
+		t.Fatalf("BMC commands: %+v", c.History)
+	}
+}
