@@ -150,6 +150,21 @@ func TestBadInputTableCRD(t *testing.T) {
   maintenance: {offLongerThan: 168h, wakeFor: 48h}`)),
 		"crd-cycling-zero-power-ons": apply(groupYAML(`
   powerCycling: {maxPowerOnsPerDay: 0}`)),
+		"crd-relayed-wake-secureon": apply(machineYAML(`
+  group: workers
+  power:
+    start: {wakeOnLAN: {mac: "aa:bb:cc:dd:ee:01", via: lan-2, secureOnSecretRef: {name: wol, key: password}}}
+    stop: {agent: {}}`)),
+		"crd-bad-segment": apply(machineYAML(`
+  group: workers
+  power:
+    start: {wakeOnLAN: {mac: "aa:bb:cc:dd:ee:01", via: "LAN 2"}}
+    stop: {agent: {}}`)),
+		"crd-agent-cannot-start": apply(machineYAML(`
+  group: workers
+  power:
+    start: {agent: {}}
+    stop: {agent: {}}`)),
 		"crd-missing-group": apply(machineYAML(`
   power:
     start: {wakeOnLAN: {mac: "aa:bb:cc:dd:ee:01"}}

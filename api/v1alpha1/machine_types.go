@@ -245,7 +245,8 @@ type TalosDriver struct {
 	// allow shutting down (os:operator or os:admin).
 	CredentialsSecretRef *SecretReference `json:"credentialsSecretRef"`
 	// Force shuts the machine down without Talos first cordoning and draining its Node. Off by
-	// default; the manager drains the Node before it powers a machine off either way.
+	// default. Talos's drain comes on top of the one before every power-off (cluster-autoscaler's
+	// or the manager's), so Force mostly saves the time Talos's drain takes.
 	// +optional
 	Force bool `json:"force,omitempty"`
 }

@@ -2,14 +2,11 @@ package agent_test
 
 import (
 	"context"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -17,96 +14,13 @@ import (
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/relay"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/agentproc"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/testenv"
 )
 
-// buildAgent builds cmd/homelab-agent into dir.
-func buildAgent(t *testing.T, dir string) string {
-	t.Helper()
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Fatalf("building the agent needs the go command: %v", err)
-	}
-	bin := filepath.Join(dir, "homelab-agent")
-	cmd := exec.Command(goBin, "build", "-o", bin, "./cmd/homelab-agent") //nolint:gosec // the project's own build
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building the agent: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// agentProcess is a running homelab-agent.
-type agentProcess struct {
-	identity  string
-	probeAddr string
-	cmd       *exec.Cmd
-	out       *testenv.SyncBuffer
-	exited    chan struct{}
-}
-
-// runAgent starts the agent binary with args and the environment variables extra until the
-// test ends.
-func runAgent(t *testing.T, bin, identity string, extra []string, args ...string) *agentProcess {
-	t.Helper()
-	p := &agentProcess{identity: identity, probeAddr: freeAddr(t), out: &testenv.SyncBuffer{}, exited: make(chan struct{})}
-	p.cmd = exec.Command(bin, append(args, "--metrics-bind-address", "0", "--health-probe-bind-address", p.probeAddr)...) //nolint:gosec // the project's own binary
-	p.cmd.Env = append(os.Environ(), extra...)
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = p.cmd.Wait(); close(p.exited) }()
-	t.Cleanup(func() {
-		_ = p.cmd.Process.Kill()
-		<-p.exited
-		if t.Failed() {
-			t.Logf("agent %s output:\n%s", identity, p.out.String())
-		}
-	})
-	return p
-}
-
-// waitReady waits until the agent's readiness probe passes: its request informer has synced.
-func (p *agentProcess) waitReady(t *testing.T) {
-	t.Helper()
-	testenv.Eventually(t, time.Minute, "agent "+p.identity+" to be ready", func() bool {
-		resp, err := http.Get("http://" + p.probeAddr + "/readyz") //nolint:noctx // a loopback probe in a test
-		if err != nil {
-			return false
-		}
-		_ = resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
-}
-
-// kill ends the agent with SIGKILL, the stop it cannot clean up after.
-func (p *agentProcess) kill(t *testing.T) {
-	t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	<-p.exited
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().String()
-}
-
-// Bad flags stop the command at once with a clear message.
 func TestAgentCommandRefusesBadFlags(t *testing.T) {
 	dir := t.TempDir()
-	bin := buildAgent(t, dir)
+	bin := agentproc.Build(t, dir)
 	for _, tc := range []struct {
 		args []string
 		want []string
@@ -138,23 +52,23 @@ func TestAgentCommandRefusesBadFlags(t *testing.T) {
 // for the host's poweroff, appends a line to a file of its own.
 func TestAgentProcesses(t *testing.T) {
 	dir := t.TempDir()
-	bin := buildAgent(t, dir)
+	bin := agentproc.Build(t, dir)
 	kubeconfig, err := env.WriteKubeconfig(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ns := namespace(t)
 	offA, offB := poweroffScript(t, dir, "node-a"), poweroffScript(t, dir, "node-b")
-	a := runAgent(t, bin, "node-a/agent-a", nil,
+	a := agentproc.Run(t, bin, "node-a/agent-a", nil,
 		"--kubeconfig", kubeconfig, "--segment", "lan-2", "--namespace", ns, "--node-name", "node-a", "--pod-name", "agent-a",
 		"--shutdown", "command", "--shutdown-command", offA.script)
 	// The other takes its identity from the environment, as the DaemonSet sets it.
-	b := runAgent(t, bin, "node-b/agent-b", []string{"NODE_NAME=node-b", "POD_NAME=agent-b"},
+	b := agentproc.Run(t, bin, "node-b/agent-b", []string{"NODE_NAME=node-b", "POD_NAME=agent-b"},
 		"--kubeconfig", kubeconfig, "--segment", "lan-1,lan-2", "--namespace", "other-ns,"+ns,
 		"--shutdown=command", "--shutdown-command="+offB.script)
-	a.waitReady(t)
-	b.waitReady(t)
-	agents := map[string]*agentProcess{a.identity: a, b.identity: b}
+	a.WaitReady(t)
+	b.WaitReady(t)
+	agents := map[string]*agentproc.Process{a.Identity: a, b.Identity: b}
 
 	t.Run("one of two sends, as wakeonlan would", func(t *testing.T) {
 		n := listen(t)
@@ -220,8 +134,8 @@ func TestAgentProcesses(t *testing.T) {
 		nobody := requestShutdown(t, ns, "m7", "node-c", 1, time.Now().Add(time.Minute))
 		first := requestShutdown(t, ns, "m8", "node-a", 1, time.Now().Add(time.Minute))
 		done := waitState(t, first, relay.StateDone, 30*time.Second)
-		if relay.Holder(done) != a.identity || done.Status.Detail != "shutting down node-a with command" {
-			t.Fatalf("Done by %q with %q; want by %s", relay.Holder(done), done.Status.Detail, a.identity)
+		if relay.Holder(done) != a.Identity || done.Status.Detail != "shutting down node-a with command" {
+			t.Fatalf("Done by %q with %q; want by %s", relay.Holder(done), done.Status.Detail, a.Identity)
 		}
 		offA.waitLines(t, 1)
 		// A second attempt, served after the first, shows that the first ran only once.
@@ -249,7 +163,7 @@ func TestAgentProcesses(t *testing.T) {
 		}
 		defer w.Stop()
 		l := request(t, ns, "m5", "lan-2", "aa:bb:cc:dd:ee:05", n, time.Now().Add(time.Minute))
-		var killed *agentProcess
+		var killed *agentproc.Process
 		var seen relay.State
 		for ev := range w.ResultChan() {
 			got, ok := ev.Object.(*infrav1.AgentRequest)
@@ -260,7 +174,7 @@ func TestAgentProcesses(t *testing.T) {
 			if killed == nil {
 				t.Fatalf("request held by %q", relay.Holder(got))
 			}
-			killed.kill(t)
+			killed.Kill(t)
 			break
 		}
 		if killed == nil {
@@ -275,12 +189,12 @@ func TestAgentProcesses(t *testing.T) {
 		})
 		n.flush(t)
 		sent := n.count(magic(t, "aa:bb:cc:dd:ee:05"))
-		t.Logf("killed %s when it saw %s; the request ended %s held by %s after %d packets", killed.identity, seen, relay.StateOf(final), relay.Holder(final), sent)
+		t.Logf("killed %s when it saw %s; the request ended %s held by %s after %d packets", killed.Identity, seen, relay.StateOf(final), relay.Holder(final), sent)
 		switch relay.StateOf(final) {
 		case relay.StateDone:
 			n.expectOnly(t, map[string]int{string(magic(t, "aa:bb:cc:dd:ee:05")): 3})
 		case relay.StateActing:
-			if relay.Holder(final) != killed.identity {
+			if relay.Holder(final) != killed.Identity {
 				t.Fatalf("Acting by %q, which was not killed", relay.Holder(final))
 			}
 			if v := relay.Read(final, time.Now()); !strings.Contains(v.Failed, "stopped after it took the request") {

@@ -37,9 +37,11 @@ func (a Agent) do(ctx context.Context, req Request) (Outcome, error) {
 		return Outcome{}, Errorf(DriverAgent, req.Action, ClassConfig, "the agent driver needs the manager's relay, which this build was started without")
 	}
 	m := req.Machine
+	// Only the Node the machine has claimed (status.kubernetesNode, set once the Node passed the
+	// claim rules of docs/security.md) is asked: a name from the spec could be any Node's.
 	node := m.Status.KubernetesNode
 	if node == "" {
-		node = m.KubernetesNodeNameOrDefault()
+		return Outcome{}, Errorf(DriverAgent, req.Action, ClassConfig, "the machine has no claimed Node, so no agent of its own to ask")
 	}
 	return askAgent(ctx, a.Relay, DriverAgent, req, nowOr(a.Now), func(m *infrav1.Machine, started, deadline time.Time) (*infrav1.AgentRequest, error) {
 		return relay.RequestShutdown(ctx, a.Relay, relay.Shutdown{

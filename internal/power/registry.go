@@ -12,7 +12,7 @@ type Options struct {
 }
 
 // Builtin returns the drivers that need nothing but their configuration: Wake-on-LAN, IPMI,
-// Redfish, SSH and HTTP, with the zero Options. The Job driver needs a client and is added by
+// Redfish, SSH, HTTP and Talos, with the zero Options. The Job driver needs a client and is added by
 // whoever builds one.
 func Builtin() []Driver {
 	return BuiltinWith(Options{})
@@ -22,7 +22,7 @@ func Builtin() []Driver {
 func BuiltinWith(o Options) []Driver {
 	//nolint:staticcheck // each driver takes the options it needs; a conversion would break when they differ
 	return []Driver{WakeOnLAN{Egress: o.Egress, Relay: o.Relay}, IPMI{Egress: o.Egress}, Redfish{Egress: o.Egress}, SSH{Egress: o.Egress}, HTTP{Egress: o.Egress},
-		Agent{Relay: o.Relay}}
+		Agent{Relay: o.Relay}, Talos{Egress: o.Egress}}
 }
 
 // NewRegistry registers drivers by their names.

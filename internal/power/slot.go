@@ -15,6 +15,7 @@ const (
 	DriverHTTP      = "http"
 	DriverJob       = "job"
 	DriverAgent     = "agent"
+	DriverTalos     = "talos"
 )
 
 // Slot is one configured driver of a Machine (its BMC, or power.start, power.stop or power.status)
@@ -28,6 +29,7 @@ type Slot struct {
 	HTTP      *infrav1.HTTPDriver
 	Job       *infrav1.JobDriver
 	Agent     *infrav1.AgentDriver
+	Talos     *infrav1.TalosDriver
 }
 
 // DriverName names the slot's driver, or "" for an empty slot.
@@ -47,6 +49,8 @@ func (s Slot) DriverName() string {
 		return DriverJob
 	case s.Agent != nil:
 		return DriverAgent
+	case s.Talos != nil:
+		return DriverTalos
 	}
 	return ""
 }
@@ -58,7 +62,7 @@ func slotFrom(a infrav1.PowerDriver) Slot {
 	}
 	return Slot{
 		Timeout: timeout, WakeOnLAN: a.WakeOnLAN, IPMI: a.IPMI, Redfish: a.Redfish,
-		SSH: a.SSH, HTTP: a.HTTP, Job: a.Job, Agent: a.Agent,
+		SSH: a.SSH, HTTP: a.HTTP, Job: a.Job, Agent: a.Agent, Talos: a.Talos,
 	}
 }
 
