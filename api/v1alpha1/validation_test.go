@@ -493,7 +493,7 @@ func TestCRDDefaultsAreTheConstants(t *testing.T) {
 		"maintenance.maxConcurrent":   int64(infrav1.DefaultMaintenanceMaxConcurrent),
 	}
 	files, err := filepath.Glob("../../config/crd/bases/*.yaml")
-	if err != nil || len(files) != 2 {
+	if err != nil || len(files) != 3 {
 		t.Fatalf("CRDs: %v %v", files, err)
 	}
 	seen := 0
