@@ -2,6 +2,7 @@ package agent_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -35,7 +36,8 @@ func TestAgentCommandRefusesBadFlags(t *testing.T) {
 		cmd := exec.Command(bin, tc.args...) //nolint:gosec // the project's own binary
 		cmd.Env = append(os.Environ(), "POD_NAME=", "KUBECONFIG=/nonexistent")
 		out, err := cmd.CombinedOutput()
-		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 {
 			t.Errorf("%q: exit %v; want status 2\n%s", tc.args, err, out)
 			continue
 		}

@@ -51,7 +51,12 @@ func TestWOLTest(t *testing.T) {
 	agentCtx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(agentCtx) }()
-	defer func() { stop(); <-done }()
+	defer func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("agent: %v", err)
+		}
+	}()
 
 	out, _, err := run(t, "wol", "test", "relayed", "--kubeconfig", kubeconfig, "-n", ns)
 	if err != nil {

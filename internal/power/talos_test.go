@@ -313,7 +313,7 @@ func TestTalosRefusals(t *testing.T) {
 		if !strings.Contains(msg, `secret homelab/talos has no value for key "tls.key"`) {
 			t.Fatalf("want the missing key named: %v", msg)
 		}
-		_, err = Talos{}.Do(ctx, request(ActionOff, api.slot("", false), with(map[string][]byte{talosCAKey: nil, talosCertKey: []byte{}})))
+		_, err = Talos{}.Do(ctx, request(ActionOff, api.slot("", false), with(map[string][]byte{talosCAKey: nil, talosCertKey: {}})))
 		msg = wantClass(t, err, ClassConfig, key...)
 		if !strings.Contains(msg, `no value for key "ca.crt", "tls.crt"`) {
 			t.Fatalf("want both missing keys named: %v", msg)

@@ -16,8 +16,9 @@ import (
 // datagram. Sending a few copies, spaced so a short burst of loss does not take them all, is what
 // every WoL tool does.
 const (
-	wolSends   = 3
-	wolSpacing = 100 * time.Millisecond
+	// WakeOnLANSends is how many copies of a magic packet one wake sends.
+	WakeOnLANSends = 3
+	wolSpacing     = 100 * time.Millisecond
 )
 
 // WakeOnLAN powers machines on with a magic packet. It cannot power off or read the power state.
@@ -94,17 +95,17 @@ func (w WakeOnLAN) do(ctx context.Context, req Request) (Outcome, error) {
 	if deadline, ok := ctx.Deadline(); ok {
 		_ = conn.SetWriteDeadline(deadline)
 	}
-	for i := range wolSends {
+	for i := range WakeOnLANSends {
 		if i > 0 {
 			if err := sleepCtx(ctx, wolSpacing); err != nil {
-				return Outcome{}, Errorf(DriverWakeOnLAN, req.Action, ClassTimeout, "sent %d of %d magic packets to %s before the timeout", i, wolSends, target)
+				return Outcome{}, Errorf(DriverWakeOnLAN, req.Action, ClassTimeout, "sent %d of %d magic packets to %s before the timeout", i, WakeOnLANSends, target)
 			}
 		}
 		if _, err := conn.WriteToUDPAddrPort(packet, target); err != nil {
 			return Outcome{}, Errorf(DriverWakeOnLAN, req.Action, classify(ctx, err), "send magic packet to %s: %v", target, err)
 		}
 	}
-	return Outcome{Done: true, Detail: fmt.Sprintf("sent %d magic packets for %s to %s", wolSends, mac, target)}, nil
+	return Outcome{Done: true, Detail: fmt.Sprintf("sent %d magic packets for %s to %s", WakeOnLANSends, mac, target)}, nil
 }
 
 // Status implements Driver: Wake-on-LAN cannot read a power state.

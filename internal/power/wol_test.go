@@ -74,8 +74,8 @@ func TestWakeOnLANSendsRepeatedMagicPacket(t *testing.T) {
 		t.Fatalf("Do: %+v, %v", out, err)
 	}
 	got := receive(t, c, 500*time.Millisecond)
-	if len(got) != wolSends {
-		t.Fatalf("received %d packets; want %d (packets get lost, so the driver repeats)", len(got), wolSends)
+	if len(got) != WakeOnLANSends {
+		t.Fatalf("received %d packets; want %d (packets get lost, so the driver repeats)", len(got), WakeOnLANSends)
 	}
 	want := append(bytes.Repeat([]byte{0xFF}, 6), bytes.Repeat([]byte{0x52, 0x54, 0x00, 0x12, 0x34, 0x56}, 16)...)
 	for i, p := range got {
@@ -100,8 +100,8 @@ func TestWakeOnLANSecureOn(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := receive(t, c, 500*time.Millisecond)
-	if len(got) != wolSends {
-		t.Fatalf("received %d packets; want %d", len(got), wolSends)
+	if len(got) != WakeOnLANSends {
+		t.Fatalf("received %d packets; want %d", len(got), WakeOnLANSends)
 	}
 	for _, p := range got {
 		if len(p) != 108 {

@@ -49,11 +49,14 @@ type Received struct {
 
 // Counters are what a machine's BMC received and what the machine did, since the start.
 type Counters struct {
-	// PowerOn counts commands that power on (CommandOn, CommandMagicPacket), whatever the machine's state: a second
+	// PowerOn counts commands that power on (CommandOn), whatever the machine's state: a second
 	// one while the machine is on is counted too, which is the point.
 	PowerOn int `json:"powerOn"`
 	// PowerOff counts commands that power off (CommandGracefulShutdown and CommandForceOff).
 	PowerOff int `json:"powerOff"`
+	// MagicPackets counts the Wake-on-LAN magic packets the machine's network card saw (a sender
+	// sends a few copies of each wake).
+	MagicPackets int `json:"magicPackets"`
 	// Commands counts each command by name.
 	Commands map[Command]int `json:"commands"`
 	// Requests counts everything the BMC received, answered or not: Redfish HTTP requests
@@ -224,8 +227,10 @@ func (m *Machine) Do(cmd Command) {
 func (m *Machine) record(cmd Command) {
 	c := &m.counters
 	switch cmd {
-	case CommandOn, CommandMagicPacket:
+	case CommandOn:
 		c.PowerOn++
+	case CommandMagicPacket:
+		c.MagicPackets++
 	case CommandGracefulShutdown, CommandForceOff:
 		c.PowerOff++
 	}

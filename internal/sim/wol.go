@@ -16,7 +16,7 @@ const CommandMagicPacket Command = "MagicPacket"
 // MAC is the simulated network card's address of machine index i: locally administered, unique
 // per index.
 func MAC(i int) net.HardwareAddr {
-	return net.HardwareAddr{0x02, 0x68, 0x6c, byte(i >> 16), byte(i >> 8), byte(i)}
+	return net.HardwareAddr{0x02, 0x68, 0x6c, byte(i >> 16 & 0xff), byte(i >> 8 & 0xff), byte(i & 0xff)} //nolint:gosec // masked to a byte
 }
 
 // wakeListener is the machines' shared LAN as far as Wake-on-LAN goes: one UDP socket that every

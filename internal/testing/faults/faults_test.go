@@ -23,7 +23,8 @@ const (
 // TestFaults runs the harness's scenarios side by side against one control plane and one kwok:
 // SIGKILLs of the manager at random points, a leader handover, concurrent writers, misbehaving
 // BMCs, machine faults (power cuts, button presses, hung kubelets) mixed with SIGKILLs, two
-// machines too slow to boot, and a short soak (make soak runs a long one).
+// machines too slow to boot, homelab-agent killed while it relays wakes and shuts machines down,
+// and a short soak (make soak runs a long one).
 func TestFaults(t *testing.T) {
 	kc := kubeconfig(t)
 	env.StartKwok(t, kc)
@@ -60,6 +61,10 @@ func TestFaults(t *testing.T) {
 	t.Run("SubstituteKilled", func(t *testing.T) {
 		t.Parallel()
 		substituteKilled(t, kc)
+	})
+	t.Run("AgentKills", func(t *testing.T) {
+		t.Parallel()
+		agentKills(t, kc)
 	})
 	t.Run("Soak", func(t *testing.T) {
 		t.Parallel()

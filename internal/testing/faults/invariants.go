@@ -19,6 +19,7 @@ import (
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/controller/machine"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/machines"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/power"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/sim"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/testenv"
 )
@@ -524,7 +525,7 @@ func inGap(gaps []Gap, from, to time.Time) bool {
 // counted in unverifiable instead.
 func CommandsPerAttempt(c sim.Counters, on, off map[time.Time]int32, gaps []Gap) (findings []Finding, unverifiable int) {
 	onStarts, offStarts := sortedStarts(on), sortedStarts(off)
-	perAttempt := map[time.Time]int{}
+	perAttempt, packets := map[time.Time]int{}, map[time.Time]int{}
 	for _, r := range c.History {
 		lastOn, lastOff := lastBefore(onStarts, r.At), lastBefore(offStarts, r.At)
 		if inGap(gaps, maxTime(lastOn, lastOff), r.At) {
@@ -536,6 +537,21 @@ func CommandsPerAttempt(c sim.Counters, on, off map[time.Time]int32, gaps []Gap)
 			findings = append(findings, Finding{At: r.At, Text: fmt.Sprintf(format, args...)})
 		}
 		switch r.Command {
+		case sim.CommandMagicPacket:
+			// A relayed wake: one agent sends power.WakeOnLANSends copies; more for one attempt
+			// means two agents (or one twice) served it.
+			switch {
+			case lastOn.IsZero():
+				found("magic packet at %s before any recorded power-on attempt", at)
+				continue
+			case lastOff.After(lastOn):
+				found("magic packet at %s after the power-off attempt recorded at %s, with no power-on attempt since", at, lastOff.Format(time.RFC3339Nano))
+				continue
+			}
+			packets[lastOn]++
+			if packets[lastOn] == power.WakeOnLANSends+1 {
+				found("more than one wake (%d magic packets) for attempt %d started at %s", packets[lastOn], on[lastOn], lastOn.Format(time.RFC3339Nano))
+			}
 		case sim.CommandOn:
 			switch {
 			case lastOn.IsZero():

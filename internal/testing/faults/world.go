@@ -52,6 +52,9 @@ type Options struct {
 	// Repair is the Group's spec.repair. Its observeInterval defaults to the CRD's minimum,
 	// 10s, so that the periodic observation happens within a scenario.
 	Repair *infrav1.RepairPolicy
+	// AgentShutdown powers the machines off through the homelab-agent on their own Node
+	// (power.stop.agent) instead of their BMC; the scenario runs the agents.
+	AgentShutdown bool
 }
 
 func (o *Options) defaults() {
@@ -235,7 +238,14 @@ func NewWorld(t testing.TB, env *testenv.Env, managerBin, kubeconfig string, rng
 		// that covers the graceful shutdown window); spec.bmc keeps power-on and status, bounded
 		// by the driver timeout, and needs no graceful window of its own.
 		stop := m.Spec.BMC.DeepCopy()
-		m.Spec.Power = &infrav1.PowerSpec{Stop: &infrav1.PowerDriver{Timeout: stop.Timeout, IPMI: stop.IPMI, Redfish: stop.Redfish}}
+		var start *infrav1.PowerDriver
+		if m.Spec.Power != nil {
+			start = m.Spec.Power.Start // a wake relayed through homelab-agent (sim.Config.WakeVia)
+		}
+		m.Spec.Power = &infrav1.PowerSpec{Start: start, Stop: &infrav1.PowerDriver{Timeout: stop.Timeout, IPMI: stop.IPMI, Redfish: stop.Redfish}}
+		if opts.AgentShutdown {
+			m.Spec.Power.Stop = &infrav1.PowerDriver{Timeout: stop.Timeout, Agent: &infrav1.AgentDriver{}}
+		}
 		bmc := m.Spec.BMC
 		bmc.Timeout = &metav1.Duration{Duration: opts.DriverTimeout}
 		if bmc.IPMI != nil {

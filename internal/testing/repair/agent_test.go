@@ -54,7 +54,7 @@ func testWakeRelayed(t *testing.T, bin string) {
 	for i, m := range s.Machines() {
 		c := m.Counters()
 		// One attempt, one agent: its three copies of the packet, nothing from the other agent.
-		if got := c.Commands[sim.CommandMagicPacket]; got != 3 || c.Commands[sim.CommandOn] != 0 {
+		if got := c.MagicPackets; got != 3 || c.PowerOn != 0 {
 			t.Fatalf("machine %d: %d magic packets (want the 3 copies of one agent), %d BMC power-ons", i, got, c.Commands[sim.CommandOn])
 		}
 	}
@@ -91,7 +91,7 @@ func testNoAgent(t *testing.T) {
 	if !strings.Contains(got.Status.LastError, "no homelab-agent serves segment lan-9") {
 		t.Fatalf("last error %q", got.Status.LastError)
 	}
-	if c := s.Machines()[0].Counters(); c.PowerOn != 0 {
+	if c := s.Machines()[0].Counters(); c.PowerOn != 0 || c.MagicPackets != 0 {
 		t.Fatalf("a machine without an agent got power-ons: %+v", c.History)
 	}
 }
