@@ -166,7 +166,7 @@ func TestShutdownLeavesOtherRequestsAlone(t *testing.T) {
 		reconcileShutdown(t, s, r)
 		expectUntouched(t, r)
 	}
-	clk.set(t0.Add(5 * time.Second))
+	clk.SetTime(t0.Add(5 * time.Second))
 	cur = late
 	reconcileShutdown(t, s, late)
 	expectUntouched(t, late)
@@ -202,11 +202,11 @@ func TestShutdownTakesOverAClaimThatRanOut(t *testing.T) {
 	if err := relay.Claim(context.Background(), env.Client, cur, "node-s3/old", t0); err != nil {
 		t.Fatal(err)
 	}
-	clk.set(t0.Add(time.Second))
+	clk.SetTime(t0.Add(time.Second))
 	if res := reconcileShutdown(t, s, cur); res.RequeueAfter != relay.ClaimDuration-time.Second {
 		t.Fatalf("result %+v; want a look again when the claim runs out", res)
 	}
-	clk.set(t0.Add(relay.ClaimDuration))
+	clk.SetTime(t0.Add(relay.ClaimDuration))
 	reconcileShutdown(t, s, cur)
 	if got := read(t, cur); relay.StateOf(got) != relay.StateDone || relay.Holder(got) != s.Agent || p.count() != 1 {
 		t.Fatalf("request %s held by %q after %d power-offs; want Done by %s after one", relay.StateOf(got), relay.Holder(got), p.count(), s.Agent)

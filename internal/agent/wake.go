@@ -16,6 +16,8 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/util/retry"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -159,22 +161,14 @@ func (w *Waker) act(ctx context.Context, r *infrav1.AgentRequest, wk wake) (ctrl
 // request within this call: the agent acted, and only this call knows it, so a later reconcile
 // could not tell a served request from one whose agent stopped mid-way.
 func recordDone(ctx context.Context, c client.Client, r *infrav1.AgentRequest, agent, detail string, now func() time.Time) error {
-	wait := doneWait
-	for try := 1; ; try++ {
-		err := relay.Done(ctx, c, r, agent, detail, now())
-		if err == nil || errors.Is(err, relay.ErrLost) {
-			return err
-		}
-		if try == doneTries {
-			return fmt.Errorf("recording that %s served the %s request %s/%s: %w", agent, r.Spec.Kind, r.Namespace, r.Name, err)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("recording that %s served the %s request %s/%s: %w", agent, r.Spec.Kind, r.Namespace, r.Name, err)
-		case <-time.After(wait):
-		}
-		wait *= 2
+	backoff := wait.Backoff{Duration: doneWait, Factor: 2, Steps: doneTries}
+	err := retry.OnError(backoff, func(err error) bool { return !errors.Is(err, relay.ErrLost) && ctx.Err() == nil }, func() error {
+		return relay.Done(ctx, c, r, agent, detail, now())
+	})
+	if err != nil && !errors.Is(err, relay.ErrLost) {
+		return fmt.Errorf("recording that %s served the %s request %s/%s: %w", agent, r.Spec.Kind, r.Namespace, r.Name, err)
 	}
+	return err
 }
 
 // quiet turns ErrLost, the normal end of a request another agent serves, into no error.

@@ -118,7 +118,7 @@ func TestTakesOverAClaimThatRanOut(t *testing.T) {
 	}
 	live := &agent.Waker{Client: env.Client, Agent: "node-a/agent-a", Segments: []string{"lan-2"}, Now: clk.Now}
 
-	clk.set(t0.Add(4 * time.Second))
+	clk.SetTime(t0.Add(4 * time.Second))
 	if res := reconcile(t, live, l); res.RequeueAfter != relay.ClaimDuration-4*time.Second {
 		t.Fatalf("result %+v; want a look again in %s, when the claim runs out", res, relay.ClaimDuration-4*time.Second)
 	}
@@ -126,7 +126,7 @@ func TestTakesOverAClaimThatRanOut(t *testing.T) {
 		t.Fatalf("a standing claim was taken over: %s held by %q", relay.StateOf(got), relay.Holder(got))
 	}
 
-	clk.set(t0.Add(relay.ClaimDuration))
+	clk.SetTime(t0.Add(relay.ClaimDuration))
 	reconcile(t, live, l)
 	reconcile(t, live, l)
 	if got := read(t, l); relay.StateOf(got) != relay.StateDone || relay.Holder(got) != live.Agent {
@@ -190,7 +190,7 @@ func TestActingIsNeverTakenOver(t *testing.T) {
 	}
 	live := &agent.Waker{Client: env.Client, Agent: "node-a/agent-a", Segments: []string{"lan-2"}, Now: clk.Now}
 	for _, after := range []time.Duration{time.Second, relay.ClaimDuration, 30 * time.Second} {
-		clk.set(t0.Add(after))
+		clk.SetTime(t0.Add(after))
 		if res := reconcile(t, live, l); res != (ctrl.Result{}) {
 			t.Fatalf("%s after Acting: result %+v; nothing should be left to look at", after, res)
 		}
@@ -216,7 +216,7 @@ func TestPastDeadlineNeverClaimed(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := &agent.Waker{Client: env.Client, Agent: "node-a/agent-a", Segments: []string{"lan-2"}, Now: clk.Now}
-	clk.set(t0.Add(relay.ClaimDuration))
+	clk.SetTime(t0.Add(relay.ClaimDuration))
 	reconcile(t, w, fresh)
 	reconcile(t, w, claimed)
 	expectUntouched(t, fresh)
@@ -282,7 +282,7 @@ func TestFailedSendIsNotRetried(t *testing.T) {
 		}}
 	l := request(t, ns, "m1", "lan-6", mac1, n, t0.Add(time.Minute))
 	for _, after := range []time.Duration{0, time.Second, relay.ClaimDuration, 30 * time.Second} {
-		clk.set(t0.Add(after))
+		clk.SetTime(t0.Add(after))
 		reconcile(t, w, l)
 	}
 	if k := sends.Load(); k != 1 {

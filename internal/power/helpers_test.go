@@ -126,3 +126,34 @@ func writeFile(t *testing.T, path, content string, mode os.FileMode) {
 }
 
 func duration(d time.Duration) *metav1.Duration { return &metav1.Duration{Duration: d} }
+
+// recordingListener is a TCP listener on loopback that a test checks a refused driver never
+// connected to (expectNoConnection).
+func recordingListener(t *testing.T) net.Listener {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	return l
+}
+
+// expectNoConnection fails unless the first connection l accepts is the test's own probe: a
+// driver refused before it dialled left none waiting.
+func expectNoConnection(t *testing.T, l net.Listener) {
+	t.Helper()
+	probe, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = probe.Close() }()
+	first, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = first.Close() }()
+	if first.RemoteAddr().String() != probe.LocalAddr().String() {
+		t.Fatalf("the listener's first connection came from %s, not from the test's probe: the driver connected", first.RemoteAddr())
+	}
+}

@@ -378,34 +378,16 @@ func TestSSHRefusals(t *testing.T) {
 	})
 
 	t.Run("egress policy", func(t *testing.T) {
-		// A listener that records who connects: after the refused call, the first connection it
-		// accepts must be the test's own.
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _ = l.Close() }()
+		l := recordingListener(t)
 		policy := DefaultEgressPolicy()
 		slot := s.slot("")
 		slot.SSH.Port = int32(l.Addr().(*net.TCPAddr).Port)
-		_, err = SSH{Egress: &policy}.Do(ctx, request(ActionOff, slot, s.secrets()))
+		_, err := SSH{Egress: &policy}.Do(ctx, request(ActionOff, slot, s.secrets()))
 		msg := wantClass(t, err, ClassConfig, string(s.clientKeyPEM))
 		if !strings.Contains(msg, "refused by the manager's egress policy (deny=127.0.0.0/8)") {
 			t.Fatalf("want the egress policy named: %v", msg)
 		}
-		probe, err := net.Dial("tcp", l.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _ = probe.Close() }()
-		first, err := l.Accept()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _ = first.Close() }()
-		if first.RemoteAddr().String() != probe.LocalAddr().String() {
-			t.Fatalf("the listener's first connection came from %s, not from the test's probe: the driver connected", first.RemoteAddr())
-		}
+		expectNoConnection(t, l)
 	})
 
 	t.Run("power on and status are unsupported", func(t *testing.T) {

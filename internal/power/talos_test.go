@@ -396,32 +396,14 @@ func TestTalosRefusals(t *testing.T) {
 	})
 
 	t.Run("egress policy", func(t *testing.T) {
-		// A listener that records who connects: after the refused call, the first connection it
-		// accepts must be the test's own.
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _ = l.Close() }()
+		l := recordingListener(t)
 		policy := DefaultEgressPolicy()
-		_, err = Talos{Egress: &policy}.Do(ctx, request(ActionOff, api.slot(l.Addr().String(), false), with(nil)))
+		_, err := Talos{Egress: &policy}.Do(ctx, request(ActionOff, api.slot(l.Addr().String(), false), with(nil)))
 		msg := wantClass(t, err, ClassConfig, key...)
 		if !strings.Contains(msg, "refused by the manager's egress policy (deny=127.0.0.0/8)") {
 			t.Fatalf("want the egress policy named: %v", msg)
 		}
-		probe, err := net.Dial("tcp", l.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _ = probe.Close() }()
-		first, err := l.Accept()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _ = first.Close() }()
-		if first.RemoteAddr().String() != probe.LocalAddr().String() {
-			t.Fatalf("the listener's first connection came from %s, not from the test's probe: the driver connected", first.RemoteAddr())
-		}
+		expectNoConnection(t, l)
 	})
 
 	t.Run("power on and status are unsupported", func(t *testing.T) {

@@ -7,40 +7,23 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"sync"
 	"testing"
 	"time"
+
+	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/sim"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/testenv"
 )
 
-// clock is a settable time source for a simulator's draw history.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = t
-}
-
 // clocked runs a simulator whose draw history follows a clock that starts at t0.
-func clocked(t *testing.T, cfg sim.Config, log *slog.Logger, t0 time.Time) (*sim.Sim, *clock) {
+func clocked(t *testing.T, cfg sim.Config, log *slog.Logger, t0 time.Time) (*sim.Sim, *clocktesting.FakeClock) {
 	t.Helper()
 	s, err := sim.New(cfg, env.Client, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &clock{now: t0}
+	c := clocktesting.NewFakeClock(t0)
 	s.SetClock(c.Now)
 	if err := s.Start(context.Background()); err != nil {
 		t.Fatal(err)
@@ -74,28 +57,28 @@ func TestEnergyBetweenIsExact(t *testing.T) {
 	}
 
 	wantWatts(2.5) // off: standby
-	c.Set(at(10))
+	c.SetTime(at(10))
 	m.Do(sim.CommandOn)
 	wantWatts(45) // booting, idle
-	c.Set(at(70))
+	c.SetTime(at(70))
 	if err := m.SetLoad(0.5); err != nil {
 		t.Fatal(err)
 	}
 	wantWatts(82.5)
-	c.Set(at(130))
+	c.SetTime(at(130))
 	if err := m.SetLoad(1); err != nil {
 		t.Fatal(err)
 	}
 	wantWatts(120)
-	c.Set(at(190))
+	c.SetTime(at(190))
 	m.Do(sim.CommandForceOff)
 	wantWatts(2.5)
-	c.Set(at(250))
+	c.SetTime(at(250))
 	if err := m.SetLoad(0); err != nil {
 		t.Fatal(err)
 	}
 	wantWatts(2.5) // the load counts only while the machine is on
-	c.Set(at(300))
+	c.SetTime(at(300))
 
 	for _, tc := range []struct {
 		from, to time.Time
@@ -190,7 +173,7 @@ func TestEnergyHistoryOverALongSoak(t *testing.T) {
 	// Every second the load flips between idle (45 W) and full (120 W): six hours of it.
 	const soak = 6 * 3600
 	for i := 1; i <= soak; i++ {
-		c.Set(t0.Add(time.Duration(i) * time.Second))
+		c.SetTime(t0.Add(time.Duration(i) * time.Second))
 		if err := m.SetLoad(float64(i % 2)); err != nil {
 			t.Fatal(err)
 		}
@@ -207,7 +190,7 @@ func TestEnergyHistoryOverALongSoak(t *testing.T) {
 
 	// Far more changes than the history holds: it forgets the oldest, never the recent ones.
 	for i := soak + 1; i <= 80000; i++ {
-		c.Set(t0.Add(time.Duration(i) * time.Second))
+		c.SetTime(t0.Add(time.Duration(i) * time.Second))
 		if err := m.SetLoad(float64(i % 2)); err != nil {
 			t.Fatal(err)
 		}

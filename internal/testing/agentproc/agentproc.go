@@ -89,9 +89,6 @@ func (p *Process) Kill(t *testing.T) {
 	<-p.exited
 }
 
-// Exited is closed when the process has exited.
-func (p *Process) Exited() <-chan struct{} { return p.exited }
-
 // FreeAddr is a loopback address with a port nothing listens on.
 func FreeAddr(t *testing.T) string {
 	t.Helper()
