@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -122,7 +123,10 @@ func (s *Server) transact(ctx context.Context, method string, key types.Namespac
 	if err := s.visible.wait(ctx, kindMachines, key.Namespace, visible); err != nil {
 		return nil, err
 	}
-	for _, note := range d.shaped {
+	if len(d.shaped) > 0 {
+		// One Event for the decision: Events of one object, reason and action that follow each
+		// other are folded into a series that keeps only the first note.
+		note := strings.Join(d.shaped, "; ")
 		s.opts.Logger.Info("powerCycling shaped a decision", "group", GroupID(key.Namespace, key.Name), "method", method, "operation", d.id, "note", note)
 		s.event(g, corev1.EventTypeNormal, "PowerCycling", method, "%s", note)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -59,16 +60,38 @@ func (r *Reconciler) windowEvents(g *infrav1.Group, before []string) {
 	if st := g.Status.Schedule; st != nil {
 		limits = fmt.Sprintf("effective min %d, max %d", st.MinSize, st.MaxSize)
 	}
-	for _, w := range after {
-		if !slices.Contains(before, w) {
-			r.Recorder.Eventf(g, nil, corev1.EventTypeNormal, "WindowOpened", "Schedule", "window %q opened: %s", w, limits)
+	// One Event per direction: Events of one object, reason and action that follow each other
+	// are folded into a series that keeps only the first note, so two windows opening at once
+	// must share a note to both be seen.
+	if opened := missingFrom(after, before); len(opened) > 0 {
+		r.Recorder.Eventf(g, nil, corev1.EventTypeNormal, "WindowOpened", "Schedule", "%s opened: %s", windowList(opened), limits)
+	}
+	if closed := missingFrom(before, after); len(closed) > 0 {
+		r.Recorder.Eventf(g, nil, corev1.EventTypeNormal, "WindowClosed", "Schedule", "%s closed: %s", windowList(closed), limits)
+	}
+}
+
+// missingFrom lists the names of a that b does not hold.
+func missingFrom(a, b []string) []string {
+	var out []string
+	for _, w := range a {
+		if !slices.Contains(b, w) {
+			out = append(out, w)
 		}
 	}
-	for _, w := range before {
-		if !slices.Contains(after, w) {
-			r.Recorder.Eventf(g, nil, corev1.EventTypeNormal, "WindowClosed", "Schedule", "window %q closed: %s", w, limits)
-		}
+	return out
+}
+
+// windowList names windows for an Event: window "a", or windows "a", "b".
+func windowList(ws []string) string {
+	quoted := make([]string, len(ws))
+	for i, w := range ws {
+		quoted[i] = strconv.Quote(w)
 	}
+	if len(ws) == 1 {
+		return "window " + quoted[0]
+	}
+	return "windows " + strings.Join(quoted, ", ")
 }
 
 // schedule has the ledger make the group's schedule hold, records what it did, and returns how
@@ -86,7 +109,11 @@ func (r *Reconciler) schedule(ctx context.Context, g *infrav1.Group, now time.Ti
 		log.FromContext(ctx).Info("schedule decision", "machine", a.Machine, "action", a.Kind, "why", a.Message)
 		countAction(g, a.Kind)
 		if r.Recorder != nil {
-			r.Recorder.Eventf(g, nil, a.EventType(), a.Kind, "Schedule", "%s: %s", a.Machine, a.Message)
+			// The machine is the related object: it keeps the Events of several machines handled
+			// in one decision apart (those of one regarding object, reason and action would be
+			// folded into one series otherwise).
+			m := &infrav1.Machine{ObjectMeta: metav1.ObjectMeta{Namespace: g.Namespace, Name: a.Machine}}
+			r.Recorder.Eventf(g, m, a.EventType(), a.Kind, "Schedule", "%s: %s", a.Machine, a.Message)
 		}
 	}
 	if out.Unmet != "" {
