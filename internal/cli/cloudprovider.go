@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/pflag"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -20,14 +21,16 @@ import (
 	pb "github.com/homelab-autoscaler/homelab-autoscaler/internal/cloudprovider/externalgrpc"
 )
 
-// grpcFlags are cluster-autoscaler's cloud-config settings, under the same names.
-type grpcFlags struct {
+// GRPC is how to reach the cloud-provider gRPC server: cluster-autoscaler's cloud-config
+// settings, under the same names.
+type GRPC struct {
 	address, cert, key, cacert string
 	insecure                   bool
 	timeout                    time.Duration
 }
 
-func (g *grpcFlags) bind(fs *flag.FlagSet) {
+// AddFlags binds --address, --cert, --key, --cacert, --insecure and --timeout to fs.
+func (g *GRPC) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&g.address, "address", "127.0.0.1:8086", "The gRPC server's address (host:port, or unix:///path).")
 	fs.StringVar(&g.cert, "cert", "", "Client certificate (PEM), as cluster-autoscaler's cloud-config 'cert'.")
 	fs.StringVar(&g.key, "key", "", "Client key (PEM), as cloud-config 'key'.")
@@ -36,7 +39,23 @@ func (g *grpcFlags) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&g.timeout, "timeout", 5*time.Second, "Deadline of each call (cluster-autoscaler's default is 5s).")
 }
 
-func (g *grpcFlags) dial() (*grpc.ClientConn, error) {
+func (g *GRPC) bind(fs *flag.FlagSet) {
+	fs.StringVar(&g.address, "address", "127.0.0.1:8086", "The gRPC server's address (host:port, or unix:///path).")
+	fs.StringVar(&g.cert, "cert", "", "Client certificate (PEM), as cluster-autoscaler's cloud-config 'cert'.")
+	fs.StringVar(&g.key, "key", "", "Client key (PEM), as cloud-config 'key'.")
+	fs.StringVar(&g.cacert, "cacert", "", "CA that signed the server's certificate, as cloud-config 'cacert'.")
+	fs.BoolVar(&g.insecure, "insecure", false, "Plaintext, for a server started with --grpc-insecure on loopback.")
+	fs.DurationVar(&g.timeout, "timeout", 5*time.Second, "Deadline of each call (cluster-autoscaler's default is 5s).")
+}
+
+// Timeout is the deadline of each call.
+func (g *GRPC) Timeout() time.Duration { return g.timeout }
+
+// Dial connects to the server (lazily, as grpc.NewClient does) with mTLS, or in plaintext with
+// --insecure.
+func (g *GRPC) Dial() (*grpc.ClientConn, error) { return g.dial() }
+
+func (g *GRPC) dial() (*grpc.ClientConn, error) {
 	if g.insecure {
 		return grpc.NewClient(g.address, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	}
@@ -70,7 +89,7 @@ func runCloudProvider(ctx context.Context, env *Env, args []string) error {
 	}
 	sub, rest := args[0], args[1:]
 	fs := flags(env, "cloudprovider "+sub)
-	var gf grpcFlags
+	var gf GRPC
 	gf.bind(fs)
 	var kf kubeFlags
 	output := "table"

@@ -163,21 +163,16 @@ Flags:
 	if err != nil {
 		return err
 	}
-	groups, err := loadEnergy(ctx, c, ns, o.group)
+	at := now()
+	report, groups, warnings, err := collectEnergy(ctx, c, ns, o.group, o.period, o.machines, at)
 	if err != nil {
 		return err
 	}
+	for _, w := range warnings {
+		fmt.Fprintln(env.Err, "warning:", w)
+	}
 	if (o.svg != "" || o.png != "") && len(groups) != 1 {
 		return fmt.Errorf("%w: --svg and --png draw one group, and namespace %q has %d: name one", ErrUsage, ns, len(groups))
-	}
-	at := now()
-	report := EnergyReport{Period: o.period, At: metav1.NewTime(at), Groups: []GroupEnergy{}}
-	for _, g := range groups {
-		if g.locErr != nil {
-			fmt.Fprintf(env.Err, "warning: Group %s/%s: %v\n", g.group.Namespace, g.group.Name, g.locErr)
-		}
-		g.frame(o.period, at)
-		report.Groups = append(report.Groups, g.report(o.machines))
 	}
 	if o.output == "json" {
 		if err := writeJSON(env.Out, report); err != nil {
@@ -204,6 +199,34 @@ Flags:
 		fmt.Fprintf(env.Err, "wrote %s\n", pic.file)
 	}
 	return nil
+}
+
+// CollectEnergy reads the energy figures of the Groups of ns (or of the one named) over period
+// (day, week, month or all) as `energy -o json` shows them at at; withMachines adds each member.
+// Warnings name groups whose time zone could not be loaded (their days are UTC days).
+func CollectEnergy(ctx context.Context, c client.Client, ns, group, period string, withMachines bool, at time.Time) (*EnergyReport, []string, error) {
+	if _, ok := periods[period]; !ok {
+		return nil, nil, fmt.Errorf("the period must be day, week, month or all, not %q", period)
+	}
+	report, _, warnings, err := collectEnergy(ctx, c, ns, group, period, withMachines, at)
+	return report, warnings, err
+}
+
+func collectEnergy(ctx context.Context, c client.Client, ns, group, period string, withMachines bool, at time.Time) (*EnergyReport, []*groupAccounts, []string, error) {
+	groups, err := loadEnergy(ctx, c, ns, group)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	var warnings []string
+	report := &EnergyReport{Period: period, At: metav1.NewTime(at), Groups: []GroupEnergy{}}
+	for _, g := range groups {
+		if g.locErr != nil {
+			warnings = append(warnings, fmt.Sprintf("Group %s/%s: %v", g.group.Namespace, g.group.Name, g.locErr))
+		}
+		g.frame(period, at)
+		report.Groups = append(report.Groups, g.report(withMachines))
+	}
+	return report, groups, warnings, nil
 }
 
 // groupAccounts is a Group with its members and the period it is shown over.

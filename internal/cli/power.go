@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/optimistic"
@@ -31,9 +32,25 @@ func runPower(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	w, err := optimistic.New(c, c)
+	changed, progress, err := SetOnline(ctx, c, ns, name, online)
 	if err != nil {
 		return err
+	}
+	if !changed {
+		fmt.Fprintf(env.Out, "Machine %s/%s: online is already %t (progress %s)\n", ns, name, online, dash(progress))
+		return nil
+	}
+	fmt.Fprintf(env.Out, "Machine %s/%s: online set to %t\n", ns, name, online)
+	return nil
+}
+
+// SetOnline sets a Machine's spec.online through the optimistic write path (a fresh read and a
+// resourceVersion precondition, retried on conflict). changed is false when it already had that
+// value; progress is the machine's status.progress as read.
+func SetOnline(ctx context.Context, c client.Client, ns, name string, online bool) (changed bool, progress string, err error) {
+	w, err := optimistic.New(c, c)
+	if err != nil {
+		return false, "", err
 	}
 	m := &infrav1.Machine{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
 	res, err := optimistic.Update(ctx, w, m, func(m *infrav1.Machine) error {
@@ -41,12 +58,7 @@ func runPower(ctx context.Context, env *Env, args []string) error {
 		return nil
 	}, optimistic.Operation("homelabctl-power"))
 	if err != nil {
-		return fmt.Errorf("setting spec.online of Machine %s/%s to %t: %w", ns, name, online, err)
+		return false, "", fmt.Errorf("setting spec.online of Machine %s/%s to %t: %w", ns, name, online, err)
 	}
-	if res.Skipped {
-		fmt.Fprintf(env.Out, "Machine %s/%s: online is already %t (progress %s)\n", ns, name, online, dash(string(m.Status.Progress)))
-		return nil
-	}
-	fmt.Fprintf(env.Out, "Machine %s/%s: online set to %t\n", ns, name, online)
-	return nil
+	return !res.Skipped, string(m.Status.Progress), nil
 }

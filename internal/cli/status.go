@@ -100,7 +100,7 @@ func runStatus(ctx context.Context, env *Env, args []string) error {
 	if *all {
 		ns = ""
 	}
-	st, err := collectStatus(ctx, c, ns, time.Now())
+	st, err := CollectStatus(ctx, c, ns, time.Now())
 	if err != nil {
 		return err
 	}
@@ -118,7 +118,9 @@ func runStatus(ctx context.Context, env *Env, args []string) error {
 	}
 }
 
-func collectStatus(ctx context.Context, c client.Client, ns string, now time.Time) (*Status, error) {
+// CollectStatus reads the Groups and Machines of ns (all namespaces when empty) as `status`
+// shows them at now; the agents are not included.
+func CollectStatus(ctx context.Context, c client.Client, ns string, now time.Time) (*Status, error) {
 	groups := &infrav1.GroupList{}
 	if err := c.List(ctx, groups, client.InNamespace(ns)); err != nil {
 		return nil, fmt.Errorf("listing Groups: %w", err)
