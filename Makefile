@@ -105,6 +105,10 @@ soak: controlplane ## The fault harness for SOAK_DURATION (default 30m): kills, 
 bench: controlplane ## Measure the manager at each fleet size and write docs/performance.md (quick: BENCH_SIZES=10,100 BENCH_REPS=1).
 	$(GO) run ./hack/benchreport -sizes '$(BENCH_SIZES)' -reps '$(BENCH_REPS)'
 
+.PHONY: bench-report
+bench-report: ## Rewrite docs/performance.md and its charts from docs/performance/results.json without measuring.
+	$(GO) run ./hack/benchreport -render docs/performance/results.json
+
 .PHONY: bench-go
 bench-go: controlplane ## Run the packages' Go benchmarks against the real control plane (the fleet benchmark is make bench).
 	$(GO) test -run '^$$' -bench . -benchtime 2s -count 1 $$($(GO) list ./... | grep -v /internal/testing/perf$$)

@@ -2,7 +2,9 @@
 // (the fleet benchmark once per fleet size, the time-to-capacity and the observation benchmarks
 // once), and writes docs/performance.md with its tables and SVG plots from the results. `make
 // bench` runs it; BENCH_SIZES and BENCH_REPS choose the sizes and repetitions, BENCH_PARTS the
-// benchmarks. A part left out keeps its results from the last report's results.json.
+// benchmarks. A part left out keeps its results from the last report's results.json. With
+// -render it measures nothing and writes the report and its plots again from a results.json
+// (`make bench-report`).
 package main
 
 import (

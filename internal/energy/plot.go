@@ -8,12 +8,12 @@ import (
 	"time"
 
 	"gonum.org/v1/plot"
-	"gonum.org/v1/plot/font"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/plotstyle"
 )
 
 // Format is the file format of an energy picture.
@@ -38,10 +38,10 @@ const (
 // Colours of the picture: a machine on draws, off saves, unknown is before the first change
 // its account holds.
 var (
-	colourOn      = color.RGBA{R: 0xd5, G: 0x5e, B: 0x00, A: 0xff}
+	colourOn      = plotstyle.Vermillion
 	colourOff     = color.RGBA{R: 0xc7, G: 0xe9, B: 0xc0, A: 0xff}
 	colourUnknown = color.RGBA{R: 0xee, G: 0xee, B: 0xee, A: 0xff}
-	colourSaved   = color.RGBA{R: 0x00, G: 0x9e, B: 0x73, A: 0xff}
+	colourSaved   = plotstyle.BluishGreen
 	colourArea    = color.NRGBA{R: 0x00, G: 0x9e, B: 0x73, A: 0x40}
 )
 
@@ -87,7 +87,7 @@ func WritePicture(w io.Writer, format Format, g *infrav1.Group, members []infrav
 		draw.Crop(dc, 0, 0, 0, -topHeight+pad),
 	})
 	for _, p := range []*plot.Plot{top, bottom} {
-		sans(p)
+		plotstyle.Sans(p)
 	}
 	top.Draw(canvases[0])
 	bottom.Draw(canvases[1])
@@ -277,17 +277,6 @@ func WindowLayout(from, to time.Time) string {
 		return "2006-01-02 15:04:05"
 	}
 	return "2006-01-02 15:04"
-}
-
-// sans sets every text of p in Liberation Sans, easier to read small than the default serif.
-func sans(p *plot.Plot) {
-	for _, f := range []*font.Font{
-		&p.Title.TextStyle.Font, &p.Legend.TextStyle.Font,
-		&p.X.Label.TextStyle.Font, &p.X.Tick.Label.Font,
-		&p.Y.Label.TextStyle.Font, &p.Y.Tick.Label.Font,
-	} {
-		f.Variant = "Sans"
-	}
 }
 
 // alignX crops the canvases of plots stacked in one column so that their data areas start and
