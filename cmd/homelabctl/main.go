@@ -1,4 +1,6 @@
-// Command homelabctl is homelab-autoscaler's operator command line; see internal/cli.
+// Command homelabctl is homelab-autoscaler's operator command line; see internal/cli. Installed
+// as kubectl-homelab on the PATH, it is the kubectl plugin `kubectl homelab`, and linked as
+// kubectl_complete-homelab it completes that plugin's command lines for kubectl.
 package main
 
 import (
@@ -17,7 +19,8 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := cli.Run(ctx, &cli.Env{Out: os.Stdout, Err: os.Stderr}, os.Args[1:])
+	name, args := cli.Invocation(os.Args)
+	err := cli.Run(ctx, &cli.Env{In: os.Stdin, Out: os.Stdout, Err: os.Stderr, Name: name}, args)
 	switch {
 	case err == nil:
 	case errors.Is(err, cli.ErrUsage):

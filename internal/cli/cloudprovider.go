@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -12,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -31,15 +31,6 @@ type GRPC struct {
 
 // AddFlags binds --address, --cert, --key, --cacert, --insecure and --timeout to fs.
 func (g *GRPC) AddFlags(fs *pflag.FlagSet) {
-	fs.StringVar(&g.address, "address", "127.0.0.1:8086", "The gRPC server's address (host:port, or unix:///path).")
-	fs.StringVar(&g.cert, "cert", "", "Client certificate (PEM), as cluster-autoscaler's cloud-config 'cert'.")
-	fs.StringVar(&g.key, "key", "", "Client key (PEM), as cloud-config 'key'.")
-	fs.StringVar(&g.cacert, "cacert", "", "CA that signed the server's certificate, as cloud-config 'cacert'.")
-	fs.BoolVar(&g.insecure, "insecure", false, "Plaintext, for a server started with --grpc-insecure on loopback.")
-	fs.DurationVar(&g.timeout, "timeout", 5*time.Second, "Deadline of each call (cluster-autoscaler's default is 5s).")
-}
-
-func (g *GRPC) bind(fs *flag.FlagSet) {
 	fs.StringVar(&g.address, "address", "127.0.0.1:8086", "The gRPC server's address (host:port, or unix:///path).")
 	fs.StringVar(&g.cert, "cert", "", "Client certificate (PEM), as cluster-autoscaler's cloud-config 'cert'.")
 	fs.StringVar(&g.key, "key", "", "Client key (PEM), as cloud-config 'key'.")
@@ -82,72 +73,120 @@ func (g *GRPC) dial() (*grpc.ClientConn, error) {
 	return grpc.NewClient(g.address, grpc.WithTransportCredentials(creds))
 }
 
-func runCloudProvider(ctx context.Context, env *Env, args []string) error {
-	if len(args) == 0 {
-		fmt.Fprintln(env.Err, "usage: homelabctl cloudprovider check | scale-up GROUP N | scale-down GROUP MACHINE... [flags]")
-		return fmt.Errorf("%w: cloudprovider needs a subcommand", ErrUsage)
-	}
-	sub, rest := args[0], args[1:]
-	fs := flags(env, "cloudprovider "+sub)
-	var gf GRPC
-	gf.bind(fs)
-	var kf kubeFlags
-	output := "table"
-	switch sub {
-	case "check":
-		fs.StringVar(&output, "o", "table", "Output: table or json.")
-	case "scale-down":
-		kf.bind(fs)
-	}
-	positional, help, err := parseArgs(fs, rest)
-	if help || err != nil {
-		return err
-	}
-	conn, err := gf.dial()
-	if err != nil {
-		return err
-	}
-	defer func() { _ = conn.Close() }()
-	cp := pb.NewCloudProviderClient(conn)
-	call := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, gf.timeout) }
-
-	switch sub {
-	case "check":
-		return check(env, cp, call, output)
-	case "scale-up":
-		if len(positional) != 2 {
-			return fmt.Errorf("%w: scale-up GROUP N", ErrUsage)
-		}
-		n, err := strconv.Atoi(positional[1])
-		if err != nil || n < 1 {
-			return fmt.Errorf("%w: N must be a positive number, not %q", ErrUsage, positional[1])
-		}
-		cctx, cancel := call()
-		defer cancel()
-		if _, err := cp.NodeGroupIncreaseSize(cctx, &pb.NodeGroupIncreaseSizeRequest{Id: positional[0], Delta: int32(n)}); err != nil { //nolint:gosec // checked above, and a group holds far fewer than 2^31 machines
-			return fmt.Errorf("IncreaseSize(%s, +%d): %w", positional[0], n, err)
-		}
-		return printTarget(env, cp, call, positional[0], fmt.Sprintf("scaled up by %d", n))
-	case "scale-down":
-		if len(positional) < 2 {
-			return fmt.Errorf("%w: scale-down needs GROUP and at least one MACHINE", ErrUsage)
-		}
-		nodes, err := grpcNodes(ctx, &kf, positional[1:])
+func cloudProviderCommand(env *Env, k *Kube) *cobra.Command {
+	var g GRPC
+	var output string
+	// connect dials the server and runs f with a client and a per-call deadline.
+	connect := func(ctx context.Context, f func(cp pb.CloudProviderClient, call func() (context.Context, context.CancelFunc)) error) error {
+		conn, err := g.dial()
 		if err != nil {
 			return err
 		}
-		cctx, cancel := call()
-		defer cancel()
-		if _, err := cp.NodeGroupDeleteNodes(cctx, &pb.NodeGroupDeleteNodesRequest{Id: positional[0], Nodes: nodes}); err != nil {
-			return fmt.Errorf("DeleteNodes(%s, %s): %w", positional[0], strings.Join(positional[1:], ","), err)
-		}
-		return printTarget(env, cp, call, positional[0], "deleted "+strings.Join(positional[1:], ", "))
-	default:
-		return fmt.Errorf("%w: unknown cloudprovider subcommand %q", ErrUsage, sub)
+		defer func() { _ = conn.Close() }()
+		return f(pb.NewCloudProviderClient(conn), func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, g.timeout) })
 	}
+	cmd := parent(&cobra.Command{
+		Use:   "cloudprovider",
+		Short: "Call the cloud-provider gRPC server as cluster-autoscaler does: check, scale-up, scale-down",
+		Long: `Calls homelab-autoscaler's gRPC server the way cluster-autoscaler's externalgrpc cloud provider
+does, with the same settings as its cloud-config (address, cert, key, cacert): to check what
+cluster-autoscaler will see, or to scale a group by hand through the same path.`,
+	})
+	g.AddFlags(cmd.PersistentFlags())
+	checkCmd := &cobra.Command{
+		Use:   "check",
+		Short: "Every node group as cluster-autoscaler sees it: limits, target, instances, template",
+		Args:  cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if err := checkOutput(output, "table", "json", "yaml"); err != nil {
+				return err
+			}
+			return connect(c.Context(), func(cp pb.CloudProviderClient, call func() (context.Context, context.CancelFunc)) error {
+				return check(env, cp, call, output)
+			})
+		},
+	}
+	outputFlag(checkCmd, &output, "table", "table", "json", "yaml")
+	groupIDs := func(c *cobra.Command, prefix string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		ns, err := k.Namespace()
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveError
+		}
+		names, err := k.names(c.Context(), false)
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveError
+		}
+		var out []cobra.Completion
+		for _, n := range names {
+			if id := ns + "/" + n; strings.HasPrefix(id, prefix) {
+				out = append(out, id)
+			}
+		}
+		return out, cobra.ShellCompDirectiveNoFileComp
+	}
+	scaleUp := &cobra.Command{
+		Use:   "scale-up GROUP N",
+		Short: "IncreaseSize(GROUP, N): power on N more machines (GROUP is NAMESPACE/NAME)",
+		Args:  exactArgs(2, "GROUP (NAMESPACE/NAME) and N"),
+		ValidArgsFunction: func(c *cobra.Command, args []string, prefix string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			if len(args) == 0 {
+				return groupIDs(c, prefix)
+			}
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		},
+		RunE: func(c *cobra.Command, args []string) error {
+			n, err := strconv.Atoi(args[1])
+			if err != nil || n < 1 {
+				return usageErr("N must be a positive number, not %q", args[1])
+			}
+			return connect(c.Context(), func(cp pb.CloudProviderClient, call func() (context.Context, context.CancelFunc)) error {
+				cctx, cancel := call()
+				defer cancel()
+				if _, err := cp.NodeGroupIncreaseSize(cctx, &pb.NodeGroupIncreaseSizeRequest{Id: args[0], Delta: int32(n)}); err != nil { //nolint:gosec // checked above, and a group holds far fewer than 2^31 machines
+					return fmt.Errorf("IncreaseSize(%s, +%d): %w", args[0], n, err)
+				}
+				return printTarget(env, cp, call, args[0], fmt.Sprintf("scaled up by %d", n))
+			})
+		},
+	}
+	scaleDown := &cobra.Command{
+		Use:   "scale-down GROUP MACHINE...",
+		Short: "DeleteNodes(GROUP, MACHINE...): drain and power off these machines",
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) < 2 {
+				return usageErr("scale-down needs GROUP and at least one MACHINE")
+			}
+			return nil
+		},
+		ValidArgsFunction: func(c *cobra.Command, args []string, prefix string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			if len(args) == 0 {
+				return groupIDs(c, prefix)
+			}
+			return k.completeNames(true)(c, args[1:], prefix)
+		},
+		RunE: func(c *cobra.Command, args []string) error {
+			cl, ns, err := k.connect()
+			if err != nil {
+				return err
+			}
+			nodes, err := grpcNodes(c.Context(), cl, ns, args[1:])
+			if err != nil {
+				return err
+			}
+			return connect(c.Context(), func(cp pb.CloudProviderClient, call func() (context.Context, context.CancelFunc)) error {
+				cctx, cancel := call()
+				defer cancel()
+				if _, err := cp.NodeGroupDeleteNodes(cctx, &pb.NodeGroupDeleteNodesRequest{Id: args[0], Nodes: nodes}); err != nil {
+					return fmt.Errorf("DeleteNodes(%s, %s): %w", args[0], strings.Join(args[1:], ","), err)
+				}
+				return printTarget(env, cp, call, args[0], "deleted "+strings.Join(args[1:], ", "))
+			})
+		},
+	}
+	cmd.AddCommand(checkCmd, scaleUp, scaleDown)
+	return cmd
 }
 
-// splitArgs separates positional arguments from flags so that flags may follow them.
 func printTarget(env *Env, cp pb.CloudProviderClient, call func() (context.Context, context.CancelFunc), id, what string) error {
 	cctx, cancel := call()
 	defer cancel()
@@ -188,8 +227,11 @@ func check(env *Env, cp pb.CloudProviderClient, call func() (context.Context, co
 	for _, g := range resp.GetNodeGroups() {
 		out = append(out, checkGroup(cp, call, g))
 	}
-	if output == "json" {
+	switch output {
+	case "json":
 		return writeJSON(env.Out, out)
+	case "yaml":
+		return writeYAML(env.Out, out)
 	}
 	for _, g := range out {
 		fmt.Fprintf(env.Out, "group %s: min %d, max %d, target %d; template: %s\n", g.ID, g.Min, g.Max, g.Target, g.Template)

@@ -4,20 +4,13 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/spf13/cobra"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/machines"
 )
-
-const effectiveUsage = `usage: homelabctl effective NAME [-n NAMESPACE] [-o yaml|json]
-
-Prints Machine NAME's effective spec: its own fields, then its Group's machineDefaults, then the
-built-in defaults, merged as the manager merges them before it powers the machine. When the
-result cannot be powered on or off (no driver, or a BMC without address or credentials), the
-problems go to stderr and the exit status is 1.`
 
 // EffectiveMachine is the output of homelabctl effective: the Machine as the manager acts on it.
 // Only the spec is merged, so status and server-set metadata are left out.
@@ -34,34 +27,36 @@ type EffectiveMetadata struct {
 	Namespace string `json:"namespace"`
 }
 
-func runEffective(ctx context.Context, env *Env, args []string) error {
-	fs := flags(env, "effective")
-	var kf kubeFlags
-	kf.bind(fs)
-	output := fs.String("o", "yaml", "Output: yaml or json.")
-	fs.Usage = func() {
-		fmt.Fprintln(env.Err, effectiveUsage)
-		fmt.Fprintln(env.Err, "\nFlags:")
-		fs.PrintDefaults()
+func effectiveCommand(env *Env, k *Kube) *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "effective MACHINE",
+		Short: "A Machine's spec with its Group's machineDefaults and the built-in defaults applied",
+		Long: `Prints Machine MACHINE's effective spec: its own fields, then its Group's machineDefaults, then
+the built-in defaults, merged as the manager merges them before it powers the machine. When the
+result cannot be powered on or off (no driver, or a BMC without address or credentials), the
+problems go to stderr and the exit status is 1.`,
+		Args:              exactArgs(1, "exactly one Machine name"),
+		ValidArgsFunction: k.completeNames(true),
+		RunE: func(c *cobra.Command, args []string) error {
+			if err := checkOutput(output, "yaml", "json"); err != nil {
+				return err
+			}
+			cl, ns, err := k.connect()
+			if err != nil {
+				return err
+			}
+			return effective(c.Context(), env, cl, ns, args[0], output)
+		},
 	}
-	positional, help, err := parseArgs(fs, args)
-	if help || err != nil {
-		return err
-	}
-	if len(positional) != 1 {
-		fs.Usage()
-		return fmt.Errorf("%w: effective needs exactly one Machine name", ErrUsage)
-	}
-	if *output != "yaml" && *output != "json" {
-		return fmt.Errorf("%w: -o must be yaml or json", ErrUsage)
-	}
-	c, ns, err := kf.client()
-	if err != nil {
-		return err
-	}
+	outputFlag(cmd, &output, "yaml", "yaml", "json")
+	return cmd
+}
+
+func effective(ctx context.Context, env *Env, c client.Client, ns, name, output string) error {
 	m := &infrav1.Machine{}
-	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: positional[0]}, m); err != nil {
-		return fmt.Errorf("reading Machine %s/%s: %w", ns, positional[0], err)
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, m); err != nil {
+		return fmt.Errorf("reading Machine %s/%s: %w", ns, name, err)
 	}
 	// Without its Group the manager applies the built-in defaults alone; so does this.
 	var group *infrav1.Group
@@ -80,10 +75,11 @@ func runEffective(ctx context.Context, env *Env, args []string) error {
 		Metadata: EffectiveMetadata{Name: eff.Name, Namespace: eff.Namespace},
 		Spec:     eff.Spec,
 	}
-	if *output == "json" {
+	var err error
+	if output == "json" {
 		err = writeJSON(env.Out, out)
 	} else {
-		err = writeYAML(env, out)
+		err = writeYAML(env.Out, out)
 	}
 	if err != nil {
 		return err
@@ -92,13 +88,4 @@ func runEffective(ctx context.Context, env *Env, args []string) error {
 		return fmt.Errorf("the effective spec of Machine %s/%s cannot be powered: %w", eff.Namespace, eff.Name, err)
 	}
 	return nil
-}
-
-func writeYAML(env *Env, v any) error {
-	data, err := yaml.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("writing YAML: %w", err)
-	}
-	_, err = env.Out.Write(data)
-	return err
 }

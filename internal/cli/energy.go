@@ -7,6 +7,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -108,21 +109,12 @@ type energyOptions struct {
 	width    int
 }
 
-func runEnergy(ctx context.Context, env *Env, args []string) error {
-	fs := flags(env, "energy")
-	var kf kubeFlags
-	kf.bind(fs)
+func energyCommand(env *Env, k *Kube) *cobra.Command {
 	var o energyOptions
-	fs.StringVar(&o.period, "period", "day", "day (today), week (the last 7 days), month (the last 30 days) or all (since the accounts were opened); days are the group's calendar days (spec.energy.timeZone).")
-	fs.BoolVar(&o.machines, "machines", false, "Show each member Machine too (always when GROUP is given).")
-	fs.StringVar(&o.output, "o", "table", "Output: table (with a power timeline and the saved energy per day) or json.")
-	fs.StringVar(&o.svg, "svg", "", "Write the group's power timeline and cumulative saved energy as an SVG picture to this file (one group: name it when the namespace has several).")
-	fs.StringVar(&o.png, "png", "", "Like --svg, as a PNG picture.")
-	fs.IntVar(&o.width, "width", 80, "Width of the table output in characters: the power timeline fills what the machine names leave.")
-	fs.Usage = func() {
-		fmt.Fprint(env.Err, `usage: homelabctl energy [GROUP] [-n NAMESPACE] [--period day|week|month|all] [--machines] [-o table|json] [--svg FILE] [--png FILE] [--width N]
-
-Energy of the Groups in the namespace (or of GROUP): time on, kWh used and saved, the money
+	cmd := &cobra.Command{
+		Use:   "energy [GROUP]",
+		Short: "Hours on, kWh used and saved, money saved, a power timeline; --svg|--png draws it",
+		Long: `Energy of the Groups in the namespace (or of GROUP): time on, kWh used and saved, the money
 saved at the group's spec.energy.pricePerKWh, and the current draw with its source. Naming a
 GROUP shows its Machines as well. The period's days are calendar days of the group's
 spec.energy.timeZone; the output names them. Under the table, a timeline per machine (the last
@@ -130,39 +122,57 @@ spec.energy.timeZone; the output names them. Under the table, a timeline per mac
 per day of the period. A machine's account keeps its last 48 power changes: the time before the
 first is shown as unknown.
 
--o json prints {period, at, groups: [{namespace, name, timeZone, from, to, since, members, on,
-FIGURES, watts, wattsSources, days: [{date, FIGURES}], machines: [{name, power, since,
-accountedUntil, FIGURES, watts, wattsSource}]}]}, where FIGURES are onSeconds, offSeconds,
-usedJoules, savedJoules, hoursOn, usedKWh, savedKWh, and savedMoney and currency when the
-group has a price. from and to are the period's first and last day (YYYY-MM-DD).
+-o json (or yaml) prints {period, at, groups: [{namespace, name, timeZone, from, to, since,
+members, on, FIGURES, watts, wattsSources, days: [{date, FIGURES}], machines: [{name, power,
+since, accountedUntil, FIGURES, watts, wattsSource}]}]}, where FIGURES are onSeconds,
+offSeconds, usedJoules, savedJoules, hoursOn, usedKWh, savedKWh, and savedMoney and currency
+when the group has a price. from and to are the period's first and last day (YYYY-MM-DD).`,
+		Example: `  homelabctl energy -n homelab --period week
+  homelabctl energy workers --svg workers.svg`,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) > 1 {
+				return usageErr("energy takes at most one GROUP, got %q", args)
+			}
+			return nil
+		},
+		ValidArgsFunction: func(c *cobra.Command, args []string, prefix string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			if len(args) > 0 {
+				return nil, cobra.ShellCompDirectiveNoFileComp
+			}
+			return k.completeNames(false)(c, args, prefix)
+		},
+		RunE: func(c *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				o.group, o.machines = args[0], true
+			}
+			if _, ok := periods[o.period]; !ok {
+				return usageErr("--period must be day, week, month or all, not %q", o.period)
+			}
+			if err := checkOutput(o.output, "table", "json", "yaml"); err != nil {
+				return err
+			}
+			if o.width < 20 || o.width > 1000 {
+				return usageErr("--width must be between 20 and 1000 characters, not %d", o.width)
+			}
+			cl, ns, err := k.connect()
+			if err != nil {
+				return err
+			}
+			return runEnergy(c.Context(), env, cl, ns, o)
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&o.period, "period", "day", "day (today), week (the last 7 days), month (the last 30 days) or all (since the accounts were opened); days are the group's calendar days (spec.energy.timeZone).")
+	_ = cmd.RegisterFlagCompletionFunc("period", cobra.FixedCompletions([]cobra.Completion{"day", "week", "month", "all"}, cobra.ShellCompDirectiveNoFileComp))
+	fs.BoolVar(&o.machines, "machines", false, "Show each member Machine too (always when GROUP is given).")
+	outputFlag(cmd, &o.output, "table", "table", "json", "yaml")
+	fs.StringVar(&o.svg, "svg", "", "Write the group's power timeline and cumulative saved energy as an SVG picture to this file (one group: name it when the namespace has several).")
+	fs.StringVar(&o.png, "png", "", "Like --svg, as a PNG picture.")
+	fs.IntVar(&o.width, "width", 80, "Width of the table output in characters: the power timeline fills what the machine names leave.")
+	return cmd
+}
 
-Flags:
-`)
-		fs.PrintDefaults()
-	}
-	pos, help, err := parseArgs(fs, args)
-	if err != nil || help {
-		return err
-	}
-	if len(pos) > 1 {
-		return fmt.Errorf("%w: energy takes at most one GROUP, got %q", ErrUsage, pos)
-	}
-	if len(pos) == 1 {
-		o.group, o.machines = pos[0], true
-	}
-	if _, ok := periods[o.period]; !ok {
-		return fmt.Errorf("%w: --period must be day, week, month or all, not %q", ErrUsage, o.period)
-	}
-	if o.output != "table" && o.output != "json" {
-		return fmt.Errorf("%w: -o must be table or json, not %q", ErrUsage, o.output)
-	}
-	if o.width < 20 || o.width > 1000 {
-		return fmt.Errorf("%w: --width must be between 20 and 1000 characters, not %d", ErrUsage, o.width)
-	}
-	c, ns, err := kf.client()
-	if err != nil {
-		return err
-	}
+func runEnergy(ctx context.Context, env *Env, c client.Client, ns string, o energyOptions) error {
 	at := now()
 	report, groups, warnings, err := collectEnergy(ctx, c, ns, o.group, o.period, o.machines, at)
 	if err != nil {
@@ -174,11 +184,16 @@ Flags:
 	if (o.svg != "" || o.png != "") && len(groups) != 1 {
 		return fmt.Errorf("%w: --svg and --png draw one group, and namespace %q has %d: name one", ErrUsage, ns, len(groups))
 	}
-	if o.output == "json" {
+	switch o.output {
+	case "json":
 		if err := writeJSON(env.Out, report); err != nil {
 			return err
 		}
-	} else {
+	case "yaml":
+		if err := writeYAML(env.Out, report); err != nil {
+			return err
+		}
+	default:
 		for i, g := range groups {
 			if i > 0 {
 				fmt.Fprintln(env.Out)

@@ -428,11 +428,11 @@ func TestEnergyBadInput(t *testing.T) {
 		want string
 	}{
 		{[]string{"--period", "year"}, "--period must be day, week, month or all"},
-		{[]string{"-o", "yaml"}, "-o must be table or json"},
+		{[]string{"-o", "csv"}, `-o must be table, json, yaml, not "csv"`},
 		{[]string{"--width", "12"}, "--width must be between 20 and 1000"},
 		{[]string{"a", "b"}, "at most one GROUP"},
 		{[]string{"--svg", filepath.Join(t.TempDir(), "x.svg")}, "--svg and --png draw one group"},
-		{[]string{"--bogus"}, "flag provided but not defined"},
+		{[]string{"--bogus"}, "unknown flag: --bogus"},
 	} {
 		_, _, err := energyRun(t, append(tc.args, k...)...)
 		if !errors.Is(err, cli.ErrUsage) || !strings.Contains(err.Error(), tc.want) {
@@ -449,9 +449,9 @@ func TestEnergyBadInput(t *testing.T) {
 		!strings.Contains(err.Error(), "energy picture of Group "+ns+"/workers") {
 		t.Errorf("a picture into a missing folder: %v", err)
 	}
-	_, errOut, err := energyRun(t, "-h")
-	if err != nil || !strings.Contains(errOut, "usage: homelabctl energy [GROUP]") || !strings.Contains(errOut, "-period") {
-		t.Errorf("-h: %v\n%s", err, errOut)
+	out, _, err := energyRun(t, "-h")
+	if err != nil || !strings.Contains(out, "homelabctl energy [GROUP] [flags]") || !strings.Contains(out, "--period") {
+		t.Errorf("-h: %v\n%s", err, out)
 	}
 }
 

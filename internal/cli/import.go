@@ -1,60 +1,61 @@
 package cli
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"slices"
 
+	"github.com/spf13/cobra"
+
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/importer"
 )
 
-const importUsage = `usage: homelabctl import upstream [-n NAMESPACE] FILE...|-
-       homelabctl import inventory [-n NAMESPACE] [--no-groups] FILE|-
-
-Converts infra.homecluster.dev/v1alpha1 Group and Node manifests (upstream), or a CSV or YAML
+// importCommand is homelabctl import. It needs no cluster: it only reads files and writes YAML.
+func importCommand(env *Env, k *Kube) *cobra.Command {
+	cmd := parent(&cobra.Command{
+		Use:   "import",
+		Short: "Convert upstream manifests or a machine list into Groups and Machines (YAML)",
+		Long: `Converts infra.homecluster.dev/v1alpha1 Group and Node manifests (upstream), or a CSV or YAML
 list of machines (inventory), into Groups and Machines, written as YAML to stdout. "-" reads
 stdin. Warnings go to stderr; when any object cannot be converted, every problem is listed
-there and nothing is written. See docs/import.md.`
+there and nothing is written. The namespace of every object written is --namespace when given,
+else the input's. See docs/import.md.`,
+	})
+	var noGroups bool
+	sub := func(what, use, short string, args cobra.PositionalArgs) *cobra.Command {
+		return &cobra.Command{
+			Use: use, Short: short, Args: args,
+			ValidArgsFunction: func(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) {
+				return []cobra.Completion{"yaml", "yml", "csv"}, cobra.ShellCompDirectiveFilterFileExt
+			},
+			RunE: func(_ *cobra.Command, files []string) error {
+				return runImport(env, what, files, importer.Options{Namespace: k.explicitNamespace(), NoGroups: noGroups})
+			},
+		}
+	}
+	upstream := sub("upstream", "upstream FILE...|-", "Convert upstream Group and Node manifests",
+		func(_ *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usageErr("import upstream needs a file, or - for stdin")
+			}
+			return nil
+		})
+	inventory := sub("inventory", "inventory FILE|-", "Convert a CSV or YAML list of machines",
+		exactArgs(1, "one file, or - for stdin"))
+	inventory.Flags().BoolVar(&noGroups, "no-groups", false, "Write the Machines only, not one Group per group named.")
+	cmd.AddCommand(upstream, inventory)
+	return cmd
+}
 
-// runImport is homelabctl import. It needs no cluster: it only reads files and writes YAML.
-func runImport(_ context.Context, env *Env, args []string) error {
-	if len(args) == 0 || (args[0] != "upstream" && args[0] != "inventory") {
-		fmt.Fprintln(env.Err, importUsage)
-		return fmt.Errorf("%w: import needs upstream or inventory", ErrUsage)
-	}
-	what := args[0]
-	fs := flags(env, "import "+what)
-	var opts importer.Options
-	fs.StringVar(&opts.Namespace, "n", "", "Namespace of every object written (default: the input's).")
-	fs.StringVar(&opts.Namespace, "namespace", "", "Same as -n.")
-	if what == "inventory" {
-		fs.BoolVar(&opts.NoGroups, "no-groups", false, "Write the Machines only, not one Group per group named.")
-	}
-	fs.Usage = func() {
-		fmt.Fprintln(env.Err, importUsage)
-		fmt.Fprintln(env.Err, "\nFlags:")
-		fs.PrintDefaults()
-	}
-	files, help, err := parseArgs(fs, args[1:])
-	if help || err != nil {
-		return err
-	}
+func runImport(env *Env, what string, files []string, opts importer.Options) error {
 	if opts.Namespace != "" {
 		if err := importer.CheckNamespace(opts.Namespace); err != nil {
 			return fmt.Errorf("%w: %w", ErrUsage, err)
 		}
 	}
-	switch {
-	case len(files) == 0:
-		fs.Usage()
-		return fmt.Errorf("%w: import %s needs a file, or - for stdin", ErrUsage, what)
-	case what == "inventory" && len(files) > 1:
-		return fmt.Errorf("%w: import inventory reads one file, got %d", ErrUsage, len(files))
-	}
-	inputs, err := readInputs(files)
+	inputs, err := readInputs(env.In, files)
 	if err != nil {
 		return err
 	}
@@ -89,14 +90,14 @@ func runImport(_ context.Context, env *Env, args []string) error {
 }
 
 // readInputs reads the files, "-" being stdin (once).
-func readInputs(files []string) ([]importer.Input, error) {
+func readInputs(stdin io.Reader, files []string) ([]importer.Input, error) {
 	if i := slices.Index(files, "-"); i >= 0 && slices.Contains(files[i+1:], "-") {
 		return nil, fmt.Errorf("%w: - (stdin) given twice", ErrUsage)
 	}
 	var inputs []importer.Input
 	for _, f := range files {
 		if f == "-" {
-			data, err := io.ReadAll(os.Stdin)
+			data, err := io.ReadAll(stdin)
 			if err != nil {
 				return nil, fmt.Errorf("reading stdin: %w", err)
 			}

@@ -116,8 +116,8 @@ func TestImportUsage(t *testing.T) {
 			t.Errorf("%q: want a usage error, got %v", args, err)
 		}
 	}
-	if _, errOut, err := run(t, "import", "inventory", "-h"); err != nil || !strings.Contains(errOut, "-no-groups") {
-		t.Errorf("-h: %v\n%s", err, errOut)
+	if out, _, err := run(t, "import", "inventory", "-h"); err != nil || !strings.Contains(out, "--no-groups") {
+		t.Errorf("-h: %v\n%s", err, out)
 	}
 	if _, _, err := run(t, "import", "upstream", filepath.Join(t.TempDir(), "missing.yaml")); err == nil || errors.Is(err, cli.ErrUsage) {
 		t.Errorf("missing file: %v", err)

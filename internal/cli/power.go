@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -11,37 +12,47 @@ import (
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/optimistic"
 )
 
-func runPower(ctx context.Context, env *Env, args []string) error {
-	fs := flags(env, "power")
-	var kf kubeFlags
-	kf.bind(fs)
-	fs.Usage = func() { fmt.Fprintln(env.Err, "usage: homelabctl power on|off NAME [-n NAMESPACE]") }
-	if len(args) < 2 {
-		fs.Usage()
-		return fmt.Errorf("%w: power needs on|off and a Machine name", ErrUsage)
+func powerCommand(env *Env, k *Kube) *cobra.Command {
+	return &cobra.Command{
+		Use:   "power on|off MACHINE",
+		Short: "Set a Machine's spec.online: the manager powers it on or off",
+		Long: `Sets Machine MACHINE's spec.online to true (on) or false (off). The manager then powers the
+machine on or off and reports what it observed in status; 'homelabctl status' shows both. The
+write is optimistic: a fresh read, a resourceVersion precondition, retried on conflict.`,
+		Example: `  homelabctl power on worker-02 -n homelab`,
+		Args:    exactArgs(2, "on or off and a Machine name"),
+		ValidArgsFunction: func(c *cobra.Command, args []string, prefix string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			switch len(args) {
+			case 0:
+				return []cobra.Completion{"on", "off"}, cobra.ShellCompDirectiveNoFileComp
+			case 1:
+				return k.completeNames(true)(c, args[1:], prefix)
+			default:
+				return nil, cobra.ShellCompDirectiveNoFileComp
+			}
+		},
+		RunE: func(c *cobra.Command, args []string) error {
+			action, name := infrav1.PowerAction(args[0]), args[1]
+			if action != infrav1.PowerActionOn && action != infrav1.PowerActionOff {
+				return usageErr("power takes on or off, not %q", args[0])
+			}
+			online := action == infrav1.PowerActionOn
+			cl, ns, err := k.connect()
+			if err != nil {
+				return err
+			}
+			changed, progress, err := SetOnline(c.Context(), cl, ns, name, online)
+			if err != nil {
+				return err
+			}
+			if !changed {
+				fmt.Fprintf(env.Out, "Machine %s/%s: online is already %t (progress %s)\n", ns, name, online, dash(progress))
+				return nil
+			}
+			fmt.Fprintf(env.Out, "Machine %s/%s: online set to %t\n", ns, name, online)
+			return nil
+		},
 	}
-	action, name := infrav1.PowerAction(args[0]), args[1]
-	if action != infrav1.PowerActionOn && action != infrav1.PowerActionOff {
-		return fmt.Errorf("%w: power takes on or off, not %q", ErrUsage, args[0])
-	}
-	online := action == infrav1.PowerActionOn
-	if err := parse(fs, args[2:]); err != nil {
-		return err
-	}
-	c, ns, err := kf.client()
-	if err != nil {
-		return err
-	}
-	changed, progress, err := SetOnline(ctx, c, ns, name, online)
-	if err != nil {
-		return err
-	}
-	if !changed {
-		fmt.Fprintf(env.Out, "Machine %s/%s: online is already %t (progress %s)\n", ns, name, online, dash(progress))
-		return nil
-	}
-	fmt.Fprintf(env.Out, "Machine %s/%s: online set to %t\n", ns, name, online)
-	return nil
 }
 
 // SetOnline sets a Machine's spec.online through the optimistic write path (a fresh read and a

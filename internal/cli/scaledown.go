@@ -12,11 +12,7 @@ import (
 
 // grpcNodes names Machines the way cluster-autoscaler does: by their Node's name and the
 // Machine's providerID.
-func grpcNodes(ctx context.Context, kf *kubeFlags, machines []string) ([]*pb.ExternalGrpcNode, error) {
-	c, ns, err := kf.client()
-	if err != nil {
-		return nil, err
-	}
+func grpcNodes(ctx context.Context, c client.Client, ns string, machines []string) ([]*pb.ExternalGrpcNode, error) {
 	var out []*pb.ExternalGrpcNode
 	for _, name := range machines {
 		m := &infrav1.Machine{}

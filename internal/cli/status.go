@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/duration"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -84,37 +85,67 @@ type Status struct {
 	AgentsNote string        `json:"agentsNote,omitempty"`
 }
 
-func runStatus(ctx context.Context, env *Env, args []string) error {
-	fs := flags(env, "status")
-	var kf kubeFlags
-	kf.bind(fs)
-	all := fs.Bool("A", false, "All namespaces.")
-	output := fs.String("o", "table", "Output: table or json.")
-	if err := parse(fs, args); err != nil {
-		return err
+// statusFormats are the outputs of status.
+var statusFormats = []string{"table", "wide", "json", "yaml"}
+
+func statusCommand(env *Env, k *Kube) *cobra.Command {
+	var output string
+	var watch bool
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Groups and Machines: limits, online, observed power, progress, since, repairs, errors",
+		Long: `Groups and Machines of the namespace (all of them with -A): each group's limits as
+cluster-autoscaler sees them (moved by open schedule windows), target, Ready members, windows and
+the next change; each machine's desired state (ONLINE) beside what was observed (POWER, with the
+age of the observation), progress, attempts, holds, the last repair and the last error; and the
+homelab-agents that relay wakes and shutdowns.
+
+-o wide adds the power source, failed boots and the repair in progress, and does not shorten
+errors; -o json and -o yaml print every field. --watch prints the status again whenever a Group
+or Machine changes, until interrupted.`,
+		Example: `  homelabctl status -n homelab
+  homelabctl status -A -o wide
+  kubectl homelab status --watch`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if err := checkOutput(output, statusFormats...); err != nil {
+				return err
+			}
+			cl, ns, err := k.connect()
+			if err != nil {
+				return err
+			}
+			show := func(ctx context.Context) error {
+				st, err := CollectStatus(ctx, cl, ns, time.Now())
+				if err != nil {
+					return err
+				}
+				if st.Agents, st.AgentsNote, err = collectAgents(ctx, cl); err != nil {
+					return err
+				}
+				return printStatusAs(env, st, output)
+			}
+			if !watch {
+				return show(c.Context())
+			}
+			return watchStatus(c.Context(), env, cl, ns, output, show)
+		},
 	}
-	c, ns, err := kf.client()
-	if err != nil {
-		return err
-	}
-	if *all {
-		ns = ""
-	}
-	st, err := CollectStatus(ctx, c, ns, time.Now())
-	if err != nil {
-		return err
-	}
-	if st.Agents, st.AgentsNote, err = collectAgents(ctx, c); err != nil {
-		return err
-	}
-	switch *output {
+	k.AddAllNamespacesFlag(cmd.Flags())
+	outputFlag(cmd, &output, "table", statusFormats...)
+	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "After the status, print it again on every change of a Group or Machine.")
+	return cmd
+}
+
+func printStatusAs(env *Env, st *Status, output string) error {
+	switch output {
 	case "json":
 		return writeJSON(env.Out, st)
-	case "table":
-		printStatus(env, st)
-		return nil
+	case "yaml":
+		return writeYAML(env.Out, st)
 	default:
-		return fmt.Errorf("%w: -o must be table or json", ErrUsage)
+		printStatus(env, st, output == "wide")
+		return nil
 	}
 }
 
@@ -180,7 +211,7 @@ func CollectStatus(ctx context.Context, c client.Client, ns string, now time.Tim
 	return st, nil
 }
 
-func printStatus(env *Env, st *Status) {
+func printStatus(env *Env, st *Status, wide bool) {
 	rows := [][]string{}
 	held := map[string]string{}
 	for _, g := range st.Groups {
@@ -202,15 +233,29 @@ func printStatus(env *Env, st *Status) {
 	}
 	fmt.Fprintln(env.Out)
 	rows = rows[:0]
+	header := []string{"NAMESPACE", "GROUP", "MACHINE", "ONLINE", "POWER", "PROGRESS", "SINCE", "ATTEMPTS", "HELD", "LAST REPAIR", "LAST ERROR"}
+	if wide {
+		header = []string{"NAMESPACE", "GROUP", "MACHINE", "ONLINE", "POWER", "SOURCE", "OBSERVED", "PROGRESS", "REPAIRING", "SINCE", "ATTEMPTS", "FAILED BOOTS", "HELD", "LAST REPAIR", "LAST ERROR"}
+	}
 	for _, m := range st.Machines {
 		lastErr := m.LastError
-		if len(lastErr) > 60 {
+		if len(lastErr) > 60 && !wide {
 			lastErr = lastErr[:57] + "..."
 		}
+		h := dash(held[m.Namespace+"/"+m.Name])
+		if wide {
+			observed := ""
+			if m.PowerObservedAt != nil {
+				observed = m.PowerObservedAt.UTC().Format(time.RFC3339)
+			}
+			rows = append(rows, []string{m.Namespace, m.Group, m.Name, fmt.Sprint(m.Online), dash(m.Power), dash(m.PowerSource), dash(observed), dash(m.Progress),
+				dash(m.Repairing), dash(m.Since), fmt.Sprint(m.Attempts), fmt.Sprint(m.FailedBoots), h, dash(repairCell(m.LastRepair)), dash(lastErr)})
+			continue
+		}
 		rows = append(rows, []string{m.Namespace, m.Group, m.Name, fmt.Sprint(m.Online), dash(powerCell(m)), dash(m.Progress),
-			dash(m.Since), fmt.Sprint(m.Attempts), dash(held[m.Namespace+"/"+m.Name]), dash(repairCell(m.LastRepair)), dash(lastErr)})
+			dash(m.Since), fmt.Sprint(m.Attempts), h, dash(repairCell(m.LastRepair)), dash(lastErr)})
 	}
-	table(env.Out, []string{"NAMESPACE", "GROUP", "MACHINE", "ONLINE", "POWER", "PROGRESS", "SINCE", "ATTEMPTS", "HELD", "LAST REPAIR", "LAST ERROR"}, rows)
+	table(env.Out, header, rows)
 	fmt.Fprintln(env.Out)
 	printAgents(env, st.Agents, st.AgentsNote)
 }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/spf13/cobra"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -21,27 +22,33 @@ import (
 // wolTestTimeout is how long a relayed test wake may wait for an agent.
 const wolTestTimeout = 30 * time.Second
 
-// runWOL is `homelabctl wol test MACHINE`: a wake through the Machine's configured path. With
-// wakeOnLAN.via it records a request as the manager would and reports the agent that sent it (or
-// that none did); without it, the manager sends the packets itself, and homelabctl sends the same
-// ones from here, which tells whether this host's network reaches the machine.
-func runWOL(ctx context.Context, env *Env, args []string) error {
-	fs := flags(env, "wol")
-	var kf kubeFlags
-	kf.bind(fs)
-	fs.Usage = func() { fmt.Fprintln(env.Err, "usage: homelabctl wol test MACHINE [-n NAMESPACE]") }
-	if len(args) < 2 || args[0] != "test" {
-		fs.Usage()
-		return fmt.Errorf("%w: wol needs test and a Machine name", ErrUsage)
-	}
-	name := args[1]
-	if err := parse(fs, args[2:]); err != nil {
-		return err
-	}
-	c, ns, err := kf.client()
-	if err != nil {
-		return err
-	}
+func wolCommand(env *Env, k *Kube) *cobra.Command {
+	cmd := parent(&cobra.Command{
+		Use:   "wol",
+		Short: "Wake-on-LAN: test a machine's wake path",
+	})
+	cmd.AddCommand(&cobra.Command{
+		Use:   "test MACHINE",
+		Short: "Send a machine's wake through its configured path and say which homelab-agent sent it",
+		Long: `Sends Machine MACHINE's wake through its configured path. With wakeOnLAN.via, it records a
+request as the manager would and reports the homelab-agent that sent it (or that none did);
+without it, the manager sends the packets itself, and homelabctl sends the same ones from here,
+which tells whether this host's network reaches the machine.`,
+		Args:              exactArgs(1, "a Machine name"),
+		ValidArgsFunction: k.completeNames(true),
+		RunE: func(c *cobra.Command, args []string) error {
+			cl, ns, err := k.connect()
+			if err != nil {
+				return err
+			}
+			return wolTest(c.Context(), env, cl, ns, args[0])
+		},
+	})
+	return cmd
+}
+
+// wolTest is `homelabctl wol test MACHINE`: a wake through the Machine's configured path.
+func wolTest(ctx context.Context, env *Env, c client.WithWatch, ns, name string) error {
 	m := &infrav1.Machine{}
 	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, m); err != nil {
 		return fmt.Errorf("reading Machine %s/%s: %w", ns, name, err)

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -19,21 +18,7 @@ import (
 // Build builds cmd/homelab-agent into dir and returns the binary's path.
 func Build(t *testing.T, dir string) string {
 	t.Helper()
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Fatalf("building the agent needs the go command: %v", err)
-	}
-	bin := filepath.Join(dir, "homelab-agent")
-	cmd := exec.Command(goBin, "build", "-o", bin, "./cmd/homelab-agent") //nolint:gosec // the project's own build
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building the agent: %v\n%s", err, out)
-	}
-	return bin
+	return testenv.Build(t, dir, "homelab-agent", "")
 }
 
 // Process is a running homelab-agent.
