@@ -75,7 +75,7 @@ user's own RBAC. Installed as kubectl-homelab on the PATH it is also 'kubectl ho
 		SilenceErrors: true,
 		Args:          cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			_ = c.Help()
+			fmt.Fprint(c.ErrOrStderr(), c.UsageString())
 			return fmt.Errorf("%w: name a command", ErrUsage)
 		},
 	}
@@ -126,7 +126,8 @@ func parent(cmd *cobra.Command) *cobra.Command {
 	cmd.Args = cobra.ArbitraryArgs
 	cmd.RunE = func(c *cobra.Command, args []string) error {
 		if len(args) == 0 {
-			_ = c.Help()
+			// The usage goes with the error to stderr: stdout stays for output.
+			fmt.Fprint(c.ErrOrStderr(), c.UsageString())
 			return fmt.Errorf("%w: %s needs one of its commands", ErrUsage, c.CommandPath())
 		}
 		return fmt.Errorf("%w: unknown command %q for %q", ErrUsage, args[0], c.CommandPath())
@@ -141,9 +142,13 @@ func usageErr(format string, args ...any) error {
 
 // exactArgs is cobra.ExactArgs with a message that says what the arguments are.
 func exactArgs(n int, what string) cobra.PositionalArgs {
-	return func(_ *cobra.Command, args []string) error {
+	return func(c *cobra.Command, args []string) error {
 		if len(args) != n {
-			return usageErr("needs %s, got %d arguments", what, len(args))
+			got := fmt.Sprintf("%d arguments", len(args))
+			if len(args) == 1 {
+				got = "1 argument"
+			}
+			return usageErr("%s needs %s; got %s", c.CommandPath(), what, got)
 		}
 		return nil
 	}
