@@ -14,13 +14,14 @@ import (
 	_ "time/tzdata"
 
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/cli"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/dashboard"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	name, args := cli.Invocation(os.Args)
-	err := cli.Run(ctx, &cli.Env{In: os.Stdin, Out: os.Stdout, Err: os.Stderr, Name: name}, args)
+	err := cli.Run(ctx, &cli.Env{In: os.Stdin, Out: os.Stdout, Err: os.Stderr, Name: name}, args, dashboard.Command)
 	switch {
 	case err == nil:
 	case errors.Is(err, cli.ErrUsage):

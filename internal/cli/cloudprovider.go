@@ -217,15 +217,9 @@ type CheckInstance struct {
 }
 
 func check(env *Env, cp pb.CloudProviderClient, call func() (context.Context, context.CancelFunc), output string) error {
-	cctx, cancel := call()
-	defer cancel()
-	resp, err := cp.NodeGroups(cctx, &pb.NodeGroupsRequest{})
+	out, err := checkNodeGroups(cp, call)
 	if err != nil {
-		return fmt.Errorf("NodeGroups: %w", err)
-	}
-	var out []CheckGroup
-	for _, g := range resp.GetNodeGroups() {
-		out = append(out, checkGroup(cp, call, g))
+		return err
 	}
 	switch output {
 	case "json":
@@ -248,6 +242,27 @@ func check(env *Env, cp pb.CloudProviderClient, call func() (context.Context, co
 		fmt.Fprintln(env.Out, "no node groups: cluster-autoscaler would have nothing to scale")
 	}
 	return nil
+}
+
+// CheckNodeGroups asks the server what cluster-autoscaler asks it in a loop: NodeGroups, then
+// each group's TargetSize, Nodes and TemplateNodeInfo, each call within timeout. A group's
+// failed calls are in its Error; the error is NodeGroups' own.
+func CheckNodeGroups(ctx context.Context, cp pb.CloudProviderClient, timeout time.Duration) ([]CheckGroup, error) {
+	return checkNodeGroups(cp, func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, timeout) })
+}
+
+func checkNodeGroups(cp pb.CloudProviderClient, call func() (context.Context, context.CancelFunc)) ([]CheckGroup, error) {
+	cctx, cancel := call()
+	defer cancel()
+	resp, err := cp.NodeGroups(cctx, &pb.NodeGroupsRequest{})
+	if err != nil {
+		return nil, fmt.Errorf("NodeGroups: %w", err)
+	}
+	out := []CheckGroup{}
+	for _, g := range resp.GetNodeGroups() {
+		out = append(out, checkGroup(cp, call, g))
+	}
+	return out, nil
 }
 
 func checkGroup(cp pb.CloudProviderClient, call func() (context.Context, context.CancelFunc), g *pb.NodeGroup) CheckGroup {

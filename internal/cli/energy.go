@@ -280,14 +280,19 @@ func loadEnergy(ctx context.Context, c client.Client, ns, name string) ([]*group
 	if err := c.List(ctx, machines, client.InNamespace(ns)); err != nil {
 		return nil, fmt.Errorf("listing Machines in namespace %q: %w", ns, err)
 	}
-	sort.Slice(groups, func(i, j int) bool { return groups[i].Name < groups[j].Name })
+	sort.Slice(groups, func(i, j int) bool {
+		if groups[i].Namespace != groups[j].Namespace {
+			return groups[i].Namespace < groups[j].Namespace
+		}
+		return groups[i].Name < groups[j].Name
+	})
 	sort.Slice(machines.Items, func(i, j int) bool { return machines.Items[i].Name < machines.Items[j].Name })
 	out := make([]*groupAccounts, len(groups))
 	for i := range groups {
 		g := &groupAccounts{group: groups[i]}
 		g.loc, g.locErr = energy.Location(groups[i].Spec.Energy)
 		for _, m := range machines.Items {
-			if m.Spec.Group == g.group.Name {
+			if m.Namespace == g.group.Namespace && m.Spec.Group == g.group.Name {
 				g.members = append(g.members, m)
 			}
 		}
