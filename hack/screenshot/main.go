@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/headless"
 )
 
 func main() {
@@ -29,7 +31,7 @@ func run() error {
 	width := flag.Int("width", 1280, "Window width in pixels.")
 	height := flag.Int("height", 1600, "Window height in pixels; the picture is the whole page.")
 	timeout := flag.Duration("timeout", time.Minute, "How long to wait for the condition.")
-	browser := flag.String("chromium", "/usr/bin/chromium", "The Chromium binary.")
+	browser := flag.String("chromium", headless.Chromium, "The Chromium binary.")
 	flag.Parse()
 	if *address == "" || *out == "" {
 		return errors.New("-url and -out are required")
@@ -39,20 +41,11 @@ func run() error {
 		return err
 	}
 	defer func() { _ = os.RemoveAll(profile) }()
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(*browser),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("hide-scrollbars", true),
-		chromedp.UserDataDir(profile),
-		chromedp.WindowSize(*width, *height),
-	)
+	opts := headless.Options(profile, *width, *height)
+	if *browser != headless.Chromium {
+		opts = append(opts, chromedp.ExecPath(*browser))
+	}
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	defer cancelAlloc()
 	ctx, cancel := chromedp.NewContext(alloc)
 	defer cancel()

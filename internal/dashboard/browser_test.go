@@ -22,37 +22,23 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/headless"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/testenv"
 )
-
-// chromium is Debian's Chromium, which the test drives headless.
-const chromium = "/usr/bin/chromium"
 
 // newBrowser starts headless Chromium with a profile of the test's own and nothing that talks
 // to the network by itself.
 func newBrowser(t *testing.T) context.Context {
 	t.Helper()
-	if _, err := os.Stat(chromium); err != nil {
-		t.Fatalf("%s is missing: the dashboard's browser test drives Debian's Chromium; install it with `apt-get install chromium` (hack/install-test-deps.sh, run by `make test`, does): %v", chromium, err)
+	if _, err := os.Stat(headless.Chromium); err != nil {
+		t.Fatalf("%s is missing: the dashboard's browser test drives Debian's Chromium; install it with `apt-get install chromium` (hack/install-test-deps.sh, run by `make test`, does): %v", headless.Chromium, err)
 	}
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromium),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 1600),
-	)
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), headless.Options(t.TempDir(), 1280, 1600)...)
 	t.Cleanup(cancelAlloc)
 	browser, cancel := chromedp.NewContext(alloc)
 	t.Cleanup(cancel)
 	if err := chromedp.Do(browser); err != nil {
-		t.Fatalf("starting %s: %v", chromium, err)
+		t.Fatalf("starting %s: %v", headless.Chromium, err)
 	}
 	return browser
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/optimistic"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/power"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/sim"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/simtest"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/testenv"
 )
 
@@ -70,22 +71,7 @@ func start(t *testing.T, cfg sim.Config) (*sim.Sim, sim.Objects) {
 // run runs a simulator until the test ends.
 func run(t *testing.T, cfg sim.Config) *sim.Sim {
 	t.Helper()
-	s, err := sim.New(cfg, env.Client, testenv.TestLogger(t, "simulator"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			t.Errorf("close: %v", err)
-		}
-		for _, m := range s.Machines() {
-			_ = env.Client.Delete(context.Background(), &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: m.Name}})
-		}
-	})
-	return s
+	return simtest.Run(t, env.Client, cfg)
 }
 
 // request is a driver call for machine i, with credentials read from the cluster as the

@@ -21,6 +21,7 @@ import (
 	pb "github.com/homelab-autoscaler/homelab-autoscaler/internal/cloudprovider/externalgrpc"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/optimistic"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/sim"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/simtest"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/testenv"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/testenv/testmanager"
 )
@@ -68,21 +69,7 @@ func startHomelab(t *testing.T, cfg sim.Config, edit func(sim.Objects)) *homelab
 	env.StartKwok(t, kubeconfig)
 	addr := startManager(t, cfg.Namespace)
 
-	s, err := sim.New(cfg, env.Client, testenv.TestLogger(t, "simulator"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			t.Errorf("closing the simulator: %v", err)
-		}
-		for _, m := range s.Machines() {
-			_ = env.Client.Delete(context.Background(), &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: m.Name}})
-		}
-	})
+	s := simtest.Run(t, env.Client, cfg)
 	objs := s.Objects()
 	if edit != nil {
 		edit(objs)

@@ -16,6 +16,7 @@ import (
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/app"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/optimistic"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/sim"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/simtest"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/testenv"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/testenv/testmanager"
 )
@@ -76,21 +77,7 @@ func homelab(t *testing.T, protocol sim.Protocol, n int, mutate func(*sim.Config
 // changed by group first.
 func start(t *testing.T, cfg sim.Config, group func(*infrav1.Group)) (*sim.Sim, sim.Objects) {
 	t.Helper()
-	s, err := sim.New(cfg, env.Client, testenv.TestLogger(t, "simulator"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			t.Errorf("closing the simulator: %v", err)
-		}
-		for _, m := range s.Machines() {
-			_ = env.Client.Delete(context.Background(), &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: m.Name}})
-		}
-	})
+	s := simtest.Run(t, env.Client, cfg)
 	objs := s.Objects()
 	if group != nil {
 		group(objs.Group)
