@@ -60,15 +60,31 @@ build: ## Build the binaries into bin/.
 	@mkdir -p bin
 	$(GO) build -o bin/ $(addprefix ./cmd/,$(BINARIES))
 
+.PHONY: build-cross
+build-cross: ## Build every binary, static and stripped as a release does, for linux/amd64 and linux/arm64 into bin/linux-ARCH/.
+	@for arch in amd64 arm64; do \
+		mkdir -p bin/linux-$$arch; \
+		echo "build-cross: linux/$$arch"; \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags="-s -w" -o bin/linux-$$arch/ $(addprefix ./cmd/,$(BINARIES)); \
+	done
+
+# Part of make test: every binary must build for ARM (Raspberry Pi, ARM mini PCs). Without the
+# release's -trimpath and stripping, so it shares the build cache with later runs of itself.
+.PHONY: build-arm64
+build-arm64: ## Build every binary for linux/arm64 into bin/linux-arm64/ (part of make test).
+	@mkdir -p bin/linux-arm64
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -o bin/linux-arm64/ $(addprefix ./cmd/,$(BINARIES))
+
 .PHONY: fmt
 fmt: ## Format the code.
 	gofmt -w $$(git ls-files '*.go')
 
 .PHONY: lint
-lint: ## gofmt, go vet and golangci-lint.
+lint: ## gofmt, go vet, golangci-lint and actionlint.
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GOLANGCI_LINT) run --allow-parallel-runners ./...
+	$(GO) tool -modfile=hack/tools/actionlint/go.mod actionlint -shellcheck= -pyflakes= .github/workflows/*.yml
 
 .PHONY: lint-deploy
 lint-deploy: controlplane ## helm lint and template of the chart (default and ci/ values), kubectl kustomize of every overlay, PromQL parse.
@@ -79,7 +95,7 @@ test-deps: ## Install the Debian packages whose programs the power-driver tests 
 	@hack/install-test-deps.sh
 
 .PHONY: test
-test: test-deps controlplane verify-generated lint lint-deploy ## Build what the tests need, check generated files, lint code and deployment artifacts, run every test with -race.
+test: test-deps controlplane verify-generated lint lint-deploy build-arm64 ## Build what the tests need, check generated files, lint code and deployment artifacts, run every test with -race.
 	@start=$$(date +%s); \
 	$(GO) test $(TEST_FLAGS) ./...; \
 	echo "tests: done after $$(( $$(date +%s) - start ))s"
@@ -120,6 +136,10 @@ demo: controlplane build ## Local control plane + manager + four machines, a scr
 .PHONY: energy-picture
 energy-picture: controlplane build ## Regenerate docs/energy-timeline.svg and docs/energy-example.txt from a real run of the manager and homelab-sim (about 3 minutes).
 	@TOOLS_BIN=$(TOOLS_BIN) K8S_VERSION=$(K8S_VERSION) hack/energy-picture.sh
+
+.PHONY: dashboard-screenshot
+dashboard-screenshot: controlplane build ## Regenerate docs/dashboard.png: homelabctl dashboard on a real run of the manager and homelab-sim, pictured with headless Chromium (about a minute).
+	@TOOLS_BIN=$(TOOLS_BIN) K8S_VERSION=$(K8S_VERSION) GO=$(GO) hack/dashboard-screenshot.sh
 
 .PHONY: clean
 clean: ## Remove build output (not the control-plane cache).

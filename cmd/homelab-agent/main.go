@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/agent"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/version"
 )
 
 func main() {
@@ -35,7 +36,7 @@ func main() {
 	}
 	m, err := agent.NewManager(cfg, *o)
 	if err == nil {
-		log.Info("serving requests", "agent", o.Identity(), "segments", o.Segment, "shutdown", o.Shutdown)
+		log.Info("serving requests", "version", version.String(), "agent", o.Identity(), "segments", o.Segment, "shutdown", o.Shutdown)
 		err = m.Start(ctrl.SetupSignalHandler())
 	}
 	if err != nil {

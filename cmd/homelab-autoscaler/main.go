@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/app"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/version"
 )
 
 func main() {
@@ -32,6 +33,7 @@ func main() {
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(zo)))
 	log := ctrl.Log.WithName("setup")
+	log.Info("starting homelab-autoscaler", "version", version.String(), "platform", version.Platform())
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
 		log.Error(err, "loading the Kubernetes configuration")

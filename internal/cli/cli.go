@@ -15,6 +15,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
+
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/version"
 )
 
 // Env is where a command reads and writes; tests replace it.
@@ -97,6 +99,7 @@ user's own RBAC. Installed as kubectl-homelab on the PATH it is also 'kubectl ho
 		cloudProviderCommand(env, k),
 		importCommand(env, k),
 		wolCommand(env, k),
+		versionCommand(env),
 	)
 	for _, e := range ext {
 		root.AddCommand(e(k))
@@ -118,6 +121,18 @@ func Run(ctx context.Context, env *Env, args []string, ext ...Extension) error {
 		return fmt.Errorf("%w: %w", ErrUsage, err)
 	}
 	return err
+}
+
+func versionCommand(env *Env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "The release this homelabctl was built from",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			_, err := fmt.Fprintf(env.Out, "homelabctl %s (%s)\n", version.String(), version.Platform())
+			return err
+		},
+	}
 }
 
 // parent makes cmd a command that only groups subcommands: an unknown one is a usage error,

@@ -24,17 +24,18 @@ import (
 // GRPC is how to reach the cloud-provider gRPC server: cluster-autoscaler's cloud-config
 // settings, under the same names.
 type GRPC struct {
-	address, cert, key, cacert string
-	insecure                   bool
-	timeout                    time.Duration
+	address, cert, key, cacert, serverName string
+	insecure                               bool
+	timeout                                time.Duration
 }
 
-// AddFlags binds --address, --cert, --key, --cacert, --insecure and --timeout to fs.
+// AddFlags binds --address, --cert, --key, --cacert, --server-name, --insecure and --timeout to fs.
 func (g *GRPC) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&g.address, "address", "127.0.0.1:8086", "The gRPC server's address (host:port, or unix:///path).")
 	fs.StringVar(&g.cert, "cert", "", "Client certificate (PEM), as cluster-autoscaler's cloud-config 'cert'.")
 	fs.StringVar(&g.key, "key", "", "Client key (PEM), as cloud-config 'key'.")
 	fs.StringVar(&g.cacert, "cacert", "", "CA that signed the server's certificate, as cloud-config 'cacert'.")
+	fs.StringVar(&g.serverName, "server-name", "", "The name the server's certificate must carry (default: the host of --address), e.g. its Service's name when --address is a port-forward.")
 	fs.BoolVar(&g.insecure, "insecure", false, "Plaintext, for a server started with --grpc-insecure on loopback.")
 	fs.DurationVar(&g.timeout, "timeout", 5*time.Second, "Deadline of each call (cluster-autoscaler's default is 5s).")
 }
@@ -68,6 +69,9 @@ func (g *GRPC) dial() (*grpc.ClientConn, error) {
 	host, _, err := net.SplitHostPort(g.address)
 	if err != nil {
 		host = g.address
+	}
+	if g.serverName != "" {
+		host = g.serverName
 	}
 	creds := credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{pair}, RootCAs: pool, ServerName: host, MinVersion: tls.VersionTLS12})
 	return grpc.NewClient(g.address, grpc.WithTransportCredentials(creds))

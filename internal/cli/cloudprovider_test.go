@@ -3,6 +3,7 @@ package cli_test
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -10,8 +11,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/cloudprovider"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/power"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/testenv/testmanager"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/testpki"
 )
 
 // startServer runs the manager as cmd/homelab-autoscaler does (app.New, through testmanager)
@@ -85,5 +88,42 @@ func TestCloudProviderCommands(t *testing.T) {
 	}
 	if _, _, err := run(t, "cloudprovider", "check", "--address", addr); err == nil || !strings.Contains(err.Error(), "mTLS needs") {
 		t.Fatalf("check without credentials or --insecure: %v", err)
+	}
+}
+
+// homelabctl speaks mutual TLS as cluster-autoscaler does, and --server-name checks the server's
+// certificate for a name other than --address's host, as through a port-forward.
+func TestCloudProviderMutualTLS(t *testing.T) {
+	ctx := context.Background()
+	ns := "cp-mtls"
+	if err := createNamespace(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	ca := testpki.NewCA(t, "homelab-autoscaler-grpc")
+	dir := t.TempDir()
+	srvCert, srvKey := ca.Issue(t, "homelab-autoscaler", true)
+	cliCert, cliKey := ca.Issue(t, "cluster-autoscaler", false)
+	o := testmanager.Options(ns)
+	o.Drivers = power.Registry{}
+	o.GRPCInsecure, o.GRPCAllowAnyClient = false, true
+	o.GRPCTLS = cloudprovider.TLSFiles{
+		CertFile: testpki.WriteFile(t, dir, "srv.crt", srvCert), KeyFile: testpki.WriteFile(t, dir, "srv.key", srvKey),
+		ClientCAFile: testpki.WriteFile(t, dir, "ca.crt", ca.PEM),
+	}
+	_, addr, _ := testmanager.Start(t, env.Config, o)
+	creds := []string{"--cert", testpki.WriteFile(t, dir, "tls.crt", cliCert), "--key", testpki.WriteFile(t, dir, "tls.key", cliKey), "--cacert", filepath.Join(dir, "ca.crt")}
+	check := func(args ...string) (string, error) {
+		out, _, err := run(t, append(append([]string{"cloudprovider", "check", "--address", addr}, creds...), args...)...)
+		return out, err
+	}
+	if out, err := check(); err != nil || !strings.Contains(out, "no node groups") {
+		t.Fatalf("check over mTLS: %v\n%s", err, out)
+	}
+	// The server's certificate names 127.0.0.1 and localhost.
+	if out, err := check("--server-name", "localhost"); err != nil || !strings.Contains(out, "no node groups") {
+		t.Fatalf("check with --server-name localhost: %v\n%s", err, out)
+	}
+	if _, err := check("--server-name", "homelab-autoscaler-grpc.homelab-autoscaler.svc"); err == nil || !strings.Contains(err.Error(), "certificate is valid for localhost, not homelab-autoscaler-grpc.homelab-autoscaler.svc") {
+		t.Fatalf("a server name the certificate does not carry: %v", err)
 	}
 }

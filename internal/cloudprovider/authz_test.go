@@ -17,17 +17,18 @@ import (
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/cloudprovider"
 	pb "github.com/homelab-autoscaler/homelab-autoscaler/internal/cloudprovider/externalgrpc"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/testenv"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/testpki"
 )
 
 const caSPIFFE = "spiffe://cluster.local/ns/kube-system/sa/cluster-autoscaler"
 
 // serverFiles writes a server certificate of ca, and ca as the client CA, into dir.
-func serverFiles(t *testing.T, ca *testCA) cloudprovider.TLSFiles {
+func serverFiles(t *testing.T, ca *testpki.CA) cloudprovider.TLSFiles {
 	t.Helper()
 	dir := t.TempDir()
-	c, k := ca.issue(t, "homelab-autoscaler", true)
+	c, k := ca.Issue(t, "homelab-autoscaler", true)
 	return cloudprovider.TLSFiles{
-		CertFile: writeFile(t, dir, "tls.crt", c), KeyFile: writeFile(t, dir, "tls.key", k), ClientCAFile: writeFile(t, dir, "ca.crt", ca.pem),
+		CertFile: testpki.WriteFile(t, dir, "tls.crt", c), KeyFile: testpki.WriteFile(t, dir, "tls.key", k), ClientCAFile: testpki.WriteFile(t, dir, "ca.crt", ca.PEM),
 	}
 }
 
@@ -44,7 +45,7 @@ func allowed(t *testing.T, list string) cloudprovider.AllowedClients {
 // named by --grpc-allowed-clients (by common name or URI SAN) may call; the others get
 // PermissionDenied on every method, and their DeleteNodes changes nothing.
 func TestAuthzAllowedClients(t *testing.T) {
-	ca := newCA(t, "homelab CA")
+	ca := testpki.NewCA(t, "homelab CA")
 	logs := &testenv.SyncBuffer{}
 	r := startReplica(t, func(o *app.Options) {
 		o.GRPCInsecure, o.GRPCTLS = false, serverFiles(t, ca)
@@ -61,8 +62,8 @@ func TestAuthzAllowedClients(t *testing.T) {
 	id := gid(ns, "g")
 
 	client := func(cn string, uris ...string) pb.CloudProviderClient {
-		c, k := ca.issue(t, cn, false, uris...)
-		return dial(t, addr, tlsCreds(clientTLS(t, ca, c, k)))
+		c, k := ca.Issue(t, cn, false, uris...)
+		return dial(t, addr, tlsCreds(testpki.ClientTLS(t, ca, c, k)))
 	}
 	for name, c := range map[string]pb.CloudProviderClient{
 		"wrong common name and URI": client("intruder", "spiffe://cluster.local/ns/evil/sa/intruder"),
@@ -85,8 +86,8 @@ func TestAuthzAllowedClients(t *testing.T) {
 		t.Fatalf("message %q, want %q", got, want)
 	}
 	// Other services too: the refusal comes before any method is chosen.
-	ic, ik := ca.issue(t, "intruder", false)
-	conn := dialConn(t, addr, tlsCreds(clientTLS(t, ca, ic, ik)))
+	ic, ik := ca.Issue(t, "intruder", false)
+	conn := dialConn(t, addr, tlsCreds(testpki.ClientTLS(t, ca, ic, ik)))
 	_, err = healthpb.NewHealthClient(conn).Check(ctx5s(t), &healthpb.HealthCheckRequest{})
 	expectCode(t, err, codes.PermissionDenied)
 
@@ -139,12 +140,12 @@ func hasGroup(res *pb.NodeGroupsResponse, id string) bool {
 
 // TestAuthzAllowAnyClient: --grpc-allow-any-client lets every certificate of the client CA call.
 func TestAuthzAllowAnyClient(t *testing.T) {
-	ca := newCA(t, "homelab CA")
+	ca := testpki.NewCA(t, "homelab CA")
 	r := startReplica(t, func(o *app.Options) {
 		o.GRPCInsecure, o.GRPCTLS, o.GRPCAllowAnyClient = false, serverFiles(t, ca), true
 	})
-	c, k := ca.issue(t, "anyone", false)
-	if _, err := dial(t, r.srv.Addr().String(), tlsCreds(clientTLS(t, ca, c, k))).NodeGroups(ctx5s(t), &pb.NodeGroupsRequest{}); err != nil {
+	c, k := ca.Issue(t, "anyone", false)
+	if _, err := dial(t, r.srv.Addr().String(), tlsCreds(testpki.ClientTLS(t, ca, c, k))).NodeGroups(ctx5s(t), &pb.NodeGroupsRequest{}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	pb "github.com/homelab-autoscaler/homelab-autoscaler/internal/cloudprovider/externalgrpc"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/doctable"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/testenv"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/testpki"
 )
 
 // answer is a call's result as cluster-autoscaler logs it: the code and the message.
@@ -45,13 +46,13 @@ func TestBadInputTableGRPC(t *testing.T) {
 			return err
 		}),
 		"grpc-client-not-allowed": func(t *testing.T) string {
-			ca := newCA(t, "homelab CA")
+			ca := testpki.NewCA(t, "homelab CA")
 			r := startReplica(t, func(o *app.Options) {
 				o.GRPCInsecure, o.GRPCTLS = false, serverFiles(t, ca)
 				o.GRPCAllowedClients = allowed(t, "cn:cluster-autoscaler")
 			})
-			c, k := ca.issue(t, "intruder", false)
-			client := dial(t, r.srv.Addr().String(), tlsCreds(clientTLS(t, ca, c, k)))
+			c, k := ca.Issue(t, "intruder", false)
+			client := dial(t, r.srv.Addr().String(), tlsCreds(testpki.ClientTLS(t, ca, c, k)))
 			_, err := client.NodeGroups(ctx5s(t), &pb.NodeGroupsRequest{})
 			return answer(err)
 		},

@@ -23,34 +23,35 @@ import (
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/cloudprovider"
 	pb "github.com/homelab-autoscaler/homelab-autoscaler/internal/cloudprovider/externalgrpc"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/optimistic"
+	"github.com/homelab-autoscaler/homelab-autoscaler/internal/testing/testpki"
 )
 
 func TestMutualTLS(t *testing.T) {
 	dir := t.TempDir()
-	ca, other := newCA(t, "homelab CA"), newCA(t, "someone else's CA")
-	srvCert, srvKey := ca.issue(t, "homelab-autoscaler", true)
+	ca, other := testpki.NewCA(t, "homelab CA"), testpki.NewCA(t, "someone else's CA")
+	srvCert, srvKey := ca.Issue(t, "homelab-autoscaler", true)
 	files := cloudprovider.TLSFiles{
-		CertFile:     writeFile(t, dir, "tls.crt", srvCert),
-		KeyFile:      writeFile(t, dir, "tls.key", srvKey),
-		ClientCAFile: writeFile(t, dir, "ca.crt", ca.pem),
+		CertFile:     testpki.WriteFile(t, dir, "tls.crt", srvCert),
+		KeyFile:      testpki.WriteFile(t, dir, "tls.key", srvKey),
+		ClientCAFile: testpki.WriteFile(t, dir, "ca.crt", ca.PEM),
 	}
 	r := startReplica(t, func(o *app.Options) {
 		o.GRPCInsecure, o.GRPCTLS, o.GRPCAllowedClients = false, files, allowed(t, "cn:cluster-autoscaler")
 	})
 	addr := r.srv.Addr().String()
 
-	caCert, caKey := ca.issue(t, "cluster-autoscaler", false)
-	good := dial(t, addr, tlsCreds(clientTLS(t, ca, caCert, caKey)))
+	caCert, caKey := ca.Issue(t, "cluster-autoscaler", false)
+	good := dial(t, addr, tlsCreds(testpki.ClientTLS(t, ca, caCert, caKey)))
 	if _, err := good.NodeGroups(ctx5s(t), &pb.NodeGroupsRequest{}); err != nil {
 		t.Fatalf("a client with a certificate of the client CA is refused: %v", err)
 	}
 
-	otherCert, otherKey := other.issue(t, "intruder", false)
+	otherCert, otherKey := other.Issue(t, "intruder", false)
 	for name, c := range map[string]pb.CloudProviderClient{
-		"no client certificate":            dial(t, addr, tlsCreds(clientTLS(t, ca, nil, nil))),
-		"certificate of another CA":        dial(t, addr, tlsCreds(clientTLS(t, ca, otherCert, otherKey))),
+		"no client certificate":            dial(t, addr, tlsCreds(testpki.ClientTLS(t, ca, nil, nil))),
+		"certificate of another CA":        dial(t, addr, tlsCreds(testpki.ClientTLS(t, ca, otherCert, otherKey))),
 		"plaintext":                        dial(t, addr),
-		"server not trusted by the client": dial(t, addr, tlsCreds(clientTLS(t, other, caCert, caKey))),
+		"server not trusted by the client": dial(t, addr, tlsCreds(testpki.ClientTLS(t, other, caCert, caKey))),
 	} {
 		_, err := c.NodeGroups(ctx5s(t), &pb.NodeGroupsRequest{})
 		if err == nil {
@@ -60,12 +61,12 @@ func TestMutualTLS(t *testing.T) {
 	}
 
 	// Rotation: new files on disk are served to new connections, without a restart.
-	rotCert, rotKey := ca.issue(t, "homelab-autoscaler-rotated-certificate", true)
-	writeFile(t, dir, "tls.crt", rotCert)
-	writeFile(t, dir, "tls.key", rotKey)
+	rotCert, rotKey := ca.Issue(t, "homelab-autoscaler-rotated-certificate", true)
+	testpki.WriteFile(t, dir, "tls.crt", rotCert)
+	testpki.WriteFile(t, dir, "tls.key", rotKey)
 	var mu sync.Mutex
 	var seen string
-	cfg := clientTLS(t, ca, caCert, caKey)
+	cfg := testpki.ClientTLS(t, ca, caCert, caKey)
 	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
 		mu.Lock()
 		defer mu.Unlock()
@@ -97,10 +98,10 @@ func TestTransportOptionsAreChecked(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	ca := newCA(t, "ca")
-	c, k := ca.issue(t, "server", true)
+	ca := testpki.NewCA(t, "ca")
+	c, k := ca.Issue(t, "server", true)
 	files := cloudprovider.TLSFiles{
-		CertFile: writeFile(t, dir, "tls.crt", c), KeyFile: writeFile(t, dir, "tls.key", k), ClientCAFile: writeFile(t, dir, "ca.crt", ca.pem),
+		CertFile: testpki.WriteFile(t, dir, "tls.crt", c), KeyFile: testpki.WriteFile(t, dir, "tls.key", k), ClientCAFile: testpki.WriteFile(t, dir, "ca.crt", ca.PEM),
 	}
 	build := func(addr string, insecure bool, tlsFiles cloudprovider.TLSFiles, mutate ...func(*cloudprovider.Options)) error {
 		o := cloudprovider.Options{
@@ -222,7 +223,7 @@ func TestHealthReadinessAndDeadline(t *testing.T) {
 // TestTransportHandshakeTimeout: a client that opens a TCP connection and never completes the
 // TLS handshake (or, in plaintext, never sends the HTTP/2 preface) is disconnected by the server.
 func TestTransportHandshakeTimeout(t *testing.T) {
-	ca := newCA(t, "homelab CA")
+	ca := testpki.NewCA(t, "homelab CA")
 	for name, mutate := range map[string]func(*app.Options){
 		"mutual TLS": func(o *app.Options) {
 			o.GRPCInsecure, o.GRPCTLS, o.GRPCAllowedClients = false, serverFiles(t, ca), allowed(t, "cn:cluster-autoscaler")
@@ -247,8 +248,8 @@ func TestTransportHandshakeTimeout(t *testing.T) {
 			// A client that completes its handshake is served as before.
 			c := r.client(t)
 			if name == "mutual TLS" {
-				cc, ck := ca.issue(t, "cluster-autoscaler", false)
-				c = r.client(t, tlsCreds(clientTLS(t, ca, cc, ck)))
+				cc, ck := ca.Issue(t, "cluster-autoscaler", false)
+				c = r.client(t, tlsCreds(testpki.ClientTLS(t, ca, cc, ck)))
 			}
 			if _, err := c.NodeGroups(ctx5s(t), &pb.NodeGroupsRequest{}); err != nil {
 				t.Fatal(err)
@@ -260,7 +261,7 @@ func TestTransportHandshakeTimeout(t *testing.T) {
 // TestTransportStreamLimits: the server's HTTP/2 SETTINGS cap the concurrent calls of a
 // connection (--grpc-max-concurrent-streams) and the size of request headers.
 func TestTransportStreamLimits(t *testing.T) {
-	ca := newCA(t, "homelab CA")
+	ca := testpki.NewCA(t, "homelab CA")
 	for name, c := range map[string]struct {
 		mutate func(*app.Options)
 		want   uint32
@@ -288,8 +289,8 @@ func TestTransportStreamLimits(t *testing.T) {
 	r := startReplica(t, func(o *app.Options) {
 		o.GRPCInsecure, o.GRPCTLS, o.GRPCAllowedClients = false, serverFiles(t, ca), allowed(t, "cn:cluster-autoscaler")
 	})
-	cc, ck := ca.issue(t, "cluster-autoscaler", false)
-	cfg := clientTLS(t, ca, cc, ck)
+	cc, ck := ca.Issue(t, "cluster-autoscaler", false)
+	cfg := testpki.ClientTLS(t, ca, cc, ck)
 	cfg.NextProtos = []string{"h2"}
 	conn, err := tls.Dial("tcp", r.srv.Addr().String(), cfg)
 	if err != nil {

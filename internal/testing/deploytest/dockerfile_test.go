@@ -9,8 +9,8 @@ import (
 	"testing"
 )
 
-// TestDockerfile checks the image rules without a container engine: a static, trimmed build in
-// one stage, a distroless (or scratch) final stage running as a numeric non-root user, holding
+// TestDockerfile checks the image rules without a container engine: a static, trimmed build
+// stamped with the release (--build-arg VERSION) in one stage, a distroless (or scratch) final stage running as a numeric non-root user, holding
 // the manager (its entrypoint), homelabctl and homelab-agent (the agent DaemonSets' command) at
 // the root, and a build context (.dockerignore) that holds every package the binaries import.
 func TestDockerfile(t *testing.T) {
@@ -71,7 +71,7 @@ func TestDockerfile(t *testing.T) {
 		}
 	}
 	binaries := []string{"homelab-autoscaler", "homelabctl", "homelab-agent"}
-	for _, want := range []string{"CGO_ENABLED=0", "-trimpath", `-ldflags="-s -w"`, "-o /out/"} {
+	for _, want := range []string{"CGO_ENABLED=0", "-trimpath", `-ldflags="-s -w `, "internal/version.Version=$VERSION", "-o /out/"} {
 		if !strings.Contains(build, want) {
 			t.Errorf("the go build %q lacks %s", build, want)
 		}

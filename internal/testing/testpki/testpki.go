@@ -1,4 +1,6 @@
-package cloudprovider_test
+// Package testpki makes certificate authorities and certificates for tests of the mutual TLS
+// between cluster-autoscaler (or homelabctl) and the gRPC server.
+package testpki
 
 import (
 	"crypto/ecdsa"
@@ -17,18 +19,20 @@ import (
 	"time"
 )
 
-// testCA is a certificate authority made for one test.
-type testCA struct {
+// CA is a certificate authority made for one test.
+type CA struct {
 	cert *x509.Certificate
 	key  *ecdsa.PrivateKey
-	pem  []byte
+	// PEM is the CA's certificate, for the side that trusts it.
+	PEM []byte
 }
 
 var serial = big.NewInt(time.Now().UnixNano())
 
 func nextSerial() *big.Int { return serial.Add(serial, big.NewInt(1)) }
 
-func newCA(t testing.TB, name string) *testCA {
+// NewCA makes a CA named name, valid from an hour ago for a day.
+func NewCA(t testing.TB, name string) *CA {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -47,12 +51,12 @@ func newCA(t testing.TB, name string) *testCA {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
+	return &CA{cert: cert, key: key, PEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
 }
 
-// issue signs a leaf certificate: a server's (SANs 127.0.0.1 and localhost) or a client's, with
-// the URI SANs given.
-func (ca *testCA) issue(t testing.TB, cn string, server bool, uris ...string) (certPEM, keyPEM []byte) {
+// Issue signs a leaf certificate: a server's (SANs 127.0.0.1 and localhost)
+// or a client's, with the URI SANs given.
+func (ca *CA) Issue(t testing.TB, cn string, server bool, uris ...string) (certPEM, keyPEM []byte) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -86,12 +90,12 @@ func (ca *testCA) issue(t testing.TB, cn string, server bool, uris ...string) (c
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
 }
 
-// clientTLS is cluster-autoscaler's TLS setup: its certificate, the CA it trusts for the
+// ClientTLS is cluster-autoscaler's TLS setup: its certificate, the CA it trusts for the
 // server, and the address's host as server name.
-func clientTLS(t testing.TB, trust *testCA, certPEM, keyPEM []byte) *tls.Config {
+func ClientTLS(t testing.TB, trust *CA, certPEM, keyPEM []byte) *tls.Config {
 	t.Helper()
 	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(trust.pem)
+	pool.AppendCertsFromPEM(trust.PEM)
 	cfg := &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
 	if certPEM != nil {
 		pair, err := tls.X509KeyPair(certPEM, keyPEM)
@@ -103,7 +107,9 @@ func clientTLS(t testing.TB, trust *testCA, certPEM, keyPEM []byte) *tls.Config 
 	return cfg
 }
 
-func writeFile(t testing.TB, dir, name string, data []byte) string {
+// WriteFile writes data (a certificate or key) into dir/name, readable by its owner only, and
+// returns the path.
+func WriteFile(t testing.TB, dir, name string, data []byte) string {
 	t.Helper()
 	p := filepath.Join(dir, name)
 	if err := os.WriteFile(p, data, 0o600); err != nil {
