@@ -82,7 +82,7 @@ func watchStatus(ctx context.Context, env *Env, c client.WithWatch, ns, output s
 }
 
 // follow lists the objects of ns, says it is ready, and watches them from that list on, marking
-// changed at every event. A watch the apiserver closes is resumed from the last version seen;
+// changed at every event, until ctx ends (its error is then ctx's). A watch the apiserver closes is resumed from the last version seen;
 // when that version is too old (410 Gone), it lists again and counts that as a change.
 func follow(ctx context.Context, c client.WithWatch, ns string, newList func() client.ObjectList, ready, changed chan<- struct{}) error {
 	notify := func() {
@@ -111,7 +111,7 @@ func follow(ctx context.Context, c client.WithWatch, ns string, newList func() c
 		w, err := c.Watch(ctx, newList(), client.InNamespace(ns), &client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: rv, AllowWatchBookmarks: true}})
 		if err != nil {
 			if ctx.Err() != nil {
-				return nil
+				return ctx.Err()
 			}
 			if !apierrors.IsResourceExpired(err) && !apierrors.IsGone(err) {
 				return fmt.Errorf("watching: %w", err)
@@ -125,7 +125,7 @@ func follow(ctx context.Context, c client.WithWatch, ns string, newList func() c
 		rv, err = drain(ctx, w, rv, notify)
 		w.Stop()
 		if ctx.Err() != nil {
-			return nil
+			return ctx.Err()
 		}
 		if errors.Is(err, errExpired) {
 			if rv, err = relist(); err != nil {
@@ -154,7 +154,7 @@ func drain(ctx context.Context, w watch.Interface, rv string, notify func()) (st
 				if st, ok := ev.Object.(*metav1.Status); ok && (st.Code == http.StatusGone || st.Reason == metav1.StatusReasonExpired) {
 					return rv, errExpired
 				}
-				return rv, fmt.Errorf("watching: %v", apierrors.FromObject(ev.Object))
+				return rv, fmt.Errorf("watching: %w", apierrors.FromObject(ev.Object))
 			}
 			if acc, err := meta.Accessor(ev.Object); err == nil && acc.GetResourceVersion() != "" {
 				rv = acc.GetResourceVersion()
