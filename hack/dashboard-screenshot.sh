@@ -26,10 +26,6 @@ mkdir -p "$work"
 trap stop_local_homelab EXIT
 trap 'exit 130' INT TERM
 
-settle() { # settle Ready|Off MACHINE...
-	local want=$1 m; shift
-	for m in "$@"; do wait_for "$m to be $want" 90 progress_is "$ns" "$m" "$want"; done
-}
 
 start_control_plane
 start_manager "$ns" "$grpc_port"
@@ -41,13 +37,13 @@ kubectl patch hlg -n "$ns" workers --type merge -p '{"spec": {
 	"energy": {"pricePerKWh": "0.32", "currency": "EUR"},
 	"repair": {"observeInterval": "10s"},
 	"machineDefaults": {"powerDraw": {"onWatts": "65", "offWatts": "2.5"}}}}' >/dev/null
-settle Off workers-0 workers-1 workers-2 workers-3
+settle "$ns" Off workers-0 workers-1 workers-2 workers-3
 
 grpc=(--address "127.0.0.1:$grpc_port" --insecure)
 wait_for "the gRPC server" 60 homelabctl cloudprovider check "${grpc[@]}"
 homelabctl cloudprovider scale-up "$ns/workers" 1 "${grpc[@]}"
 homelabctl power on workers-2 -n "$ns"
-settle Ready workers-0 workers-2
+settle "$ns" Ready workers-0 workers-2
 # Two observation intervals, so the energy figures and the timelines have something to show.
 sleep 20
 

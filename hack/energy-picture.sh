@@ -21,10 +21,6 @@ power() { # power on|off MACHINE...
 	local action=$1 m; shift
 	for m in "$@"; do homelabctl power "$action" "$m" -n "$ns"; done
 }
-settle() { # settle Ready|Off MACHINE...
-	local want=$1 m; shift
-	for m in "$@"; do wait_for "$m to be $want" 90 progress_is "$ns" "$m" "$want"; done
-}
 
 start_control_plane
 start_manager "$ns" "${GRPC_PORT:-18087}"
@@ -36,23 +32,23 @@ kubectl patch hlg -n "$ns" workers --type merge -p '{"spec": {
 	"energy": {"pricePerKWh": "0.32", "currency": "EUR", "timeZone": "Europe/Berlin"},
 	"repair": {"observeInterval": "10s"},
 	"machineDefaults": {"powerDraw": {"onWatts": "65", "offWatts": "2.5"}}}}' >/dev/null
-settle Off workers-0 workers-1 workers-2 workers-3
+settle "$ns" Off workers-0 workers-1 workers-2 workers-3
 
 say "scripted power changes for about two and a half minutes"
 sleep 20
 power on workers-0 workers-1
-settle Ready workers-0 workers-1
+settle "$ns" Ready workers-0 workers-1
 sleep 30
 power off workers-1
 power on workers-2
-settle Ready workers-2
+settle "$ns" Ready workers-2
 sleep 30
 power on workers-1
 power off workers-0
-settle Ready workers-1
+settle "$ns" Ready workers-1
 sleep 30
 power off workers-1 workers-2
-settle Off workers-0 workers-1 workers-2
+settle "$ns" Off workers-0 workers-1 workers-2
 sleep 15
 
 if [ -z "$(kubectl get hlm -n "$ns" -o jsonpath='{.items[*].status.energy.since}')" ]; then

@@ -74,3 +74,10 @@ wait_for() {
 
 # progress_is NAMESPACE MACHINE PROGRESS succeeds when the Machine's status.progress is PROGRESS.
 progress_is() { [ "$(kubectl get hlm -n "$1" "$2" -o jsonpath='{.status.progress}')" = "$3" ]; }
+
+# settle NAMESPACE Ready|Off MACHINE...: waits up to 90 s for each machine to reach that progress.
+settle() {
+	local ns=$1 want=$2 m
+	shift 2
+	for m in "$@"; do wait_for "$m to be $want" 90 progress_is "$ns" "$m" "$want"; done
+}

@@ -368,7 +368,11 @@ const energyTolerance = 0.02
 //     attempt after a power-on's first;
 //   - a fault that changes the power state without the manager (a power cut, a button press) or
 //     hides it (a BMC that errs, hangs or lies) is seen at the next observation: one observation
-//     interval at the idle draw each.
+//     interval at the idle draw each;
+//   - while the kube-apiserver is away and the manager reconnects, no status is written: a
+//     power-on recorded just before, whose command waits for that write's answer, counts as on
+//     meanwhile, and a change the manager observes is recorded only after it; the time away at
+//     the idle draw for each machine.
 func (w *World) energyAllowance() float64 {
 	transitions := 0
 	for _, n := range w.Recorder.Finished() {
@@ -387,8 +391,12 @@ func (w *World) energyAllowance() float64 {
 		faults += n
 	}
 	observe := w.Repair.ObserveInterval + w.Repair.ObserveInterval/5
+	w.mu.Lock()
+	away := w.apiserverAway
+	w.mu.Unlock()
 	return w.IdleWatts * (float64(transitions)*time.Second.Seconds() +
-		float64(retried)*w.Opts.BootTimeout.Seconds() + float64(faults)*observe.Seconds())
+		float64(retried)*w.Opts.BootTimeout.Seconds() + float64(faults)*observe.Seconds() +
+		float64(len(w.Sim.Machines()))*away.Seconds())
 }
 
 // checkEnergy checks the machines' energy accounts: none ever went back (in any write the watch

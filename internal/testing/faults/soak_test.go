@@ -92,6 +92,9 @@ func (w *World) restartAPIServer(down time.Duration) {
 		w.T.Fatal(err)
 	}
 	w.outageEnds(o)
+	w.mu.Lock()
+	w.apiserverAway += o.to.Sub(o.from) + apiserverReconnect
+	w.mu.Unlock()
 	w.Stats.Fault("apiserver-restart")
 }
 

@@ -141,6 +141,9 @@ type World struct {
 	// outages are the times a manager was not there to act (killed, exited, the apiserver
 	// away), in the order they began.
 	outages []*outage
+	// apiserverAway sums, over the kube-apiserver's restarts, how long it was away plus the
+	// managers' reconnection: the time they could write no status.
+	apiserverAway time.Duration
 	// bmcFaults are the windows in which each machine's BMC misbehaved.
 	bmcFaults map[string][]bmcWindow
 }
