@@ -139,19 +139,7 @@ func TestAgentProcesses(t *testing.T) {
 		if relay.Holder(done) != a.Identity || done.Status.Detail != "shutting down node-a with command" {
 			t.Fatalf("Done by %q with %q; want by %s", relay.Holder(done), done.Status.Detail, a.Identity)
 		}
-		offA.waitLines(t, 1)
-		// A second attempt, served after the first, shows that the first ran only once.
-		second := requestShutdown(t, ns, "m8", "node-a", 2, time.Now().Add(time.Minute))
-		waitState(t, second, relay.StateDone, 30*time.Second)
-		offA.waitLines(t, 2)
-		if got := offA.lines(t); len(got) != 2 || got[0] != "node-a" || got[1] != "node-a" {
-			t.Fatalf("node-a's command wrote %q; want two lines, one per request", got)
-		}
-		if got := offB.lines(t); len(got) != 0 {
-			t.Fatalf("node-b's command ran: %q", got)
-		}
-		expectUntouched(t, wrong)
-		expectUntouched(t, nobody)
+		ranOnceEach(t, ns, "m8", offA, offB, wrong, nobody)
 	})
 
 	// Last: it leaves one agent.

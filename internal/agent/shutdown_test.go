@@ -63,6 +63,25 @@ func (p poweroff) lines(t *testing.T) []string {
 	return strings.Fields(string(b))
 }
 
+// ranOnceEach checks the shutdown of machine on node-a that just finished: a second attempt,
+// served after it, makes node-a's command write a second line (so the first ran only once),
+// node-b's command never ran, and the requests for other nodes (wrong, nobody) stay untouched.
+func ranOnceEach(t *testing.T, ns, machine string, offA, offB poweroff, wrong, nobody *infrav1.AgentRequest) {
+	t.Helper()
+	offA.waitLines(t, 1)
+	again := requestShutdown(t, ns, machine, "node-a", 2, time.Now().Add(time.Minute))
+	waitState(t, again, relay.StateDone, 30*time.Second)
+	offA.waitLines(t, 2)
+	if got := offA.lines(t); len(got) != 2 || got[0] != "node-a" || got[1] != "node-a" {
+		t.Fatalf("node-a's command wrote %q; want one line per request", got)
+	}
+	if got := offB.lines(t); len(got) != 0 {
+		t.Fatalf("node-b's command ran: %q", got)
+	}
+	expectUntouched(t, wrong)
+	expectUntouched(t, nobody)
+}
+
 func (p poweroff) waitLines(t *testing.T, n int) {
 	t.Helper()
 	testenv.Eventually(t, 30*time.Second, fmt.Sprintf("%d runs of %s", n, p.script), func() bool { return len(p.lines(t)) >= n })
@@ -298,19 +317,7 @@ func TestRunningAgentsShutDownTheirOwnNodeOnly(t *testing.T) {
 	if relay.Holder(done) != "node-a/agent-a" || done.Status.Detail != "shutting down node-a with command" {
 		t.Fatalf("Done by %q with %q", relay.Holder(done), done.Status.Detail)
 	}
-	offA.waitLines(t, 1)
-	// A second attempt, served after the first, shows that the first ran only once.
-	again := requestShutdown(t, ns, "m3", "node-a", 2, time.Now().Add(time.Minute))
-	waitState(t, again, relay.StateDone, 30*time.Second)
-	offA.waitLines(t, 2)
-	if got := offA.lines(t); len(got) != 2 || got[0] != "node-a" || got[1] != "node-a" {
-		t.Fatalf("node-a's command wrote %q; want one line per request", got)
-	}
-	if got := offB.lines(t); len(got) != 0 {
-		t.Fatalf("node-b's command ran: %q", got)
-	}
-	expectUntouched(t, wrong)
-	expectUntouched(t, nobody)
+	ranOnceEach(t, ns, "m3", offA, offB, wrong, nobody)
 	if d := testutil.ToFloat64(startedA) - beforeA; d != 2 {
 		t.Fatalf("homelab_agent_shutdowns_total{node=node-a,result=started} rose by %v; want 2", d)
 	}
