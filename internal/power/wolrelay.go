@@ -57,33 +57,43 @@ func askAgent(ctx context.Context, c client.Client, driver string, req Request, 
 	}
 	ctx, cancel := callContext(ctx, req)
 	defer cancel()
-	for range 3 {
-		r, err := record(m, started, started.Add(timeout))
+	// The caller's client may read from a cache behind the API. Whatever it has not seen yet, or
+	// saw before a change, is waited for, never taken as a failure: failing the attempt would
+	// start the next one while an agent may still serve this one's request (two wakes, or two
+	// shutdowns). The request's changes wake the caller (it watches them); RecheckAfter is the
+	// backstop.
+	r, err := record(m, started, started.Add(timeout))
+	switch {
+	case errors.Is(err, relay.ErrNotSeen):
+		return Outcome{RecheckAfter: relayRecheck, Detail: fmt.Sprintf("waiting for %s (%v)", who, err)}, nil
+	case err != nil:
+		return Outcome{}, attribute(ctx, driver, req.Action, err)
+	}
+	v := relay.Read(r, now)
+	switch {
+	case v.Done:
+		return Outcome{Done: true, Detail: v.Detail}, nil
+	case v.Failed != "":
+		err := relay.Abandon(ctx, c, r, v.Failed)
+		if errors.Is(err, relay.ErrLost) {
+			// Changed since it was read (an agent's late claim, or its answer): the change decides.
+			return Outcome{RecheckAfter: relayRecheck, Detail: fmt.Sprintf("waiting for %s (request %s changed while it was read)", who, r.Name)}, nil
+		}
 		if err != nil {
 			return Outcome{}, attribute(ctx, driver, req.Action, err)
 		}
-		v := relay.Read(r, now)
-		switch {
-		case v.Done:
-			return Outcome{Done: true, Detail: v.Detail}, nil
-		case v.Failed != "":
-			err := relay.Abandon(ctx, c, r, v.Failed)
-			if errors.Is(err, relay.ErrLost) {
-				continue
-			}
-			if err != nil {
-				return Outcome{}, attribute(ctx, driver, req.Action, err)
-			}
-			return Outcome{}, Errorf(driver, req.Action, ClassUnreachable, "%s", v.Failed)
-		}
-		state := relay.StateOf(r)
-		if state == relay.StateRequested {
-			state = "Requested"
-		}
-		return Outcome{RecheckAfter: v.RecheckAfter, Detail: fmt.Sprintf("waiting for %s (request %s, %s)", who, r.Name, state)}, nil
+		return Outcome{}, Errorf(driver, req.Action, ClassUnreachable, "%s", v.Failed)
 	}
-	return Outcome{}, Errorf(driver, req.Action, ClassTimeout, "the agent request kept changing while it was read")
+	state := relay.StateOf(r)
+	if state == relay.StateRequested {
+		state = "Requested"
+	}
+	return Outcome{RecheckAfter: v.RecheckAfter, Detail: fmt.Sprintf("waiting for %s (request %s, %s)", who, r.Name, state)}, nil
 }
+
+// relayRecheck is when a caller looks at a request again that its client had not seen as it is:
+// the request's watch normally brings the change sooner.
+const relayRecheck = time.Second
 
 func nowOr(now func() time.Time) time.Time {
 	if now != nil {

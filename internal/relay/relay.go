@@ -142,15 +142,31 @@ func record(ctx context.Context, c client.Client, machineUID string, r *infrav1.
 		r.OwnerReferences = []metav1.OwnerReference{{APIVersion: infrav1.GroupVersion.String(), Kind: "Machine", Name: r.Spec.Machine,
 			UID: types.UID(machineUID), Controller: ptr.To(true)}}
 	}
-	err := c.Create(ctx, r)
+	// Read first: the request of an attempt is recorded once, and every later call (each
+	// reconcile of a machine waiting for its agent) finds it, in the manager's cache.
+	found := &infrav1.AgentRequest{}
+	err := c.Get(ctx, client.ObjectKeyFromObject(r), found)
+	switch {
+	case err == nil:
+		return found, nil
+	case !apierrors.IsNotFound(err):
+		return nil, fmt.Errorf("reading the %s request %s/%s: %w", r.Spec.Kind, r.Namespace, r.Name, err)
+	}
+	err = c.Create(ctx, r)
 	if apierrors.IsAlreadyExists(err) {
-		err = c.Get(ctx, client.ObjectKeyFromObject(r), r)
+		// Recorded, but not yet seen by c's cache: never taken for a failure (the attempt would
+		// be failed while an agent serves its request, and the next attempt's request served too).
+		return nil, fmt.Errorf("%w: %s request %s/%s", ErrNotSeen, r.Spec.Kind, r.Namespace, r.Name)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("recording the %s request %s/%s: %w", r.Spec.Kind, r.Namespace, r.Name, err)
 	}
 	return r, nil
 }
+
+// ErrNotSeen means the request is recorded in the API but the caller's client (a cache) has not
+// seen it yet: read it again once it has.
+var ErrNotSeen = errors.New("recorded, but not seen yet by this client")
 
 // StateOf is a request's state.
 func StateOf(r *infrav1.AgentRequest) State { return r.Status.State }
