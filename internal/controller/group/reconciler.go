@@ -62,8 +62,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	// The members are only read (counted and their energy accounts added up), so they are the
+	// cache's own objects rather than deep copies: a large group's reconcile, which each member
+	// change brings, would otherwise copy every member's status, history and energy days.
 	members := &infrav1.MachineList{}
-	if err := r.Client.List(ctx, members, client.InNamespace(g.Namespace), client.MatchingFields{index.MachineGroup: g.Name}); err != nil {
+	if err := r.Client.List(ctx, members, client.InNamespace(g.Namespace), client.MatchingFields{index.MachineGroup: g.Name},
+		client.UnsafeDisableDeepCopy); err != nil {
 		return ctrl.Result{}, err
 	}
 	want := Summarize(g, members.Items)
@@ -176,7 +180,8 @@ type Ledger interface {
 	Schedule(ctx context.Context, key client.ObjectKey, busy schedule.Busy) (schedule.Outcome, error)
 }
 
-// Summarize counts a group's members by progress and desired state.
+// Summarize counts a group's members by progress and desired state. It only reads members,
+// which may be shared with the cache.
 func Summarize(g *infrav1.Group, members []infrav1.Machine) infrav1.GroupStatus {
 	st := infrav1.GroupStatus{Members: int32(len(members))} //nolint:gosec // a group never has 2^31 members
 	for i := range members {
