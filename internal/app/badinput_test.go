@@ -36,13 +36,14 @@ func TestBadInputTableFlags(t *testing.T) {
 		}
 	}
 	doctable.Check(t, root, "flag-", map[string]func(*testing.T) string{
-		"flag-grpc-no-allowed-clients": run(tlsFlags),
-		"flag-grpc-allowed-and-any":    run(tlsFlags + " --grpc-allowed-clients=cn:cluster-autoscaler --grpc-allow-any-client"),
-		"flag-grpc-allowed-insecure":   run("--grpc-insecure --grpc-allowed-clients=cn:a"),
-		"flag-grpc-allowed-no-kind":    run("--grpc-allowed-clients=cluster-autoscaler"),
-		"flag-grpc-allowed-empty-name": run("--grpc-allowed-clients=cn:"),
-		"flag-grpc-streams-zero":       run("--grpc-insecure --grpc-max-concurrent-streams=0"),
-		"flag-power-on-rate-negative":  run("--grpc-insecure --power-on-rate=-1"),
-		"flag-power-on-burst-zero":     run("--grpc-insecure --power-on-rate=5 --power-on-burst=0"),
+		"flag-grpc-no-allowed-clients":   run(tlsFlags),
+		"flag-grpc-allowed-and-any":      run(tlsFlags + " --grpc-allowed-clients=cn:cluster-autoscaler --grpc-allow-any-client"),
+		"flag-grpc-allowed-insecure":     run("--grpc-insecure --grpc-allowed-clients=cn:a"),
+		"flag-grpc-allowed-no-kind":      run("--grpc-allowed-clients=cluster-autoscaler"),
+		"flag-grpc-allowed-empty-name":   run("--grpc-allowed-clients=cn:"),
+		"flag-grpc-streams-zero":         run("--grpc-insecure --grpc-max-concurrent-streams=0"),
+		"flag-power-on-rate-negative":    run("--grpc-insecure --power-on-rate=-1"),
+		"flag-power-on-burst-zero":       run("--grpc-insecure --power-on-rate=5 --power-on-burst=0"),
+		"flag-profiling-address-no-port": run("--grpc-insecure --profiling-bind-address=6060"),
 	})
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/client-go/rest"
@@ -34,8 +36,8 @@ type Manager struct {
 }
 
 // New builds the manager exactly as the command runs it, acting as the identity of cfg: the
-// cache (limited to what the controllers read), the metrics endpoint, the probes, leader
-// election, and setup's controllers and gRPC server.
+// cache (limited to what the controllers read), the metrics endpoint, the probes, the profiles
+// when asked for, leader election, and setup's controllers and gRPC server.
 func New(ctx context.Context, cfg *rest.Config, o Options) (*Manager, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
@@ -48,6 +50,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (*Manager, error) {
 		Controller:              config.Controller{SkipNameValidation: ptr.To(o.SkipControllerNameValidation)},
 		Metrics:                 metricsOptions(o),
 		HealthProbeBindAddress:  o.ProbeAddr,
+		PprofBindAddress:        o.ProfilingAddr,
 		LeaderElection:          o.LeaderElect,
 		LeaderElectionID:        o.LeaderElectionID,
 		LeaderElectionNamespace: o.LeaderElectionNamespace,
@@ -80,16 +83,19 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (*Manager, error) {
 
 // cacheOptions keeps the informers to what the controllers need: the project's kinds (in the
 // watched namespaces, when set), the Jobs the manager launched (not every Job), and core Nodes,
-// the only cluster-scoped kind. Pods of a node being drained are listed from the API, never
-// cached. Validate has checked namespaces.
+// the only cluster-scoped kind. Pods of a node being drained, Secrets and ConfigMaps are read
+// from the API, never cached. The cached objects lose what the manager never reads (see
+// stripUnread and stripNode). Validate has checked namespaces.
 func cacheOptions(namespaces string) cache.Options {
 	powerJobs, err := labels.NewRequirement(infrav1.LabelPowerAction, selection.Exists, nil)
 	if err != nil {
 		panic(err) // a constant label key
 	}
 	o := cache.Options{
+		DefaultTransform: stripUnread,
 		ByObject: map[client.Object]cache.ByObject{
 			&batchv1.Job{}: {Label: labels.NewSelector().Add(*powerJobs)},
+			&corev1.Node{}: {Transform: stripNode},
 		},
 	}
 	names, _ := watchedNamespaces(namespaces)
@@ -100,6 +106,42 @@ func cacheOptions(namespaces string) cache.Options {
 		}
 	}
 	return o
+}
+
+// stripUnread removes from an object before the cache keeps it what no part of the manager
+// reads: its managedFields (often the largest part of a small object) and kubectl's
+// last-applied-configuration annotation (a second copy of what was applied). The manager
+// writes cached objects only through patches of what it changed (internal/optimistic) or, for
+// an AgentRequest, its status subresource, which keeps the stored metadata: what is stripped
+// here is never written back, nor lost. Objects of other types (a deleted object's tombstone)
+// pass unchanged.
+func stripUnread(in any) (any, error) {
+	obj, err := meta.Accessor(in)
+	if err != nil {
+		return in, nil //nolint:nilerr // not an object: nothing to strip
+	}
+	if obj.GetManagedFields() != nil {
+		obj.SetManagedFields(nil)
+	}
+	if a := obj.GetAnnotations(); a != nil {
+		delete(a, corev1.LastAppliedConfigAnnotation)
+	}
+	return in, nil
+}
+
+// stripNode keeps of a core Node's status what the manager reads: its conditions (Ready),
+// capacity, allocatable and system info (the template node cluster-autoscaler gets from a
+// Ready member, internal/cloudprovider). The images a kubelet reports (up to 50, each with its
+// names and digests), addresses, volumes, daemon endpoints, runtime handlers and features are
+// dropped, with stripUnread's fields. Writes to a Node's main resource ignore its status, so
+// the manager's patches (cordon, labels, providerID) cannot clear what is stripped.
+func stripNode(in any) (any, error) {
+	if n, ok := in.(*corev1.Node); ok {
+		n.Status = corev1.NodeStatus{
+			Conditions: n.Status.Conditions, Capacity: n.Status.Capacity, Allocatable: n.Status.Allocatable, NodeInfo: n.Status.NodeInfo,
+		}
+	}
+	return stripUnread(in)
 }
 
 // metricsOptions serves the metrics over HTTPS to authorized scrapers, or plain HTTP when asked.

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"math"
+	"net"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -26,6 +27,7 @@ type Options struct {
 	MetricsSecure  bool
 	MetricsCertDir string
 	ProbeAddr      string
+	ProfilingAddr  string
 
 	LeaderElect              bool
 	LeaderElectionID         string
@@ -121,6 +123,8 @@ func BindFlags(fs *flag.FlagSet) (*Options, *zap.Options) {
 		"Folder with tls.crt and tls.key for the metrics endpoint; empty uses a self-signed certificate generated at start.")
 	fs.StringVar(&o.ProbeAddr, "health-probe-bind-address", DefaultProbeAddr,
 		"Address of /healthz and /readyz; ready once the cache has synced and the gRPC server serves, on every replica, leader or not.")
+	fs.StringVar(&o.ProfilingAddr, "profiling-bind-address", "0",
+		"Address (host:port) that serves Go's runtime profiles at /debug/pprof/ (CPU, heap, goroutines, traces), for measuring the manager; 0 disables it. It has no authentication and its profiles show the manager's memory: bind it to loopback (127.0.0.1:6060) and reach it with kubectl port-forward.")
 
 	fs.BoolVar(&o.LeaderElect, "leader-elect", false, "Elect one leader among replicas to run the controllers; every replica serves gRPC.")
 	fs.StringVar(&o.LeaderElectionID, "leader-election-id", DefaultLeaderElectionID, "Name of the leader election Lease.")
@@ -195,6 +199,9 @@ func (o *Options) Validate() error {
 	if err := cloudprovider.CheckClientAccess(o.GRPCInsecure, o.GRPCTLS.ClientCAFile, o.GRPCAllowedClients, o.GRPCAllowAnyClient); err != nil {
 		errs = append(errs, err)
 	}
+	if err := checkProfilingAddr(o.ProfilingAddr); err != nil {
+		errs = append(errs, err)
+	}
 	if o.GRPCMaxConcurrentStreams == 0 || o.GRPCMaxConcurrentStreams > math.MaxUint32 {
 		errs = append(errs, fmt.Errorf("--grpc-max-concurrent-streams must be between 1 and %d, got %d", uint32(math.MaxUint32), o.GRPCMaxConcurrentStreams))
 	}
@@ -236,4 +243,16 @@ func (o Options) clock() clock.WithTicker {
 		return o.Clock
 	}
 	return clock.RealClock{}
+}
+
+// checkProfilingAddr refuses a --profiling-bind-address that is neither 0 (or empty) nor
+// host:port, before the manager starts rather than when it binds.
+func checkProfilingAddr(addr string) error {
+	if addr == "" || addr == "0" {
+		return nil
+	}
+	if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+		return fmt.Errorf("--profiling-bind-address %q: want host:port, such as 127.0.0.1:6060, or 0 to disable it", addr)
+	}
+	return nil
 }
