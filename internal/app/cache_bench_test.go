@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -42,6 +43,7 @@ func BenchmarkManagerHeap(b *testing.B) {
 	o := testmanager.Options(ns)
 	// Every machine powers on at once: the pacing of power-ons is not what is measured.
 	o.PowerOnRate = 0
+	o.Logger = logr.Discard()
 	base := heapInuse()
 	var (
 		peak uint64
