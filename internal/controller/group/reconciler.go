@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -267,16 +268,68 @@ func setConditions(g *infrav1.Group, limits machines.Limits) {
 func join(parts []string) string { return strings.Join(parts, "; ") }
 
 // SetupWithManager registers the reconciler; any change of a member, status included, updates
-// its group.
+// its group, as do the group's own spec and scale ledger changes.
+//
+// Every event enqueues the group after coalesceDelay rather than at once: a member's power
+// transition is a burst of changes (its spec, the ledger decision behind it, the progress that
+// follows within milliseconds), and the queue keeps one entry per group, so the whole burst is one
+// reconcile and at most one status write instead of one per change. Nothing reads the group's
+// counts to act on them (the cloud provider decides from the ledger and the members themselves),
+// so the delay costs only how soon status shows a change; the reconcile's own requeues (window
+// edges, energy sums, ledger deadlines) are not delayed.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	delay := coalesceDelay
+	if r.testClock() {
+		// The queue's delays wait for a clock the test drives: a member change would wait for
+		// time the test does not advance.
+		delay = 0
+	}
+	toGroup := func(_ context.Context, o client.Object) client.ObjectKey {
+		if m, ok := o.(*infrav1.Machine); ok {
+			return client.ObjectKey{Namespace: m.Namespace, Name: m.Spec.Group}
+		}
+		return client.ObjectKeyFromObject(o)
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("group").
-		For(&infrav1.Group{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, ledgerChanged()))).
 		WithOptions(r.controllerOptions()).
-		Watches(&infrav1.Machine{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
-			return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: o.GetNamespace(), Name: o.(*infrav1.Machine).Spec.Group}}}
-		})).
+		Watches(&infrav1.Group{}, coalesced(delay, toGroup),
+			builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, ledgerChanged()))).
+		Watches(&infrav1.Machine{}, coalesced(delay, toGroup)).
 		Complete(r)
+}
+
+// coalesceDelay is how long a group's reconcile waits after the first change of a burst; a
+// single machine's scale sends its burst within milliseconds, and the next progress (Ready, Off)
+// comes seconds later, so it is one write per step rather than one per change.
+const coalesceDelay = time.Second
+
+// coalesced enqueues the group key(o) names, delay after the event; an entry already waiting is
+// not moved later, so a burst is reconciled delay after its first change.
+func coalesced(delay time.Duration, key func(context.Context, client.Object) client.ObjectKey) handler.EventHandler {
+	add := func(ctx context.Context, o client.Object, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+		req := reconcile.Request{NamespacedName: key(ctx, o)}
+		if delay <= 0 {
+			q.Add(req)
+			return
+		}
+		q.AddAfter(req, delay)
+	}
+	return handler.Funcs{
+		CreateFunc: func(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			add(ctx, e.Object, q)
+		},
+		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			add(ctx, e.ObjectOld, q)
+			add(ctx, e.ObjectNew, q)
+		},
+		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			add(ctx, e.Object, q)
+		},
+		GenericFunc: func(ctx context.Context, e event.GenericEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			add(ctx, e.Object, q)
+		},
+	}
 }
 
 // ledgerChanged passes Group updates whose scale ledger gained or lost decisions, so that a

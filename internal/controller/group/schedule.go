@@ -146,13 +146,19 @@ func (r *Reconciler) busy(ctx context.Context, m *infrav1.Machine) (bool, error)
 	return false, nil
 }
 
+// testClock reports whether a clock other than the real one times the controller.
+func (r *Reconciler) testClock() bool {
+	if r.Clock == nil {
+		return false
+	}
+	_, real := r.Clock.(clock.RealClock)
+	return !real
+}
+
 // controllerOptions times the controller's requeues by r.Clock when a test drives one; the real
 // clock keeps controller-runtime's default queue.
 func (r *Reconciler) controllerOptions() controller.Options {
-	if r.Clock == nil {
-		return controller.Options{}
-	}
-	if _, real := r.Clock.(clock.RealClock); real {
+	if !r.testClock() {
 		return controller.Options{}
 	}
 	c := r.Clock

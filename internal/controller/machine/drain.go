@@ -24,8 +24,15 @@ import (
 // cordon and never a human's.
 const annotationCordoned = "homelab-autoscaler.dev/cordoned"
 
+// taintToBeDeleted is the taint cluster-autoscaler puts on a Node before it drains it for a
+// scale-down, and keeps there through the DeleteNodes call that follows.
+const taintToBeDeleted = "ToBeDeletedByClusterAutoscaler"
+
+// cordon keeps new pods off a Node about to lose its power. A Node that cluster-autoscaler tainted
+// for deletion is left as it is: its NoSchedule taint keeps new pods off already (even DaemonSet
+// pods, which tolerate a cordon), so a cordon would be a Node write that protects nothing more.
 func (r *Reconciler) cordon(ctx context.Context, core *corev1.Node) error {
-	if core.Spec.Unschedulable {
+	if core == nil || core.Spec.Unschedulable || markedForDeletion(core) {
 		return nil
 	}
 	_, err := optimistic.Update(ctx, r.Writer, core, func(c *corev1.Node) error {
@@ -40,6 +47,16 @@ func (r *Reconciler) cordon(ctx context.Context, core *corev1.Node) error {
 		return nil
 	}, optimistic.Operation("cordon"))
 	return client.IgnoreNotFound(err)
+}
+
+// markedForDeletion reports whether cluster-autoscaler tainted the Node to keep pods off it.
+func markedForDeletion(core *corev1.Node) bool {
+	for _, t := range core.Spec.Taints {
+		if t.Key == taintToBeDeleted && (t.Effect == corev1.TaintEffectNoSchedule || t.Effect == corev1.TaintEffectNoExecute) {
+			return true
+		}
+	}
+	return false
 }
 
 func (r *Reconciler) uncordon(ctx context.Context, core *corev1.Node) error {

@@ -33,7 +33,16 @@ func (r *Reconciler) nextOff(s *scope) transition {
 }
 
 // beginOff starts a power-off. It drains first unless cluster-autoscaler asked for this very
-// power-off (it drained the node already).
+// power-off (it drained the node already) or a substitution did (the machine never came up).
+//
+// A power-off that drains opens with ShuttingDown alone: its evictions come after that record and
+// before the attempt's. One that does not drain opens its first attempt in the same write and
+// sends the command after it, which saves a write per power-off and is as safe: the cordon comes
+// first (idempotent, and marked on the Node itself, so a restart before the write finds it and a
+// decision gone stale meanwhile has it lifted by the Ready machine's own reconcile), and the
+// attempt is still recorded before its command, so a restart between the write and the command
+// finds an attempt recorded and never sent, which its shutdown timeout retries as the next one, as
+// for any lost command.
 func (r *Reconciler) beginOff(ctx context.Context, s *scope) (ctrl.Result, bool, error) {
 	n := s.node
 	decided, err := r.decidedPowerOff(ctx, s)
@@ -45,6 +54,12 @@ func (r *Reconciler) beginOff(ctx context.Context, s *scope) (ctrl.Result, bool,
 	if substituted {
 		sub = decided.SubstitutedBy
 	}
+	drain := !byAutoscaler && !substituted
+	if !drain {
+		if err := r.cordon(ctx, s.core.Node); err != nil {
+			return ctrl.Result{}, false, err
+		}
+	}
 	slot, _ := power.SlotFor(s.eff, power.ActionOff)
 	if err := r.write(ctx, s, func(st *infrav1.MachineStatus) {
 		st.Progress = infrav1.ProgressShuttingDown
@@ -52,7 +67,10 @@ func (r *Reconciler) beginOff(ctx context.Context, s *scope) (ctrl.Result, bool,
 		st.LastShutdownTime = r.ts(s)
 		st.Attempts = 1
 		st.LastError, st.LastErrorReason = "", ""
-		st.Operation = &infrav1.PowerOperation{Action: infrav1.PowerActionOff, Attempt: 1, Driver: slot.DriverName(), Drain: !byAutoscaler && !substituted}
+		st.Operation = &infrav1.PowerOperation{Action: infrav1.PowerActionOff, Attempt: 1, Driver: slot.DriverName(), Drain: drain}
+		if !drain {
+			st.Operation.AttemptStartedAt = r.mts(s)
+		}
 		if substituted {
 			// Recorded here, once per substitution: this write opens the power-off it caused.
 			st.Operation.Repair = infrav1.RepairSubstituted
@@ -63,15 +81,18 @@ func (r *Reconciler) beginOff(ctx context.Context, s *scope) (ctrl.Result, bool,
 	}); err != nil {
 		return ctrl.Result{}, false, err
 	}
-	how := "drain first"
 	switch {
 	case substituted:
-		how = "its boot timed out; substituted by " + sub
+		r.eventf(n, corev1.EventTypeNormal, "PowerOff", "PowerOff", "powering off (its boot timed out; substituted by %s): attempt 1 of %d with %s",
+			sub, maxAttempts(s), driverName(slot))
 	case byAutoscaler:
-		how = "drained by cluster-autoscaler"
+		r.eventf(n, corev1.EventTypeNormal, "PowerOff", "PowerOff", "powering off (drained by cluster-autoscaler): attempt 1 of %d with %s",
+			maxAttempts(s), driverName(slot))
+	default:
+		r.eventf(n, corev1.EventTypeNormal, "PowerOff", "PowerOff", "powering off (drain first)")
+		return ctrl.Result{}, true, nil
 	}
-	r.eventf(n, corev1.EventTypeNormal, "PowerOff", "PowerOff", "powering off (%s)", how)
-	return ctrl.Result{}, true, nil
+	return r.sendOff(ctx, s, slot)
 }
 
 // decidedPowerOff returns the record of this power-off in the Group's scale ledger, when it was
@@ -121,6 +142,11 @@ func (r *Reconciler) issueOff(ctx context.Context, s *scope) (ctrl.Result, bool,
 	}
 	r.eventf(n, corev1.EventTypeNormal, "PowerOff", "PowerOff", "attempt %d of %d: powering off with %s",
 		n.Status.Operation.Attempt, maxAttempts(s), driverName(slot))
+	return r.sendOff(ctx, s, slot)
+}
+
+// sendOff calls the driver for the attempt just recorded (status.operation.attemptStartedAt).
+func (r *Reconciler) sendOff(ctx context.Context, s *scope, slot power.Slot) (ctrl.Result, bool, error) {
 	out, err := r.call(ctx, s, slot, power.ActionOff)
 	if err != nil {
 		return r.attemptFailed(ctx, s, err)
