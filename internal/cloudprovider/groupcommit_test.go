@@ -25,14 +25,15 @@ type batchCall func(pb.CloudProviderClient) error
 // lineUp makes the calls of one batch: lead starts alone and its ledger write is held until every
 // call of queued waits behind it on the replica, so that they are decided together by the next
 // ledger write. during, if set, runs at the start of each attempt of that second batch's decision
-// (attempt counts from 1). It returns lead's error and the queued calls' errors, in order.
-func lineUp(t *testing.T, r *replica, ns string, lead batchCall, queued []batchCall, during func(attempt int)) (error, []error) {
+// (attempt counts from 1). It returns the queued calls' errors, in order, and lead's error.
+func lineUp(t *testing.T, r *replica, ns string, lead batchCall, queued []batchCall, during func(attempt int)) (errs []error, leadErr error) {
 	t.Helper()
 	var invocations atomic.Int32
 	held := make(chan struct{})
 	cloudprovider.SetBatchHook(r.srv, func(calls int) {
-		switch n := invocations.Add(1); {
-		case n == 1:
+		n := invocations.Add(1)
+		switch n {
+		case 1:
 			close(held)
 			// The lead's batch: wait until the others are queued behind it.
 			for deadline := time.Now().Add(20 * time.Second); cloudprovider.Queued(r.srv, ns, "g") < len(queued); {
@@ -54,8 +55,7 @@ func lineUp(t *testing.T, r *replica, ns string, lead batchCall, queued []batchC
 	t.Cleanup(func() { cloudprovider.SetBatchHook(r.srv, nil) })
 
 	clients := clientsOver(t, []*replica{r}, len(queued)+1)
-	var leadErr error
-	errs := make([]error, len(queued))
+	errs = make([]error, len(queued))
 	var wg sync.WaitGroup
 	wg.Go(func() { leadErr = lead(clients[0]) })
 	<-held
@@ -64,7 +64,7 @@ func lineUp(t *testing.T, r *replica, ns string, lead batchCall, queued []batchC
 	}
 	wg.Wait()
 	cloudprovider.SetBatchHook(r.srv, nil)
-	return leadErr, errs
+	return errs, leadErr
 }
 
 func repeat(n int, c batchCall) []batchCall {
@@ -142,7 +142,7 @@ func TestGroupCommitBatchesConcurrentCalls(t *testing.T) {
 	}
 	queued := append(repeat(6, increaseBy(t, id, 1)),
 		del(node(ms[0])), del(node(ms[0])), del(fakeNode(ms[1], "unregistered")), increaseBy(t, id, 2))
-	leadErr, errs := lineUp(t, r, ns, increaseBy(t, id, 1), queued, nil)
+	errs, leadErr := lineUp(t, r, ns, increaseBy(t, id, 1), queued, nil)
 	if leadErr != nil {
 		t.Fatal(leadErr)
 	}
@@ -185,7 +185,7 @@ func TestGroupCommitRefusesAlone(t *testing.T) {
 	// are still in flight when it is decided, and the lead's is one machine, not five.
 	queued := append(repeat(6, increaseBy(t, id, 1)), increaseBy(t, id, 20),
 		func(c pb.CloudProviderClient) error { return decrease(t, c, id, -5) })
-	leadErr, errs := lineUp(t, r, ns, increaseBy(t, id, 1), queued, nil)
+	errs, leadErr := lineUp(t, r, ns, increaseBy(t, id, 1), queued, nil)
 	if leadErr != nil {
 		t.Fatal(leadErr)
 	}
@@ -208,7 +208,7 @@ func TestGroupCommitRefusesAlone(t *testing.T) {
 	}
 
 	// A batch whose every call is refused writes nothing.
-	leadErr, errs = lineUp(t, r, ns, increaseBy(t, id, 1), repeat(3, increaseBy(t, id, 20)), nil)
+	errs, leadErr = lineUp(t, r, ns, increaseBy(t, id, 1), repeat(3, increaseBy(t, id, 20)), nil)
 	if leadErr != nil {
 		t.Fatal(leadErr)
 	}
@@ -240,7 +240,7 @@ func TestGroupCommitConflictRedecides(t *testing.T) {
 		b.sync(t, ns)
 		other := b.client(t)
 		var otherErr error
-		leadErr, errs := lineUp(t, a, ns, increaseBy(t, id, 1), repeat(4, increaseBy(t, id, 1)), func(attempt int) {
+		errs, leadErr := lineUp(t, a, ns, increaseBy(t, id, 1), repeat(4, increaseBy(t, id, 1)), func(attempt int) {
 			if attempt == 1 {
 				otherErr = increase(t, other, id, 3)
 			}
@@ -266,7 +266,7 @@ func TestGroupCommitConflictRedecides(t *testing.T) {
 		createMachines(t, ns, "g", 10, nil)
 		id := gid(ns, "g")
 		r.sync(t, ns)
-		leadErr, errs := lineUp(t, r, ns, increaseBy(t, id, 1), repeat(4, increaseBy(t, id, 1)), func(attempt int) {
+		errs, leadErr := lineUp(t, r, ns, increaseBy(t, id, 1), repeat(4, increaseBy(t, id, 1)), func(attempt int) {
 			if attempt != 1 {
 				return
 			}
@@ -302,7 +302,7 @@ func TestGroupCommitFailedWriteRecordsNothing(t *testing.T) {
 	createMachines(t, ns, "g", 10, nil)
 	id := gid(ns, "g")
 	r.sync(t, ns)
-	leadErr, errs := lineUp(t, r, ns, increaseBy(t, id, 1), repeat(4, increaseBy(t, id, 1)), func(attempt int) {
+	errs, leadErr := lineUp(t, r, ns, increaseBy(t, id, 1), repeat(4, increaseBy(t, id, 1)), func(attempt int) {
 		if attempt == 1 {
 			// The Group has no finalizer: it is gone at once, and the ledger write finds nothing.
 			if err := env.Client.Delete(context.Background(), &infrav1.Group{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: g.Name}}); err != nil {
