@@ -17,6 +17,14 @@ type Metrics struct {
 	InFlight *prometheus.GaugeVec
 	// MachinesChanged counts Machines whose spec.online a write RPC changed, by method.
 	MachinesChanged *prometheus.CounterVec
+	// LedgerBatch observes how many write calls one ledger write decided (group commit: the
+	// calls on a group that arrive while a ledger write of it is in flight share the next one).
+	LedgerBatch prometheus.Histogram
+	// LedgerWrites counts the batches' ledger writes by outcome: written (the Group's ledger
+	// changed; conflicts met on the way are counted by the optimistic writer's metrics),
+	// unchanged (every call refused, or decided nothing new), failed (no call recorded). Ledger
+	// writes per call is written over LedgerBatch's sum.
+	LedgerWrites *prometheus.CounterVec
 }
 
 // NewMetrics creates an unregistered set of metrics.
@@ -40,12 +48,21 @@ func NewMetrics() *Metrics {
 			Name: "homelab_autoscaler_grpc_machines_changed_total",
 			Help: "Machines whose spec.online a cloud-provider write call changed, by method.",
 		}, []string{"method"}),
+		LedgerBatch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "homelab_autoscaler_grpc_ledger_batch_calls",
+			Help:    "Write calls decided together by one write of a Group's scale ledger.",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64},
+		}),
+		LedgerWrites: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "homelab_autoscaler_grpc_ledger_writes_total",
+			Help: "Batched writes of a Group's scale ledger, by outcome (written, unchanged, failed).",
+		}, []string{"outcome"}),
 	}
 }
 
 // Collectors returns every metric, for registration.
 func (m *Metrics) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.Requests, m.Duration, m.InFlight, m.MachinesChanged}
+	return []prometheus.Collector{m.Requests, m.Duration, m.InFlight, m.MachinesChanged, m.LedgerBatch, m.LedgerWrites}
 }
 
 // DefaultMetrics is registered with controller-runtime's metrics registry.

@@ -43,7 +43,7 @@ type Server struct {
 	fleet   *fleet
 	visible *visibility
 	health  *health.Server
-	locks   groupLocks
+	commits groupCommits
 	replica string
 	seq     atomic.Uint64
 

@@ -2,18 +2,14 @@ package cloudprovider
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"hash/fnv"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	"google.golang.org/grpc/codes"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
@@ -35,51 +31,32 @@ type decideFunc func(ctx context.Context, v *view) ([]ledgerChange, error)
 //  1. Decide and record: wait until this replica's cache has every machine change the Group's
 //     ledger says is visible, prune the operations now visible, decide on the members as the
 //     cache shows them plus the changes still in flight, and append the decision to the ledger,
-//     written with the Group's resourceVersion as precondition. A concurrent decision (any
-//     replica) makes the write conflict, and the optimistic writer decides again on a fresh
+//     written with the Group's resourceVersion as precondition; the calls on the group that
+//     arrive while a ledger write of it is in flight are decided in turn and recorded together by
+//     the next one (groupcommit.go). A concurrent decision (any replica) makes the write conflict, and the optimistic writer decides again on a fresh
 //     read of the newer ledger; so maxSize, minSize and all-or-nothing grants hold however many
 //     replicas serve, and no machine is chosen twice. A refusal writes nothing.
 //  2. Apply: write each chosen machine's desired power state (and roll forward operations whose
-//     replica gave up before applying them).
+//     replica gave up before applying them). The machines are written only once the ledger
+//     holds the decision: a replica that dies in between leaves a recorded operation with a
+//     deadline, which the next decision on the group (any replica) rolls forward once the
+//     deadline has passed, so no decision is half lost; and a call answers OK only once every
+//     machine write of its own decision has landed.
 //  3. Wait until this replica's cache has delivered those writes (and the ledger's), so that
 //     NodeGroupTargetSize, answered from the cache, shows the change as soon as the call
 //     returns, and the next decision here starts from a current Group.
 func (s *Server) transact(ctx context.Context, method string, key types.NamespacedName, decide decideFunc) ([]ledgerChange, error) {
-	// Serializing a group's writes inside one replica only saves conflicts; correctness comes
-	// from the ledger's precondition.
-	unlock := s.locks.lock(key)
-	defer unlock()
-
-	d := &decision{ctx: ctx, s: s, method: method, decide: decide,
+	d := &decision{ctx: ctx, method: method, decide: decide, turn: make(chan struct{}),
 		id:       s.replica + "-" + strconv.FormatUint(s.seq.Add(1), 10),
 		deadline: s.opts.Now().Add(s.opts.CallTimeout + ledgerGrace).UnixMilli()}
-	// The cached Group saves a read; the precondition catches a stale one, and the decision is
-	// then made again on a fresh read.
-	g := &infrav1.Group{}
-	cached := s.opts.Reader.Get(ctx, key, g) == nil
-	if !cached {
-		g = &infrav1.Group{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}
+	// Step 1, together with the calls on the group that wait for the same ledger write (see
+	// groupcommit.go).
+	s.decideTogether(key, d)
+	if d.err != nil {
+		return nil, d.err
 	}
-	// The ledger is in the Group's status, which the group controller writes too: a decision of
-	// nothing on the cached copy is confirmed on a fresh read before it counts.
-	write := func(g *infrav1.Group) (optimistic.Result, error) {
-		return optimistic.UpdateStatus(ctx, s.opts.Writer, g, d.mutate,
-			optimistic.Operation("cloudprovider-"+method), optimistic.ConfirmUnchanged())
-	}
-	res, err := write(g)
-	var refusal *rpcError
-	if cached && errors.As(err, &refusal) {
-		// A refusal is final only on the current Group: decide once more on a fresh read.
-		g = &infrav1.Group{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}
-		res, err = write(g)
-	}
-	if apierrors.IsNotFound(err) {
-		return nil, errorf(codes.NotFound, "node group %s: no such Group", GroupID(key.Namespace, key.Name))
-	}
-	if err != nil {
-		return nil, err
-	}
-	if res.Skipped {
+	g := d.group
+	if d.skipped {
 		// The call repeats decisions already made, possibly by another replica still applying
 		// them: apply them too (idempotently) so that this replica's answers show them.
 		return nil, s.applyAll(ctx, key, d.relied, true)
@@ -140,60 +117,38 @@ func (s *Server) event(g *infrav1.Group, kind, reason, action, format string, ar
 	}
 }
 
-// decision is one write call's decision on its group, redone on every attempt of the ledger
-// write; the fields hold the outcome of the last attempt.
+// decision is one write call's decision on its group. The decision is redone on every attempt
+// of its batch's ledger write (see groupcommit.go); the outcome fields hold the last attempt's.
 type decision struct {
 	ctx      context.Context
-	s        *Server
 	method   string
 	decide   decideFunc
 	id       string
 	deadline int64
 
+	// turn is closed when the call's outcome is known, or when it is to lead the next batch
+	// (batch is then set).
+	turn  chan struct{}
+	batch []*decision
+
+	// The outcome of the last attempt: the changes recorded for the call (mine), the pending
+	// changes of earlier decisions it relies on, the overdue operations it rolls forward, how
+	// powerCycling shaped it, or its refusal.
 	mine, relied []ledgerChange
 	overdue      []ledgerOp
 	shaped       []string
+	refused      error
+
+	// The outcome of the batch: an error (the call's refusal, or the write's failure), else the
+	// Group as written, or as read when the batch changed nothing (skipped).
+	err     error
+	group   *infrav1.Group
+	skipped bool
 }
 
-// mutate is the ledger write's mutate function. Deciding nothing leaves the Group unchanged,
-// which the optimistic writer confirms on a fresh read before it skips the write.
-func (d *decision) mutate(g *infrav1.Group) error {
-	d.mine, d.relied, d.overdue = nil, nil, nil
-	if !g.DeletionTimestamp.IsZero() {
-		return errorf(codes.FailedPrecondition, "node group %s is being deleted", GroupID(g.Namespace, g.Name))
-	}
-	l := readLedger(g)
-	ctx := d.ctx
-	if err := d.s.visible.wait(ctx, kindMachines, g.Namespace, l.VisibleAt); err != nil {
-		return err
-	}
-	v := newView(g, d.s.fleet, d.s.opts.Now())
-	v.holds = l.Holds
-	d.overdue = l.prune(v.cached, d.s.opts.Now(), d.deadline)
-	l.prunePowerOffs(v.observed)
-	v.pending = l.pending()
-	mine, err := d.decide(ctx, v)
-	d.mine = mine
-	d.relied = v.relied
-	d.shaped = v.shaped
-	if err != nil {
-		return err
-	}
-	if len(d.mine) > 0 {
-		l.Ops = append(l.Ops, ledgerOp{ID: d.id, Method: d.method, Deadline: d.deadline, Changes: d.mine})
-		l.recordPowerOffs(d.mine)
-	}
-	// A hold ends with its machine's power-off, whoever decided it (cluster-autoscaler's
-	// DeleteNodes included).
-	v.pending = l.pending()
-	l.Holds = v.holds[:0:0]
-	for _, h := range v.holds {
-		if m := v.member(h.Name); m != nil && v.desiredOn(m) {
-			l.Holds = append(l.Holds, h)
-		}
-	}
-	writeLedger(g, l)
-	return nil
+// reset forgets the previous attempt's outcome.
+func (d *decision) reset() {
+	d.mine, d.relied, d.overdue, d.shaped, d.refused = nil, nil, nil, nil, nil
 }
 
 // applyAll applies changes and waits until this replica's cache shows them.
@@ -279,15 +234,4 @@ func changeNames(cs []ledgerChange) []string {
 		out[i] = c.Name
 	}
 	return out
-}
-
-// groupLocks serializes one replica's writes per group (striped, so it needs no cleanup).
-type groupLocks [64]sync.Mutex
-
-func (l *groupLocks) lock(key types.NamespacedName) func() {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(key.Namespace + "/" + key.Name))
-	m := &l[h.Sum32()%uint32(len(l))]
-	m.Lock()
-	return m.Unlock
 }
