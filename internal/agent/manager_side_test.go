@@ -18,7 +18,7 @@ import (
 // lagging is the manager's client as its cache may be: reads of AgentRequests answer what read
 // says (nil: not seen yet), writes go to the apiserver.
 func lagging(read func(key client.ObjectKey) *infrav1.AgentRequest) client.Client {
-	return interceptor.NewClient(env.Client.(client.WithWatch), interceptor.Funcs{
+	return interceptor.NewClient(env.Client, interceptor.Funcs{
 		Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
 			r, ok := obj.(*infrav1.AgentRequest)
 			if !ok {
