@@ -323,7 +323,9 @@ type phaseCost struct {
 	conflicts float64
 }
 
-func (c *phaseCost) add(o phaseCost) { c.writes, c.conflicts = c.writes+o.writes, c.conflicts+o.conflicts }
+func (c *phaseCost) add(o phaseCost) {
+	c.writes, c.conflicts = c.writes+o.writes, c.conflicts+o.conflicts
+}
 
 // phase runs k operations at once, operation base+w+1 from caller w through replica w mod the
 // replicas, appends their latencies to lat (when not nil) and returns the replicas' writes and

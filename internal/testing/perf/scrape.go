@@ -50,7 +50,7 @@ func ParseMetrics(r io.Reader) (Metrics, error) {
 			continue
 		}
 		s := Series{Labels: map[string]string{}}
-		rest := line
+		var rest string
 		if i := strings.IndexAny(line, "{ "); i >= 0 && line[i] == '{' {
 			s.Name = line[:i]
 			end, err := parseLabels(line[i+1:], s.Labels)
