@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -131,7 +131,8 @@ func (r *run) startManager(namespace string, o managerOptions) *manager {
 }
 
 // proxyKubeconfig starts a counting proxy in front of the apiserver for the rest of the
-// benchmark and writes a kubeconfig that points at it.
+// benchmark and writes a kubeconfig that points at it; the proxy talks to the apiserver as the
+// control plane's administrator.
 func (r *run) proxyKubeconfig(c *perf.Counter) string {
 	b := r.b
 	target, err := url.Parse(r.env.Config.Host)
@@ -142,19 +143,19 @@ func (r *run) proxyKubeconfig(c *perf.Counter) string {
 	if err != nil {
 		b.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv := &http.Server{Handler: c.Proxy(target, rt), ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(l) }()
-	b.Cleanup(func() { _ = srv.Close() })
+	// HTTPS with HTTP/2, as the manager talks to a kube-apiserver: its requests share one
+	// connection, as they would in a cluster. The proxy's certificate is its own, so the
+	// kubeconfig skips verifying it (loopback only).
+	srv := httptest.NewUnstartedServer(c.Proxy(target, rt))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	b.Cleanup(srv.Close)
 	kubeconfig := filepath.Join(b.TempDir(), "kubeconfig")
 	data := fmt.Sprintf(`apiVersion: v1
 kind: Config
 clusters:
 - name: proxy
-  cluster: {server: "http://%s"}
+  cluster: {server: "%s", insecure-skip-tls-verify: true}
 users:
 - name: proxy
   user: {}
@@ -162,7 +163,7 @@ contexts:
 - name: proxy
   context: {cluster: proxy, user: proxy}
 current-context: proxy
-`, l.Addr())
+`, srv.URL)
 	if err := os.WriteFile(kubeconfig, []byte(data), 0o600); err != nil {
 		b.Fatal(err)
 	}

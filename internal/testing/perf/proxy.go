@@ -11,7 +11,7 @@ import (
 // Proxy is a reverse proxy to the kube-apiserver at target that counts every request through it
 // into c: the manager under measurement runs as a process of its own with a kubeconfig that
 // points here, so what it sends is counted without any change to it. rt is the transport to the
-// apiserver (its TLS and credentials); the manager talks to the proxy in plain HTTP on loopback.
+// apiserver (its TLS and credentials).
 func (c *Counter) Proxy(target *url.URL, rt http.RoundTripper) http.Handler {
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(target) },
