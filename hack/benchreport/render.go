@@ -235,13 +235,13 @@ func (r *report) targets(p printer) {
 		verdict(obsOK), why)
 
 	tgt := r.atSize(writeTargetSize)
-	memAt := fmt.Sprintf("at %d machines", tgt.Size)
+	memAt := fmt.Sprintf("at %s machines", thousands(tgt.Size))
 	if tgt.Size != writeTargetSize {
-		memAt += fmt.Sprintf(" (the size nearest %d measured)", writeTargetSize)
+		memAt += fmt.Sprintf(" (the size nearest %s measured)", thousands(writeTargetSize))
 	}
 	memOK := tgt.Rest.RSSMiB < memoryTarget && tgt.PeakRSSMiB < memoryTarget
-	p("| manager memory < %.0f MiB RSS at rest and at peak, %d machines | %s: %.0f MiB RSS at rest, %.0f MiB peak (VmHWM) of the manager process alone; Go heap in use at rest %.0f MiB | %s | %s |",
-		memoryTarget, writeTargetSize, memAt, tgt.Rest.RSSMiB, tgt.PeakRSSMiB, tgt.Rest.HeapMiB, verdict(memOK), ifMiss(memOK, memoryWhy(tgt)))
+	p("| manager memory < %.0f MiB RSS at rest and at peak, %s machines | %s: %.0f MiB RSS at rest, %.0f MiB peak (VmHWM) of the manager process alone; Go heap in use at rest %.0f MiB | %s | %s |",
+		memoryTarget, thousands(writeTargetSize), memAt, tgt.Rest.RSSMiB, tgt.PeakRSSMiB, tgt.Rest.HeapMiB, verdict(memOK), ifMiss(memOK, memoryWhy(tgt)))
 
 	worstW, wPhase, groupW := 0.0, "", 0.0
 	for _, res := range r.Results {
@@ -637,7 +637,8 @@ func (r *report) resourceTable(p printer) {
 	p("")
 	p("The manager process alone, running everything the command runs: at rest (every machine Off and")
 	p("settled, %s), and its resident high-water mark (VmHWM) over the lifecycle part (start-up and", "10 s")
-	p("adoption, scale-ups, the burst). CPU is user+system time over wall time (100%% = one core).")
+	p("adoption, scale-ups, the burst). CPU is user+system time over wall time (100%% = one core), in the")
+	p("kernel's 10 ms ticks: over 10 s at rest, 0.1%% is the smallest step.")
 	p("")
 	p("| machines | CPU at rest | API requests at rest | RSS at rest (MiB) | Go heap in use at rest (MiB) | peak RSS (MiB) |")
 	p("|---:|---:|---:|---:|---:|---:|")
