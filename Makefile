@@ -16,9 +16,11 @@ TEST_FLAGS   ?= -race -count=1 -timeout 20m
 FUZZTIME       ?= 1m
 FUZZTIME_SHORT ?= 3s
 BINARIES     := homelab-autoscaler homelab-agent homelab-sim homelabctl
-# Fleet sizes and repetitions of `make bench`.
-BENCH_SIZES  ?= 10,100,1000,5000
-BENCH_REPS   ?= 3
+# Fleet sizes and repetitions of `make bench`, and the sizes at which it profiles the manager
+# (its CPU and heap at rest and during a burst, into docs/performance/profiles/).
+BENCH_SIZES         ?= 10,100,1000,5000,10000
+BENCH_REPS          ?= 3
+BENCH_PROFILE_SIZES ?= 5000
 
 export KUBEBUILDER_ASSETS := $(TOOLS_BIN)
 
@@ -118,8 +120,8 @@ soak: controlplane ## The fault harness for SOAK_DURATION (default 30m): kills, 
 	$(GO) test -count=1 -timeout $(SOAK_TIMEOUT) -run '^TestFaults$$/^Soak$$' -v ./internal/testing/faults -soak=$(SOAK_DURATION)
 
 .PHONY: bench
-bench: controlplane ## Measure the manager at each fleet size and write docs/performance.md (quick: BENCH_SIZES=10,100 BENCH_REPS=1).
-	$(GO) run ./hack/benchreport -sizes '$(BENCH_SIZES)' -reps '$(BENCH_REPS)'
+bench: controlplane ## Measure the manager process at each fleet size and write docs/performance.md (quick: BENCH_SIZES=10,100 BENCH_REPS=1).
+	$(GO) run ./hack/benchreport -sizes '$(BENCH_SIZES)' -reps '$(BENCH_REPS)' -profile-sizes '$(BENCH_PROFILE_SIZES)'
 
 .PHONY: bench-report
 bench-report: ## Rewrite docs/performance.md and its charts from docs/performance/results.json without measuring.

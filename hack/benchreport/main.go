@@ -2,7 +2,9 @@
 // (the fleet benchmark once per fleet size, the time-to-capacity and the observation benchmarks
 // once), and writes docs/performance.md with its tables and SVG plots from the results. `make
 // bench` runs it; BENCH_SIZES and BENCH_REPS choose the sizes and repetitions, BENCH_PARTS the
-// benchmarks. A part left out keeps its results from the last report's results.json. With
+// benchmarks, BENCH_PROFILE_SIZES the sizes at which the manager is profiled (its profiles go to
+// the assets folder's profiles/, their biggest consumers into the report). The manager runs as
+// the binary a release ships, built here. A part left out keeps its results from the last report's results.json. With
 // -render it measures nothing and writes the report and its plots again from a results.json
 // (`make bench-report`).
 package main
@@ -33,7 +35,9 @@ const (
 )
 
 func main() {
-	sizes := flag.String("sizes", envOr("BENCH_SIZES", "10,100,1000,5000"), "Fleet sizes, comma-separated (env BENCH_SIZES).")
+	sizes := flag.String("sizes", envOr("BENCH_SIZES", "10,100,1000,5000,10000"), "Fleet sizes, comma-separated (env BENCH_SIZES).")
+	profileSizes := flag.String("profile-sizes", envOr("BENCH_PROFILE_SIZES", "5000"),
+		"Fleet sizes at which the manager's CPU and heap are profiled, comma-separated; empty for none (env BENCH_PROFILE_SIZES).")
 	reps := flag.Int("reps", envInt("BENCH_REPS", 3), "Repetitions of each measurement (env BENCH_REPS).")
 	out := flag.String("out", "docs/performance.md", "The report.")
 	assets := flag.String("assets", "docs/performance", "Folder of the report's plots and raw results.")
@@ -48,7 +52,7 @@ func main() {
 		}
 		return
 	}
-	if err := run(*sizes, *parts, *reps, *out, *assets); err != nil {
+	if err := run(*sizes, *profileSizes, *parts, *reps, *out, *assets); err != nil {
 		fmt.Fprintln(os.Stderr, "benchreport:", err)
 		os.Exit(1)
 	}
@@ -63,7 +67,7 @@ const (
 
 var allParts = []string{partFleet, partCapacity, partObservation}
 
-func run(sizeList, partList string, reps int, out, assets string) error {
+func run(sizeList, profileList, partList string, reps int, out, assets string) error {
 	began := time.Now()
 	parts := map[string]bool{}
 	for _, p := range strings.Split(partList, ",") {
@@ -73,13 +77,16 @@ func run(sizeList, partList string, reps int, out, assets string) error {
 		}
 		parts[p] = true
 	}
-	var sizes []int
-	for _, s := range strings.Split(sizeList, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(strings.ReplaceAll(s, "_", "")))
-		if err != nil || n < 2 {
-			return fmt.Errorf("fleet size %q: want a number of at least 2", s)
-		}
-		sizes = append(sizes, n)
+	sizes, err := parseSizes(sizeList)
+	if err != nil {
+		return err
+	}
+	if parts[partFleet] && len(sizes) == 0 {
+		return errors.New("no fleet size given")
+	}
+	profiled, err := parseSizes(profileList)
+	if err != nil {
+		return err
 	}
 	if reps < 1 {
 		return errors.New("repetitions must be at least 1")
@@ -106,11 +113,21 @@ func run(sizeList, partList string, reps int, out, assets string) error {
 		return err
 	}
 	defer func() { _ = os.RemoveAll(tmp) }()
-	simBin, testBin := filepath.Join(tmp, "homelab-sim"), filepath.Join(tmp, "perf.test")
-	fmt.Println("benchmark: building homelab-sim and the benchmark")
+	simBin, testBin, managerBin := filepath.Join(tmp, "homelab-sim"), filepath.Join(tmp, "perf.test"), filepath.Join(tmp, "homelab-autoscaler")
+	fmt.Println("benchmark: building the manager (as a release does), homelab-sim and the benchmark")
+	release := command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", managerBin, "./cmd/homelab-autoscaler")
+	release.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if err := release.Run(); err != nil {
+		return fmt.Errorf("building the manager: %w", err)
+	}
 	if err := command("go", "build", "-o", simBin, "./cmd/homelab-sim").Run(); err != nil {
 		return fmt.Errorf("building homelab-sim: %w", err)
 	}
+	profileDir, err := filepath.Abs(filepath.Join(assets, "profiles"))
+	if err != nil {
+		return err
+	}
+	bins := benchBinaries{test: testBin, sim: simBin, manager: managerBin}
 	if err := command("go", "test", "-c", "-o", testBin, "./internal/testing/perf").Run(); err != nil {
 		return fmt.Errorf("building the benchmark: %w", err)
 	}
@@ -124,13 +141,18 @@ func run(sizeList, partList string, reps int, out, assets string) error {
 				continue
 			}
 			fmt.Printf("benchmark: %d machines\n", size)
-			res, err := runSize(testBin, simBin, tmp, size, reps)
+			dir := ""
+			if slices.Contains(profiled, size) {
+				dir = profileDir
+			}
+			res, err := runSize(bins, tmp, dir, size, reps)
 			if err != nil {
 				msg := fmt.Sprintf("%d machines failed: %v", size, err)
 				fmt.Println("benchmark:", msg)
 				rep.Skipped = append(rep.Skipped, msg)
 				continue
 			}
+			topConsumers(res, profileDir)
 			rep.Results = append(rep.Results, *res)
 			fmt.Printf("benchmark: %d machines done in %s\n", size, res.Took.Round(time.Second))
 		}
@@ -143,7 +165,7 @@ func run(sizeList, partList string, reps int, out, assets string) error {
 		pr := startPart()
 		res := &perf.Capacity{}
 		err := runBench(testBin, "BenchmarkCapacity", filepath.Join(tmp, "capacity.json"),
-			[]string{"BENCH_REPS=" + strconv.Itoa(reps), "BENCH_SIM=" + simBin}, res)
+			[]string{"BENCH_REPS=" + strconv.Itoa(reps), "BENCH_SIM=" + simBin, "BENCH_MANAGER=" + managerBin}, res)
 		rep.Capacity, rep.CapacityRun = nil, pr.done(err)
 		if err == nil {
 			rep.Capacity = res
@@ -159,7 +181,7 @@ func run(sizeList, partList string, reps int, out, assets string) error {
 		if avail := memAvailableMiB(); avail > 0 && float64(machines)*mibPerMachine+baseMiB > avail {
 			err = fmt.Errorf("%.0f MiB of memory available, about %.0f MiB needed for %d machines", avail, float64(machines)*mibPerMachine+baseMiB, machines)
 		} else {
-			err = runBench(testBin, "BenchmarkObservation", filepath.Join(tmp, "observation.json"), []string{"BENCH_SIM=" + simBin}, res)
+			err = runBench(testBin, "BenchmarkObservation", filepath.Join(tmp, "observation.json"), []string{"BENCH_SIM=" + simBin, "BENCH_MANAGER=" + managerBin}, res)
 		}
 		rep.Observation, rep.ObservationRun = nil, pr.done(err)
 		if err == nil {
@@ -222,12 +244,36 @@ func render(from, out, assets string) error {
 	return rep.write(out, assets)
 }
 
-// runSize runs the fleet benchmark at one size and reads its result.
-func runSize(testBin, simBin, tmp string, size, reps int) (*perf.Result, error) {
+// benchBinaries are the programs a benchmark runs: itself, homelab-sim and the manager.
+type benchBinaries struct{ test, sim, manager string }
+
+// runSize runs the fleet benchmark at one size and reads its result; profileDir, when not
+// empty, is where the manager's profiles go.
+func runSize(bins benchBinaries, tmp, profileDir string, size, reps int) (*perf.Result, error) {
 	res := &perf.Result{}
-	err := runBench(testBin, "BenchmarkFleet", filepath.Join(tmp, fmt.Sprintf("result-%d.json", size)),
-		[]string{"BENCH_SIZE=" + strconv.Itoa(size), "BENCH_REPS=" + strconv.Itoa(reps), "BENCH_SIM=" + simBin}, res)
+	env := []string{"BENCH_SIZE=" + strconv.Itoa(size), "BENCH_REPS=" + strconv.Itoa(reps), "BENCH_SIM=" + bins.sim, "BENCH_MANAGER=" + bins.manager}
+	if profileDir != "" {
+		env = append(env, "BENCH_PROFILE_DIR="+profileDir)
+	}
+	err := runBench(bins.test, "BenchmarkFleet", filepath.Join(tmp, fmt.Sprintf("result-%d.json", size)), env, res)
 	return res, err
+}
+
+// parseSizes reads a comma-separated list of fleet sizes ("" is none).
+func parseSizes(list string) ([]int, error) {
+	var sizes []int
+	for _, s := range strings.Split(list, ",") {
+		s = strings.TrimSpace(strings.ReplaceAll(s, "_", ""))
+		if s == "" {
+			continue
+		}
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 2 {
+			return nil, fmt.Errorf("fleet size %q: want a number of at least 2", s)
+		}
+		sizes = append(sizes, n)
+	}
+	return sizes, nil
 }
 
 // runBench runs one benchmark of the package in a process of its own, with env added to this

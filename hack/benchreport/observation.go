@@ -23,7 +23,7 @@ func (r *report) observationSection(p printer) {
 		interval = fmt.Sprintf("set to %s (the default is %s; see the scaled column)", dur(o.Interval), dur(infrav1.DefaultObserveInterval))
 	}
 	p("%d simulated machines with Redfish BMCs (homelab-sim, one process), %d of them powered on through", o.Machines, o.On)
-	p("IncreaseSize (calls of at most 50) and Ready, the others Off; the full manager in the benchmark's process as in")
+	p("IncreaseSize (calls of at most 50) and Ready, the others Off; the full manager as its own process, as in")
 	p("the fleet benchmark; the Group's `spec.repair.observeInterval` %s. Once every machine had settled", interval)
 	p("and the manager was quiet, the benchmark counted for %s: the requests the BMCs received (homelab-sim's", dur(o.Window))
 	p("count of every HTTP request to any BMC: service root, session login and logout, GETs, actions), the power reads")
@@ -82,7 +82,7 @@ func (r *report) observationSection(p printer) {
 	p("a second on average). Counted directly in the %s window instead: %.1f reads and %.1f BMC requests per machine per",
 		dur(o.Window), float64(reads)/float64(o.Machines)/windowHours, float64(o.BMCRequests)/float64(o.Machines)/windowHours)
 	p("hour. A Redfish read through the manager's driver is %.0f BMC requests (the driver's requests; homelab-sim", float64(o.BMCRequests)/float64(max(driver, 1)))
-	p("counts each). Process CPU is the benchmark's process, which is the manager plus the benchmark's idle watch.")
+	p("counts each). Process CPU is the manager process's alone (`/proc/PID/stat`).")
 	if len(o.Requests.Gets) > 0 {
 		var gets []string
 		for _, k := range sortedCounts(o.Requests.Gets) {

@@ -29,6 +29,9 @@ type report struct {
 	CapacityRun    *partRun          `json:"capacityRun,omitempty"`
 	Observation    *perf.Observation `json:"observation,omitempty"`
 	ObservationRun *partRun          `json:"observationRun,omitempty"`
+
+	// assetsRel is the assets folder relative to the report, for links.
+	assetsRel string
 }
 
 // Targets.
@@ -37,7 +40,8 @@ const (
 	writeP99Target    = 250.0 // ms
 	powerOnTarget     = 1.0   // s after IncreaseSize returned, N ≤ 100
 	observedP99Target = 5.0   // s, burst of 1000 spec changes
-	memoryTarget      = 200.0 // MiB at the largest fleet
+	memoryTarget      = 150.0 // MiB RSS of the manager process at 5,000 machines, at rest and at peak
+	writeTargetSize   = 5000  // machines, for the write and memory targets
 	writesPerMachine  = 3.0   // per machine per power transition
 )
 
@@ -71,6 +75,7 @@ func (r *report) write(out, assets string) error {
 			return err
 		}
 	}
+	r.assetsRel = rel
 	return os.WriteFile(out, []byte(r.markdown(rel)), 0o644) //nolint:gosec // a document
 }
 
@@ -168,7 +173,7 @@ func (r *report) targets(p printer) {
 		p("No results.")
 		return
 	}
-	at := fmt.Sprintf("at %d machines", big.Size)
+	at := fmt.Sprintf("at %s machines", thousands(big.Size))
 	if big.Size < 5000 {
 		at += " (the largest size measured; the target is set for 5,000)"
 	}
@@ -186,25 +191,7 @@ func (r *report) targets(p printer) {
 	p("| read RPC p99 < %.0f ms %s | %.1f ms (%s, the slowest) | %s | %s |", readP99Target, at, worst, worstCall, verdict(worst < readP99Target),
 		ifMiss(worst < readP99Target, "the slowest read answers with every member of the group: its cost grows with the fleet"))
 
-	var parts []string
-	writeOK := true
-	serial := true
-	for _, l := range uniqueWrites(big.Writes) {
-		ok := l.P99.Median < writeP99Target
-		writeOK = writeOK && ok
-		if !ok && l.Callers == 1 {
-			serial = false
-		}
-		parts = append(parts, fmt.Sprintf("%s×%d: %.0f", l.Call, l.Callers, l.P99.Median))
-	}
-	why := ""
-	if !writeOK {
-		why = "write calls on one group are serialized (the group's ledger, and a per-group lock inside a replica): with C callers a call waits for the C−1 before it, so p99 grows about linearly with C"
-		if !serial {
-			why = "even a single caller misses: one call reads the Group fresh, writes the ledger, writes each machine and waits for its cache; see the API writes per call"
-		}
-	}
-	p("| write RPC p99 < %.0f ms %s | %s ms | %s | %s |", writeP99Target, at, strings.Join(parts, ", "), verdict(writeOK), why)
+	r.writeTarget(p)
 
 	worstOn, worstN, onRes := math.Inf(-1), 0, perf.Result{}
 	for _, res := range r.Results {
@@ -234,7 +221,7 @@ func (r *report) targets(p printer) {
 		}
 	}
 	obsOK := worstObs < observedP99Target
-	why = ""
+	why := ""
 	if bu := obs.Burst; !obsOK && bu.WriteSeconds > 0 && bu.WriteP50Millis > 0 {
 		why = fmt.Sprintf("most of it is waiting in the machine controller's queue (its p99 lies in the %s s bucket): the changes arrived at %.0f/s, while %d workers that each make one status write "+
 			"per change, at the %.0f ms p50 a read and a write took meanwhile (the burst's own), handle on the order of %.0f/s",
@@ -247,10 +234,14 @@ func (r *report) targets(p printer) {
 	p("| spec → observedGeneration p99 < %.0f s in a burst of 1,000 changes | %.2f s at worst (%d machines) | %s | %s |", observedP99Target, worstObs, obs.Size,
 		verdict(obsOK), why)
 
-	mem := math.Max(big.PeakRSSMiB, big.Rest.RSSMiB)
-	memOK := mem < memoryTarget
-	p("| manager memory < %.0f MiB %s | %.0f MiB peak RSS of the benchmark process, load generator included (%.0f MiB at rest, Go heap %.0f MiB) | %s | %s |", memoryTarget, at, mem, big.Rest.RSSMiB, big.Rest.HeapMiB,
-		verdict(memOK), ifMiss(memOK, "the informer caches hold every machine, Secret and core Node of the namespace; see the resources table"))
+	tgt := r.atSize(writeTargetSize)
+	memAt := fmt.Sprintf("at %s machines", thousands(tgt.Size))
+	if tgt.Size != writeTargetSize {
+		memAt += fmt.Sprintf(" (the size nearest %s measured)", thousands(writeTargetSize))
+	}
+	memOK := tgt.Rest.RSSMiB < memoryTarget && tgt.PeakRSSMiB < memoryTarget
+	p("| manager memory < %.0f MiB RSS at rest and at peak, %s machines | %s: %.0f MiB RSS at rest, %.0f MiB peak (VmHWM) of the manager process alone; Go heap in use at rest %.0f MiB | %s | %s |",
+		memoryTarget, thousands(writeTargetSize), memAt, tgt.Rest.RSSMiB, tgt.PeakRSSMiB, tgt.Rest.HeapMiB, verdict(memOK), ifMiss(memOK, memoryWhy(tgt)))
 
 	worstW, wPhase, groupW := 0.0, "", 0.0
 	for _, res := range r.Results {
@@ -266,8 +257,82 @@ func (r *report) targets(p printer) {
 	}
 	wOK := worstW <= writesPerMachine
 	p("| ≤ %.0f API writes per machine per power transition | %.2f machine writes at worst (%s), plus %.2f Group writes per machine there; Events not counted | %s | %s |",
-		writesPerMachine, worstW, wPhase, groupW, verdict(wOK),
-		ifMiss(wOK, "each step of the lifecycle's state machine is its own status write, and the core Node sync writes the core Node; see the writes by resource below"))
+		writesPerMachine, worstW, wPhase, groupW, verdict(wOK), ifMiss(wOK, transitionWhy(r.Results, wPhase, worstW)))
+}
+
+// atSize is the result at size, else the one nearest it.
+func (r *report) atSize(size int) *perf.Result {
+	var best *perf.Result
+	for i := range r.Results {
+		d := func(res *perf.Result) int { return max(res.Size-size, size-res.Size) }
+		if best == nil || d(&r.Results[i]) < d(best) {
+			best = &r.Results[i]
+		}
+	}
+	return best
+}
+
+// writeTarget is the write RPCs' row: p99 at the most callers measured, at 5,000 machines,
+// for IncreaseSize and DeleteNodes; a miss says how p99 grew from one caller and what the
+// calls met (conflicts, writes).
+func (r *report) writeTarget(p printer) {
+	tgt := r.atSize(writeTargetSize)
+	top := 0
+	for _, l := range tgt.Writes {
+		top = max(top, l.Callers)
+	}
+	var parts, whys []string
+	ok := true
+	for _, call := range []string{"IncreaseSize", "DeleteNodes"} {
+		l, found := find(tgt.Writes, call, top)
+		if !found {
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s %.0f ms", call, l.P99.Median))
+		if l.P99.Median < writeP99Target {
+			continue
+		}
+		ok = false
+		why := fmt.Sprintf("%s: p99 %.0f ms with %d callers", call, l.P99.Median, top)
+		if one, found := find(tgt.Writes, call, 1); found && one.P99.Median > 0 {
+			why += fmt.Sprintf(", %.1f× its %.0f ms with one caller (p50 %.0f ms)", l.P99.Median/one.P99.Median, one.P99.Median, one.P50.Median)
+			if l.P99.Median/one.P99.Median > float64(top)/4 {
+				why += ", so the calls on one group wait for each other"
+			}
+		}
+		why += fmt.Sprintf("; %.2f conflicts and %.2f API writes per call over %d replica(s)", l.ConflictsPerCall.Median, l.APIWritesPerCall.Median, max(1, l.Replicas))
+		whys = append(whys, why)
+	}
+	p("| write RPC p99 < %.0f ms with 32 concurrent callers, %s machines | at %s machines, %s: %s | %s | %s |", writeP99Target, thousands(writeTargetSize),
+		thousands(tgt.Size), callersOf(top), strings.Join(parts, ", "), verdict(ok), strings.Join(whys, "; "))
+}
+
+// memoryWhy names what holds the memory: the heap profile's biggest consumers at rest when
+// there is one, else the split between the Go heap and the rest of the resident set.
+func memoryWhy(res *perf.Result) string {
+	why := fmt.Sprintf("of %.0f MiB resident at rest, %.0f MiB is Go heap in use", res.Rest.RSSMiB, res.Rest.HeapMiB)
+	for _, pr := range res.Profiles {
+		if pr.Kind == "heap" && pr.Phase == "rest" && len(pr.Top) > 0 {
+			var top []string
+			for _, c := range pr.Top {
+				top = append(top, fmt.Sprintf("`%s` %s (%.0f%%)", c.Func, c.Flat, c.Percent))
+			}
+			why += "; the heap profile at rest allocates most of it in " + strings.Join(top, ", ")
+		}
+	}
+	return why
+}
+
+// transitionWhy names the resources the worst transition wrote, per machine.
+func transitionWhy(results []perf.Result, phase string, perMachine float64) string {
+	for _, res := range results {
+		for _, q := range res.Requests {
+			if q.Machines > 0 && phase == fmt.Sprintf("%s at %d machines", q.Phase, res.Size) {
+				return fmt.Sprintf("%.2f machine writes per machine in %s: %s", perMachine, q.Phase, byResource(q))
+			}
+		}
+	}
+	return ""
 }
 
 func ifMiss(ok bool, why string) string {
@@ -280,31 +345,42 @@ func ifMiss(ok bool, why string) string {
 func (r *report) method(p printer) {
 	p("## How it is measured")
 	p("")
-	p("Each fleet size runs in a fresh control plane (etcd + kube-apiserver) with kwok, in two parts:")
+	p("Each fleet size runs in a fresh control plane (etcd + kube-apiserver) with kwok. The manager is the")
+	p("`homelab-autoscaler` binary built as a release builds it (`CGO_ENABLED=0 -trimpath -ldflags=\"-s -w\"`), run as a")
+	p("process of its own with the command's defaults (info-level logs included), watching one namespace, with a")
+	p("kubeconfig that points at a small reverse proxy in front of the kube-apiserver. Two parts:")
 	p("")
 	p("1. **Lifecycle**: `homelab-sim` (a separate process) plays the machines, each with a Redfish BMC on")
-	p("   loopback, and registers a machine's core Node %s after power-on (kwok keeps it Ready); the", r.bootDelay())
-	p("   manager runs in the benchmark's process, built by `app.New` as the manager command builds it (its")
-	p("   cache, the three controllers with the real power drivers, and the gRPC server), watching one")
-	p("   namespace, without a client-side rate limit, as the command does. IncreaseSize(+N) and")
-	p("   DeleteNodes are called over loopback gRPC; the times of the power-on commands are the BMCs' own")
-	p("   (`/debug/counters` history), Ready and Off are seen by a watch of the benchmark, outside the manager.")
+	p("   loopback, and registers a machine's core Node %s after power-on (kwok keeps it Ready); one manager", r.bootDelay())
+	p("   process runs everything the command runs (cache, the three controllers with the real power drivers,")
+	p("   the gRPC server). IncreaseSize(+N) and DeleteNodes are called over loopback gRPC; the times of the")
+	p("   power-on commands are the BMCs' own (`/debug/counters` history), Ready and Off are seen by a watch of")
+	p("   the benchmark, outside the manager.")
 	p("2. **RPCs**: a fleet whose status the benchmark wrote (half the machines on and Ready, half off, priced)")
-	p("   is served by a manager built the same way but without its controllers (`GRPCOnly`), so that every")
-	p("   call meets the same fleet. Reads are timed one after another on one connection (as")
-	p("   cluster-autoscaler's loop calls them), %d calls", readCallsOf(r))
-	p("   per repetition. Writes are timed under 1, 8 and 32 concurrent callers on one connection; each")
-	p("   IncreaseSize(+1) is undone (untimed) by DecreaseTargetSize(−1) and each DeleteNodes by a human")
-	p("   turning the machine back on, so the numbers for IncreaseSize include the undo's conflicts and writes.")
+	p("   is served by two manager processes started with `--leader-elect` while the benchmark holds the Lease:")
+	p("   both serve gRPC, neither runs the controllers (as replicas that are not leading), so every call meets")
+	p("   the same fleet. Reads are timed one after another on one connection to one replica (as")
+	p("   cluster-autoscaler's loop calls them), %d calls per repetition. Writes are timed with 1, 8 and 32", readCallsOf(r))
+	p("   concurrent callers, caller w on replica w mod 2, so the replicas' optimistic writes meet each other's.")
+	p("   They go in rounds: as many calls as callers at once (timed), then, untimed and counted apart, the undo")
+	p("   that puts the fleet back: IncreaseSize(+1) is undone by DecreaseTargetSize(−1); DecreaseTargetSize(−1)")
+	p("   is prepared by an IncreaseSize(+1) before it; DeleteNodes is undone by a human turning the machine back")
+	p("   on (the benchmark's own write, so the manager's writes during it are what the edit caused). A phase")
+	p("   ends when the replicas have sent nothing for 100 ms, so the Events a call records count with the call.")
 	p("")
-	p("API requests are counted by a `rest.Config.WrapTransport` around every client of the manager")
-	p("(LIST and WATCH are GETs of a collection, WATCH with `watch=true`); a no-op is an UPDATE or PATCH")
-	p("that the apiserver answered with the resourceVersion it was sent. CPU and memory are the benchmark")
-	p("process's (`getrusage`, `/proc/self/status` VmRSS and VmHWM, the Go heap in use): the manager plus a")
-	p("small load generator, while the control plane, kwok and `homelab-sim` are separate processes.")
-	p("Queue latency is controller-runtime's `workqueue_queue_duration_seconds`, p99 interpolated inside")
-	p("its buckets over the burst. Numbers from a machine shared with other work are noisy; compare")
-	p("medians, and read the min–max spread.")
+	p("API requests are counted by the proxy (LIST and WATCH are GETs of a collection, WATCH with `watch=true`);")
+	p("a no-op is an UPDATE or PATCH that the apiserver answered with the resourceVersion it was sent. Conflicts")
+	p("are the replicas' own `homelab_autoscaler_optimistic_conflicts_total`, scraped from `/metrics`. CPU and")
+	p("memory are the manager process's alone: user+system time from `/proc/PID/stat`, VmRSS and VmHWM (the")
+	p("resident high-water mark since it started: the peak) from `/proc/PID/status`, the Go heap in use from its")
+	p("`go_memstats_heap_inuse_bytes`. Queue latency is controller-runtime's `workqueue_queue_duration_seconds`,")
+	p("scraped, p99 interpolated inside its buckets over the burst. Profiles come from the manager's")
+	p("`--profiling-bind-address` (net/http/pprof). Numbers from a machine shared with other work are noisy;")
+	p("compare medians, and read the min–max spread.")
+	p("")
+	p("**How a cost grows** is read from two fleet sizes, normally 1,000 and 10,000 machines: with the value")
+	p("growing as size^k between them, k < %.1f is *flat* (at most ×%.1f over ten times the machines), k ≤ %.2f", flatExponent, math.Pow(10, flatExponent), linearExponent)
+	p("*linear* (at most ×%.0f), above it *worse* than linear. Values of zero at both sizes are flat.", math.Pow(10, linearExponent))
 	p("")
 }
 
@@ -352,25 +428,79 @@ func (r *report) readTable(p printer, assets string) {
 		p("%s", row)
 	}
 	p("")
+	var lines []string
+	for _, call := range r.callNames(func(res perf.Result) []perf.Latency { return res.Reads }) {
+		lines = append(lines, r.growth(call+" p99", "ms", func(res perf.Result) (float64, bool) {
+			l, ok := find(res.Reads, call, 0)
+			return l.P99.Median, ok
+		}))
+	}
+	r.growthList(p, lines)
 }
 
 func (r *report) writeTable(p printer, assets string) {
 	p("## Write RPCs")
 	p("")
-	p("p50 / p99 in milliseconds under concurrent callers on one connection; conflicts (409 answers the")
-	p("server's optimistic writes met) and API writes per call. Callers are capped at half the fleet, the")
-	p("machines there are to move.")
+	p("p50 / p99 in milliseconds of the calls alone under concurrent callers spread over the replicas;")
+	p("conflicts (409 answers the replicas' optimistic writes met) and API writes (successful writes of objects")
+	p("and Events) per call, during the calls and, apart, during the undo that put the fleet back. Callers are")
+	p("capped at half the fleet, the machines there are to move.")
 	p("")
 	p("![write RPC p99 by callers](%s/write-p99.svg)", assets)
 	p("")
-	p("| machines | call | callers | p50 | p99 | conflicts / call | API writes / call |")
-	p("|---:|---|---:|---:|---:|---:|---:|")
+	p("| machines | call | callers | replicas | p50 | p99 | conflicts / call | API writes / call | undo | undo: manager writes / call | undo: conflicts / call |")
+	p("|---:|---|---:|---:|---:|---:|---:|---:|---|---:|---:|")
 	for _, res := range r.Results {
 		for _, l := range uniqueWrites(res.Writes) {
-			p("| %d | %s | %d | %.1f | %s | %.2f | %.2f |", res.Size, l.Call, l.Callers, l.P50.Median, spread(l.P99, 1), l.ConflictsPerCall.Median, l.APIWritesPerCall.Median)
+			p("| %d | %s | %d | %d | %.1f | %s | %.2f | %.2f | %s | %.2f | %.2f |", res.Size, l.Call, l.Callers, max(1, l.Replicas), l.P50.Median, spread(l.P99, 1),
+				l.ConflictsPerCall.Median, l.APIWritesPerCall.Median, orDash(l.Undo), l.UndoWritesPerCall.Median, l.UndoConflictsPerCall.Median)
 		}
 	}
 	p("")
+	var lines []string
+	for _, k := range r.writeKeys() {
+		lines = append(lines, r.growth(fmt.Sprintf("%s p99 with %s", k.call, callersOf(k.callers)), "ms", func(res perf.Result) (float64, bool) {
+			l, ok := find(res.Writes, k.call, k.callers)
+			return l.P99.Median, ok
+		}))
+		lines = append(lines, r.growth(fmt.Sprintf("%s API writes per call with %s", k.call, callersOf(k.callers)), "", func(res perf.Result) (float64, bool) {
+			l, ok := find(res.Writes, k.call, k.callers)
+			return l.APIWritesPerCall.Median, ok
+		}))
+	}
+	r.growthList(p, lines)
+}
+
+func callersOf(n int) string {
+	if n == 1 {
+		return "1 caller"
+	}
+	return fmt.Sprintf("%d callers", n)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "–"
+	}
+	return s
+}
+
+type writeKey struct {
+	call    string
+	callers int
+}
+
+// writeKeys are the write table's calls and caller counts, in the order measured.
+func (r *report) writeKeys() []writeKey {
+	var keys []writeKey
+	for _, res := range r.Results {
+		for _, l := range uniqueWrites(res.Writes) {
+			if k := (writeKey{l.Call, l.Callers}); !slices.Contains(keys, k) {
+				keys = append(keys, k)
+			}
+		}
+	}
+	return keys
 }
 
 func (r *report) scaleUpTable(p printer, assets string) {
@@ -379,7 +509,7 @@ func (r *report) scaleUpTable(p printer, assets string) {
 	p("Seconds after IncreaseSize(+N) returned (negative: the BMC got the command before the call returned,")
 	p("which is allowed: the call waits for its cache to show the change). Ready includes the simulated boot")
 	p("delay of %s; the overhead column is Ready minus that delay. Off is counted from DeleteNodes", r.bootDelay())
-	p("returning (shutdown delay 1 s). CPU is the process's during the scale-up (100%% = one core).")
+	p("returning (shutdown delay 1 s). CPU and RSS are the manager process's during the scale-up (100%% = one core).")
 	p("")
 	p("![scale-up timing](%s/scale-up.svg)", assets)
 	p("")
@@ -418,6 +548,45 @@ func (r *report) requestTables(p printer) {
 		}
 	}
 	p("")
+	var phases []string
+	for _, res := range r.Results {
+		for _, q := range res.Requests {
+			if !slices.Contains(phases, q.Phase) {
+				phases = append(phases, q.Phase)
+			}
+		}
+	}
+	var lines []string
+	for _, phase := range phases {
+		of := func(res perf.Result) (perf.Requests, bool) {
+			for _, q := range res.Requests {
+				if q.Phase == phase {
+					return q, true
+				}
+			}
+			return perf.Requests{}, false
+		}
+		lines = append(lines, r.growth(phase+": all requests", "", func(res perf.Result) (float64, bool) {
+			q, ok := of(res)
+			return float64(total(q)), ok
+		}))
+		lines = append(lines, r.growth(phase+": machine writes per machine", "", func(res perf.Result) (float64, bool) {
+			q, ok := of(res)
+			if q.Machines == 0 {
+				return float64(q.MachineWrites()), ok
+			}
+			return float64(q.MachineWrites()) / float64(q.Machines), ok
+		}))
+	}
+	r.growthList(p, lines)
+}
+
+func total(q perf.Requests) int {
+	n := 0
+	for _, v := range q.ByVerb {
+		n += v
+	}
+	return n
 }
 
 func byResource(q perf.Requests) string {
@@ -466,16 +635,26 @@ func resourceName(r string) string {
 func (r *report) resourceTable(p printer) {
 	p("## Manager CPU and memory")
 	p("")
-	p("The benchmark process with the full manager: at rest (every machine Off and settled), and its")
-	p("peak resident set over the lifecycle part (adoption, scale-ups, the burst).")
+	p("The manager process alone, running everything the command runs: at rest (every machine Off and")
+	p("settled, %s), and its resident high-water mark (VmHWM) over the lifecycle part (start-up and", "10 s")
+	p("adoption, scale-ups, the burst). CPU is user+system time over wall time (100%% = one core), in the")
+	p("kernel's 10 ms ticks: over 10 s at rest, 0.1%% is the smallest step.")
 	p("")
-	p("| machines | CPU at rest | API requests at rest | RSS at rest (MiB) | Go heap at rest (MiB) | peak RSS (MiB) |")
+	p("| machines | CPU at rest | API requests at rest | RSS at rest (MiB) | Go heap in use at rest (MiB) | peak RSS (MiB) |")
 	p("|---:|---:|---:|---:|---:|---:|")
 	for _, res := range r.Results {
 		p("| %d | %.2f%% over %.0f s | %d | %.0f | %.0f | %.0f |", res.Size, res.Rest.CPUPercent, res.Rest.Seconds, res.Rest.Requests,
 			res.Rest.RSSMiB, res.Rest.HeapMiB, res.PeakRSSMiB)
 	}
 	p("")
+	r.growthList(p, []string{
+		r.growth("CPU at rest", "%", func(res perf.Result) (float64, bool) { return res.Rest.CPUPercent, true }),
+		r.growth("API requests at rest", "", func(res perf.Result) (float64, bool) { return float64(res.Rest.Requests), true }),
+		r.growth("RSS at rest", "MiB", func(res perf.Result) (float64, bool) { return res.Rest.RSSMiB, true }),
+		r.growth("Go heap in use at rest", "MiB", func(res perf.Result) (float64, bool) { return res.Rest.HeapMiB, true }),
+		r.growth("peak RSS", "MiB", func(res perf.Result) (float64, bool) { return res.PeakRSSMiB, true }),
+	})
+	r.profileSection(p)
 }
 
 func (r *report) burstTable(p printer, assets string) {

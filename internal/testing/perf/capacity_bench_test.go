@@ -109,7 +109,7 @@ func (r *run) capacityRun(kubeconfig, simBin, name string, policy infrav1.BootFa
 		b.Fatalf("%s: homelab-sim did not create %d machines within a minute", name, capMachines)
 	}
 	r.setPolicy(ns, name, policy)
-	m := r.startManager(ns, true)
+	m := r.startManager(ns, managerOptions{})
 	defer m.stop()
 	if !testenv.Poll(time.Minute, 50*time.Millisecond, func() bool { return t.settled(infrav1.ProgressOff) }) {
 		b.Fatalf("%s: the manager did not settle every machine as Off within a minute", name)

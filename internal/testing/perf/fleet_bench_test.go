@@ -27,11 +27,14 @@ const (
 	envReps      = "BENCH_REPS"       // repetitions of each measurement (default 3)
 	envSim       = "BENCH_SIM"        // the homelab-sim binary (default bin/homelab-sim)
 	envBootDelay = "BENCH_BOOT_DELAY" // the simulated machines' boot delay (default 2s)
+	// BENCH_MANAGER and BENCH_PROFILE_DIR: see manager_bench_test.go and profile_bench_test.go.
 )
 
 // BenchmarkFleet measures one fleet size and writes the Result to BENCH_OUT, which `make bench`
-// sets (`make bench-go` leaves this package out); it ignores b.N, since each measurement repeats
-// itself.
+// sets (`make bench-go` leaves this package out). It is a fixed-iteration harness: it ignores
+// b.N (each measurement repeats itself BENCH_REPS times), so the ns/op the test framework prints
+// is the whole run, fleet creation included, and means nothing per call. The figures are in the
+// Result: call latencies time the calls alone, never the undo that follows them.
 func BenchmarkFleet(b *testing.B) {
 	out := outPath(b)
 	ctrl.SetLogger(logr.Discard())
@@ -46,6 +49,7 @@ func BenchmarkFleet(b *testing.B) {
 	simBin := simBinary(b)
 	r.res = &perf.Result{Size: r.size, Repetitions: r.reps, BootDelay: r.boot}
 	r.notes = &r.res.Notes
+	r.profileDir = os.Getenv(envProfileDir)
 
 	kubeconfig := r.controlPlane()
 	r.lifecycle(kubeconfig, simBin)
@@ -131,6 +135,10 @@ type run struct {
 	// notes is where note records what was left out or went wrong: the Notes of the
 	// benchmark's result.
 	notes *[]string
+	// managerBin is the manager binary built for this run, when BENCH_MANAGER names none.
+	managerBin string
+	// profileDir is where the manager's profiles go ("" takes none).
+	profileDir string
 }
 
 // logf prints progress at once (b.Logf would hold it until the end).

@@ -32,6 +32,8 @@ const (
 	burstWriters = 16
 	// restWindow is how long the manager is watched at rest.
 	restWindow = 10 * time.Second
+	// burstProfileWindow is the CPU profile's window from the burst's start.
+	burstProfileWindow = 10 * time.Second
 	// callTimeout bounds each gRPC call, as the server's own default deadline does.
 	callTimeout = cloudprovider.DefaultCallTimeout
 )
@@ -58,7 +60,7 @@ func (r *run) lifecycle(kubeconfig, simBin string) {
 	r.logf("%d machines created in %s; starting the manager", r.size, time.Since(began).Round(time.Second))
 
 	began = time.Now()
-	m := r.startManager(ns, true)
+	m := r.startManager(ns, managerOptions{profile: r.profileDir != ""})
 	defer m.stop()
 	if !testenv.Poll(10*time.Minute, 200*time.Millisecond, func() bool { return t.settled(infrav1.ProgressOff) }) {
 		b.Fatal("the manager did not settle every machine as Off within 10 minutes")
@@ -69,9 +71,12 @@ func (r *run) lifecycle(kubeconfig, simBin string) {
 	r.logf("manager started and adopted every machine in %s (%d API requests); at rest for %s",
 		time.Since(began).Round(time.Second), total(startup), restWindow)
 
-	s := perf.Now()
+	s := m.sample()
+	cpu := r.profileCPU(m, "rest", restWindow)
 	time.Sleep(restWindow)
 	r.res.Rest = s.Since(m.requests.Total())
+	cpu()
+	r.profileHeap(m, "rest")
 	r.res.Requests = append(r.res.Requests, m.requests.Take("at rest", 0))
 	r.logf("at rest: CPU %.1f%%, RSS %.0f MiB, heap %.0f MiB", r.res.Rest.CPUPercent, r.res.Rest.RSSMiB, r.res.Rest.HeapMiB)
 
@@ -96,7 +101,7 @@ func (r *run) lifecycle(kubeconfig, simBin string) {
 		})
 	}
 	r.burst(m, t)
-	r.res.PeakRSSMiB = perf.Now().Since(0).PeakRSSMiB
+	r.res.PeakRSSMiB = m.sample().Since(0).PeakRSSMiB
 }
 
 // cycle is one scale-up and scale-down; times in seconds from the call's return, call in ms.
@@ -114,7 +119,7 @@ func (r *run) scaleCycle(m *manager, t *tracker, debug, ns, id string, n int, ke
 	var c cycle
 	quiet(m.requests, 500*time.Millisecond, 10*time.Second)
 	m.requests.Take("", 0)
-	s := perf.Now()
+	s := m.sample()
 	sent := time.Now()
 	ctx, cancel := ctxFor(callTimeout)
 	_, err := m.client.NodeGroupIncreaseSize(ctx, &pb.NodeGroupIncreaseSizeRequest{Id: id, Delta: int32(n)}) //nolint:gosec // n ≤ 100
@@ -247,7 +252,10 @@ func (r *run) burst(m *manager, t *tracker) {
 	names := t.names()
 	quiet(m.requests, 500*time.Millisecond, 10*time.Second)
 	m.requests.Take("", 0)
-	queues := queueHistograms()
+	queues := queueHistograms(m)
+	// The CPU profile covers the writes and the work they cause; the heap profile is taken
+	// when the writes are done and the controllers are busiest.
+	cpu := r.profileCPU(m, "burst", burstProfileWindow)
 	r.logf("burst of %d spec changes over %d machines from %d writers", burstChanges, len(names), burstWriters)
 	type write struct {
 		name      string
@@ -287,6 +295,7 @@ func (r *run) burst(m *manager, t *tracker) {
 	}
 	wg.Wait()
 	wrote := time.Since(began)
+	r.profileHeap(m, "burst")
 	testenv.Poll(2*time.Minute, 100*time.Millisecond, func() bool {
 		for _, w := range writes {
 			if _, ok := t.observedBy(w.name, w.gen); !ok && w.name != "" {
@@ -309,7 +318,8 @@ func (r *run) burst(m *manager, t *tracker) {
 		lat = append(lat, max(0, at.Sub(w.at)))
 	}
 	quiet(m.requests, time.Second, 30*time.Second)
-	after := queueHistograms()
+	cpu()
+	after := queueHistograms(m)
 	q := map[string]float64{}
 	for name, h := range after {
 		q[name] = perf.HistogramQuantile(0.99, queues[name], h)

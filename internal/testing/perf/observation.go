@@ -35,7 +35,7 @@ type Observation struct {
 	GapMedian float64 `json:"gapMedian"`
 	GapMin    float64 `json:"gapMin"`
 	GapMax    float64 `json:"gapMax"`
-	// Process is the benchmark process (the manager) over the window.
+	// Process is the manager process over the window.
 	Process Resources `json:"process"`
 	// Took is the wall time of the whole benchmark, fleet creation included.
 	Took time.Duration `json:"took"`

@@ -10,7 +10,6 @@ import (
 	"github.com/go-logr/logr"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
-	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/cloudprovider"
@@ -64,7 +63,7 @@ func BenchmarkObservation(b *testing.B) {
 	if !res.Default {
 		r.setObserveInterval(ns, res.Interval)
 	}
-	m := r.startManager(ns, true)
+	m := r.startManager(ns, managerOptions{})
 	defer m.stop()
 	if !testenv.Poll(10*time.Minute, 200*time.Millisecond, func() bool { return t.settled(infrav1.ProgressOff) }) {
 		b.Fatal("the manager did not settle every machine as Off within 10 minutes")
@@ -83,9 +82,9 @@ func BenchmarkObservation(b *testing.B) {
 
 	r.logf("settled: %d on, %d off; counting for %s with observeInterval %s", res.On, r.size-res.On, res.Window, res.Interval)
 	bmcBefore := bmcRequests(b, debug)
-	readsBefore := labelledCounter(observationsMetric, "source", "result")
+	readsBefore := m.metrics().ByLabels(observationsMetric, "source", "result")
 	m.requests.Take("", 0)
-	s := perf.Now()
+	s := m.sample()
 	from := time.Now()
 	time.Sleep(res.Window)
 	to := time.Now()
@@ -93,7 +92,7 @@ func BenchmarkObservation(b *testing.B) {
 	res.Process = s.Since(total(res.Requests))
 	res.BMCRequests = bmcRequests(b, debug) - bmcBefore
 	res.Reads = map[string]int{}
-	for k, v := range labelledCounter(observationsMetric, "source", "result") {
+	for k, v := range m.metrics().ByLabels(observationsMetric, "source", "result") {
 		if n := int(v - readsBefore[k]); n > 0 {
 			res.Reads[k] = n
 		}
@@ -173,36 +172,6 @@ func bmcRequests(b *testing.B, debug string) int {
 		n += m.Requests
 	}
 	return n
-}
-
-// labelledCounter reads a counter vector of controller-runtime's registry, by the values of
-// the labels named, joined by "/".
-func labelledCounter(name string, labels ...string) map[string]float64 {
-	out := map[string]float64{}
-	families, err := ctrlmetrics.Registry.Gather()
-	if err != nil {
-		return out
-	}
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			values := map[string]string{}
-			for _, l := range m.GetLabel() {
-				values[l.GetName()] = l.GetValue()
-			}
-			key := ""
-			for i, l := range labels {
-				if i > 0 {
-					key += "/"
-				}
-				key += values[l]
-			}
-			out[key] += m.GetCounter().GetValue()
-		}
-	}
-	return out
 }
 
 func envDuration(b *testing.B, name string) time.Duration {

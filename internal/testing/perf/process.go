@@ -2,42 +2,55 @@ package perf
 
 import (
 	"bufio"
+	"fmt"
 	"os"
-	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
-// Sample is this process's CPU time and memory at one moment. The benchmark runs the manager
-// in its own process (the control plane, kwok and the simulated homelab are separate
-// processes), so these are the manager's numbers plus the small load generator's.
+// heapMetric is the Go heap in use, as client_golang's Go collector exports it on /metrics.
+const heapMetric = "go_memstats_heap_inuse_bytes"
+
+// clockTicks is the unit of /proc/PID/stat's CPU times (USER_HZ, 100 on Linux).
+const clockTicks = 100
+
+// Sample is one process's CPU time and memory at one moment: the manager's, which the
+// benchmark runs as a process of its own (as are the control plane, kwok and homelab-sim), so
+// nothing of the load generator is in it.
 type Sample struct {
-	At      time.Time
-	CPU     time.Duration
+	At  time.Time
+	CPU time.Duration
+	// RSS is VmRSS; PeakRSS VmHWM, the resident high-water mark since the process started.
 	RSS     uint64
 	PeakRSS uint64
-	Heap    uint64
+	// Heap is the Go heap in use, from the process's own metrics.
+	Heap uint64
+
+	pid     int
+	metrics string
 }
 
-// Now samples the process.
-func Now() Sample {
-	s := Sample{At: time.Now()}
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err == nil {
-		s.CPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+// Observe samples process pid; metricsURL is its Prometheus endpoint ("" leaves Heap zero).
+func Observe(pid int, metricsURL string) Sample {
+	s := Sample{At: time.Now(), pid: pid, metrics: metricsURL}
+	s.CPU = cpuTime(pid)
+	s.RSS, s.PeakRSS = statusKiB(pid, "VmRSS")*1024, statusKiB(pid, "VmHWM")*1024
+	if metricsURL != "" {
+		if m, err := Scrape(metricsURL); err == nil {
+			s.Heap = uint64(m.Sum(heapMetric))
+		}
 	}
-	s.RSS, s.PeakRSS = statusKiB("VmRSS")*1024, statusKiB("VmHWM")*1024
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	s.Heap = ms.HeapInuse
 	return s
 }
 
-// Since is the window from s to now.
+// Since is the window from s to now, for the same process.
 func (s Sample) Since(requests int) Resources {
-	now := Now()
+	return s.Until(Observe(s.pid, s.metrics), requests)
+}
+
+// Until is the window from s to now, a later sample of the same process.
+func (s Sample) Until(now Sample, requests int) Resources {
 	wall := now.At.Sub(s.At)
 	const mib = 1 << 20
 	return Resources{
@@ -48,9 +61,29 @@ func (s Sample) Since(requests int) Resources {
 	}
 }
 
-// statusKiB reads a "Name:   123 kB" line of /proc/self/status.
-func statusKiB(name string) uint64 {
-	f, err := os.Open("/proc/self/status")
+// cpuTime is the user and system time of process pid (fields 14 and 15 of /proc/PID/stat).
+func cpuTime(pid int) time.Duration {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name (field 2) is in parentheses and may hold spaces: count after it.
+	i := strings.LastIndexByte(string(data), ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(data[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * time.Second / clockTicks
+}
+
+// statusKiB reads a "Name:   123 kB" line of /proc/PID/status.
+func statusKiB(pid int, name string) uint64 {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
 	}

@@ -17,11 +17,14 @@ type Result struct {
 	Writes   []Latency `json:"writes"`
 	ScaleUps []ScaleUp `json:"scaleUps"`
 	Rest     Resources `json:"rest"`
-	// PeakRSSMiB is the process's resident high-water mark at the end of the lifecycle part,
-	// where the full manager ran.
+	// PeakRSSMiB is the manager process's resident high-water mark (VmHWM) at the end of the
+	// lifecycle part: over its start-up, the scale-ups and the burst.
 	PeakRSSMiB float64    `json:"peakRssMiB"`
 	Burst      Burst      `json:"burst"`
 	Requests   []Requests `json:"requests"`
+	// Profiles are the manager's CPU and heap profiles, at rest and during the burst, taken at
+	// the sizes BENCH_PROFILE_SIZES names.
+	Profiles []Profile `json:"profiles,omitempty"`
 	// Notes says what was left out or capped at this size, and why.
 	Notes []string `json:"notes,omitempty"`
 }
@@ -51,10 +54,47 @@ type Latency struct {
 	Calls int    `json:"calls"`
 	P50   Spread `json:"p50"`
 	P99   Spread `json:"p99"`
-	// ConflictsPerCall is the 409 answers the server's writes met, per call (writes only).
+	// Replicas is how many manager processes served the calls, the callers spread over them
+	// (writes only).
+	Replicas int `json:"replicas,omitempty"`
+	// ConflictsPerCall is the 409 answers the replicas' optimistic writes met during the calls,
+	// per call (writes only; their homelab_autoscaler_optimistic_conflicts_total).
 	ConflictsPerCall Spread `json:"conflictsPerCall"`
-	// APIWritesPerCall is the write requests the server sent, per call (writes only).
+	// APIWritesPerCall is the successful write requests (objects and Events) the replicas sent
+	// during the calls, per call (writes only); the undo's are apart.
 	APIWritesPerCall Spread `json:"apiWritesPerCall"`
+	// Undo names what put the fleet back after each call, untimed, in a phase of its own;
+	// UndoWritesPerCall and UndoConflictsPerCall are the replicas' writes and conflicts during
+	// it, per call. A human edit is the benchmark's own write, not the manager's.
+	Undo                 string `json:"undo,omitempty"`
+	UndoWritesPerCall    Spread `json:"undoWritesPerCall"`
+	UndoConflictsPerCall Spread `json:"undoConflictsPerCall"`
+}
+
+// Profile is one pprof profile of the manager process, taken through its
+// --profiling-bind-address endpoint.
+type Profile struct {
+	// Kind is "cpu" or "heap"; Phase "rest" or "burst".
+	Kind  string `json:"kind"`
+	Phase string `json:"phase"`
+	// File is the profile's path relative to the report's assets folder ("" when it failed).
+	File string `json:"file,omitempty"`
+	// Seconds is the CPU profile's window.
+	Seconds float64 `json:"seconds,omitempty"`
+	// Top is the biggest consumers by flat value (CPU time; heap in use), which hack/benchreport
+	// reads from the file with go tool pprof.
+	Top []Consumer `json:"top,omitempty"`
+	// Failed says why the profile is missing.
+	Failed string `json:"failed,omitempty"`
+}
+
+// Consumer is one function's flat share of a profile.
+type Consumer struct {
+	Func string `json:"func"`
+	// Flat is its own value, as pprof prints it ("1.20s", "12.5MB"); Percent its share of the
+	// profile's total.
+	Flat    string  `json:"flat"`
+	Percent float64 `json:"percent"`
 }
 
 // ScaleUp is IncreaseSize(+N) on a fleet of simulated machines, timed from the moment the call
@@ -76,15 +116,16 @@ type ScaleUp struct {
 	During Resources `json:"during"`
 }
 
-// Resources is the process's CPU and memory over a window.
+// Resources is the manager process's CPU and memory over a window.
 type Resources struct {
 	Seconds float64 `json:"seconds"`
 	// CPUPercent is user+system CPU time over wall time (100 = one core).
 	CPUPercent float64 `json:"cpuPercent"`
-	// RSSMiB is the resident set at the end of the window; HeapMiB the Go heap in use.
+	// RSSMiB is the resident set (VmRSS) at the end of the window; HeapMiB the Go heap in use
+	// (go_memstats_heap_inuse_bytes).
 	RSSMiB  float64 `json:"rssMiB"`
 	HeapMiB float64 `json:"heapMiB"`
-	// PeakRSSMiB is the process's high-water mark so far.
+	// PeakRSSMiB is the process's resident high-water mark (VmHWM) since it started.
 	PeakRSSMiB float64 `json:"peakRssMiB"`
 	// Requests is the API requests the manager sent in the window.
 	Requests int `json:"requests"`

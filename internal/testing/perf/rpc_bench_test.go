@@ -31,36 +31,43 @@ const (
 // writeCallers are the concurrent callers of the write calls.
 var writeCallers = []int{1, 8, 32}
 
+// rpcReplicas is how many manager processes serve the RPC part: the write calls' callers are
+// spread over them, so that their optimistic writes meet each other's as replicas in a cluster do.
+const rpcReplicas = 2
+
 // rpcs measures every gRPC call against a fleet whose status the benchmark wrote (half the
-// machines on and Ready, half off), served by a manager that runs only the gRPC server: with the
-// lifecycle controller running, every IncreaseSize would boot a machine and the fleet would not
-// stay the same from one call to the next.
+// machines on and Ready, half off), served by two replicas of the manager, neither leading (the
+// benchmark holds the Lease), so that only their gRPC servers run: with the lifecycle controller
+// running, every IncreaseSize would boot a machine and the fleet would not stay the same from one
+// call to the next.
 func (r *run) rpcs() {
 	b := r.b
 	ns := r.namespace("rpc")
 	began := time.Now()
 	r.logf("creating a static fleet of %d machines", r.size)
 	machines := r.staticFleet(ns)
-	r.logf("fleet created in %s; starting a manager with only the gRPC server", time.Since(began).Round(time.Second))
-	m := r.startManager(ns, false)
+	r.logf("fleet created in %s; starting %d manager replicas, neither leading", time.Since(began).Round(time.Second), rpcReplicas)
+	m := r.startManager(ns, managerOptions{replicas: rpcReplicas, leaderless: true})
 	defer m.stop()
 	id := cloudprovider.GroupID(ns, rpcGroup)
 	on := int32((r.size + 1) / 2) //nolint:gosec // fleet sizes are small
-	if !testenv.Poll(5*time.Minute, 100*time.Millisecond, func() bool {
-		ctx, cancel := ctxFor(5 * time.Second)
-		defer cancel()
-		res, err := m.client.NodeGroupNodes(ctx, &pb.NodeGroupNodesRequest{Id: id})
-		return err == nil && len(res.GetInstances()) == int(on)
-	}) {
-		b.Fatal("the gRPC server's cache did not show the fleet within 5 minutes")
+	for _, rep := range m.replicas {
+		if !testenv.Poll(5*time.Minute, 100*time.Millisecond, func() bool {
+			ctx, cancel := ctxFor(5 * time.Second)
+			defer cancel()
+			res, err := rep.client.NodeGroupNodes(ctx, &pb.NodeGroupNodesRequest{Id: id})
+			return err == nil && len(res.GetInstances()) == int(on)
+		}) {
+			b.Fatal("a replica's cache did not show the fleet within 5 minutes")
+		}
 	}
 	time.Sleep(time.Second)
 	r.reads(m.client, id, machines)
 	r.writes(m, id, machines)
 }
 
-// staticFleet creates the group and its machines with their status, as the cloud-provider
-// benchmarks make theirs: even machines on and Ready, every fourth booted before, all priced.
+// staticFleet creates the group and its machines with their status, as the controllers would
+// have left them: even machines on and Ready, every fourth booted before, all priced.
 func (r *run) staticFleet(ns string) []*infrav1.Machine {
 	b := r.b
 	g := &infrav1.Group{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: rpcGroup}}
@@ -213,7 +220,7 @@ func (r *run) reads(c pb.CloudProviderClient, id string, machines []*infrav1.Mac
 	for _, call := range calls {
 		var p50, p99 []float64
 		for range r.reps {
-			lat := r.timed(1, readCalls, nil, call.call, nil)
+			lat := r.serial(readCalls, call.call)
 			p50, p99 = append(p50, perf.Percentile(lat, 0.5)), append(p99, perf.Percentile(lat, 0.99))
 		}
 		l := perf.Latency{Call: call.name, Callers: 1, Calls: readCalls, P50: perf.SpreadOf(p50), P99: perf.SpreadOf(p99)}
@@ -222,27 +229,35 @@ func (r *run) reads(c pb.CloudProviderClient, id string, machines []*infrav1.Mac
 	}
 }
 
-// writes times IncreaseSize and DeleteNodes under concurrent callers. Every operation is undone
-// (untimed) in the same goroutine, so the fleet stays the same: IncreaseSize(+1) by
-// DecreaseTargetSize(−1), which cancels the machine that has not registered, and DeleteNodes by a
-// human turning the machine back on.
+// writeOp is a write call and what puts the fleet back after it (or before it, first).
+type writeOp struct {
+	name, undo string
+	call, back step
+	backFirst  bool
+}
+
+// writes times IncreaseSize, DecreaseTargetSize and DeleteNodes under concurrent callers spread
+// over the replicas. The calls go in rounds: as many calls as callers, all at once, then (untimed,
+// in a phase of its own) as many undos, so the fleet stays the same and each phase's API writes
+// are its own: IncreaseSize(+1) is undone by DecreaseTargetSize(−1), which cancels the machine
+// that has not registered; DecreaseTargetSize is prepared by an IncreaseSize(+1) before it; and
+// DeleteNodes is undone by a human turning the machine back on.
 func (r *run) writes(m *manager, id string, machines []*infrav1.Machine) {
-	c := m.client
 	half := r.size / 2
-	increase := func(ctx context.Context, _ int) error {
+	increase := func(ctx context.Context, c pb.CloudProviderClient, _ int) error {
 		_, err := c.NodeGroupIncreaseSize(ctx, &pb.NodeGroupIncreaseSizeRequest{Id: id, Delta: 1})
 		return err
 	}
-	decrease := func(ctx context.Context, _ int) error {
+	decrease := func(ctx context.Context, c pb.CloudProviderClient, _ int) error {
 		_, err := c.NodeGroupDecreaseTargetSize(ctx, &pb.NodeGroupDecreaseTargetSizeRequest{Id: id, Delta: -1})
 		return err
 	}
 	running := func(i int) *infrav1.Machine { return machines[2*((i-1)%half)] }
-	del := func(ctx context.Context, i int) error {
+	del := func(ctx context.Context, c pb.CloudProviderClient, i int) error {
 		_, err := c.NodeGroupDeleteNodes(ctx, &pb.NodeGroupDeleteNodesRequest{Id: id, Nodes: []*pb.ExternalGrpcNode{caNode(running(i))}})
 		return err
 	}
-	restore := func(ctx context.Context, i int) error {
+	restore := func(ctx context.Context, _ pb.CloudProviderClient, i int) error {
 		key := &infrav1.Machine{ObjectMeta: metav1.ObjectMeta{Namespace: machines[0].Namespace, Name: running(i).Name}}
 		_, err := optimistic.Update(ctx, r.writer, key, func(n *infrav1.Machine) error {
 			n.Spec.Online = true
@@ -250,12 +265,10 @@ func (r *run) writes(m *manager, id string, machines []*infrav1.Machine) {
 		})
 		return err
 	}
-	ops := []struct {
-		name                string
-		before, call, after step
-	}{
-		{"IncreaseSize", nil, increase, decrease},
-		{"DeleteNodes", nil, del, restore},
+	ops := []writeOp{
+		{name: "IncreaseSize", undo: "DecreaseTargetSize(−1) after it", call: increase, back: decrease},
+		{name: "DecreaseTargetSize", undo: "IncreaseSize(+1) before it", call: decrease, back: increase, backFirst: true},
+		{name: "DeleteNodes", undo: "a human turning the machine back on (the benchmark's write, not the manager's)", call: del, back: restore},
 	}
 	for _, op := range ops {
 		measured := map[int]bool{}
@@ -271,65 +284,90 @@ func (r *run) writes(m *manager, id string, machines []*infrav1.Machine) {
 			}
 			measured[n] = true
 			calls := max(40, 3*n)
-			var p50, p99, conflicts, writes []float64
+			var p50, p99, conflicts, writes, undoConflicts, undoWrites []float64
 			for range r.reps {
-				before := m.conflicts()
-				m.requests.Take("", 0)
-				lat := r.timed(n, calls, op.before, op.call, op.after)
-				req := m.requests.Take("", 0)
+				var lat []time.Duration
+				var own, back phaseCost
+				for done := 0; done < calls; done += n {
+					k := min(n, calls-done)
+					if op.backFirst {
+						back.add(r.phase(m, k, done, op.back, nil))
+					}
+					own.add(r.phase(m, k, done, op.call, &lat))
+					if !op.backFirst {
+						back.add(r.phase(m, k, done, op.back, nil))
+					}
+				}
 				p50, p99 = append(p50, perf.Percentile(lat, 0.5)), append(p99, perf.Percentile(lat, 0.99))
-				conflicts = append(conflicts, (m.conflicts()-before)/float64(calls))
-				writes = append(writes, float64(req.ObjectWrites()+req.EventWrites())/float64(calls))
+				conflicts, writes = append(conflicts, own.conflicts/float64(calls)), append(writes, float64(own.writes)/float64(calls))
+				undoConflicts, undoWrites = append(undoConflicts, back.conflicts/float64(calls)), append(undoWrites, float64(back.writes)/float64(calls))
 			}
-			l := perf.Latency{Call: op.name, Callers: n, Calls: calls, P50: perf.SpreadOf(p50), P99: perf.SpreadOf(p99),
-				ConflictsPerCall: perf.SpreadOf(conflicts), APIWritesPerCall: perf.SpreadOf(writes)}
+			l := perf.Latency{Call: op.name, Callers: n, Calls: calls, Replicas: min(n, len(m.replicas)), P50: perf.SpreadOf(p50), P99: perf.SpreadOf(p99),
+				ConflictsPerCall: perf.SpreadOf(conflicts), APIWritesPerCall: perf.SpreadOf(writes),
+				Undo: op.undo, UndoWritesPerCall: perf.SpreadOf(undoWrites), UndoConflictsPerCall: perf.SpreadOf(undoConflicts)}
 			r.res.Writes = append(r.res.Writes, l)
-			r.logf("%-12s %2d callers: p50 %7.2f ms  p99 %7.2f ms  conflicts/call %.2f  API writes/call %.2f",
-				op.name, n, l.P50.Median, l.P99.Median, l.ConflictsPerCall.Median, l.APIWritesPerCall.Median)
+			r.logf("%-18s %2d callers on %d replicas: p50 %7.2f ms  p99 %7.2f ms  conflicts/call %.2f  API writes/call %.2f (undo: %.2f writes, %.2f conflicts)",
+				op.name, n, l.Replicas, l.P50.Median, l.P99.Median, l.ConflictsPerCall.Median, l.APIWritesPerCall.Median,
+				l.UndoWritesPerCall.Median, l.UndoConflictsPerCall.Median)
 		}
 	}
 }
 
-// step is one call of an operation; i numbers the operation from 1.
-type step func(ctx context.Context, i int) error
+// step is one call of an operation through client c; i numbers the operation from 1.
+type step func(ctx context.Context, c pb.CloudProviderClient, i int) error
 
-// timed runs calls operations from callers goroutines and returns the latencies of call alone;
-// before and after run untimed around it in the same goroutine.
-func (r *run) timed(callers, calls int, before, call, after step) []time.Duration {
-	var next atomic.Int64
-	lat := make([][]time.Duration, callers)
+// phaseCost is what the replicas sent during phases: successful writes (objects and Events) and
+// the conflicts their optimistic writes met.
+type phaseCost struct {
+	writes    int
+	conflicts float64
+}
+
+func (c *phaseCost) add(o phaseCost) {
+	c.writes, c.conflicts = c.writes+o.writes, c.conflicts+o.conflicts
+}
+
+// phase runs k operations at once, operation base+w+1 from caller w through replica w mod the
+// replicas, appends their latencies to lat (when not nil) and returns the replicas' writes and
+// conflicts from the start until they are quiet again (Events are recorded asynchronously).
+func (r *run) phase(m *manager, k, base int, s step, lat *[]time.Duration) phaseCost {
+	before := m.conflicts()
+	m.requests.Take("", 0)
+	took := make([]time.Duration, k)
 	var wg sync.WaitGroup
-	for w := range callers {
+	for w := range k {
 		wg.Go(func() {
-			for {
-				i := int(next.Add(1))
-				if i > calls {
-					return
-				}
-				ctx, cancel := ctxFor(10 * time.Second)
-				if before != nil {
-					if err := before(ctx, i); err != nil {
-						r.b.Errorf("before call %d: %v", i, err)
-					}
-				}
-				start := time.Now()
-				err := call(ctx, i)
-				lat[w] = append(lat[w], time.Since(start))
-				if err != nil {
-					r.b.Errorf("call %d: %v", i, err)
-				} else if after != nil {
-					if err := after(ctx, i); err != nil {
-						r.b.Errorf("undoing call %d: %v", i, err)
-					}
-				}
-				cancel()
+			ctx, cancel := ctxFor(10 * time.Second)
+			defer cancel()
+			start := time.Now()
+			err := s(ctx, m.replicas[w%len(m.replicas)].client, base+w+1)
+			took[w] = time.Since(start)
+			if err != nil {
+				r.b.Errorf("operation %d: %v", base+w+1, err)
 			}
 		})
 	}
 	wg.Wait()
-	var all []time.Duration
-	for _, l := range lat {
-		all = append(all, l...)
+	if lat != nil {
+		*lat = append(*lat, took...)
 	}
-	return all
+	quiet(m.requests, 100*time.Millisecond, 5*time.Second)
+	req := m.requests.Take("", 0)
+	return phaseCost{writes: req.ObjectWrites() + req.EventWrites(), conflicts: m.conflicts() - before}
+}
+
+// serial times calls calls one after another on the first replica.
+func (r *run) serial(calls int, call func(ctx context.Context, i int) error) []time.Duration {
+	lat := make([]time.Duration, 0, calls)
+	for i := 1; i <= calls; i++ {
+		ctx, cancel := ctxFor(10 * time.Second)
+		start := time.Now()
+		err := call(ctx, i)
+		lat = append(lat, time.Since(start))
+		cancel()
+		if err != nil {
+			r.b.Errorf("call %d: %v", i, err)
+		}
+	}
+	return lat
 }
