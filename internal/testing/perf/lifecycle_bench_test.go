@@ -12,7 +12,10 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	infrav1 "github.com/homelab-autoscaler/homelab-autoscaler/api/v1alpha1"
 	"github.com/homelab-autoscaler/homelab-autoscaler/internal/cloudprovider"
@@ -183,9 +186,12 @@ func (r *run) scaleCycle(m *manager, t *tracker, debug, ns, id string, n int, ke
 	return c
 }
 
-// powerOff calls DeleteNodes for the machines, with the nodes as cluster-autoscaler sends them
-// (the name and providerID homelab-sim registers).
+// powerOff calls DeleteNodes for the machines as cluster-autoscaler does: it taints their Nodes
+// ToBeDeletedByClusterAutoscaler first (with the benchmark's own client: cluster-autoscaler's
+// writes, not the manager's), then sends the nodes with the name and providerID homelab-sim
+// registers.
 func (r *run) powerOff(m *manager, ns, id string, names []string) {
+	r.taintForDeletion(names)
 	nodes := make([]*pb.ExternalGrpcNode, 0, len(names))
 	for _, name := range names {
 		nodes = append(nodes, &pb.ExternalGrpcNode{Name: name, ProviderID: "homelab://" + ns + "/" + name})
@@ -375,3 +381,34 @@ func (r *run) namespace(part string) string {
 }
 
 func (r *run) nsOf(part string) string { return "bench-" + part }
+
+// taintForDeletion puts cluster-autoscaler's NoSchedule taint for a scale-down on the Nodes, each
+// an optimistic write retried on conflict (the kubelet's heartbeats change the Node too).
+func (r *run) taintForDeletion(names []string) {
+	for _, name := range names {
+		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			ctx, cancel := ctxFor(callTimeout)
+			defer cancel()
+			core := &corev1.Node{}
+			if err := r.env.Client.Get(ctx, client.ObjectKey{Name: name}, core); err != nil {
+				return err
+			}
+			for _, t := range core.Spec.Taints {
+				if t.Key == taintToBeDeleted {
+					return nil
+				}
+			}
+			base := core.DeepCopy()
+			core.Spec.Taints = append(core.Spec.Taints, corev1.Taint{
+				Key: taintToBeDeleted, Value: strconv.FormatInt(time.Now().Unix(), 10), Effect: corev1.TaintEffectNoSchedule,
+			})
+			return r.env.Client.Patch(ctx, core, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
+		})
+		if err != nil && !apierrors.IsNotFound(err) {
+			r.note("tainting Node %s for deletion: %v", name, err)
+		}
+	}
+}
+
+// taintToBeDeleted is the taint cluster-autoscaler puts on a Node it scales down.
+const taintToBeDeleted = "ToBeDeletedByClusterAutoscaler"
