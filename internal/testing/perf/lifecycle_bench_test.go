@@ -63,7 +63,7 @@ func (r *run) lifecycle(kubeconfig, simBin string) {
 	r.logf("%d machines created in %s; starting the manager", r.size, time.Since(began).Round(time.Second))
 
 	began = time.Now()
-	m := r.startManager(ns, managerOptions{profile: r.profileDir != ""})
+	m := r.startManager(ns, managerOptions{profile: r.profileDir != "", unpaced: true})
 	defer m.stop()
 	if !testenv.Poll(10*time.Minute, 200*time.Millisecond, func() bool { return t.settled(infrav1.ProgressOff) }) {
 		b.Fatal("the manager did not settle every machine as Off within 10 minutes")

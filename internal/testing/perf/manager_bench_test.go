@@ -76,6 +76,10 @@ type managerOptions struct {
 	// profile serves pprof on a loopback port (--profiling-bind-address), when the binary has
 	// the flag.
 	profile bool
+	// unpaced turns the pacing of power-ons off (--power-on-rate=0): the default (ten at once,
+	// then five a second) spreads a hundred power-ons over about eighteen seconds on purpose, and
+	// would hide how fast the manager itself issues them.
+	unpaced bool
 }
 
 // startManager runs the manager binary on namespace until the benchmark ends (or stop), and
@@ -106,6 +110,9 @@ func (r *run) startManager(namespace string, o managerOptions) *manager {
 			"--shutdown-timeout", "10s"}
 		if o.leaderless {
 			args = append(args, "--leader-elect", "--leader-election-namespace", namespace)
+		}
+		if o.unpaced {
+			args = append(args, "--power-on-rate", "0")
 		}
 		if profiling {
 			rep.profiling = freeAddr(b)
