@@ -92,13 +92,16 @@ func (r *report) growth(what, unit string, of func(perf.Result) (float64, bool))
 }
 
 // growthList prints the sentences as a list under "How it grows".
-func (r *report) growthList(p printer, lines []string) {
-	if len(lines) == 0 {
+func (r *report) growthList(p printer, lines []string) { bullets(p, "How it grows:", lines) }
+
+// bullets prints items as a list under heading, nothing when there are none.
+func bullets(p printer, heading string, items []string) {
+	if len(items) == 0 {
 		return
 	}
-	p("How it grows:")
+	p("%s", heading)
 	p("")
-	for _, l := range lines {
+	for _, l := range items {
 		p("- %s", l)
 	}
 	p("")

@@ -693,18 +693,10 @@ func (r *report) notes(p printer) {
 	var lines []string
 	for _, res := range r.Results {
 		for _, n := range res.Notes {
-			lines = append(lines, fmt.Sprintf("- %d machines: %s", res.Size, n))
+			lines = append(lines, fmt.Sprintf("%d machines: %s", res.Size, n))
 		}
 	}
-	if len(lines) == 0 {
-		return
-	}
-	p("## Notes")
-	p("")
-	for _, l := range lines {
-		p("%s", l)
-	}
-	p("")
+	bullets(p, "## Notes", lines)
 }
 
 // Plots.
