@@ -33,9 +33,10 @@ type decideFunc func(ctx context.Context, v *view) ([]ledgerChange, error)
 //     cache shows them plus the changes still in flight, and append the decision to the ledger,
 //     written with the Group's resourceVersion as precondition; the calls on the group that
 //     arrive while a ledger write of it is in flight are decided in turn and recorded together by
-//     the next one (groupcommit.go). A concurrent decision (any replica) makes the write conflict, and the optimistic writer decides again on a fresh
-//     read of the newer ledger; so maxSize, minSize and all-or-nothing grants hold however many
-//     replicas serve, and no machine is chosen twice. A refusal writes nothing.
+//     the next one (groupcommit.go). A concurrent decision (any replica) makes the write
+//     conflict, and the optimistic writer decides again on a fresh read of the newer ledger; so
+//     maxSize, minSize and all-or-nothing grants hold however many replicas serve, and no
+//     machine is chosen twice. A refusal writes nothing.
 //  2. Apply: write each chosen machine's desired power state (and roll forward operations whose
 //     replica gave up before applying them). The machines are written only once the ledger
 //     holds the decision: a replica that dies in between leaves a recorded operation with a
