@@ -16,6 +16,9 @@ type Metrics struct {
 	Exhausted *prometheus.CounterVec
 	// Skipped counts writes not sent because the mutate function changed nothing.
 	Skipped *prometheus.CounterVec
+	// Immediate counts conflicts of status writes retried without a wait, because the status
+	// was as it had been (the conflicting write was to spec or metadata).
+	Immediate *prometheus.CounterVec
 }
 
 // NewMetrics creates an unregistered set of metrics.
@@ -39,12 +42,16 @@ func NewMetrics() *Metrics {
 			Name: "homelab_autoscaler_optimistic_skipped_total",
 			Help: "Optimistic writes not sent because they would have changed nothing.",
 		}, labels),
+		Immediate: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "homelab_autoscaler_optimistic_immediate_retries_total",
+			Help: "Status writes retried without waiting after a conflict, because the conflicting write changed only spec or metadata.",
+		}, labels),
 	}
 }
 
 // Collectors returns every metric, for registration.
 func (m *Metrics) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.Conflicts, m.Retries, m.Exhausted, m.Skipped}
+	return []prometheus.Collector{m.Conflicts, m.Retries, m.Exhausted, m.Skipped, m.Immediate}
 }
 
 // DefaultMetrics is registered with controller-runtime's metrics registry.

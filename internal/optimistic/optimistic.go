@@ -187,6 +187,27 @@ func run[T client.Object](ctx context.Context, w *Writer, obj T, mutate func(T) 
 		if res.Attempts >= w.backoff.Attempts {
 			return res, w.exhausted(resource, key, c.op, res, base.GetResourceVersion(), lastConflict)
 		}
+		if c.status {
+			// A status write conflicts with every write of the object, and most of them are to its
+			// spec or metadata (a human, cluster-autoscaler through the cloud provider) by writers
+			// that do not contend for the status: waiting would only let more of them in. The
+			// backoff is for writers of the same status; when the status is as it was, the write
+			// is decided again on the fresh copy at once.
+			next := blank(obj)
+			if err := w.reader.Get(ctx, key, next); err != nil {
+				return res, fmt.Errorf("%s %s %s: re-reading after a conflict: %w", c.op, resource, key, err)
+			}
+			same, err := sameStatus(base, next)
+			if err != nil {
+				return res, fmt.Errorf("%s %s %s: %w", c.op, resource, key, err)
+			}
+			if same {
+				w.metrics.Immediate.WithLabelValues(resource, c.op).Inc()
+				fresh = true
+				cur = next
+				continue
+			}
+		}
 		wait := w.backoff.jittered(w.backoff.Delay(res.Conflicts))
 		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < wait {
 			// The next attempt could not finish in time; give up now rather than at the deadline.
@@ -250,6 +271,19 @@ func changes(before, after client.Object, status bool) (bool, error) {
 		return statusChanged, nil
 	}
 	return restChanged, nil
+}
+
+// sameStatus reports whether two versions of an object carry the same status.
+func sameStatus(a, b client.Object) (bool, error) {
+	ua, err := runtime.DefaultUnstructuredConverter.ToUnstructured(a)
+	if err != nil {
+		return false, err
+	}
+	ub, err := runtime.DefaultUnstructuredConverter.ToUnstructured(b)
+	if err != nil {
+		return false, err
+	}
+	return equality.Semantic.DeepEqual(ua["status"], ub["status"]), nil
 }
 
 // blank returns a new empty object of obj's type to read into: decoding into a used object would

@@ -390,3 +390,69 @@ func TestMutateErrorAbortsWithoutWriting(t *testing.T) {
 		t.Fatalf("error = %v after %d patches", err, patches.Load())
 	}
 }
+
+// writeBefore answers the first status patch after writing the object through mutate first, so
+// that the patch meets a real conflict.
+func writeBefore(mutate func(*infrav1.Group)) client.Client {
+	var once sync.Once
+	return interceptor.NewClient(env.Client, interceptor.Funcs{
+		SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, p client.Patch, opts ...client.SubResourcePatchOption) error {
+			var err error
+			once.Do(func() {
+				g := &infrav1.Group{}
+				if err = env.Client.Get(ctx, client.ObjectKeyFromObject(obj), g); err != nil {
+					return
+				}
+				mutate(g)
+				if sub == "status" && g.Status.Ready != 0 {
+					err = env.Client.Status().Update(ctx, g)
+				} else {
+					err = env.Client.Update(ctx, g)
+				}
+			})
+			if err != nil {
+				return err
+			}
+			return c.SubResource(sub).Patch(ctx, obj, p, opts...)
+		},
+	})
+}
+
+// A status write that meets a spec write retries at once: the backoff spaces writers of the same
+// status, and a spec writer does not contend for it.
+func TestStatusWriteRetriesAtOnceAfterASpecWrite(t *testing.T) {
+	g := newGroup(t)
+	slow := optimistic.Backoff{Attempts: 3, Base: time.Hour, Cap: time.Hour, Factor: 1, Jitter: 0}
+	w, m := newWriter(t, writeBefore(func(g *infrav1.Group) { g.Spec.MinSize = 1 }), optimistic.WithBackoff(slow))
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	got := g.DeepCopy()
+	res, err := optimistic.UpdateStatus(ctx, w, got, func(g *infrav1.Group) error {
+		g.Status.ObservedGeneration = g.Generation
+		return nil
+	})
+	if err != nil || res.Conflicts != 1 || res.Attempts != 2 {
+		t.Fatalf("status write after a spec write: %+v, %v; want success on the second attempt, without waiting an hour", res, err)
+	}
+	if got.Status.ObservedGeneration != 2 {
+		t.Fatalf("observedGeneration %d, want 2: the retry decides on the fresh copy", got.Status.ObservedGeneration)
+	}
+	if v := testutil.ToFloat64(m.Immediate.WithLabelValues(groupsResource, optimistic.OpUpdateStatus)); v != 1 {
+		t.Fatalf("immediate retries metric = %v, want 1", v)
+	}
+
+	// Another writer of the status is waited for: here the wait is longer than the deadline, so
+	// the write gives up after the one conflict.
+	g = newGroup(t)
+	w, m = newWriter(t, writeBefore(func(g *infrav1.Group) { g.Status.Ready = 3 }), optimistic.WithBackoff(slow))
+	res, err = optimistic.UpdateStatus(ctx, w, g.DeepCopy(), func(g *infrav1.Group) error {
+		g.Status.Target = 4
+		return nil
+	})
+	if !optimistic.IsExhausted(err) || res.Attempts != 1 {
+		t.Fatalf("status write after a status write: %+v, %v; want a conflict error after the one attempt", res, err)
+	}
+	if v := testutil.ToFloat64(m.Immediate.WithLabelValues(groupsResource, optimistic.OpUpdateStatus)); v != 0 {
+		t.Fatalf("immediate retries metric = %v, want 0", v)
+	}
+}
