@@ -105,6 +105,11 @@ type Config struct {
 	Capacity corev1.ResourceList
 	// Labels are added to each Node and to the Group's template, as kubelet's --node-labels.
 	Labels map[string]string
+	// MachineLabels registers each Node with its Group's and Machine's labels too, besides the
+	// namespace opt-in, as a kubelet started with those --node-labels does (docs/machines.md):
+	// the manager then has nothing to write to the Node. Without them it adds the two labels,
+	// one write per registration.
+	MachineLabels bool
 
 	// WakeVia, when set, gives every machine a network card that wakes on a magic packet (its MAC
 	// is MAC(index); all listen on one UDP port of BMCAddress) and Machines whose power.start is
@@ -162,6 +167,7 @@ func DefaultConfig() Config {
 		Username:      "admin",
 		BootDelay:     5 * time.Second,
 		ShutdownDelay: 3 * time.Second,
+		MachineLabels: true,
 		StandbyWatts:  2.5,
 		IdleWatts:     45,
 		LoadedWatts:   120,

@@ -402,6 +402,9 @@ func (s *Sim) coreNode(m *Machine, want nodeState) *corev1.Node {
 	for k, v := range s.cfg.Labels {
 		labels[k] = v
 	}
+	if s.cfg.MachineLabels {
+		labels[infrav1.LabelGroup], labels[infrav1.LabelMachine] = s.cfg.Group, m.Name
+	}
 	annotations := map[string]string{KwokNodeAnnotation: "fake"}
 	var conditions []corev1.NodeCondition
 	switch {

@@ -49,6 +49,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.Var(quantityFlag{c.Capacity, corev1.ResourceMemory}, "memory", "Memory capacity of each machine.")
 	fs.Var(quantityFlag{c.Capacity, corev1.ResourcePods}, "pods", "Pod capacity of each machine.")
 	fs.Var((*labelsFlag)(&c.Labels), "labels", "Labels of each Node and of the Group's template, KEY=VALUE,... (repeatable).")
+	fs.BoolVar(&c.MachineLabels, "machine-labels", c.MachineLabels, "Register each Node with its Group's and Machine's labels (homelab-autoscaler.dev/group, /machine), as a kubelet given them in --node-labels does; false registers it with the namespace opt-in only, and the manager adds them (one Node write per registration).")
 	fs.Var((*indexesFlag)(&c.NeverBoot), "never-boot", "Indexes of machines that power on but never register a Node, I,J,... (repeatable).")
 	fs.Var((*faultsFlag)(&c.BMCErrors), "bmc-errors", "BMCs (or plugs) that answer errors (HTTP 500, IPMI node busy) for a while after the start, INDEX:DURATION,... (repeatable).")
 	for _, k := range []FaultKind{FaultHang, FaultLie, FaultGarbage} {

@@ -78,6 +78,9 @@ type machineDriver struct {
 	failWith map[string]error
 	// readSecret, when set, makes every call read the machine's credentials Secret first.
 	readSecret bool
+	// kubeletLabels registers Nodes as a kubelet given the machine's group and machine labels
+	// (--node-labels) and its providerID (--provider-id) does.
+	kubeletLabels bool
 }
 
 func newMachineDriver() *machineDriver {
@@ -133,6 +136,9 @@ func (d *machineDriver) Do(ctx context.Context, req power.Request) (power.Outcom
 		return power.Outcome{}, fail
 	}
 	if req.Action == power.ActionOn && !never {
+		if d.kubeletLabels {
+			return power.Outcome{Done: true}, registerLabelledCoreNode(ctx, n)
+		}
 		return power.Outcome{Done: true}, registerCoreNode(ctx, n.Namespace, n.KubernetesNodeNameOrDefault(), true)
 	}
 	if req.Action == power.ActionOff && !stuck {
@@ -158,6 +164,21 @@ func registerCoreNode(ctx context.Context, ns, name string, ready bool) error {
 		return err
 	}
 	return setCoreNodeReady(ctx, name, ready)
+}
+
+// registerLabelledCoreNode registers a machine's Node Ready with everything the manager would
+// otherwise write onto it: its group and machine labels and its providerID.
+func registerLabelledCoreNode(ctx context.Context, n *infrav1.Machine) error {
+	core := &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: n.KubernetesNodeNameOrDefault(), Labels: map[string]string{
+			infrav1.LabelNamespace: n.Namespace, infrav1.LabelGroup: n.Spec.Group, infrav1.LabelMachine: n.Name,
+		}},
+		Spec: corev1.NodeSpec{ProviderID: n.ProviderIDOrDefault()},
+	}
+	if err := env.Client.Create(ctx, core); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	return setCoreNodeReady(ctx, core.Name, true)
 }
 
 // setCoreNodeReady plays the kubelet's status update; like the kubelet it retries on conflict

@@ -80,7 +80,23 @@ func TestWritesPerTransition(t *testing.T) {
 			got.Status.Operation.Drain, got.Status.Operation.Attempt, drv.count("m1", power.ActionOff, 1))
 	}
 
-	for _, r := range []perf.Requests{up, down} {
+	// A Node whose kubelet registers it with the machine's labels and providerID needs no write:
+	// the scale-up is then the spec change and two status writes.
+	drv.set(func(d *machineDriver) { d.kubeletLabels = true })
+	settle(requests)
+	requests.Take("", 0)
+	setDesired(t, n, true)
+	waitProgress(t, n, infrav1.ProgressReady, 10*time.Second)
+	waitGroup(t, ns, "workers", func(st infrav1.GroupStatus) bool { return st.Target == 1 && st.Ready == 1 })
+	settle(requests)
+	labelled := requests.Take("scale-up +1, Node registered with its labels", 1)
+	t.Logf("scale-up, labelled Node: %d machine writes, %d Group writes, %d Event writes: %v",
+		labelled.MachineWrites(), labelled.GroupWrites(), labelled.EventWrites(), labelled.Writes)
+	if w := labelled.MachineWrites(); w != 2 || labelled.Writes["nodes"] != 0 {
+		t.Errorf("scale-up with a labelled Node: %d writes to the machine and its Node, want the 2 status writes: %v", w, labelled.Writes)
+	}
+
+	for _, r := range []perf.Requests{up, down, labelled} {
 		if w := r.MachineWrites(); w > maxWritesPerTransition {
 			t.Errorf("%s: %d writes to the machine and its Node, want at most %d: %v", r.Phase, w, maxWritesPerTransition, r.Writes)
 		}
