@@ -91,17 +91,57 @@ func (v *view) choosePowerOns(n int) ([]ledgerChange, error) {
 	return out, nil
 }
 
+// powerOnCandidates returns the members that may be powered on (off, not in flight, under the
+// daily cap) and how many in-flight-free members the cap passed over. When decisions share the
+// view's scan, the members are ranked once (rankPowerOn) and the candidates come in that order,
+// at least want of them unless fewer exist; otherwise they come unordered, all of them.
+func (v *view) powerOnCandidates(cy cycling, want int) (candidates []*infrav1.Machine, capped int) {
+	if !v.shared() {
+		var all []*infrav1.Machine
+		for _, m := range v.members() {
+			if powerOnCandidate(m) && !v.inFlight(m.Name) {
+				all = append(all, m)
+			}
+		}
+		return cy.filter(all)
+	}
+	type ranked struct{ ok, capped []*infrav1.Machine }
+	r, _ := v.derive("power-on-ranked", func() (any, error) {
+		var rk ranked
+		for _, m := range v.members() {
+			switch {
+			case !powerOnCandidate(m):
+			case cy.capped(m):
+				rk.capped = append(rk.capped, m)
+			default:
+				rk.ok = append(rk.ok, m)
+			}
+		}
+		rankPowerOn(rk.ok, v.group, cy)
+		return rk, nil
+	})
+	rk := r.(ranked)
+	for _, m := range rk.ok {
+		if !v.inFlight(m.Name) {
+			candidates = append(candidates, m)
+			if len(candidates) == want {
+				break
+			}
+		}
+	}
+	for _, m := range rk.capped {
+		if !v.inFlight(m.Name) {
+			capped++
+		}
+	}
+	return candidates, capped
+}
+
 // choosePowerOnsUpTo is choosePowerOns that takes as many as it can, with the error saying why
 // it took fewer than n.
 func (v *view) choosePowerOnsUpTo(n int) ([]ledgerChange, error) {
-	var all []*infrav1.Machine
-	for _, m := range v.members() {
-		if powerOnCandidate(m) && !v.inFlight(m.Name) {
-			all = append(all, m)
-		}
-	}
 	cy := cyclingOf(v.group, v.now)
-	candidates, capped := cy.filter(all)
+	candidates, capped := v.powerOnCandidates(cy, n)
 	var short error
 	if len(candidates) < n {
 		why := "the others are on, being deleted, or Failed"
@@ -111,9 +151,13 @@ func (v *view) choosePowerOnsUpTo(n int) ([]ledgerChange, error) {
 		short = fmt.Errorf("%d machines asked for, only %d can be powered on (%s)", n, len(candidates), why)
 		n = len(candidates)
 	}
+	chosen := candidates
+	if !v.shared() {
+		chosen = bestPowerOnN(candidates, n, v.group, cy)
+	}
 	out := make([]ledgerChange, 0, n)
 	var cooling []string
-	for _, m := range bestPowerOnN(candidates, n, v.group, cy) {
+	for _, m := range chosen[:n] {
 		if cy.coolingDown(m) {
 			cooling = append(cooling, m.Name)
 		}

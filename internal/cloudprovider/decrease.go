@@ -30,16 +30,30 @@ func (s *Server) NodeGroupDecreaseTargetSize(ctx context.Context, req *pb.NodeGr
 	ctx, cancel := s.writeContext(ctx)
 	defer cancel()
 	changes, err := s.transact(ctx, methodDecreaseTargetSize, key, func(ctx context.Context, v *view) ([]ledgerChange, error) {
+		// The members desired on that have not registered, derived once per batch; a machine not
+		// in flight is desired on exactly when its spec says so.
+		unregistered, err := v.derive("unregistered-on", func() (any, error) {
+			var out []*infrav1.Machine
+			for _, m := range v.members() {
+				if !m.Spec.Online || !m.DeletionTimestamp.IsZero() {
+					continue
+				}
+				reg, err := s.registered(ctx, m)
+				if err != nil {
+					return nil, err
+				}
+				if !reg {
+					out = append(out, m)
+				}
+			}
+			return out, nil
+		})
+		if err != nil {
+			return nil, err
+		}
 		var candidates []*infrav1.Machine
-		for _, m := range v.members() {
-			if !v.desiredOn(m) || v.inFlight(m.Name) || !m.DeletionTimestamp.IsZero() {
-				continue
-			}
-			reg, err := s.registered(ctx, m)
-			if err != nil {
-				return nil, err
-			}
-			if !reg {
+		for _, m := range unregistered.([]*infrav1.Machine) {
+			if !v.inFlight(m.Name) {
 				candidates = append(candidates, m)
 			}
 		}

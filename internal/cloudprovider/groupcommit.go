@@ -25,9 +25,10 @@ import (
 // those writes are totally ordered by their resourceVersion precondition. Made one per call, the
 // calls on one group wait for each other a whole API round trip each (a second one in the same
 // replica would only conflict), so with C concurrent callers a call waits for the C−1 before it.
-// Instead, the calls that arrive while a ledger write of their group is in flight wait for it to
-// end and are then decided together, in arrival order, and recorded by the next single ledger
-// write; each call then applies its own machine changes concurrently with the others (and with
+// Instead, the first call on an idle group waits a moment (Options.BatchWindow) for calls that
+// come with it, the calls that arrive while a ledger write of their group is in flight wait for
+// it to end, and each such set is decided together, in arrival order, and recorded by one ledger
+// write; the decisions of a set share one scan of the members (view.go); each call then applies its own machine changes concurrently with the others (and with
 // the next batch's ledger write: later decisions see unapplied changes in the ledger, exactly as
 // another replica's decisions do).
 //
@@ -100,6 +101,19 @@ func (s *Server) decideTogether(key types.NamespacedName, d *decision) {
 		}
 	} else {
 		q.writing = true
+		gc.mu.Unlock()
+		// Calls that come together (cluster-autoscaler deleting several nodes, one call each)
+		// arrive a few milliseconds apart: the first waits that long for them, so that they are
+		// decided in its batch rather than each waiting for its write and then their own.
+		if w := s.opts.BatchWindow; w > 0 {
+			t := time.NewTimer(w)
+			select {
+			case <-t.C:
+			case <-d.ctx.Done():
+				t.Stop()
+			}
+		}
+		gc.mu.Lock()
 		d.batch, q.waiting = q.waiting, nil
 		gc.mu.Unlock()
 	}
@@ -298,8 +312,10 @@ func (b *batch) mutate(g *infrav1.Group) error {
 	l.prunePowerOffs(pruning.observed)
 
 	var first *decision
+	sc := &scan{calls: len(b.calls)}
 	for _, d := range b.calls {
 		v := newView(g, s.fleet, now)
+		v.scan = sc
 		// Each call decides on its own copy of the holds (a decision may edit them in place),
 		// kept only if the call is not refused.
 		v.holds = slices.Clone(l.Holds)
