@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,6 +28,11 @@ const (
 	envReps      = "BENCH_REPS"       // repetitions of each measurement (default 3)
 	envSim       = "BENCH_SIM"        // the homelab-sim binary (default bin/homelab-sim)
 	envBootDelay = "BENCH_BOOT_DELAY" // the simulated machines' boot delay (default 2s)
+	// envFleetParts names the parts of BenchmarkFleet to run, comma-separated: lifecycle, rpcs
+	// (default both); a part left out is missing from the Result.
+	envFleetParts = "BENCH_FLEET_PARTS"
+	// envLogDir keeps the managers' logs there instead of in the benchmark's temporary folder.
+	envLogDir = "BENCH_LOG_DIR"
 	// BENCH_MANAGER and BENCH_PROFILE_DIR: see manager_bench_test.go and profile_bench_test.go.
 )
 
@@ -51,9 +57,23 @@ func BenchmarkFleet(b *testing.B) {
 	r.notes = &r.res.Notes
 	r.profileDir = os.Getenv(envProfileDir)
 
+	parts := map[string]bool{"lifecycle": true, "rpcs": true}
+	if v := os.Getenv(envFleetParts); v != "" {
+		parts = map[string]bool{}
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p != "lifecycle" && p != "rpcs" {
+				b.Fatalf("%s: unknown part %q (want lifecycle, rpcs)", envFleetParts, p)
+			}
+			parts[strings.TrimSpace(p)] = true
+		}
+	}
 	kubeconfig := r.controlPlane()
-	r.lifecycle(kubeconfig, simBin)
-	r.rpcs()
+	if parts["lifecycle"] {
+		r.lifecycle(kubeconfig, simBin)
+	}
+	if parts["rpcs"] {
+		r.rpcs()
+	}
 
 	r.res.Took = time.Since(r.start)
 	r.writeResult(out, r.res)

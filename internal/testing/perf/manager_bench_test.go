@@ -211,7 +211,11 @@ func hasFlag(bin, name string) bool {
 // folder (at info level, as users run it), whose end is printed when the benchmark fails.
 func (r *run) startManagerProcess(bin, name string, args []string) *exec.Cmd {
 	b := r.b
-	log := filepath.Join(b.TempDir(), name+".log")
+	dir := os.Getenv(envLogDir)
+	if dir == "" {
+		dir = b.TempDir()
+	}
+	log := filepath.Join(dir, name+".log")
 	f, err := os.Create(log) //nolint:gosec // a temporary file of the benchmark
 	if err != nil {
 		b.Fatal(err)

@@ -283,7 +283,7 @@ func (r *run) writes(m *manager, id string, machines []*infrav1.Machine) {
 				continue
 			}
 			measured[n] = true
-			calls := max(40, 3*n)
+			calls := max(40, 6*n)
 			var p50, p99, conflicts, writes, undoConflicts, undoWrites []float64
 			for range r.reps {
 				var lat []time.Duration
