@@ -248,11 +248,7 @@ func (w *Writer) resourceOf(obj client.Object) string {
 // changes reports whether mutate changed the part of the object the write carries, and refuses a
 // change to the part it does not carry.
 func changes(before, after client.Object, status bool) (bool, error) {
-	b, err := runtime.DefaultUnstructuredConverter.ToUnstructured(before)
-	if err != nil {
-		return false, err
-	}
-	a, err := runtime.DefaultUnstructuredConverter.ToUnstructured(after)
+	b, a, err := unstructuredPair(before, after)
 	if err != nil {
 		return false, err
 	}
@@ -275,15 +271,22 @@ func changes(before, after client.Object, status bool) (bool, error) {
 
 // sameStatus reports whether two versions of an object carry the same status.
 func sameStatus(a, b client.Object) (bool, error) {
-	ua, err := runtime.DefaultUnstructuredConverter.ToUnstructured(a)
-	if err != nil {
-		return false, err
-	}
-	ub, err := runtime.DefaultUnstructuredConverter.ToUnstructured(b)
+	ua, ub, err := unstructuredPair(a, b)
 	if err != nil {
 		return false, err
 	}
 	return equality.Semantic.DeepEqual(ua["status"], ub["status"]), nil
+}
+
+// unstructuredPair converts two objects to their unstructured form, to compare their parts.
+func unstructuredPair(a, b client.Object) (ua, ub map[string]any, err error) {
+	if ua, err = runtime.DefaultUnstructuredConverter.ToUnstructured(a); err != nil {
+		return nil, nil, err
+	}
+	if ub, err = runtime.DefaultUnstructuredConverter.ToUnstructured(b); err != nil {
+		return nil, nil, err
+	}
+	return ua, ub, nil
 }
 
 // blank returns a new empty object of obj's type to read into: decoding into a used object would
