@@ -267,6 +267,9 @@ func (r *Reconciler) write(ctx context.Context, s *scope, mutate func(*infrav1.M
 		}
 		return nil
 	})
+	if err == nil {
+		r.written.remember(n)
+	}
 	return err
 }
 
