@@ -27,6 +27,9 @@ func TestRestartWhileStartingUpResumesWithoutSecondCommand(t *testing.T) {
 		n.Spec.BootTimeout = &metav1.Duration{Duration: time.Minute}
 	})
 	waitProgress(t, n, infrav1.ProgressStartingUp, 10*time.Second)
+	// Restarted once the command went out: a stop between the attempt's record and its command
+	// (a busy machine makes that window long) leaves the attempt to its timeout, never resent.
+	testenv.Eventually(t, 10*time.Second, "the power-on command", func() bool { return drv.total("m1", power.ActionOn) == 1 })
 	first.stop()
 
 	startManager(t, ns, power.NewRegistry(drv))
@@ -57,7 +60,7 @@ func TestRestartWhileShuttingDownResumesWithoutSecondCommand(t *testing.T) {
 	setDesired(t, n, false)
 	testenv.Eventually(t, 10*time.Second, "the power-off command", func() bool {
 		op := get(t, n).Status.Operation
-		return op != nil && op.Action == infrav1.PowerActionOff && op.AttemptStartedAt != nil
+		return op != nil && op.Action == infrav1.PowerActionOff && op.AttemptStartedAt != nil && drv.total("m1", power.ActionOff) == 1
 	})
 	first.stop()
 
