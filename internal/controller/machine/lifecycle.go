@@ -267,9 +267,6 @@ func (r *Reconciler) write(ctx context.Context, s *scope, mutate func(*infrav1.M
 		}
 		return nil
 	})
-	if err == nil {
-		r.written.remember(n)
-	}
 	return err
 }
 

@@ -82,7 +82,6 @@ type Reconciler struct {
 	Now func() time.Time
 
 	seedOnce sync.Once
-	written  written
 }
 
 // Defaults for the zero fields of a Reconciler.
@@ -112,11 +111,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err := r.Client.Get(ctx, req.NamespacedName, n); err != nil {
 		if apierrors.IsNotFound(err) {
 			forgetWatts(req.Namespace, req.Name)
-			r.written.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	n = r.written.fresher(n)
 	if !n.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil
 	}
