@@ -104,7 +104,7 @@ func run(sizeList, profileList, partList string, reps int, out, assets string) e
 		}
 	}
 	if parts[partFleet] {
-		rep.Machine, rep.Started, rep.Reps, rep.Results, rep.Skipped = describeMachine(), began.UTC(), reps, nil, nil
+		rep.Machine, rep.Started, rep.Reps, rep.Results, rep.Skipped, rep.Notes = describeMachine(), began.UTC(), reps, nil, nil, nil
 		fmt.Printf("benchmark: sizes %v, %d repetitions, on %s\n", sizes, reps, rep.Machine.summary())
 	}
 

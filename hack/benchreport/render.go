@@ -22,6 +22,9 @@ type report struct {
 	Reps    int           `json:"repetitions"`
 	Results []perf.Result `json:"results"`
 	Skipped []string      `json:"skipped,omitempty"`
+	// Notes say what a reader of the figures must know about how this run was made (a size
+	// measured in a later run and added to the results, say).
+	Notes []string `json:"notes,omitempty"`
 
 	// Capacity and Observation are the benchmarks run once, not per fleet size, each with
 	// when and where it ran.
@@ -133,6 +136,10 @@ func (r *report) markdown(assets string) string {
 		p("**Not measured:** %s", s)
 		p("")
 	}
+	for _, s := range r.Notes {
+		p("**Note:** %s", s)
+		p("")
+	}
 	r.targets(p)
 	p("")
 	r.method(p)
@@ -230,12 +237,17 @@ func (r *report) targets(p printer) {
 			bu.QueueP99["machine"], bu.Changes/max(1, obs.Size), float64(bu.Changes)/bu.WriteSeconds, bu.WriteP50Millis, bu.WriteP99Millis,
 			bu.Requests.Conflicts, bu.Requests.MachineWrites()+bu.Requests.Conflicts)
 	} else if bu := obs.Burst; !obsOK && bu.WriteSeconds > 0 && bu.WriteP50Millis > 0 {
-		why = fmt.Sprintf("most of it is waiting in the machine controller's queue (its p99 lies in the %s s bucket): the changes arrived at %.0f/s, while %d workers that each make one status write "+
-			"per change, at the %.0f ms p50 a read and a write took meanwhile (the burst's own), handle on the order of %.0f/s",
-			decade(bu.QueueP99["machine"]), float64(bu.Changes)/bu.WriteSeconds, bu.Workers, bu.WriteP50Millis, float64(bu.Workers)*1000/bu.WriteP50Millis)
-		if bu.WriteConflicts > bu.Changes/10 {
-			why += fmt.Sprintf("; with %d changes per machine, spec writes and the controller's status writes of the same machine conflicted %d times",
-				bu.Changes/max(1, obs.Size), bu.WriteConflicts)
+		perMachine := bu.Changes / max(1, obs.Size)
+		capacity := float64(bu.Workers) * 1000 / bu.WriteP50Millis
+		why = fmt.Sprintf("most of it is waiting in the machine controller's queue (its p99 lies in the %s s bucket) while the changes arrived at %.0f/s", decade(bu.QueueP99["machine"]),
+			float64(bu.Changes)/bu.WriteSeconds)
+		if arrival := float64(bu.Changes) / bu.WriteSeconds; capacity < arrival {
+			why += fmt.Sprintf(", more than %d workers making one status write per change at the %.0f ms p50 a read and a write took meanwhile (the burst's own) handle, on the order of %.0f/s",
+				bu.Workers, bu.WriteP50Millis, capacity)
+		}
+		if perMachine > 1 {
+			why += fmt.Sprintf("; with %d changes per machine, a machine's changes wait for each other (one reconcile of a machine at a time), and %d of the manager's %d status writes "+
+				"met the machine's next change first (a conflict) and were read and written again", perMachine, bu.Requests.Conflicts, bu.Requests.MachineWrites()+bu.Requests.Conflicts)
 		}
 	}
 	p("| spec → observedGeneration p99 < %.0f s in a burst of 1,000 changes | %.2f s at worst (%d machines) | %s | %s |", observedP99Target, worstObs, obs.Size,

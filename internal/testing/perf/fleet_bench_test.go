@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -199,14 +200,29 @@ func quiet(c *perf.Counter, window, limit time.Duration) {
 // freeAddr returns a loopback address with a port that was free a moment ago.
 func freeAddr(b *testing.B) string {
 	b.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
+	issued.mu.Lock()
+	defer issued.mu.Unlock()
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		addr := l.Addr().String()
+		_ = l.Close()
+		// A port closed here may come back from the next Listen before its process binds
+		// it: never hand one out twice (a manager once got the same port for metrics and probes).
+		if !issued.addrs[addr] {
+			issued.addrs[addr] = true
+			return addr
+		}
 	}
-	addr := l.Addr().String()
-	_ = l.Close()
-	return addr
 }
+
+// issued is every address freeAddr handed out in this process.
+var issued = struct {
+	mu    sync.Mutex
+	addrs map[string]bool
+}{addrs: map[string]bool{}}
 
 // startProcess runs another program until the benchmark ends, its output kept for failures.
 func startProcess(b *testing.B, name string, args ...string) *exec.Cmd {
