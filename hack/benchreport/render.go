@@ -246,7 +246,7 @@ func (r *report) targets(p printer) {
 				bu.Workers, bu.WriteP50Millis, capacity)
 		}
 		if perMachine > 1 {
-			why += fmt.Sprintf("; with %d changes per machine, a machine's changes wait for each other (one reconcile of a machine at a time), and %d of the manager's %d status writes "+
+			why += fmt.Sprintf("; with %d changes per machine, a machine's changes wait for each other (one reconcile of a machine at a time), and %d of the manager's %d status write attempts "+
 				"met the machine's next change first (a conflict) and were read and written again", perMachine, bu.Requests.Conflicts, bu.Requests.MachineWrites()+bu.Requests.Conflicts)
 		}
 	}
