@@ -68,18 +68,6 @@ func recentPowerOns(m *infrav1.Machine, now time.Time) int {
 	return n
 }
 
-// filter keeps the machines under the daily cap and counts those it leaves out.
-func (c cycling) filter(ms []*infrav1.Machine) (ok []*infrav1.Machine, capped int) {
-	for _, m := range ms {
-		if c.capped(m) {
-			capped++
-			continue
-		}
-		ok = append(ok, m)
-	}
-	return ok, capped
-}
-
 // choosePowerOns picks n members to power on, best first (rankPowerOn), among those that are off,
 // not in flight and under the daily cap, or none and says why it cannot (all or nothing). The
 // cap and the minimum off time are reported (v.shaped) when they shape the choice.
@@ -92,44 +80,38 @@ func (v *view) choosePowerOns(n int) ([]ledgerChange, error) {
 }
 
 // powerOnCandidates returns the members that may be powered on (off, not in flight, under the
-// daily cap) and how many in-flight-free members the cap passed over. When decisions share the
-// view's scan, the members are ranked once (rankPowerOn) and the candidates come in that order,
-// at least want of them unless fewer exist; otherwise they come unordered, all of them.
+// daily cap) and how many in-flight-free members the cap passed over. The members are split once
+// per scan; when decisions share the scan they are also ranked once (rankPowerOn), and the
+// candidates then come in that order, at least want of them unless fewer exist; otherwise they
+// come unordered, all of them, for the caller to pick the best.
 func (v *view) powerOnCandidates(cy cycling, want int) (candidates []*infrav1.Machine, capped int) {
-	if !v.shared() {
-		var all []*infrav1.Machine
-		for _, m := range v.members() {
-			if powerOnCandidate(m) && !v.inFlight(m.Name) {
-				all = append(all, m)
-			}
-		}
-		return cy.filter(all)
-	}
-	type ranked struct{ ok, capped []*infrav1.Machine }
-	r, _ := v.derive("power-on-ranked", func() (any, error) {
-		var rk ranked
+	type split struct{ ok, capped []*infrav1.Machine }
+	r, _ := v.derive("power-on", func() (any, error) {
+		var sp split
 		for _, m := range v.members() {
 			switch {
 			case !powerOnCandidate(m):
 			case cy.capped(m):
-				rk.capped = append(rk.capped, m)
+				sp.capped = append(sp.capped, m)
 			default:
-				rk.ok = append(rk.ok, m)
+				sp.ok = append(sp.ok, m)
 			}
 		}
-		rankPowerOn(rk.ok, v.group, cy)
-		return rk, nil
+		if v.shared() {
+			rankPowerOn(sp.ok, v.group, cy)
+		}
+		return sp, nil
 	})
-	rk := r.(ranked)
-	for _, m := range rk.ok {
+	sp := r.(split)
+	for _, m := range sp.ok {
 		if !v.inFlight(m.Name) {
 			candidates = append(candidates, m)
-			if len(candidates) == want {
+			if v.shared() && len(candidates) == want {
 				break
 			}
 		}
 	}
-	for _, m := range rk.capped {
+	for _, m := range sp.capped {
 		if !v.inFlight(m.Name) {
 			capped++
 		}
