@@ -192,7 +192,8 @@ func run[T client.Object](ctx context.Context, w *Writer, obj T, mutate func(T) 
 			// spec or metadata (a human, cluster-autoscaler through the cloud provider) by writers
 			// that do not contend for the status: waiting would only let more of them in. The
 			// backoff is for writers of the same status; when the status is as it was, the write
-			// is decided again on the fresh copy at once.
+			// is decided again on the fresh copy at once. When it changed, this copy is dropped:
+			// after the wait the write is decided on a copy read then, not on one as old as the wait.
 			next := blank(obj)
 			if err := w.reader.Get(ctx, key, next); err != nil {
 				return res, fmt.Errorf("%s %s %s: re-reading after a conflict: %w", c.op, resource, key, err)
